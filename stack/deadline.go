@@ -1,0 +1,74 @@
+package stack
+
+import (
+	"sync"
+	"time"
+)
+
+// deadline is a net.Conn-style deadline: a channel that closes when the
+// deadline passes, replaced whenever the deadline moves. The zero value has
+// no deadline.
+type deadline struct {
+	mu    sync.Mutex
+	timer *time.Timer
+	ch    chan struct{} // closed when the deadline passes; nil means none set
+}
+
+// channel returns a channel that is closed once the current deadline has
+// passed; it never closes if no deadline is set.
+func (d *deadline) channel() <-chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ch == nil {
+		d.ch = make(chan struct{})
+	}
+	return d.ch
+}
+
+// set moves the deadline to t; the zero time removes it. Calls already
+// waiting see the new deadline only if it has already passed, as with
+// net.Conn: the common pattern sets a deadline before each call.
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+	// A channel that has fired cannot be reused; waiters on an unfired one
+	// keep it, so an extended deadline still applies to them.
+	select {
+	case <-d.ch:
+		d.ch = nil
+	default:
+	}
+	if d.ch == nil {
+		d.ch = make(chan struct{})
+	}
+	if t.IsZero() {
+		return
+	}
+	dur := time.Until(t)
+	if dur <= 0 {
+		close(d.ch)
+		return
+	}
+	ch := d.ch
+	d.timer = time.AfterFunc(dur, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.ch == ch {
+			close(ch)
+		}
+	})
+}
+
+// stop releases the timer, if any.
+func (d *deadline) stop() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil {
+		d.timer.Stop()
+		d.timer = nil
+	}
+}

@@ -1,0 +1,211 @@
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/network/arp"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+)
+
+// LinkEndpoint is the link a host sends and receives frames on: a port of a
+// Wire, or a TAP device from package tap. It is gVisor's link endpoint
+// interface; callers outside stack/ and tap/ only pass values of it along.
+type LinkEndpoint = gstack.LinkEndpoint
+
+// BufferRange is a TCP socket buffer size range in bytes, like Linux's
+// net.ipv4.tcp_rmem and tcp_wmem: a socket starts at Default and the stack
+// may auto-tune it between Min and Max.
+type BufferRange struct {
+	Min, Default, Max int
+}
+
+// Default buffer ranges. gVisor's own defaults (1 MiB default, 4 MiB max)
+// cap a single connection well below what the virtual wire can carry at a
+// 65,000-byte MTU; these let the window open to a few bandwidth-delay
+// products of an in-memory link while staying modest per connection.
+var (
+	DefaultSendBuffer    = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
+	DefaultReceiveBuffer = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
+)
+
+// HostConfig describes one host: its link, addresses, routes and what to
+// tell an observer.
+type HostConfig struct {
+	// Name labels the host in events ("client", "server").
+	Name string
+	// Link is the host's only network interface. The host owns it from
+	// NewHost on and closes it on Close.
+	Link LinkEndpoint
+	// Addrs are the interface's addresses with their prefixes; each prefix
+	// becomes an on-link route.
+	Addrs []netip.Prefix
+	// Gateway, if valid, is the default route's next hop for its family.
+	Gateway netip.Addr
+	// SendBuffer and ReceiveBuffer override the TCP buffer ranges; zero
+	// values mean DefaultSendBuffer and DefaultReceiveBuffer.
+	SendBuffer, ReceiveBuffer BufferRange
+	// MinRTO, if set, lowers TCP's minimum retransmission timeout from
+	// netstack's 200ms (Linux's too). On an in-memory wire whose round
+	// trip is microseconds, a few milliseconds lets loss tests finish
+	// without changing what the stack does, only how long it waits.
+	MinRTO time.Duration
+	// Observer, if set, receives an Event for every socket call.
+	Observer Observer
+	// Gate, if set, runs before every socket call (step mode).
+	Gate Gate
+	// Capture, if set, records every frame of the link both ways as pcap
+	// and, when Capture.Segments is set, as segment events.
+	Capture *CaptureConfig
+}
+
+// Host is a TCP/IP stack owned by this program: one gVisor netstack with
+// IPv4, IPv6, ARP, NDP and TCP (SACK on), one network interface, and
+// traced BSD-style sockets (see Socket).
+type Host struct {
+	name    string
+	s       *gstack.Stack
+	nic     tcpip.NICID
+	obs     Observer
+	gateFn  Gate
+	link    LinkEndpoint // as given, beneath any capture
+	capture *captureEndpoint
+
+	nextID atomic.Int64 // socket numbers, like file descriptors, for traces
+
+	closeOnce sync.Once
+}
+
+const nicID tcpip.NICID = 1
+
+// NewHost builds a netstack on cfg.Link and configures its addresses and
+// routes. The returned host must be closed.
+func NewHost(cfg HostConfig) (*Host, error) {
+	if cfg.Link == nil {
+		return nil, errors.New("stack: host needs a link")
+	}
+	if len(cfg.Addrs) == 0 {
+		return nil, errors.New("stack: host needs at least one address")
+	}
+	s := gstack.New(gstack.Options{
+		NetworkProtocols: []gstack.NetworkProtocolFactory{
+			ipv4.NewProtocol,
+			// DAD is off: addresses on the virtual wire and on a TAP the
+			// user configured are known to be unique, and a tentative
+			// address would make the first connect of a run fail.
+			ipv6.NewProtocolWithOptions(ipv6.Options{}),
+			arp.NewProtocol,
+		},
+		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocol},
+	})
+	h := &Host{name: cfg.Name, s: s, nic: nicID, obs: cfg.Observer, gateFn: cfg.Gate, link: cfg.Link}
+	if err := h.configure(cfg); err != nil {
+		s.Destroy()
+		cfg.Link.Close()
+		return nil, err
+	}
+	return h, nil
+}
+
+func (h *Host) configure(cfg HostConfig) error {
+	send, recv := cfg.SendBuffer, cfg.ReceiveBuffer
+	if send == (BufferRange{}) {
+		send = DefaultSendBuffer
+	}
+	if recv == (BufferRange{}) {
+		recv = DefaultReceiveBuffer
+	}
+	sack := tcpip.TCPSACKEnabled(true)
+	moderate := tcpip.TCPModerateReceiveBufferOption(true)
+	sendOpt := tcpip.TCPSendBufferSizeRangeOption{Min: send.Min, Default: send.Default, Max: send.Max}
+	recvOpt := tcpip.TCPReceiveBufferSizeRangeOption{Min: recv.Min, Default: recv.Default, Max: recv.Max}
+	opts := []tcpip.SettableTransportProtocolOption{&sack, &moderate, &sendOpt, &recvOpt}
+	if cfg.MinRTO > 0 {
+		minRTO := tcpip.TCPMinRTOOption(cfg.MinRTO)
+		opts = append(opts, &minRTO)
+	}
+	for _, opt := range opts {
+		if err := h.s.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
+			return fmt.Errorf("stack: setting TCP option %T: %s", opt, err)
+		}
+	}
+
+	link := cfg.Link
+	if cfg.Capture != nil {
+		c, err := newCaptureEndpoint(link, h, *cfg.Capture)
+		if err != nil {
+			return err
+		}
+		h.capture = c
+		link = c
+	}
+	if err := h.s.CreateNICWithOptions(h.nic, link, gstack.NICOptions{Name: cfg.Name}); err != nil {
+		return fmt.Errorf("stack: creating interface: %s", err)
+	}
+
+	var routes []tcpip.Route
+	for _, p := range cfg.Addrs {
+		if !p.IsValid() || p.Addr().Zone() != "" {
+			return fmt.Errorf("stack: invalid address %v", p)
+		}
+		a := p.Addr().Unmap()
+		pa := tcpip.ProtocolAddress{
+			Protocol: protoOf(a),
+			AddressWithPrefix: tcpip.AddressWithPrefix{
+				Address:   toTCPIP(a),
+				PrefixLen: p.Bits(),
+			},
+		}
+		if err := h.s.AddProtocolAddress(h.nic, pa, gstack.AddressProperties{}); err != nil {
+			return fmt.Errorf("stack: adding address %v: %s", p, err)
+		}
+		routes = append(routes, tcpip.Route{Destination: pa.AddressWithPrefix.Subnet(), NIC: h.nic})
+	}
+	if cfg.Gateway.IsValid() {
+		gw := cfg.Gateway.Unmap()
+		var dest tcpip.Subnet
+		if gw.Is4() {
+			dest = header4Any
+		} else {
+			dest = header6Any
+		}
+		routes = append(routes, tcpip.Route{Destination: dest, Gateway: toTCPIP(gw), NIC: h.nic})
+	}
+	h.s.SetRouteTable(routes)
+	return nil
+}
+
+// Name returns the name the host was configured with.
+func (h *Host) Name() string { return h.name }
+
+// Close aborts every connection, stops all of the host's goroutines and
+// closes its link. It is safe to call more than once.
+func (h *Host) Close() error {
+	h.closeOnce.Do(func() {
+		// Destroy aborts endpoints, stops the protocol goroutines and
+		// removes the NIC, which closes the link endpoint and waits for it.
+		h.s.Destroy()
+		// The link's own goroutines can finish only now that the stack
+		// has released its locks (see Port.Wait).
+		if cw, ok := h.link.(interface{ waitClosed() }); ok {
+			cw.waitClosed()
+		}
+	})
+	if h.capture != nil {
+		return h.capture.closeErr()
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the host's counters.
+func (h *Host) Stats() Stats {
+	return statsOf(h.s)
+}

@@ -1,0 +1,549 @@
+package stack
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+// Socket is a TCP socket on a Host's netstack, with the BSD calls the 2005
+// article makes inside the kernel: Socket (sock_create), Bind, Listen,
+// Accept, Connect, Send (sock_sendmsg), Recv (sock_recvmsg), Shutdown and
+// Close (sock_release). Each call emits one Event to the host's observer.
+//
+// A connected Socket is a net.Conn, with deadlines, so bufio, crypto/tls and
+// io.Copy run on it unchanged. It is safe for one reader and one writer to
+// use it concurrently; Close may be called from any goroutine and wakes
+// every blocked call.
+type Socket struct {
+	h      *Host
+	id     int
+	label  string
+	family tcpip.NetworkProtocolNumber
+	ep     tcpip.Endpoint
+	wq     *waiter.Queue
+
+	rd, wd deadline
+
+	readMu sync.Mutex // serialises Recv: bytes of one Read must be contiguous
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by Close; wakes every waiter
+}
+
+var (
+	_ net.Conn     = (*Socket)(nil)
+	_ net.Listener = (*Listener)(nil)
+)
+
+// Socket creates a TCP socket for network "tcp4" or "tcp6", like
+// socket(PF_INET, SOCK_STREAM, IPPROTO_TCP). The label names the socket's
+// role in events (e.g. "control", "data").
+func (h *Host) Socket(ctx context.Context, network, label string) (*Socket, error) {
+	var family tcpip.NetworkProtocolNumber
+	switch network {
+	case "tcp4":
+		family = ipv4.ProtocolNumber
+	case "tcp6":
+		family = ipv6Proto
+	default:
+		return nil, fmt.Errorf("stack: socket: unsupported network %q (want tcp4 or tcp6)", network)
+	}
+	s := &Socket{h: h, label: label, family: family, done: make(chan struct{})}
+	s.id = int(h.nextID.Add(1)) + 2 // 0, 1 and 2 are stdin, stdout, stderr
+	c := s.begin(OpSocket)
+	if err := h.gate(ctx, c); err != nil {
+		return nil, err
+	}
+	s.wq = new(waiter.Queue)
+	ep, terr := h.s.NewEndpoint(tcp.ProtocolNumber, family, s.wq)
+	if terr != nil {
+		err := sysErr("socket", terr)
+		s.end(c, 0, err)
+		return nil, err
+	}
+	s.ep = ep
+	s.end(c, 0, nil)
+	return s, nil
+}
+
+// ID returns the socket's number on its host, as events show it.
+func (s *Socket) ID() int { return s.id }
+
+// Label returns the socket's role label.
+func (s *Socket) Label() string { return s.label }
+
+// Bind gives the socket a local address, like bind(2). A zero port lets the
+// stack choose one; an unspecified address binds all of the host's.
+func (s *Socket) Bind(ctx context.Context, addr netip.AddrPort) error {
+	c := s.begin(OpBind)
+	if err := s.h.gate(ctx, c); err != nil {
+		return err
+	}
+	var err error
+	if terr := s.ep.Bind(toFull(addr)); terr != nil {
+		err = s.opError("bind", tcpAddr(addr), sysErr("bind", terr))
+	}
+	s.end(c, 0, err)
+	return err
+}
+
+// Listen marks the socket as accepting connections, with at most backlog
+// completed connections waiting for Accept, like listen(2). The returned
+// Listener is the same socket seen as a net.Listener.
+func (s *Socket) Listen(ctx context.Context, backlog int) (*Listener, error) {
+	c := s.begin(OpListen)
+	if err := s.h.gate(ctx, c); err != nil {
+		return nil, err
+	}
+	var err error
+	if terr := s.ep.Listen(backlog); terr != nil {
+		err = s.opError("listen", s.localAddr(), sysErr("listen", terr))
+	}
+	s.end(c, 0, err)
+	if err != nil {
+		return nil, err
+	}
+	return &Listener{s: s}, nil
+}
+
+// Accept waits for a connection on a listening socket and returns it as a
+// new Socket carrying the same label, like accept(2). It returns when a
+// connection arrives, ctx is done, the deadline passes or s is closed.
+func (s *Socket) Accept(ctx context.Context) (*Socket, error) {
+	c := s.begin(OpAccept)
+	if err := s.h.gate(ctx, c); err != nil {
+		return nil, err
+	}
+	ns, err := s.accept(ctx)
+	if ns != nil {
+		c.NewSocket = ns.id
+		c.Remote = addrString(ns.remoteAddrPort())
+		s.endWith(c, 0, nil, ns)
+		return ns, nil
+	}
+	s.end(c, 0, err)
+	return nil, err
+}
+
+func (s *Socket) accept(ctx context.Context) (*Socket, error) {
+	var entry waiter.Entry
+	var notify chan struct{}
+	for {
+		ep, wq, terr := s.ep.Accept(nil)
+		if terr == nil {
+			ns := &Socket{h: s.h, label: s.label, family: s.family, ep: ep, wq: wq, done: make(chan struct{})}
+			ns.id = int(s.h.nextID.Add(1)) + 2
+			return ns, nil
+		}
+		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
+			return nil, s.opError("accept", s.localAddr(), sysErr("accept", terr))
+		}
+		if notify == nil {
+			// Register, then try once more before sleeping: a connection
+			// that completed in between would otherwise go unnoticed.
+			entry, notify = waiter.NewChannelEntry(waiter.ReadableEvents)
+			s.wq.EventRegister(&entry)
+			defer s.wq.EventUnregister(&entry)
+			continue
+		}
+		if err := s.wait(ctx, notify, s.rd.channel()); err != nil {
+			return nil, s.opError("accept", s.localAddr(), err)
+		}
+	}
+}
+
+// Connect opens a connection to addr, like connect(2): it sends the SYN and
+// waits for the handshake to complete, ctx to be done, the write deadline
+// to pass, or s to be closed. A refused connection fails with an error for
+// which errors.Is(err, syscall.ECONNREFUSED) holds.
+func (s *Socket) Connect(ctx context.Context, addr netip.AddrPort) error {
+	c := s.begin(OpConnect)
+	c.Remote = addrString(addr)
+	if err := s.h.gate(ctx, c); err != nil {
+		return err
+	}
+	err := s.connect(ctx, addr)
+	s.end(c, 0, err)
+	return err
+}
+
+func (s *Socket) connect(ctx context.Context, addr netip.AddrPort) error {
+	// Register before Connect: the handshake may complete (or be refused)
+	// before Connect returns, and the notification must not be lost.
+	entry, notify := waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventHUp | waiter.EventErr)
+	s.wq.EventRegister(&entry)
+	defer s.wq.EventUnregister(&entry)
+
+	terr := s.ep.Connect(toFull(addr))
+	if _, ok := terr.(*tcpip.ErrConnectStarted); ok {
+		if err := s.wait(ctx, notify, s.wd.channel()); err != nil {
+			// An abandoned handshake must not linger: reset it so the
+			// peer and the port are freed now, as close(2) would.
+			s.ep.Abort()
+			return s.opError("dial", tcpAddr(addr), err)
+		}
+		terr = s.ep.LastError()
+	}
+	if terr != nil {
+		return s.opError("dial", tcpAddr(addr), sysErr("connect", terr))
+	}
+	return nil
+}
+
+// Send queues all of b for sending, waiting for room in the send buffer as
+// often as needed, as the article's send_sync_buf loops over sock_sendmsg.
+// It returns early only on error, ctx done, the write deadline or Close.
+func (s *Socket) Send(ctx context.Context, b []byte) (int, error) {
+	c := s.begin(OpSend)
+	if err := s.h.gate(ctx, c); err != nil {
+		return 0, err
+	}
+	n, err := s.send(ctx, b)
+	s.end(c, n, err)
+	return n, err
+}
+
+func (s *Socket) send(ctx context.Context, b []byte) (int, error) {
+	var (
+		r      bytes.Reader
+		n      int
+		entry  waiter.Entry
+		notify chan struct{}
+	)
+	for n < len(b) {
+		select {
+		case <-s.done:
+			return n, s.opError("write", s.remoteAddr(), ErrClosed)
+		default:
+		}
+		r.Reset(b[n:])
+		m, terr := s.ep.Write(&r, tcpip.WriteOptions{})
+		n += int(m)
+		switch terr.(type) {
+		case nil:
+			continue
+		case *tcpip.ErrWouldBlock:
+		default:
+			return n, s.opError("write", s.remoteAddr(), sysErr("write", terr))
+		}
+		if notify == nil {
+			entry, notify = waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventHUp | waiter.EventErr)
+			s.wq.EventRegister(&entry)
+			defer s.wq.EventUnregister(&entry)
+			continue
+		}
+		if err := s.wait(ctx, notify, s.wd.channel()); err != nil {
+			return n, s.opError("write", s.remoteAddr(), err)
+		}
+	}
+	return n, nil
+}
+
+// Recv copies received bytes into b, waiting until at least one is
+// available, like recv(2). It returns io.EOF once the peer's FIN has been
+// read, and returns early on ctx done, the read deadline or Close.
+func (s *Socket) Recv(ctx context.Context, b []byte) (int, error) {
+	c := s.begin(OpRecv)
+	if err := s.h.gate(ctx, c); err != nil {
+		return 0, err
+	}
+	n, err := s.recv(ctx, b)
+	s.end(c, n, err)
+	return n, err
+}
+
+func (s *Socket) recv(ctx context.Context, b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	s.readMu.Lock()
+	defer s.readMu.Unlock()
+	var (
+		entry  waiter.Entry
+		notify chan struct{}
+	)
+	for {
+		select {
+		case <-s.done:
+			return 0, s.opError("read", s.remoteAddr(), ErrClosed)
+		default:
+		}
+		w := tcpip.SliceWriter(b)
+		res, terr := s.ep.Read(&w, tcpip.ReadOptions{})
+		switch terr.(type) {
+		case nil:
+			if res.Count > 0 {
+				// Let the stack grow the receive window to match how fast
+				// the application actually reads.
+				s.ep.ModerateRecvBuf(res.Count)
+			}
+			return res.Count, nil
+		case *tcpip.ErrClosedForReceive:
+			return 0, io.EOF
+		case *tcpip.ErrWouldBlock:
+		default:
+			return 0, s.opError("read", s.remoteAddr(), sysErr("read", terr))
+		}
+		if notify == nil {
+			entry, notify = waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventHUp | waiter.EventErr)
+			s.wq.EventRegister(&entry)
+			defer s.wq.EventUnregister(&entry)
+			continue
+		}
+		if err := s.wait(ctx, notify, s.rd.channel()); err != nil {
+			return 0, s.opError("read", s.remoteAddr(), err)
+		}
+	}
+}
+
+// Shutdown closes one or both directions of the connection, like
+// shutdown(2): how is syscall.SHUT_RD, SHUT_WR or SHUT_RDWR. Shutting down
+// writes sends a FIN once the queued data has gone.
+func (s *Socket) Shutdown(how int) error {
+	c := s.begin(OpShutdown)
+	if err := s.h.gate(context.Background(), c); err != nil {
+		return err
+	}
+	var flags tcpip.ShutdownFlags
+	switch how {
+	case syscall.SHUT_RD:
+		flags = tcpip.ShutdownRead
+	case syscall.SHUT_WR:
+		flags = tcpip.ShutdownWrite
+	case syscall.SHUT_RDWR:
+		flags = tcpip.ShutdownRead | tcpip.ShutdownWrite
+	default:
+		err := s.opError("shutdown", s.remoteAddr(), syscall.EINVAL)
+		s.end(c, 0, err)
+		return err
+	}
+	var err error
+	if terr := s.ep.Shutdown(flags); terr != nil {
+		err = s.opError("shutdown", s.remoteAddr(), sysErr("shutdown", terr))
+	}
+	s.end(c, 0, err)
+	return err
+}
+
+// CloseWrite shuts down the sending side (a FIN), as *net.TCPConn's does.
+func (s *Socket) CloseWrite() error { return s.Shutdown(syscall.SHUT_WR) }
+
+// CloseRead shuts down the receiving side, as *net.TCPConn's does.
+func (s *Socket) CloseRead() error { return s.Shutdown(syscall.SHUT_RD) }
+
+// Close releases the socket, like close(2): unsent data is still sent and
+// the connection closes with a FIN. Every call blocked on s returns
+// net.ErrClosed. Closing twice returns net.ErrClosed.
+func (s *Socket) Close() error {
+	err := ErrClosed
+	s.closeOnce.Do(func() {
+		err = nil
+		c := s.begin(OpClose)
+		// Close is not gated: step mode's "q" must still be able to
+		// release every socket.
+		close(s.done)
+		s.ep.Close()
+		s.rd.stop()
+		s.wd.stop()
+		s.end(c, 0, nil)
+	})
+	return err
+}
+
+// Abort resets the connection (RST) and releases the socket.
+func (s *Socket) Abort() {
+	s.closeOnce.Do(func() {
+		c := s.begin(OpClose)
+		close(s.done)
+		s.ep.Abort()
+		s.ep.Close()
+		s.rd.stop()
+		s.wd.stop()
+		s.end(c, 0, nil)
+	})
+}
+
+// State returns the socket's TCP state by its RFC 793 name.
+func (s *Socket) State() string { return stateName(s.ep.State()) }
+
+// wait blocks until notify fires, ctx is done, the deadline channel closes
+// or the socket is closed.
+func (s *Socket) wait(ctx context.Context, notify <-chan struct{}, deadline <-chan struct{}) error {
+	select {
+	case <-notify:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-deadline:
+		return errTimeout
+	case <-s.done:
+		return ErrClosed
+	}
+}
+
+// Read implements net.Conn with Recv.
+func (s *Socket) Read(b []byte) (int, error) { return s.Recv(context.Background(), b) }
+
+// Write implements net.Conn with Send.
+func (s *Socket) Write(b []byte) (int, error) { return s.Send(context.Background(), b) }
+
+// LocalAddr implements net.Conn: getsockname(2).
+func (s *Socket) LocalAddr() net.Addr {
+	c := s.begin(OpGetsockname)
+	a := s.localAddr()
+	s.end(c, 0, nil)
+	return a
+}
+
+// RemoteAddr implements net.Conn: getpeername(2).
+func (s *Socket) RemoteAddr() net.Addr {
+	c := s.begin(OpGetpeername)
+	a := s.remoteAddr()
+	s.end(c, 0, nil)
+	return a
+}
+
+// LocalAddrPort is LocalAddr as a netip.AddrPort, traced the same way.
+func (s *Socket) LocalAddrPort() netip.AddrPort {
+	c := s.begin(OpGetsockname)
+	ap := s.localAddrPort()
+	s.end(c, 0, nil)
+	return ap
+}
+
+// SetDeadline implements net.Conn.
+func (s *Socket) SetDeadline(t time.Time) error {
+	s.rd.set(t)
+	s.wd.set(t)
+	return nil
+}
+
+// SetReadDeadline implements net.Conn; it also bounds Accept.
+func (s *Socket) SetReadDeadline(t time.Time) error { s.rd.set(t); return nil }
+
+// SetWriteDeadline implements net.Conn; it also bounds Connect.
+func (s *Socket) SetWriteDeadline(t time.Time) error { s.wd.set(t); return nil }
+
+// localAddrPort and remoteAddrPort read the addresses without tracing, for
+// use inside other calls' events and errors.
+func (s *Socket) localAddrPort() netip.AddrPort {
+	a, err := s.ep.GetLocalAddress()
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return fromFull(a)
+}
+
+func (s *Socket) remoteAddrPort() netip.AddrPort {
+	a, err := s.ep.GetRemoteAddress()
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return fromFull(a)
+}
+
+func (s *Socket) localAddr() net.Addr  { return tcpAddr(s.localAddrPort()) }
+func (s *Socket) remoteAddr() net.Addr { return tcpAddr(s.remoteAddrPort()) }
+
+func (s *Socket) opError(op string, addr net.Addr, err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return err
+	}
+	return &net.OpError{Op: op, Net: "tcp", Source: s.localAddr(), Addr: addr, Err: err}
+}
+
+// pendingCall is a call in flight: its description and start time.
+type pendingCall struct {
+	Call
+	start time.Time
+}
+
+// begin describes a call about to run. Its state and addresses are read
+// only when someone is watching.
+func (s *Socket) begin(op Op) *pendingCall {
+	names := calls[op]
+	kernel := names.kernel
+	if s.family == ipv6Proto && names.kernel6 != "" {
+		kernel = names.kernel6
+	}
+	article := names.article
+	if op == OpSocket && s.family == ipv6Proto {
+		article = "sock_create(PF_INET6, SOCK_STREAM, IPPROTO_TCP)"
+	}
+	c := &pendingCall{
+		Call: Call{
+			Socket:   s.id,
+			Label:    s.label,
+			Op:       op,
+			Article:  article,
+			Kernel:   kernel,
+			Netstack: names.netstack,
+		},
+	}
+	if s.h.obs == nil && s.h.gateFn == nil {
+		return c
+	}
+	if s.ep != nil {
+		c.StateBefore = stateName(s.ep.State())
+		c.Local = addrString(s.localAddrPort())
+		if c.Remote == "" {
+			c.Remote = addrString(s.remoteAddrPort())
+		}
+	}
+	c.start = time.Now()
+	return c
+}
+
+func (s *Socket) end(c *pendingCall, n int, err error) { s.endWith(c, n, err, nil) }
+
+// endWith completes c and emits its event. For accept, stateOf is the new
+// connection, whose state is the interesting "after".
+func (s *Socket) endWith(c *pendingCall, n int, err error, stateOf *Socket) {
+	if s.h.obs == nil {
+		return
+	}
+	now := time.Now()
+	c.Duration = now.Sub(c.start)
+	c.Bytes = n
+	if err != nil {
+		c.Err = err.Error()
+	}
+	if stateOf == nil {
+		stateOf = s
+	}
+	if stateOf.ep != nil {
+		c.StateAfter = stateName(stateOf.ep.State())
+		c.Local = addrString(stateOf.localAddrPort())
+		if r := stateOf.remoteAddrPort(); r.IsValid() {
+			c.Remote = addrString(r)
+		}
+	}
+	call := c.Call
+	s.h.obs(Event{Time: now, Host: s.h.name, Kind: KindCall, Call: &call})
+}
+
+// gate runs the host's Gate, if any, before a call.
+func (h *Host) gate(ctx context.Context, c *pendingCall) error {
+	if h.gateFn == nil {
+		return nil
+	}
+	if err := h.gateFn(ctx, c.Call); err != nil {
+		return err
+	}
+	c.start = time.Now() // time spent at a prompt is not the call's
+	return nil
+}

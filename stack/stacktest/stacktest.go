@@ -1,0 +1,107 @@
+// Package stacktest builds the in-process virtual network for tests: two
+// netstack hosts joined by a virtual wire, closed when the test ends, and a
+// check that nothing the test started is still running afterwards.
+package stacktest
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"nsftp/stack"
+)
+
+// Pair returns two hosts on one virtual wire; they and the wire are closed
+// when the test ends.
+func Pair(t testing.TB, cfg stack.PairConfig) *stack.Pair {
+	t.Helper()
+	p, err := stack.NewPair(cfg)
+	if err != nil {
+		t.Fatalf("building virtual network: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := p.Close(); err != nil {
+			t.Errorf("closing virtual network: %v", err)
+		}
+	})
+	return p
+}
+
+// CheckGoroutines fails the test if, when it ends, goroutines are running
+// that were not running when CheckGoroutines was called. Call it first in
+// a test, so its cleanup runs last. Goroutines get a few seconds to finish.
+func CheckGoroutines(t testing.TB) {
+	t.Helper()
+	before := goroutines()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			leaked := leakedSince(before)
+			if len(leaked) == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("%d goroutine(s) still running after the test:\n\n%s", len(leaked), strings.Join(leaked, "\n\n"))
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+// goroutines returns the stacks of all goroutines by id.
+func goroutines() map[string]string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	out := map[string]string{}
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		// "goroutine 12 [running]:" -> "12"
+		head, _, _ := strings.Cut(g, "\n")
+		fields := strings.Fields(head)
+		if len(fields) < 2 {
+			continue
+		}
+		out[fields[1]] = g
+	}
+	return out
+}
+
+func leakedSince(before map[string]string) []string {
+	var leaked []string
+	for id, g := range goroutines() {
+		if _, ok := before[id]; ok {
+			continue
+		}
+		if ignorable(g) {
+			continue
+		}
+		leaked = append(leaked, g)
+	}
+	return leaked
+}
+
+// ignorable reports goroutines that belong to the test framework or the
+// runtime, not to the code under test.
+func ignorable(g string) bool {
+	for _, s := range []string{
+		"testing.(*T).Run",
+		"testing.tRunner",
+		"testing.(*M).",
+		"os/signal.signal_recv",
+		"runtime/trace.Start",
+		"leakedSince",
+	} {
+		if strings.Contains(g, s) && !strings.Contains(g, "nsftp/") {
+			return true
+		}
+	}
+	return false
+}
