@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,8 @@ type WireConfig struct {
 	// Seed makes the impairment decisions repeatable; 0 picks 1.
 	Seed uint64
 }
+
+var syncDelivery = os.Getenv("NSFTP_SYNC") != ""
 
 // MaxMTU is the largest MTU a wire accepts: an IPv4 packet's length field
 // stops at 65,535, and 65,000 leaves room for headers and options.
@@ -208,6 +211,10 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 // impair applies the wire's impairments to a frame bound for p.
 func (w *Wire) impair(p *Port, frame buffer.Buffer) {
 	if !w.impaired() {
+		if syncDelivery {
+			p.deliver(frame)
+			return
+		}
 		p.enqueue(frame, time.Time{}, false)
 		return
 	}

@@ -1,0 +1,432 @@
+package ftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// dataPlan is how the next data connection will be made: a listener set up
+// by PASV or EPSV, or an address given by PORT or EPRT. A transfer takes it
+// and uses it once; a new PASV or PORT replaces it.
+type dataPlan struct {
+	mode   string         // "passive" or "active"
+	ln     net.Listener   // passive: waiting for the client
+	target netip.AddrPort // active: where to connect
+}
+
+func (p *dataPlan) close() {
+	if p != nil && p.ln != nil {
+		p.ln.Close()
+	}
+}
+
+// setPlan replaces the planned data connection, closing the old listener.
+func (s *session) setPlan(p *dataPlan) {
+	s.plan.close()
+	s.plan = p
+}
+
+// takePlan returns the planned data connection, or nil, and forgets it.
+func (s *session) takePlan() *dataPlan {
+	p := s.plan
+	s.plan = nil
+	return p
+}
+
+// activeAllowed reports whether the server may connect to ap for PORT or
+// EPRT. Only the control connection's own peer, on an unprivileged port:
+// anything else would let a client aim the server at a third party (the
+// "bounce attack" of RFC 2577 section 3).
+func (s *session) activeAllowed(ap netip.AddrPort) bool {
+	return ap.Port() >= 1024 && sameHost(ap.Addr(), s.remote.Addr())
+}
+
+// sameHost compares two addresses as hosts: IPv4 in IPv6 unmapped, zones
+// ignored.
+func sameHost(a, b netip.Addr) bool {
+	return a.Unmap().WithZone("") == b.Unmap().WithZone("")
+}
+
+// netProto is the RFC 2428 network protocol number of a: "1" for IPv4, "2"
+// for IPv6.
+func netProto(a netip.Addr) string {
+	if a.Unmap().Is4() {
+		return "1"
+	}
+	return "2"
+}
+
+func handlePORT(s *session, arg string) {
+	if s.epsvAll {
+		s.reply(503, "Only EPSV is allowed after EPSV ALL.")
+		return
+	}
+	ap, err := ParsePORT(arg)
+	if err != nil {
+		s.reply(501, "Syntax error in PORT parameters.")
+		return
+	}
+	if !s.activeAllowed(ap) {
+		s.refusedActive(ap)
+		s.reply(500, "Illegal PORT command.")
+		return
+	}
+	s.setPlan(&dataPlan{mode: "active", target: ap})
+	s.reply(200, "PORT command successful.")
+}
+
+// handleEPRT is PORT for any address family (RFC 2428 section 2).
+func handleEPRT(s *session, arg string) {
+	if s.epsvAll {
+		s.reply(503, "Only EPSV is allowed after EPSV ALL.")
+		return
+	}
+	ap, err := ParseEPRT(arg)
+	if err != nil {
+		if proto := eprtProto(arg); proto != "" && proto != "1" && proto != "2" {
+			s.reply(522, "Network protocol not supported, use ("+netProto(s.remote.Addr())+")")
+			return
+		}
+		s.reply(501, "Syntax error in EPRT parameters.")
+		return
+	}
+	if netProto(ap.Addr()) != netProto(s.remote.Addr()) {
+		s.reply(522, "Network protocol not supported, use ("+netProto(s.remote.Addr())+")")
+		return
+	}
+	if !s.activeAllowed(ap) {
+		s.refusedActive(ap)
+		s.reply(500, "Illegal EPRT command.")
+		return
+	}
+	s.setPlan(&dataPlan{mode: "active", target: ap})
+	s.reply(200, "EPRT command successful.")
+}
+
+// eprtProto is the network protocol field of an EPRT argument, or "".
+func eprtProto(arg string) string {
+	if len(arg) < 2 {
+		return ""
+	}
+	proto, _, _ := strings.Cut(arg[1:], arg[:1])
+	return proto
+}
+
+func (s *session) refusedActive(ap netip.AddrPort) {
+	s.srv.emit(s.controlEvent(EventNote, fmt.Sprintf(
+		"refused active data connection to %s: only %s, port 1024 and up, is allowed", ap, s.remote.Addr())))
+}
+
+// handlePASV listens for a passive data connection on the address the
+// client reached the server at. PASV carries only IPv4 (RFC 2428 section 3
+// has EPSV for the rest).
+func handlePASV(s *session, _ string) {
+	if s.epsvAll {
+		s.reply(503, "Only EPSV is allowed after EPSV ALL.")
+		return
+	}
+	ip := s.local.Addr()
+	if !ip.Is4() {
+		s.reply(522, "PASV needs IPv4; use EPSV.")
+		return
+	}
+	ln, port, err := s.listenPassive()
+	if err != nil {
+		s.reply(425, "Cannot open passive connection.")
+		return
+	}
+	text, err := FormatPASV(netip.AddrPortFrom(ip, port))
+	if err != nil {
+		ln.Close()
+		s.reply(425, "Cannot open passive connection.")
+		return
+	}
+	s.setPlan(&dataPlan{mode: "passive", ln: ln})
+	s.reply(227, text)
+}
+
+// handleEPSV is PASV for any address family (RFC 2428 section 3). "EPSV
+// ALL" tells the server that the client will use nothing else, and any
+// other data setup command is refused from then on.
+func handleEPSV(s *session, arg string) {
+	switch want := strings.ToUpper(strings.TrimSpace(arg)); want {
+	case "":
+	case "ALL":
+		s.epsvAll = true
+		s.reply(200, "EPSV ALL ok.")
+		return
+	case "1", "2":
+		if have := netProto(s.local.Addr()); want != have {
+			s.reply(522, "Network protocol not supported, use ("+have+")")
+			return
+		}
+	default:
+		s.reply(501, "Syntax error in EPSV parameters.")
+		return
+	}
+	ln, port, err := s.listenPassive()
+	if err != nil {
+		s.reply(425, "Cannot open passive connection.")
+		return
+	}
+	s.setPlan(&dataPlan{mode: "passive", ln: ln})
+	s.reply(229, FormatEPSV(port))
+}
+
+// listenPassive opens a listener for one data connection, on the control
+// connection's local address and a port the network chooses. Any pending
+// plan is dropped first, so a client repeating PASV holds one port only.
+func (s *session) listenPassive() (net.Listener, uint16, error) {
+	s.setPlan(nil)
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DataTimeout)
+	defer cancel()
+	addr := net.JoinHostPort(s.local.Addr().String(), "0")
+	ln, err := s.cfg.Network.Listen(ctx, "data", addr, 1)
+	if err != nil {
+		s.srv.logf("ftp: passive listen on %s: %v", addr, err)
+		return nil, 0, fmt.Errorf("ftp: passive listen on %s: %w", addr, err)
+	}
+	port := addrPortOf(ln.Addr()).Port()
+	if port == 0 {
+		ln.Close()
+		return nil, 0, fmt.Errorf("ftp: passive listener has no port: %s", ln.Addr())
+	}
+	return ln, port, nil
+}
+
+// handleABOR with no transfer running (a running one sees ABOR in
+// session.transfer): there is nothing to stop but a planned data
+// connection.
+func handleABOR(s *session, _ string) {
+	s.setPlan(nil)
+	s.reply(225, "No transfer to abort.")
+}
+
+// connect makes the data connection that p plans, within DataTimeout.
+func (s *session) connect(ctx context.Context, p *dataPlan) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DataTimeout)
+	defer cancel()
+	if p.mode == "active" {
+		c, err := s.cfg.Network.Dial(ctx, "data", p.target.String())
+		if err != nil {
+			return nil, fmt.Errorf("ftp: active data connection to %s: %w", p.target, err)
+		}
+		return c, nil
+	}
+	return s.accept(ctx, p.ln)
+}
+
+// accept takes the passive data connection from the control connection's
+// peer. A connection from any other address is closed and the wait goes
+// on: otherwise whoever connects first would get the file (port stealing,
+// RFC 2577 section 8). ln is closed on return.
+func (s *session) accept(ctx context.Context, ln net.Listener) (net.Conn, error) {
+	defer ln.Close()
+	stop := closeOnDone(ctx, ln) // the only way to interrupt Accept
+	defer stop()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				err = context.Cause(ctx)
+			}
+			return nil, fmt.Errorf("ftp: passive data connection on %s: %w", ln.Addr(), err)
+		}
+		from := addrPortOf(c.RemoteAddr())
+		if sameHost(from.Addr(), s.remote.Addr()) {
+			return c, nil
+		}
+		c.Close()
+		e := s.dataEvent(EventNote, "passive", ln.Addr().String(), from.String())
+		e.Text = fmt.Sprintf("refused data connection from %s: not the control connection's peer %s", from, s.remote.Addr())
+		s.srv.emit(e)
+	}
+}
+
+func (s *session) dataEvent(kind EventKind, mode, local, remote string) Event {
+	return Event{Kind: kind, Conn: "data", Mode: mode, Local: local, Remote: remote}
+}
+
+// dataBufferSize is the copy buffer of a transfer: memory per transfer
+// stays at this, whatever the file size.
+const dataBufferSize = 64 << 10
+
+// dataConn is an open data connection. Every Read and Write first pushes
+// the deadline DataTimeout ahead, so only a peer that stops making progress
+// times out, and the bytes moved are counted for STAT and the trace.
+type dataConn struct {
+	conn    net.Conn
+	timeout time.Duration
+	moved   *atomic.Int64
+}
+
+var _ io.ReadWriter = (*dataConn)(nil)
+
+// Read implements io.Reader.
+func (d *dataConn) Read(p []byte) (int, error) {
+	d.conn.SetReadDeadline(time.Now().Add(d.timeout))
+	n, err := d.conn.Read(p)
+	d.moved.Add(int64(n))
+	return n, err
+}
+
+// Write implements io.Writer.
+func (d *dataConn) Write(p []byte) (int, error) {
+	d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
+	n, err := d.conn.Write(p)
+	d.moved.Add(int64(n))
+	return n, err
+}
+
+// localError marks a failure of the server's own file system, not of the
+// data connection: it is answered 451, not 426.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return "local file: " + e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
+
+// localIO tags the errors of a file's Read and Write as local.
+type localIO struct{ rw io.ReadWriter }
+
+func (l localIO) Read(p []byte) (int, error) {
+	n, err := l.rw.Read(p)
+	if err != nil && err != io.EOF {
+		err = &localError{err}
+	}
+	return n, err
+}
+
+func (l localIO) Write(p []byte) (int, error) {
+	n, err := l.rw.Write(p)
+	if err != nil {
+		err = &localError{err}
+	}
+	return n, err
+}
+
+// copyData copies src to dst through one fixed buffer. The struct wrappers
+// hide ReaderFrom and WriterTo, which would go around the buffer and the
+// data connection's deadlines.
+func copyData(dst io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, dataBufferSize)
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf)
+}
+
+// transferResult is how a transfer ended.
+type transferResult struct {
+	opened  bool  // the data connection was made
+	aborted bool  // ABOR arrived while it ran
+	err     error // nil if every byte moved and the connection closed cleanly
+}
+
+// transfer makes the data connection p plans and runs move over it in a
+// goroutine of its own, while this goroutine keeps reading the control
+// connection: ABOR stops the transfer and STAT reports progress (RFC 959
+// section 4.1.3); other commands wait in s.pending until it ends. The
+// caller sends the final reply, with finish.
+func (s *session) transfer(p *dataPlan, what string, move func(data io.ReadWriter) error) transferResult {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	var moved atomic.Int64
+	done := make(chan transferResult, 1)
+	s.wg.Go(func() { done <- s.runData(ctx, p, &moved, move) })
+
+	aborted := false
+	for {
+		cmds := s.cmds
+		if len(s.pending) >= maxPending {
+			cmds = nil
+		}
+		select {
+		case r := <-done:
+			r.aborted = aborted
+			return r
+		case c := <-cmds:
+			switch {
+			case c.err != nil:
+				s.pending = append(s.pending, c)
+				if !lineConsumed(c.err) {
+					// The control connection is gone: there is no one
+					// left to tell how the transfer went.
+					cancel()
+				}
+			case c.verb == "ABOR":
+				s.commandEvent(c)
+				aborted = true
+				cancel()
+			case c.verb == "STAT" && c.arg == "":
+				s.commandEvent(c)
+				s.reply(213, fmt.Sprintf("Status: %s, %d bytes so far.", what, moved.Load()))
+			default:
+				s.pending = append(s.pending, c)
+			}
+		}
+	}
+}
+
+// runData is the transfer goroutine: connect, move, close, and report the
+// data connection's life to the Observer. It closes p's listener, if any.
+func (s *session) runData(ctx context.Context, p *dataPlan, moved *atomic.Int64, move func(io.ReadWriter) error) transferResult {
+	c, err := s.connect(ctx, p)
+	if err != nil {
+		e := s.dataEvent(EventNote, p.mode, "", "")
+		e.Text, e.Err = "no data connection", err.Error()
+		s.srv.emit(e)
+		return transferResult{err: err}
+	}
+	ev := s.dataEvent(EventDataOpen, p.mode, c.LocalAddr().String(), c.RemoteAddr().String())
+	s.srv.emit(ev)
+
+	// ABOR and shutdown cut the transfer short, with a reset: a plain
+	// close would still drain the socket buffer to the client.
+	stop := afterDone(ctx, func() { resetClose(c) })
+	err = move(&dataConn{conn: c, timeout: s.cfg.DataTimeout, moved: moved})
+	stop()
+	if cerr := c.Close(); err == nil && ctx.Err() == nil && cerr != nil {
+		err = fmt.Errorf("ftp: closing data connection: %w", cerr)
+	}
+
+	ev.Kind, ev.Time, ev.Bytes, ev.Err = EventDataClose, time.Time{}, moved.Load(), errText(err)
+	s.srv.emit(ev)
+	return transferResult{opened: true, err: err}
+}
+
+// resetClose closes c, discarding unsent data with a TCP reset where the
+// connection allows.
+func resetClose(c net.Conn) {
+	if l, ok := c.(interface{ SetLinger(sec int) error }); ok {
+		l.SetLinger(0)
+	}
+	c.Close()
+}
+
+// finish sends the final reply of a transfer; ok is the text of a 226 for
+// one that completed.
+func (s *session) finish(r transferResult, ok string) {
+	var local *localError
+	switch {
+	case r.aborted && r.err == nil:
+		// ABOR came too late to stop anything (RFC 959 section 4.1.3).
+		s.reply(226, ok)
+		s.reply(226, "ABOR successful.")
+	case r.aborted:
+		s.reply(426, "Connection closed; transfer aborted.")
+		s.reply(226, "ABOR successful.")
+	case !r.opened:
+		s.reply(425, "Cannot open data connection.")
+	case errors.As(r.err, &local):
+		s.srv.logf("ftp: transfer for %s: %v", s.remote, r.err)
+		s.reply(451, "Local error in processing.")
+	case r.err != nil:
+		s.reply(426, "Connection closed; transfer aborted.")
+	default:
+		s.reply(226, ok)
+	}
+}

@@ -1,0 +1,304 @@
+package ftp
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+)
+
+func handleRETR(s *session, arg string) {
+	offset := s.takeRest()
+	_, rel, ok := s.resolve(arg)
+	if !ok {
+		s.reply(501, "Invalid file name.")
+		return
+	}
+	f, err := s.srv.root.Open(rel)
+	if err != nil {
+		s.replyFSError(err)
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		s.replyFSError(err)
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		s.reply(550, "Not a plain file.")
+		return
+	}
+	if offset > fi.Size() {
+		s.reply(554, "Restart offset is past the end of the file.")
+		return
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		s.replyFSError(err)
+		return
+	}
+	p := s.takePlan()
+	if p == nil {
+		s.reply(425, "Use PASV, EPSV, PORT or EPRT first.")
+		return
+	}
+	// The size is what this transfer will send; some clients show it.
+	s.reply(150, fmt.Sprintf("Opening BINARY mode data connection for %s (%d bytes).", arg, fi.Size()-offset))
+	r := s.transfer(p, "RETR "+arg, func(data io.ReadWriter) error {
+		_, err := copyData(data, localIO{f})
+		return err
+	})
+	s.finish(r, "Transfer complete.")
+}
+
+func handleSTOR(s *session, arg string) { store(s, arg, false) }
+
+func handleAPPE(s *session, arg string) { store(s, arg, true) }
+
+// store receives a file for STOR or APPE. A plain STOR writes a temporary
+// file in the same directory and renames it over the target only once the
+// data connection has closed cleanly, so a broken upload never truncates
+// what was there. APPE, and STOR after REST (RFC 3659 section 5), write the
+// target in place: that is what resuming means. (So a plain STOR onto a
+// symbolic link replaces the link, where APPE writes through it.)
+func store(s *session, arg string, appending bool) {
+	offset := s.takeRest()
+	_, rel, ok := s.resolve(arg)
+	if !ok {
+		s.reply(501, "Invalid file name.")
+		return
+	}
+	old, err := s.srv.root.Stat(rel)
+	switch {
+	case err == nil && !old.Mode().IsRegular():
+		s.reply(550, "Not a plain file.")
+		return
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		s.replyFSError(err)
+		return
+	}
+	if s.plan == nil {
+		s.reply(425, "Use PASV, EPSV, PORT or EPRT first.")
+		return
+	}
+
+	var f *os.File
+	tmp := "" // the temporary name, for a plain STOR
+	switch {
+	case appending:
+		f, err = s.srv.root.OpenFile(rel, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	case offset > 0:
+		if old == nil || offset > old.Size() {
+			s.reply(554, "Restart offset is past the end of the file.")
+			return
+		}
+		f, err = s.srv.root.OpenFile(rel, os.O_WRONLY, 0)
+		if err == nil {
+			_, err = f.Seek(offset, io.SeekStart)
+		}
+	default:
+		f, tmp, err = createTemp(s.srv.root, rel, old)
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		s.replyFSError(err)
+		return
+	}
+	renamed := false
+	defer func() {
+		f.Close()
+		if tmp != "" && !renamed {
+			s.srv.root.Remove(tmp)
+		}
+	}()
+
+	s.reply(150, fmt.Sprintf("Opening BINARY mode data connection for %s.", arg))
+	r := s.transfer(s.takePlan(), "STOR "+arg, func(data io.ReadWriter) error {
+		if _, err := copyData(localIO{f}, data); err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return &localError{err}
+		}
+		if tmp != "" {
+			if err := s.srv.root.Rename(tmp, rel); err != nil {
+				return &localError{err}
+			}
+			renamed = true
+		}
+		return nil
+	})
+	s.finish(r, "Transfer complete.")
+}
+
+// createTemp creates an empty file next to rel to receive an upload, with
+// the mode of the file it will replace, if any.
+func createTemp(root *os.Root, rel string, old fs.FileInfo) (*os.File, string, error) {
+	perm := fs.FileMode(0o644)
+	if old != nil {
+		perm = old.Mode().Perm()
+	}
+	// rand.Text makes a collision with another upload out of the question;
+	// O_EXCL would refuse it anyway.
+	tmp := path.Join(path.Dir(rel), ".nsftp-upload-"+rand.Text())
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return nil, "", err
+	}
+	if old != nil {
+		// The umask may have narrowed perm; the replacement keeps the
+		// original's mode, as overwriting in place would have.
+		f.Chmod(perm)
+	}
+	return f, tmp, nil
+}
+
+// handleREST sets the byte offset of the next RETR or STOR (RFC 3659
+// section 5, stream mode).
+func handleREST(s *session, arg string) {
+	n, err := strconv.ParseInt(arg, 10, 64)
+	if err != nil || n < 0 {
+		s.reply(501, "REST needs a byte offset.")
+		return
+	}
+	s.rest = n
+	s.reply(350, fmt.Sprintf("Restarting at %d. Send RETR or STOR.", n))
+}
+
+// takeRest returns the REST offset and clears it: it applies to the next
+// transfer only.
+func (s *session) takeRest() int64 {
+	n := s.rest
+	s.rest = 0
+	return n
+}
+
+// handleSIZE answers the size of a plain file (RFC 3659 section 4). Data is
+// sent unconverted in every TYPE, so this is the number of bytes RETR sends.
+func handleSIZE(s *session, arg string) {
+	fi, ok := s.stat(arg)
+	if !ok {
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		s.reply(550, "Not a plain file.")
+		return
+	}
+	s.reply(213, strconv.FormatInt(fi.Size(), 10))
+}
+
+// handleMDTM answers the modification time in UTC (RFC 3659 section 3).
+func handleMDTM(s *session, arg string) {
+	fi, ok := s.stat(arg)
+	if !ok {
+		return
+	}
+	s.reply(213, fi.ModTime().UTC().Format(mdtmLayout))
+}
+
+// mdtmLayout is RFC 3659's time-val without fractions.
+const mdtmLayout = "20060102150405"
+
+// stat resolves arg and stats it, following symbolic links inside the
+// root, or replies with the error.
+func (s *session) stat(arg string) (fs.FileInfo, bool) {
+	_, rel, ok := s.resolve(arg)
+	if !ok {
+		s.reply(501, "Invalid file name.")
+		return nil, false
+	}
+	fi, err := s.srv.root.Stat(rel)
+	if err != nil {
+		s.replyFSError(err)
+		return nil, false
+	}
+	return fi, true
+}
+
+func handleDELE(s *session, arg string) {
+	_, rel, ok := s.resolve(arg)
+	if !ok {
+		s.reply(501, "Invalid file name.")
+		return
+	}
+	// Lstat: deleting a symbolic link deletes the link, not its target.
+	fi, err := s.srv.root.Lstat(rel)
+	if err != nil {
+		s.replyFSError(err)
+		return
+	}
+	if fi.IsDir() {
+		s.reply(550, "Is a directory; use RMD.")
+		return
+	}
+	if err := s.srv.root.Remove(rel); err != nil {
+		s.replyFSError(err)
+		return
+	}
+	s.reply(250, "File deleted.")
+}
+
+func handleRNFR(s *session, arg string) {
+	_, rel, ok := s.resolve(arg)
+	if !ok {
+		s.reply(501, "Invalid file name.")
+		return
+	}
+	if rel == "." {
+		s.reply(550, "Cannot rename the root directory.")
+		return
+	}
+	if _, err := s.srv.root.Lstat(rel); err != nil {
+		s.replyFSError(err)
+		return
+	}
+	s.renameFrom = rel
+	s.reply(350, "Ready for RNTO.")
+}
+
+func handleRNTO(s *session, arg string) {
+	from := s.renameFrom
+	s.renameFrom = ""
+	if from == "" {
+		s.reply(503, "RNFR required first.")
+		return
+	}
+	_, rel, ok := s.resolve(arg)
+	if !ok {
+		s.reply(501, "Invalid file name.")
+		return
+	}
+	if rel == "." {
+		s.reply(550, "Cannot rename over the root directory.")
+		return
+	}
+	if err := s.srv.root.Rename(from, rel); err != nil {
+		s.replyFSError(err)
+		return
+	}
+	s.reply(250, "Rename successful.")
+}
+
+// replyFSError answers a failed file system operation with 550 and a reason
+// that shows no path: the client knows which name it sent.
+func (s *session) replyFSError(err error) {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		s.reply(550, "No such file or directory.")
+	case errors.Is(err, fs.ErrPermission):
+		s.reply(550, "Permission denied.")
+	case errors.Is(err, fs.ErrExist):
+		s.reply(550, "File exists.")
+	default:
+		// Among these: a path that os.Root refuses because it leads out of
+		// the root through a symbolic link.
+		s.srv.logf("ftp: %s: %v", s.remote, err)
+		s.reply(550, "Requested action not taken.")
+	}
+}

@@ -1,0 +1,314 @@
+package ftp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// ServerConfig says what a Server serves and to whom. Zero durations and
+// counts take the defaults given on each field.
+type ServerConfig struct {
+	// Root is the directory served. Every path a client names is resolved
+	// inside it through os.Root, so neither "..", absolute paths nor
+	// symbolic links reach anything outside.
+	Root string
+	// Write allows the commands that change the tree: STOR, APPE, MKD, RMD,
+	// DELE, RNFR/RNTO. Without it they answer 550 Permission denied. It
+	// applies to every account, anonymous included.
+	Write bool
+	// Anonymous accepts USER anonymous (or ftp) with any password.
+	Anonymous bool
+	// User and Password are one named account. Password must not be empty
+	// when User is set. At least one of User and Anonymous must be set.
+	User, Password string
+
+	// MaxSessions bounds concurrent sessions (0 means 32). A connection
+	// over the limit is told "421 Too many connections" and closed.
+	MaxSessions int
+	// IdleTimeout ends a session that sends no command for this long
+	// (0 means 5 minutes), with "421 Idle timeout".
+	IdleTimeout time.Duration
+	// LoginTimeout ends a session not logged in within this long after
+	// connecting (0 means 30 seconds), with "421 Login timeout".
+	LoginTimeout time.Duration
+	// DataTimeout bounds the wait for a passive data connection, an active
+	// connect, inactivity on an open data connection, and how long writing
+	// one reply may stall (0 means 30 seconds).
+	DataTimeout time.Duration
+	// FailDelay is the delay before the 530 reply to the second failed
+	// login of a session; it doubles on each further failure, up to eight
+	// times FailDelay (0 means 1 second). The third failure ends the
+	// session with 421.
+	FailDelay time.Duration
+
+	// Network makes the data connections: Listen for PASV/EPSV, Dial for
+	// PORT/EPRT, both with the label "data". It is required.
+	Network Network
+	// Observer, if set, receives an Event (Side "server") for every command
+	// received, reply sent and data connection opened or closed. The server
+	// serialises its calls, so it need not be safe for concurrent use, but
+	// it must not block for long: every session waits for it.
+	Observer Observer
+	// Logf, if set, receives errors worth a line in a log (failed accepts,
+	// local I/O errors behind a 451 reply). Passwords never reach it.
+	Logf func(format string, args ...any)
+	// Greeting is the text of the 220 reply on connect (empty means
+	// "nsftp ready").
+	Greeting string
+}
+
+// Defaults applied by NewServer to zero fields.
+const (
+	defaultMaxSessions  = 32
+	defaultIdleTimeout  = 5 * time.Minute
+	defaultLoginTimeout = 30 * time.Second
+	defaultDataTimeout  = 30 * time.Second
+	defaultFailDelay    = time.Second
+	defaultGreeting     = "nsftp ready"
+)
+
+// Server is an FTP server over one directory tree. Its methods are safe for
+// concurrent use.
+type Server struct {
+	cfg      ServerConfig // defaults applied; never changed after NewServer
+	root     *os.Root
+	commands map[string]command // the command table; read-only after NewServer
+
+	// ctx is cancelled by Close; every Serve and session derives from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	obsMu sync.Mutex // serialises Observer calls
+
+	mu       sync.Mutex // guards closed and sessions; never held while blocking
+	closed   bool
+	sessions int // sessions running, across every Serve
+
+	// wg counts every Serve call in progress. Each Serve waits for the
+	// sessions it started, and each session for its own goroutines, so
+	// wg.Wait returning means no goroutine of the server is left.
+	wg sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewServer checks cfg and opens cfg.Root. It fails if Root is not a
+// directory, if no account is configured, or if Network is nil.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	switch {
+	case cfg.Root == "":
+		return nil, errors.New("ftp: ServerConfig.Root is empty")
+	case cfg.Network == nil:
+		return nil, errors.New("ftp: ServerConfig.Network is nil")
+	case !cfg.Anonymous && cfg.User == "":
+		return nil, errors.New("ftp: ServerConfig allows no login: set Anonymous or User")
+	case cfg.User != "" && cfg.Password == "":
+		return nil, fmt.Errorf("ftp: ServerConfig.User %q has an empty Password", cfg.User)
+	case cfg.MaxSessions < 0, cfg.IdleTimeout < 0, cfg.LoginTimeout < 0, cfg.DataTimeout < 0, cfg.FailDelay < 0:
+		return nil, errors.New("ftp: ServerConfig has a negative limit or timeout")
+	}
+	cfg.MaxSessions = orDefault(cfg.MaxSessions, defaultMaxSessions)
+	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, defaultIdleTimeout)
+	cfg.LoginTimeout = orDefault(cfg.LoginTimeout, defaultLoginTimeout)
+	cfg.DataTimeout = orDefault(cfg.DataTimeout, defaultDataTimeout)
+	cfg.FailDelay = orDefault(cfg.FailDelay, defaultFailDelay)
+	cfg.Greeting = orDefault(cfg.Greeting, defaultGreeting)
+
+	fi, err := os.Stat(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("ftp: server root: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("ftp: server root %s is not a directory", cfg.Root)
+	}
+	root, err := os.OpenRoot(cfg.Root)
+	if err != nil {
+		return nil, fmt.Errorf("ftp: server root: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, root: root, commands: newCommandTable(), ctx: ctx, cancel: cancel}, nil
+}
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Serve accepts control connections on l and runs each session in its own
+// goroutine, until ctx is done or Close is called, and then returns nil. It
+// returns an error if accepting fails for good, and at once if the server
+// is already closed. Whatever the reason, before it returns it closes l,
+// ends the sessions it started and waits for them. Serve may be called on
+// several listeners at the same time.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		l.Close()
+		return fmt.Errorf("ftp: serve on %s: %w", l.Addr(), net.ErrClosed)
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+
+	ctx, cancel := context.WithCancel(ctx)
+	stopMerge := afterDone(s.ctx, cancel)
+	// Closing the listener is the only way to interrupt Accept.
+	stopClose := afterDone(ctx, func() { l.Close() })
+	var sessions sync.WaitGroup
+	defer func() {
+		cancel()
+		sessions.Wait()
+		stopClose()
+		stopMerge()
+		l.Close()
+	}()
+
+	var backoff time.Duration
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if !temporaryAcceptError(err) {
+				return fmt.Errorf("ftp: accept on %s: %w", l.Addr(), err)
+			}
+			// Running out of descriptors or a connection reset before
+			// accept passes; back off as net/http does rather than spin.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.logf("ftp: accept on %s: %v; retrying in %v", l.Addr(), err, backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		s.start(ctx, c, &sessions)
+	}
+}
+
+// start runs a session for c, or turns c away if the server is full.
+func (s *Server) start(ctx context.Context, c net.Conn, sessions *sync.WaitGroup) {
+	s.mu.Lock()
+	full := s.sessions >= s.cfg.MaxSessions
+	if !full {
+		s.sessions++
+	}
+	s.mu.Unlock()
+	if full {
+		// Turned away in a goroutine: the write may stall, and the accept
+		// loop must not.
+		sessions.Go(func() { s.reject(c) })
+		return
+	}
+	sessions.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			s.sessions--
+			s.mu.Unlock()
+		}()
+		newSession(ctx, s, c).run()
+	})
+}
+
+// reject tells c the server is full and closes it.
+func (s *Server) reject(c net.Conn) {
+	defer c.Close()
+	const code, text = 421, "Too many connections"
+	c.SetWriteDeadline(time.Now().Add(s.cfg.DataTimeout))
+	_, err := c.Write(FormatReply(code, text))
+	s.emit(Event{Kind: EventReply, Conn: "control", Code: code, Text: text,
+		Local: c.LocalAddr().String(), Remote: c.RemoteAddr().String(), Err: errText(err)})
+}
+
+// Close stops every Serve, closes every session's connections, waits until
+// every goroutine the server started has returned, and closes the root.
+// Calls after the first return the first call's result.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.cancel()
+		s.wg.Wait()
+		s.closeErr = s.root.Close()
+	})
+	return s.closeErr
+}
+
+// emit sends e to the Observer, if any.
+func (s *Server) emit(e Event) {
+	if s.cfg.Observer == nil {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
+	e.Side = "server"
+	s.obsMu.Lock()
+	defer s.obsMu.Unlock()
+	s.cfg.Observer(e)
+}
+
+func (s *Server) logf(format string, args ...any) {
+	if s.cfg.Logf != nil {
+		s.cfg.Logf(format, args...)
+	}
+}
+
+// temporaryAcceptError reports whether Accept may succeed if tried again.
+func temporaryAcceptError(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	for _, e := range []error{syscall.ECONNABORTED, syscall.ECONNRESET, syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// afterDone arranges for f to run in its own goroutine once ctx is done.
+// The returned stop function cancels that if f has not started, and
+// otherwise waits for f to return, so f never outlives stop's caller.
+// Call stop exactly once.
+func afterDone(ctx context.Context, f func()) (stop func()) {
+	finished := make(chan struct{})
+	stopAfter := context.AfterFunc(ctx, func() {
+		defer close(finished)
+		f()
+	})
+	return func() {
+		if !stopAfter() {
+			<-finished
+		}
+	}
+}
+
+// closeOnDone closes c once ctx is done; see afterDone for stop.
+func closeOnDone(ctx context.Context, c io.Closer) (stop func()) {
+	return afterDone(ctx, func() { c.Close() })
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}

@@ -1,0 +1,412 @@
+package ftp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"path"
+	"strings"
+	"sync"
+	"time"
+)
+
+// command is one row of the server's command table.
+type command struct {
+	handle     func(s *session, arg string)
+	needsLogin bool // before login: 530
+	needsArg   bool // empty argument: 501
+	needsWrite bool // without ServerConfig.Write: 550
+}
+
+// newCommandTable is the one place that says which commands the server
+// knows and what each needs. The X forms are RFC 775's, still sent by some
+// clients.
+func newCommandTable() map[string]command {
+	const (
+		login = 1 << iota
+		arg
+		write
+	)
+	row := func(h func(*session, string), flags int) command {
+		return command{handle: h, needsLogin: flags&login != 0, needsArg: flags&arg != 0, needsWrite: flags&write != 0}
+	}
+	return map[string]command{
+		// handle_auth.go: login and session settings.
+		"USER": row(handleUSER, arg),
+		"PASS": row(handlePASS, 0),
+		"QUIT": row(handleQUIT, 0),
+		"NOOP": row(handleNOOP, 0),
+		"SYST": row(handleSYST, 0),
+		"FEAT": row(handleFEAT, 0),
+		"HELP": row(handleHELP, login),
+		"AUTH": row(handleAUTH, 0),
+		"OPTS": row(handleOPTS, login|arg),
+		"TYPE": row(handleTYPE, login|arg),
+		"MODE": row(handleMODE, login|arg),
+		"STRU": row(handleSTRU, login|arg),
+		"ALLO": row(handleALLO, login),
+		"STAT": row(handleSTAT, login),
+
+		// handle_data.go: data connections.
+		"PORT": row(handlePORT, login|arg),
+		"EPRT": row(handleEPRT, login|arg),
+		"PASV": row(handlePASV, login),
+		"EPSV": row(handleEPSV, login),
+		"ABOR": row(handleABOR, login),
+
+		// handle_files.go: file transfer and file operations.
+		"RETR": row(handleRETR, login|arg),
+		"STOR": row(handleSTOR, login|arg|write),
+		"APPE": row(handleAPPE, login|arg|write),
+		"REST": row(handleREST, login|arg),
+		"SIZE": row(handleSIZE, login|arg),
+		"MDTM": row(handleMDTM, login|arg),
+		"DELE": row(handleDELE, login|arg|write),
+		"RNFR": row(handleRNFR, login|arg|write),
+		"RNTO": row(handleRNTO, login|arg|write),
+
+		// handle_dirs.go: directories and listings.
+		"PWD":  row(handlePWD, login),
+		"XPWD": row(handlePWD, login),
+		"CWD":  row(handleCWD, login|arg),
+		"XCWD": row(handleCWD, login|arg),
+		"CDUP": row(handleCDUP, login),
+		"XCUP": row(handleCDUP, login),
+		"MKD":  row(handleMKD, login|arg|write),
+		"XMKD": row(handleMKD, login|arg|write),
+		"RMD":  row(handleRMD, login|arg|write),
+		"XRMD": row(handleRMD, login|arg|write),
+		"LIST": row(handleLIST, login),
+		"NLST": row(handleNLST, login),
+		"MLSD": row(handleMLSD, login),
+		"MLST": row(handleMLST, login),
+	}
+}
+
+// commandLine is one line read from the control connection, or the error
+// that ended reading.
+type commandLine struct {
+	verb, arg string
+	err       error
+}
+
+// maxPending bounds the commands a client may queue behind a transfer; past
+// it the session stops reading until the transfer ends.
+const maxPending = 16
+
+// session is one control connection. Its fields belong to the goroutine
+// running run; the reader and transfer goroutines touch only cmds, the
+// connection and what is passed to them.
+type session struct {
+	srv  *Server
+	cfg  *ServerConfig
+	ctrl net.Conn
+	// local and remote are the control connection's addresses, with IPv4
+	// in IPv6 unmapped: they decide PASV's reply and who may connect.
+	local, remote netip.AddrPort
+
+	ctx    context.Context // done when the session ends, for any reason
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the reader and any transfer goroutine
+
+	cmds    chan commandLine // from readLoop
+	pending []commandLine    // received during a transfer, not yet run
+	quit    bool             // end the session after this command
+
+	loggedIn   bool
+	user       string // as given to USER; cleared by a failed PASS
+	failures   int    // failed PASS commands
+	cwd        string // virtual, "/"-rooted, clean
+	rest       int64  // REST offset for the next RETR or STOR
+	renameFrom string // RNFR's name relative to the root; "" if none
+	asciiType  bool   // TYPE A asked for; data still flows unconverted
+	epsvAll    bool   // RFC 2428 EPSV ALL: no other data setup allowed
+	plan       *dataPlan
+}
+
+func newSession(ctx context.Context, srv *Server, c net.Conn) *session {
+	ctx, cancel := context.WithCancel(ctx)
+	return &session{
+		srv:    srv,
+		cfg:    &srv.cfg,
+		ctrl:   c,
+		local:  addrPortOf(c.LocalAddr()),
+		remote: addrPortOf(c.RemoteAddr()),
+		ctx:    ctx,
+		cancel: cancel,
+		cmds:   make(chan commandLine),
+		cwd:    "/",
+	}
+}
+
+// run greets the client and answers its commands until QUIT, a timeout, a
+// broken connection or the server's shutdown.
+func (s *session) run() {
+	// Closing the connection is what stops the reader goroutine, and what
+	// cuts short a reply write stalled on a client that does not read.
+	stopClose := closeOnDone(s.ctx, s.ctrl)
+	defer func() {
+		s.cancel()
+		s.wg.Wait()
+		stopClose()
+		s.ctrl.Close()
+		s.setPlan(nil)
+	}()
+
+	s.reply(220, s.cfg.Greeting)
+	s.wg.Go(s.readLoop)
+
+	login := time.NewTimer(s.cfg.LoginTimeout)
+	defer login.Stop()
+	idle := time.NewTimer(s.cfg.IdleTimeout)
+	defer idle.Stop()
+	for !s.quit && s.ctx.Err() == nil {
+		var c commandLine
+		if len(s.pending) > 0 {
+			c, s.pending = s.pending[0], s.pending[1:]
+		} else {
+			loginC := login.C
+			if s.loggedIn {
+				loginC = nil
+			}
+			select {
+			case c = <-s.cmds:
+			case <-loginC:
+				s.reply(421, "Login timeout")
+				return
+			case <-idle.C:
+				s.reply(421, "Idle timeout")
+				return
+			case <-s.ctx.Done():
+				return
+			}
+		}
+		if c.err != nil {
+			if !s.readError(c.err) {
+				return
+			}
+			continue
+		}
+		s.dispatch(c)
+		// Idle time counts from the end of the last command, so a long
+		// transfer is not cut off by the control connection's silence.
+		idle.Reset(s.cfg.IdleTimeout)
+	}
+}
+
+// readLoop reads commands from the control connection for run. It is a
+// goroutine of its own so that ABOR, STAT and QUIT are seen while a
+// transfer runs.
+func (s *session) readLoop() {
+	r := bufio.NewReaderSize(&urgentABOR{r: s.ctrl}, 4096)
+	for {
+		skipTelnet(r)
+		verb, arg, err := ReadCommand(r)
+		select {
+		case s.cmds <- commandLine{verb: verb, arg: arg, err: err}:
+		case <-s.ctx.Done():
+			return
+		}
+		if err != nil && !lineConsumed(err) {
+			return
+		}
+	}
+}
+
+// skipTelnet drops the Telnet commands a client may send before ABOR, the
+// RFC 959 section 4.1.3 way: IP and Synch (IAC IP IAC DM, bytes 0xF0 and
+// up, which no verb starts with).
+func skipTelnet(r *bufio.Reader) {
+	for {
+		b, err := r.Peek(1)
+		if err != nil || b[0] < 0xF0 {
+			return
+		}
+		r.Discard(1)
+	}
+}
+
+// urgentABOR restores the line end of an ABOR sent as urgent data. RFC 959
+// section 4.1.3 has clients send ABOR with the Telnet Synch, and some
+// (Python's ftplib) send "ABOR\r\n" itself as TCP urgent data. The urgent
+// byte is the last one, the LF, and unless the socket has SO_OOBINLINE the
+// kernel takes it out of the stream: "ABOR\r" arrives, then nothing until
+// the server answers. A line that starts "ABOR\r" can only be that, so
+// urgentABOR completes it, and drops the LF if it does arrive after all.
+// (Lost Telnet bytes before ABOR, lftp's way, need no help: see skipTelnet.)
+type urgentABOR struct {
+	r      io.Reader
+	buf    [512]byte
+	in     []byte  // read from r, not yet passed on
+	head   [5]byte // the current line's first bytes, Telnet bytes left out
+	n      int     // how many of head are set
+	addLF  bool    // an LF is owed to the reader
+	dropLF bool    // an LF was added; drop the next byte if it is one
+}
+
+// Read implements io.Reader.
+func (u *urgentABOR) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		if u.addLF {
+			p[n] = '\n'
+			n++
+			u.addLF, u.dropLF = false, true
+			continue
+		}
+		if len(u.in) == 0 {
+			if n > 0 {
+				break // do not block with something to return
+			}
+			m, err := u.r.Read(u.buf[:])
+			if m == 0 {
+				return 0, err
+			}
+			// A connection's errors come back on the next Read.
+			u.in = u.buf[:m]
+		}
+		b := u.in[0]
+		u.in = u.in[1:]
+		if u.dropLF {
+			u.dropLF = false
+			if b == '\n' {
+				continue
+			}
+		}
+		p[n] = b
+		n++
+		switch {
+		case b == '\n':
+			u.n = 0
+		case b >= 0xF0 || u.n == len(u.head):
+		default:
+			u.head[u.n] = b
+			u.n++
+			if u.n == len(u.head) && strings.EqualFold(string(u.head[:]), "ABOR\r") {
+				u.addLF = true
+				u.n = 0
+			}
+		}
+	}
+	return n, nil
+}
+
+// lineConsumed reports whether ReadCommand failed on a complete line that
+// it has consumed, so the next line can be read. Over-long lines and read
+// errors leave the stream at an unknown place.
+func lineConsumed(err error) bool {
+	var pe *ProtocolError
+	return errors.As(err, &pe) && !strings.Contains(pe.Msg, "longer than")
+}
+
+// readError handles a failure to read a command, and reports whether the
+// session can go on.
+func (s *session) readError(err error) bool {
+	if errors.Is(err, ErrProtocol) {
+		s.srv.emit(s.controlEvent(EventNote, err.Error()))
+		if lineConsumed(err) {
+			// The client is told and may go on with the next line.
+			s.reply(500, "Syntax error, command unrecognized.")
+			return true
+		}
+		s.reply(500, "Command line too long.")
+		return false
+	}
+	if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
+		s.srv.emit(s.controlEvent(EventNote, "control connection: "+err.Error()))
+	}
+	return false
+}
+
+// dispatch runs one command through the table's checks and its handler.
+func (s *session) dispatch(c commandLine) {
+	s.commandEvent(c)
+	cmd, ok := s.srv.commands[c.verb]
+	switch {
+	case !ok:
+		s.reply(502, "Command not implemented.")
+		return
+	case cmd.needsLogin && !s.loggedIn:
+		s.reply(530, "Please login with USER and PASS.")
+		return
+	case cmd.needsArg && c.arg == "":
+		s.reply(501, "Syntax error in parameters or arguments.")
+		return
+	case cmd.needsWrite && !s.cfg.Write:
+		s.reply(550, "Permission denied.")
+		return
+	}
+	// RFC 959 section 4.1.3: RNTO must immediately follow RNFR.
+	if c.verb != "RNFR" && c.verb != "RNTO" {
+		s.renameFrom = ""
+	}
+	cmd.handle(s, c.arg)
+}
+
+// reply sends one reply. A reply that cannot be written within DataTimeout
+// ends the session: the client is gone or does not read.
+func (s *session) reply(code int, lines ...string) {
+	if s.ctx.Err() != nil {
+		return
+	}
+	s.ctrl.SetWriteDeadline(time.Now().Add(s.cfg.DataTimeout))
+	_, err := s.ctrl.Write(FormatReply(code, lines...))
+	e := s.controlEvent(EventReply, strings.Join(lines, "\n"))
+	e.Code = code
+	e.Err = errText(err)
+	s.srv.emit(e)
+	if err != nil {
+		s.cancel()
+	}
+}
+
+// commandEvent reports a command received, with PASS's argument masked.
+func (s *session) commandEvent(c commandLine) {
+	text := c.verb
+	switch {
+	case c.verb == "PASS":
+		text += " ****"
+	case c.arg != "":
+		text += " " + c.arg
+	}
+	s.srv.emit(s.controlEvent(EventCommand, text))
+}
+
+func (s *session) controlEvent(kind EventKind, text string) Event {
+	return Event{Kind: kind, Conn: "control", Text: text,
+		Local: s.local.String(), Remote: s.remote.String()}
+}
+
+// resolve maps a client's path to the session's virtual path ("/"-rooted,
+// clean) and to the name os.Root expects ("." for the root). Lexically
+// ".." stops at "/", and absolute paths start at the served root; symbolic
+// links are left to os.Root, which refuses those that lead outside.
+func (s *session) resolve(arg string) (virtual, rel string, ok bool) {
+	if strings.ContainsAny(arg, "\x00\r\n") {
+		return "", "", false
+	}
+	virtual = path.Clean(path.Join(s.cwd, arg))
+	if strings.HasPrefix(arg, "/") {
+		virtual = path.Clean(arg)
+	}
+	rel = strings.TrimPrefix(virtual, "/")
+	if rel == "" {
+		rel = "."
+	}
+	return virtual, rel, true
+}
+
+// addrPortOf returns a connection address as a netip.AddrPort, with IPv4
+// in IPv6 unmapped; the zero AddrPort if it is not an IP address.
+func addrPortOf(a net.Addr) netip.AddrPort {
+	var ap netip.AddrPort
+	if ta, ok := a.(*net.TCPAddr); ok {
+		ap = ta.AddrPort()
+	} else if a != nil {
+		ap, _ = netip.ParseAddrPort(a.String())
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
