@@ -290,7 +290,7 @@ func (d *dataConn) Write(p []byte) (int, error) {
 type localError struct{ err error }
 
 func (e *localError) Error() string { return "local file: " + e.err.Error() }
-func (e *localError) Unwrap() error { return e.err }
+func (e *localError) Unwrap() []error { return []error{ErrLocalFile, e.err} }
 
 // localIO tags the errors of a file's Read and Write as local.
 type localIO struct{ rw io.ReadWriter }

@@ -43,6 +43,9 @@ func (h *Host) Listen(ctx context.Context, label, address string, backlog int) (
 	if err != nil {
 		return nil, err
 	}
+	// SO_REUSEADDR, as Go's net.Listen sets it: a server restarted on its
+	// port must not be refused because of connections in TIME-WAIT.
+	s.SetReuseAddress(true)
 	if err := s.Bind(ctx, ap); err != nil {
 		s.Close()
 		return nil, err

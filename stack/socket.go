@@ -376,6 +376,12 @@ func (s *Socket) Abort() {
 	})
 }
 
+// SetReuseAddress sets SO_REUSEADDR: binding succeeds even when
+// connections on the port linger in TIME-WAIT.
+func (s *Socket) SetReuseAddress(on bool) {
+	s.ep.SocketOptions().SetReuseAddress(on)
+}
+
 // State returns the socket's TCP state by its RFC 793 name.
 func (s *Socket) State() string { return stateName(s.ep.State()) }
 

@@ -1,0 +1,72 @@
+package ftp
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel errors the client returns, wrapped, for the cases callers
+// branch on. Test them with errors.Is.
+var (
+	// ErrLoginRefused: the server refused USER or PASS (530 and the like).
+	ErrLoginRefused = errors.New("ftp: login refused")
+	// ErrServiceClosing: the server sent 421 and is closing the session.
+	ErrServiceClosing = errors.New("ftp: server is closing the session")
+	// ErrIncomplete: a transfer ended without its final 226/250 reply, or
+	// with a byte count that differs from the size the server announced.
+	ErrIncomplete = errors.New("ftp: transfer incomplete")
+	// ErrDataPeer: an active-mode data connection came from an address
+	// other than the control connection's peer and was refused.
+	ErrDataPeer = errors.New("ftp: data connection from a foreign address")
+	// ErrLocalFile: reading or writing a local file failed.
+	ErrLocalFile = errors.New("ftp: local file")
+	// ErrClientClosed: the client was used after Close or after the
+	// session ended.
+	ErrClientClosed = errors.New("ftp: client closed")
+)
+
+// ReplyError is a reply the client did not want: a 4xx or 5xx, or a code
+// that makes no sense for the command sent.
+type ReplyError struct {
+	Command string // the command as sent, "PASS ****" for a password
+	Reply   *Reply
+	// Want describes what was expected, for unexpected but non-error codes.
+	Want string
+}
+
+func (e *ReplyError) Error() string {
+	r := sanitize(e.Reply.String())
+	if e.Want != "" {
+		return fmt.Sprintf("server answered %s with %s (expected %s)", e.Command, r, e.Want)
+	}
+	return fmt.Sprintf("server refused %s: %s", e.Command, r)
+}
+
+// Is makes errors.Is(err, ErrLoginRefused) and errors.Is(err,
+// ErrServiceClosing) hold for the replies that mean them.
+func (e *ReplyError) Is(target error) bool {
+	switch target {
+	case ErrServiceClosing:
+		return e.Reply.Code == 421
+	case ErrLoginRefused:
+		verb, _, _ := strings.Cut(e.Command, " ")
+		return (verb == "USER" || verb == "PASS" || verb == "ACCT") && e.Reply.Code != 421
+	}
+	return false
+}
+
+// sanitize replaces control characters in text from the network, so a
+// hostile server cannot drive the user's terminal through an error message.
+func sanitize(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+// Sanitize returns s with every control character replaced by '?', for
+// showing text from a server (replies, listings, names) on a terminal.
+func Sanitize(s string) string { return sanitize(s) }
