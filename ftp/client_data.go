@@ -229,4 +229,3 @@ func (d *clientData) closeWrite() error {
 	}
 	return d.close()
 }
-

@@ -298,5 +298,3 @@ func TestDestRefusesDevices(t *testing.T) {
 	}
 	d.Abort()
 }
-
-

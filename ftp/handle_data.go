@@ -289,7 +289,7 @@ func (d *dataConn) Write(p []byte) (int, error) {
 // data connection: it is answered 451, not 426.
 type localError struct{ err error }
 
-func (e *localError) Error() string { return "local file: " + e.err.Error() }
+func (e *localError) Error() string   { return "local file: " + e.err.Error() }
 func (e *localError) Unwrap() []error { return []error{ErrLocalFile, e.err} }
 
 // localIO tags the errors of a file's Read and Write as local.
