@@ -70,3 +70,7 @@ func sanitize(s string) string {
 // Sanitize returns s with every control character replaced by '?', for
 // showing text from a server (replies, listings, names) on a terminal.
 func Sanitize(s string) string { return sanitize(s) }
+
+// LocalFileError marks err as a failure of a local file, so that
+// errors.Is(err, ErrLocalFile) holds for it.
+func LocalFileError(err error) error { return &localError{err: err} }

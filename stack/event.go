@@ -106,6 +106,7 @@ func JSONLines(w io.Writer) (Observer, func() error) {
 		err error
 	)
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // "sock->ops->bind" stays readable
 	obs := func(e Event) {
 		mu.Lock()
 		defer mu.Unlock()

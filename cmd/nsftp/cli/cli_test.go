@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"nsftp/ftp"
+	"nsftp/stack/stacktest"
+)
+
+// run runs the command in-process and returns its output and exit code.
+func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	err := Run(ctx, args, strings.NewReader(""), &out, &errOut)
+	if err != nil {
+		errOut.WriteString(ErrorLine(err) + "\n")
+	}
+	return out.String(), errOut.String(), ExitCode(err)
+}
+
+func TestDemo(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	for _, mode := range []string{"--active", "--passive"} {
+		args := []string{"demo"}
+		if mode == "--passive" {
+			args = append(args, mode)
+		}
+		out, errOut, code := run(t, args...)
+		if code != 0 {
+			t.Fatalf("demo %s: exit %d\n%s", mode, code, errOut)
+		}
+		for _, want := range []string{
+			"connect(192.0.2.2:21)", "sock->ops->connect -> tcp_v4_connect",
+			"-> USER anonymous", "-> PASS ****", "-> RETR hello.txt", "<- 226",
+			"identical to the file served",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("demo %s output lacks %q", mode, want)
+			}
+		}
+		if mode == "--active" && (!strings.Contains(out, "-> PORT 192,0,2,1,") || !strings.Contains(out, "listen()")) {
+			t.Errorf("active demo shows no PORT/listen")
+		}
+		if mode == "--passive" && !strings.Contains(out, "-> EPSV") {
+			t.Errorf("passive demo shows no EPSV")
+		}
+	}
+}
+
+// startServer serves dir on loopback for the CLI's --net os runs.
+func startServer(t *testing.T, dir string, cfg ftp.ServerConfig) string {
+	t.Helper()
+	cfg.Root = dir
+	cfg.Network = &ftp.OSNetwork{}
+	if cfg.User == "" {
+		cfg.Anonymous = true
+	}
+	srv, err := ftp.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), l) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return l.Addr().String()
+}
+
+func TestGetPutLsOverOS(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "a.txt"), []byte("alpha\n"), 0o644)
+	addr := startServer(t, root, ftp.ServerConfig{Write: true})
+	local := t.TempDir()
+
+	for _, mode := range []string{"--passive", "--active"} {
+		dest := filepath.Join(local, "a"+mode)
+		if _, errOut, code := run(t, "get", "ftp://"+addr+"/a.txt", dest, "--net", "os", mode); code != 0 {
+			t.Fatalf("get %s: exit %d: %s", mode, code, errOut)
+		}
+		if b, _ := os.ReadFile(dest); string(b) != "alpha\n" {
+			t.Errorf("get %s wrote %q", mode, b)
+		}
+	}
+	up := filepath.Join(local, "up.txt")
+	os.WriteFile(up, []byte("uploaded\n"), 0o644)
+	if _, errOut, code := run(t, "put", up, "ftp://"+addr+"/", "--net", "os"); code != 0 {
+		t.Fatalf("put: exit %d: %s", code, errOut)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "up.txt")); string(b) != "uploaded\n" {
+		t.Errorf("put stored %q", b)
+	}
+	out, errOut, code := run(t, "ls", "ftp://"+addr+"/", "--net", "os")
+	if code != 0 || !strings.Contains(out, "a.txt") || !strings.Contains(out, "up.txt") {
+		t.Errorf("ls: exit %d, out %q, err %q", code, out, errOut)
+	}
+	out, _, code = run(t, "get", "ftp://"+addr+"/a.txt", "-", "--net", "os", "-q")
+	if code != 0 || out != "alpha\n" {
+		t.Errorf("get to stdout: exit %d, %q", code, out)
+	}
+}
+
+func TestExitCodes(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	root := t.TempDir()
+	os.WriteFile(filepath.Join(root, "a.txt"), []byte("alpha\n"), 0o644)
+	addr := startServer(t, root, ftp.ServerConfig{User: "bob", Password: "right"})
+	closed := func() string {
+		l, _ := net.Listen("tcp", "127.0.0.1:0")
+		defer l.Close()
+		return l.Addr().String()
+	}()
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"bogus"}, ExitUsage, "unknown command"},
+		{[]string{"get"}, ExitUsage, "takes a URL"},
+		{[]string{"get", "--nope", "ftp://h/f"}, ExitUsage, "not defined"},
+		{[]string{"get", "ftp://h/f"}, ExitUsage, "choose a network"},
+		{[]string{"get", "ftp://h/f", "--net", "os", "--active", "--passive"}, ExitUsage, "mutually exclusive"},
+		{[]string{"get", "http://h/f", "--net", "os"}, ExitUsage, "scheme"},
+		{[]string{"get", "ftp://h/a%0d%0aDELE%20x", "--net", "os"}, ExitUsage, "CR"},
+		{[]string{"get", "ftp://" + closed + "/f", filepath.Join(dir, "x"), "--net", "os"}, ExitNetwork, "refused"},
+		{[]string{"get", "ftp://bob:wrong@" + addr + "/a.txt", filepath.Join(dir, "x"), "--net", "os"}, ExitLogin, "530"},
+		{[]string{"get", "ftp://bob:right@" + addr + "/missing", filepath.Join(dir, "x"), "--net", "os"}, ExitServer, "550"},
+		{[]string{"get", "ftp://bob:right@" + addr + "/a.txt", "/dev/null", "--net", "os"}, ExitLocal, "character device"},
+		{[]string{"get", "ftp://bob:right@" + addr + "/a.txt", filepath.Join(dir, "no", "such", "dir", "x"), "--net", "os"}, ExitLocal, "no such file"},
+		{[]string{"put", filepath.Join(dir, "missing"), "ftp://" + addr + "/", "--net", "os"}, ExitLocal, "no such file"},
+	} {
+		_, errOut, code := run(t, tc.args...)
+		if code != tc.code || !strings.Contains(strings.ToLower(errOut), strings.ToLower(tc.msg)) {
+			t.Errorf("nsftp %s: exit %d, %q; want exit %d mentioning %q", strings.Join(tc.args, " "), code, errOut, tc.code, tc.msg)
+		}
+		if strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("nsftp %s: error is more than one line: %q", strings.Join(tc.args, " "), errOut)
+		}
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("failed runs left files behind: %v", entries)
+	}
+}
+
+func TestExitCodeMapping(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		code int
+	}{
+		{nil, 0},
+		{context.DeadlineExceeded, ExitTimeout},
+		{fmt.Errorf("x: %w", os.ErrDeadlineExceeded), ExitTimeout},
+		{fmt.Errorf("x: %w", ftp.ErrIncomplete), ExitIncomplete},
+		{&ftp.ProtocolError{Msg: "bad"}, ExitProtocol},
+		{ftp.LocalFileError(errors.New("disk full")), ExitLocal},
+		{errors.New("anything"), ExitFailure},
+	} {
+		if got := ExitCode(tc.err); got != tc.code {
+			t.Errorf("ExitCode(%v) = %d, want %d", tc.err, got, tc.code)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	out, _, code := run(t, "help")
+	if code != 0 || !strings.Contains(out, "Exit codes") || !strings.Contains(out, "demo") {
+		t.Errorf("help: exit %d\n%s", code, out)
+	}
+	for _, c := range commands() {
+		out, _, code := run(t, c.name, "--help")
+		if code != 0 || !strings.Contains(out, "Usage:") {
+			t.Errorf("%s --help: exit %d\n%s", c.name, code, out)
+		}
+	}
+}

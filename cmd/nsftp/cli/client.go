@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"nsftp/ftp"
+)
+
+// clientFlags are the flags get, put and ls share.
+type clientFlags struct {
+	netFlags
+	active, passive bool
+	eprt            bool
+	timeout         time.Duration
+	connectTimeout  time.Duration
+	quiet           bool
+	trace           traceFlag
+}
+
+func (cf *clientFlags) register(fs *flagSet) {
+	fs.group("Transfer")
+	fs.boolVar(&cf.passive, "passive", false, "passive mode: the client connects to the server's data port (the default)")
+	fs.boolVar(&cf.active, "active", false, "active mode: the server connects back to the client (PORT/EPRT), as in the 2005 article")
+	fs.boolVar(&cf.eprt, "eprt", false, "in active mode, send EPRT even on IPv4")
+	fs.durationVar(&cf.timeout, "timeout", 60*time.Second, "longest wait for a reply, the data connection, or data to move")
+	fs.durationVar(&cf.connectTimeout, "connect-timeout", 30*time.Second, "longest wait for a TCP connection to open")
+	fs.boolVar(&cf.quiet, "q", false, "print nothing but errors")
+	fs.group("Seeing inside")
+	fs.varFlag(&cf.trace, "trace", "print every socket call, segment and FTP step as it happens (`--trace=json` for JSON lines)")
+	cf.netFlags.register(fs)
+}
+
+func (cf *clientFlags) validate() error {
+	if cf.active && cf.passive {
+		return usagef("--active and --passive are mutually exclusive")
+	}
+	if cf.timeout <= 0 || cf.connectTimeout <= 0 {
+		return usagef("--timeout and --connect-timeout must be positive")
+	}
+	if cf.eprt && !cf.active {
+		return usagef("--eprt applies only with --active")
+	}
+	return cf.netFlags.validate()
+}
+
+// session is a logged-in client on an opened network.
+type session struct {
+	net *network
+	c   *ftp.Client
+	tr  *tracer
+}
+
+// connect opens the network, connects, logs in and sets binary mode.
+func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL) (*session, error) {
+	var tr *tracer
+	if cf.trace.format != "" {
+		tr = newTracer(e.stderr, cf.trace.format, true)
+	}
+	n, err := cf.open(ctx, tr)
+	if err != nil {
+		return nil, err
+	}
+	cfg := ftp.ClientConfig{
+		Network:        n,
+		Active:         cf.active,
+		UseEPRT:        cf.eprt,
+		ConnectTimeout: cf.connectTimeout,
+		ReplyTimeout:   cf.timeout,
+		AcceptTimeout:  cf.timeout,
+		DataTimeout:    cf.timeout,
+	}
+	if tr != nil {
+		cfg.Observer = tr.ftpEvent
+	}
+	c, err := ftp.Dial(ctx, u.Address(), cfg)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	s := &session{net: n, c: c, tr: tr}
+	if err := c.Login(ctx, u.User, u.Password); err != nil {
+		s.end(ctx)
+		return nil, err
+	}
+	if err := c.Type(ctx, "I"); err != nil {
+		s.end(ctx)
+		return nil, err
+	}
+	return s, nil
+}
+
+// end says QUIT (with a budget of its own, so it goes out even after ctx
+// was cancelled) and closes everything.
+func (s *session) end(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	s.c.Quit(qctx)
+	s.c.Close()
+	err := s.net.Close()
+	if s.tr != nil {
+		err = errors.Join(err, s.tr.close())
+	}
+	return err
+}
+
+// report prints a one-line summary of a transfer to w.
+func report(w io.Writer, verb, name string, n int64, d time.Duration) {
+	rate := float64(n) / d.Seconds()
+	fmt.Fprintf(w, "%s %s: %s in %v (%s/s)\n", verb, name, humanBytes(float64(n)), d.Round(time.Millisecond), humanBytes(rate))
+}
+
+func humanBytes(n float64) string {
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	i := 0
+	for n >= 1024 && i < len(units)-1 {
+		n /= 1024
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f %s", n, units[i])
+	}
+	return fmt.Sprintf("%.1f %s", n, units[i])
+}
+
+// parseURL parses a URL argument; its mistakes are usage errors.
+func parseURL(raw string) (*ftp.URL, error) {
+	u, err := ftp.ParseURL(raw)
+	if err != nil {
+		return nil, &usageError{msg: err.Error()}
+	}
+	return u, nil
+}

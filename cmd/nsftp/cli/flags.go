@@ -1,0 +1,152 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// flagSet is a FlagSet that reports errors instead of exiting, prints its
+// usage with groups, and accepts flags after positional arguments
+// (`nsftp get URL --active`), as users expect.
+type flagSet struct {
+	*flag.FlagSet
+	usage  string // the command's usage line(s)
+	groups []flagGroup
+	out    io.Writer
+}
+
+type flagGroup struct {
+	title string
+	names []string
+}
+
+func newFlagSet(name, usage string, out io.Writer) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), usage: usage, out: out}
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// group starts a titled group of flags in the help text; flags defined
+// after it belong to it.
+func (fs *flagSet) group(title string) {
+	fs.groups = append(fs.groups, flagGroup{title: title})
+}
+
+func (fs *flagSet) note(name string) {
+	if len(fs.groups) == 0 {
+		fs.group("Flags")
+	}
+	g := &fs.groups[len(fs.groups)-1]
+	g.names = append(g.names, name)
+}
+
+func (fs *flagSet) boolVar(p *bool, name string, value bool, help string) {
+	fs.BoolVar(p, name, value, help)
+	fs.note(name)
+}
+
+func (fs *flagSet) stringVar(p *string, name, value, help string) {
+	fs.StringVar(p, name, value, help)
+	fs.note(name)
+}
+
+func (fs *flagSet) intVar(p *int, name string, value int, help string) {
+	fs.IntVar(p, name, value, help)
+	fs.note(name)
+}
+
+func (fs *flagSet) durationVar(p *time.Duration, name string, value time.Duration, help string) {
+	fs.DurationVar(p, name, value, help)
+	fs.note(name)
+}
+
+func (fs *flagSet) floatVar(p *float64, name string, value float64, help string) {
+	fs.Float64Var(p, name, value, help)
+	fs.note(name)
+}
+
+func (fs *flagSet) varFlag(v flag.Value, name, help string) {
+	fs.Var(v, name, help)
+	fs.note(name)
+}
+
+// alias makes short a second name for the already defined long flag.
+func (fs *flagSet) alias(short, long string) {
+	f := fs.Lookup(long)
+	fs.Var(f.Value, short, "same as --"+long)
+}
+
+// parse parses args, with flags allowed anywhere, and returns the
+// positional arguments. "--help" prints the usage and returns errHelp.
+func (fs *flagSet) parse(args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				fs.printUsage()
+				return nil, errHelp
+			}
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return positional, nil
+		}
+		if args[0] == "--" {
+			return append(positional, args[1:]...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
+}
+
+// errHelp is returned after --help has printed the usage; it is not a
+// failure.
+var errHelp = fmt.Errorf("help shown")
+
+func (fs *flagSet) printUsage() {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage:\n  %s\n", strings.ReplaceAll(strings.TrimSpace(fs.usage), "\n", "\n  "))
+	for _, g := range fs.groups {
+		fmt.Fprintf(&b, "\n%s:\n", g.title)
+		for _, name := range g.names {
+			f := fs.Lookup(name)
+			arg, help := flag.UnquoteUsage(f)
+			dash := "--"
+			if len(name) == 1 {
+				dash = "-"
+			}
+			left := dash + name
+			if arg != "" {
+				left += " " + arg
+			}
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+				help += fmt.Sprintf(" (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(&b, "  %-28s %s\n", left, help)
+		}
+	}
+	fmt.Fprint(fs.out, b.String())
+}
+
+// traceFlag is --trace (text) or --trace=json.
+type traceFlag struct{ format string }
+
+func (t *traceFlag) String() string   { return t.format }
+func (t *traceFlag) IsBoolFlag() bool { return true }
+func (t *traceFlag) Set(v string) error {
+	switch v {
+	case "true", "text":
+		t.format = "text"
+	case "false", "":
+		t.format = ""
+	case "json":
+		t.format = "json"
+	default:
+		return fmt.Errorf("--trace takes text or json, not %q", v)
+	}
+	return nil
+}

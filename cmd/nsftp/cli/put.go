@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"nsftp/ftp"
+)
+
+func runPut(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("put", "nsftp put [flags] FILE URL\n\nFILE - reads standard input. A URL ending in / puts the file under its own name.", e.stdout)
+	var cf clientFlags
+	var appendMode bool
+	fs.group("Remote file")
+	fs.boolVar(&appendMode, "append", false, "append to the remote file (APPE) instead of replacing it")
+	cf.register(fs)
+	pos, err := fs.parse(args)
+	if err == errHelp {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usagef("put takes a FILE and a URL")
+	}
+	if err := cf.validate(); err != nil {
+		return err
+	}
+	u, err := parseURL(pos[1])
+	if err != nil {
+		return err
+	}
+	remote := u.Path
+	var src io.Reader = e.stdin
+	name := "standard input"
+	if pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return ftp.LocalFileError(err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return ftp.LocalFileError(err)
+		}
+		if fi.IsDir() {
+			return ftp.LocalFileError(fmt.Errorf("%s is a directory", pos[0]))
+		}
+		src, name = f, pos[0]
+		if u.IsDir() {
+			remote += filepath.Base(pos[0])
+		}
+	} else if u.IsDir() {
+		return usagef("the URL must name the remote file when FILE is -")
+	}
+
+	s, err := cf.connect(ctx, e, u)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	var n int64
+	if appendMode {
+		n, err = s.c.Append(ctx, remote, src)
+	} else {
+		n, err = s.c.Store(ctx, remote, src)
+	}
+	if err != nil {
+		s.end(ctx)
+		return err
+	}
+	if err := s.end(ctx); err != nil {
+		return err
+	}
+	if !cf.quiet {
+		report(e.stderr, "uploaded", name, n, time.Since(start))
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"nsftp/ftp"
+)
+
+func runServe(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("serve", "nsftp serve [flags] DIR\n\nServes DIR until interrupted. Anonymous and read-only unless told otherwise.", e.stdout)
+	var (
+		nf          netFlags
+		listen      string
+		write       bool
+		user        string
+		password    string
+		anonymous   bool
+		maxSessions int
+		idle        time.Duration
+		quiet       bool
+		trace       traceFlag
+	)
+	fs.group("Serving")
+	fs.stringVar(&listen, "listen", "", "listen on `ADDR:PORT` (default 127.0.0.1:2121 with --net os, port 21 on --addr with --tap)")
+	fs.boolVar(&write, "write", false, "allow uploads, deletes, renames and new directories")
+	fs.stringVar(&user, "user", "", "accept this user name (with --password); turns anonymous login off unless --anonymous")
+	fs.stringVar(&password, "password", "", "the user's password (or set NSFTP_PASSWORD)")
+	fs.boolVar(&anonymous, "anonymous", false, "accept anonymous login (the default when no --user is given)")
+	fs.intVar(&maxSessions, "max-sessions", 32, "most sessions at once")
+	fs.durationVar(&idle, "idle-timeout", 5*time.Minute, "end a session idle this long")
+	fs.boolVar(&quiet, "q", false, "print nothing but errors")
+	fs.group("Seeing inside")
+	fs.varFlag(&trace, "trace", "print every socket call, segment and FTP step (`--trace=json` for JSON lines)")
+	nf.register(fs)
+	pos, err := fs.parse(args)
+	if err == errHelp {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usagef("serve takes one DIR")
+	}
+	if err := nf.validate(); err != nil {
+		return err
+	}
+	if password == "" {
+		password = os.Getenv("NSFTP_PASSWORD")
+	}
+	switch {
+	case user == "" && password != "" && os.Getenv("NSFTP_PASSWORD") == "":
+		return usagef("--password needs --user")
+	case user != "" && password == "":
+		return usagef("--user needs a password: --password or NSFTP_PASSWORD")
+	case user == "":
+		anonymous = true
+	}
+	if maxSessions < 1 || idle <= 0 {
+		return usagef("--max-sessions and --idle-timeout must be positive")
+	}
+	if fi, err := os.Stat(pos[0]); err != nil {
+		return ftp.LocalFileError(err)
+	} else if !fi.IsDir() {
+		return ftp.LocalFileError(fmt.Errorf("%s is not a directory", pos[0]))
+	}
+	if listen == "" {
+		if nf.tap != "" {
+			p, _ := netip.ParsePrefix(nf.addr)
+			listen = netip.AddrPortFrom(p.Addr(), 21).String()
+		} else {
+			listen = "127.0.0.1:2121"
+		}
+	}
+	if _, _, err := net.SplitHostPort(listen); err != nil {
+		return usagef("--listen %q is not ADDR:PORT", listen)
+	}
+
+	var tr *tracer
+	if trace.format != "" {
+		tr = newTracer(e.stderr, trace.format, true)
+	}
+	n, err := nf.open(ctx, tr)
+	if err != nil {
+		return err
+	}
+	defer n.Close()
+	cfg := ftp.ServerConfig{
+		Root: pos[0], Write: write, Anonymous: anonymous, User: user, Password: password,
+		MaxSessions: maxSessions, IdleTimeout: idle, Network: n,
+		Logf: func(format string, args ...any) {
+			if !quiet {
+				fmt.Fprintf(e.stderr, "nsftp: "+format+"\n", args...)
+			}
+		},
+	}
+	if tr != nil {
+		cfg.Observer = tr.ftpEvent
+	}
+	srv, err := ftp.NewServer(cfg)
+	if err != nil {
+		return &setupError{err}
+	}
+	defer srv.Close()
+	l, err := n.Listen(ctx, "control", listen, 64)
+	if err != nil {
+		return &setupError{fmt.Errorf("listening on %s: %w", listen, err)}
+	}
+	if !quiet {
+		access := "read-only"
+		if write {
+			access = "read-write"
+		}
+		who := "anonymous"
+		if user != "" {
+			who = "user " + user
+			if anonymous {
+				who += " and anonymous"
+			}
+		}
+		fmt.Fprintf(e.stderr, "nsftp: serving %s on %s (%s, %s); interrupt to stop\n", pos[0], l.Addr(), access, who)
+	}
+	err = srv.Serve(ctx, l)
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	if tr != nil {
+		err = errors.Join(err, tr.close())
+	}
+	return err
+}
