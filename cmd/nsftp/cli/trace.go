@@ -12,6 +12,14 @@ import (
 	"nsftp/stack"
 )
 
+// record is one event of a run, from the stack (socket calls, segments)
+// or from the FTP layer (commands, replies, data connections), kept in the
+// order they happened for the diagram.
+type record struct {
+	Stack *stack.Event
+	FTP   *ftp.Event
+}
+
 // tracer joins the stack's socket and segment events and the FTP
 // dialogue into one timeline, and renders it as text or JSON lines. All
 // events pass through one mutex, so their order is the order they
@@ -24,6 +32,8 @@ type tracer struct {
 	start    time.Time
 	err      error // first write error
 	stopped  bool  // events after stop are dropped: teardown is not the run
+	keep     bool     // keep records (for a diagram)
+	records  []record // every event, in order, when keep is set
 
 	// indent: segments are shown under the socket call they belong to.
 	lastCallHost string
@@ -50,6 +60,9 @@ func (t *tracer) stackEvent(ev stack.Event) {
 	if t.stopped {
 		return
 	}
+	if t.keep {
+		t.records = append(t.records, record{Stack: &ev})
+	}
 	switch t.format {
 	case "json":
 		t.writeJSON(struct {
@@ -70,6 +83,9 @@ func (t *tracer) ftpEvent(ev ftp.Event) {
 	defer t.mu.Unlock()
 	if t.stopped {
 		return
+	}
+	if t.keep {
+		t.records = append(t.records, record{FTP: &ev})
 	}
 	switch t.format {
 	case "json":
