@@ -24,6 +24,11 @@ type CaptureConfig struct {
 	// Segments, if set, sends one Event of kind KindSegment per frame to
 	// the host's observer.
 	Segments bool
+	// Chains, if set with Segments, records with each outgoing segment the
+	// chain of netstack functions that produced it, read from the call
+	// stack at the link layer (see Segment.Chain). It costs a stack walk
+	// per frame, so it is only paid for when asked.
+	Chains bool
 }
 
 // captureEndpoint sits between the stack and the host's link and sees
@@ -39,6 +44,7 @@ type captureEndpoint struct {
 	pcap    io.Writer
 	snapLen int
 	seg     bool
+	chains  *chainCache // nil unless chains are wanted
 
 	mu  sync.Mutex // serialises pcap records; guards err and buf
 	err error      // first pcap write error; later records are dropped
@@ -58,6 +64,9 @@ const (
 
 func newCaptureEndpoint(lower LinkEndpoint, h *Host, cfg CaptureConfig) (*captureEndpoint, error) {
 	c := &captureEndpoint{h: h, pcap: cfg.PCAP, snapLen: cfg.SnapLen, seg: cfg.Segments}
+	if cfg.Chains && cfg.Segments {
+		c.chains = newChainCache()
+	}
 	if c.snapLen <= 0 {
 		c.snapLen = MaxMTU + 128
 	}
@@ -92,20 +101,24 @@ func (c *captureEndpoint) closeErr() error {
 
 // WritePackets implements stack.LinkEndpoint.
 func (c *captureEndpoint) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
+	var chain []string
+	if c.chains != nil && c.h.obs != nil {
+		chain = c.chains.here(2)
+	}
 	for _, pkt := range pkts.AsSlice() {
-		c.record("out", pkt)
+		c.record("out", pkt, chain)
 	}
 	return c.Endpoint.WritePackets(pkts)
 }
 
 // DeliverNetworkPacket implements stack.NetworkDispatcher.
 func (c *captureEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer) {
-	c.record("in", pkt)
+	c.record("in", pkt, nil)
 	c.Endpoint.DeliverNetworkPacket(proto, pkt)
 }
 
 // record writes one frame to the pcap and emits its segment event.
-func (c *captureEndpoint) record(dir string, pkt *gstack.PacketBuffer) {
+func (c *captureEndpoint) record(dir string, pkt *gstack.PacketBuffer, chain []string) {
 	now := time.Now()
 	slices := pkt.AsSlices()
 	size := 0
@@ -126,6 +139,7 @@ func (c *captureEndpoint) record(dir string, pkt *gstack.PacketBuffer) {
 		}
 		seg := decodeFrame(head[:n], size, c.ARPHardwareType() == header.ARPHardwareEther)
 		seg.Dir = dir
+		seg.Chain = chain
 		c.h.obs(Event{Time: now, Host: c.h.name, Kind: KindSegment, Segment: seg})
 	}
 }

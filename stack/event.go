@@ -85,6 +85,12 @@ type Segment struct {
 	Len    int    `json:"len"`              // TCP payload bytes; frame length for others
 	Frame  int    `json:"frame"`            // frame length on the wire, link header included
 	Info   string `json:"info,omitempty"`   // non-TCP frames: what the frame says
+	// Chain is, for outgoing frames when CaptureConfig.Chains is set, the
+	// netstack functions that produced the frame, outermost first, e.g.
+	// ["tcp.(*Endpoint).Write", ..., "ipv4.(*endpoint).WritePacket",
+	// "stack.(*nic).WritePacket"]: the 2005 article's Figure 3, for
+	// netstack, read off the real call stack.
+	Chain []string `json:"chain,omitempty"`
 }
 
 // Observer receives events. It is called synchronously on the goroutine

@@ -312,3 +312,61 @@ func TestJSONLines(t *testing.T) {
 		t.Errorf("event counts %v", kinds)
 	}
 }
+
+// TestChains checks that --explain's call chains are real captures: the
+// SYN of a connect comes from tcp's connect path through ipv4 to the NIC,
+// and data segments from the socket's Send.
+func TestChains(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	var rec recorder
+	p := stacktest.Pair(t, stack.PairConfig{
+		Client: stack.HostConfig{Observer: rec.observe, Capture: &stack.CaptureConfig{Segments: true, Chains: true}},
+	})
+	l := listen(t, p.Server, serverAddr)
+	c := dial(t, p.Client, serverAddr)
+	s := accept(t, l)
+	c.Write([]byte("RETR foo_file\r\n"))
+	io.ReadFull(s, make([]byte, 15))
+	dial(t, p.Client, serverAddr) // a second SYN, with ARP already resolved
+	accept(t, l)
+	var syns [][]string
+	var data []string
+	for _, e := range rec.snapshot() {
+		if e.Kind != stack.KindSegment || e.Segment.Dir != "out" || e.Segment.Proto != "tcp" {
+			continue
+		}
+		if e.Segment.Flags == "SYN" {
+			syns = append(syns, e.Segment.Chain)
+		}
+		if e.Segment.Len == 15 {
+			data = e.Segment.Chain
+		}
+	}
+	if len(syns) != 2 {
+		t.Fatalf("saw %d SYNs, want 2", len(syns))
+	}
+	first, syn := syns[0], syns[1]
+	t.Logf("first SYN chain: %s", strings.Join(first, " -> "))
+	t.Logf("second SYN chain: %s", strings.Join(syn, " -> "))
+	t.Logf("data chain: %s", strings.Join(data, " -> "))
+	has := func(chain []string, parts ...string) bool {
+		joined := strings.Join(chain, " -> ")
+		for _, p := range parts {
+			if !strings.Contains(joined, p) {
+				return false
+			}
+		}
+		return true
+	}
+	// The first SYN waited for ARP: the neighbour cache sends it when the
+	// reply arrives, so its chain starts there, not in tcp.
+	if !has(first, "stack.(*packetsPendingLinkResolution)", "stack.(*nic).writePacket") {
+		t.Errorf("first SYN chain %q was not sent by link resolution", first)
+	}
+	if !has(syn, "tcp.", "ipv4.(*endpoint).WritePacket", "stack.(*nic).WritePacket") {
+		t.Errorf("SYN chain %q lacks the tcp -> ipv4 -> nic path", syn)
+	}
+	if !has(data, "nsftp (*Socket).Send", "tcp.(*Endpoint).Write", "ipv4.(*endpoint).WritePacket") {
+		t.Errorf("data chain %q does not start at Socket.Send", data)
+	}
+}
