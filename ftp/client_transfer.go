@@ -20,7 +20,8 @@ const copyBufferSize = 128 << 10
 // offset > 0, and returns the bytes written. It succeeds only when the
 // server ends with 226 or 250 and, where the size is known (from SIZE, or
 // the "(N bytes)" of the 150 reply), exactly that many bytes arrived;
-// it never writes more than the announced size to w.
+// it never writes more than the announced size to w. If w has a method
+// ExpectSize(int64), it is told the size once known (for progress bars).
 func (c *Client) Retrieve(ctx context.Context, path string, offset int64, w io.Writer) (int64, error) {
 	if offset < 0 {
 		return 0, fmt.Errorf("ftp: negative offset %d", offset)
@@ -41,6 +42,9 @@ func (c *Client) Retrieve(ctx context.Context, path string, offset int64, w io.W
 	err := c.transfer(ctx, "RETR", path, offset, func(r *Reply, d *clientData) error {
 		if want < 0 && offset == 0 {
 			want = announcedSize(r)
+		}
+		if es, ok := w.(interface{ ExpectSize(int64) }); ok && want >= 0 {
+			es.ExpectSize(want)
 		}
 		var err error
 		n, err = receiveData(w, d, want)

@@ -98,8 +98,9 @@ type Segment struct {
 // call back into the socket that produced the event.
 type Observer func(Event)
 
-// Gate is called before every socket call with the call about to run (its
-// result fields empty). It may block, as a step-mode prompt does; if it
+// Gate is called before every socket call with the call about to run: its
+// arguments filled in (the address of a bind or connect, the bytes a send
+// is given), its results empty. It may block, as a step-mode prompt does; if it
 // returns an error the call does not run and fails with that error.
 type Gate func(ctx context.Context, c Call) error
 

@@ -89,6 +89,7 @@ func (s *Socket) Label() string { return s.label }
 // stack choose one; an unspecified address binds all of the host's.
 func (s *Socket) Bind(ctx context.Context, addr netip.AddrPort) error {
 	c := s.begin(OpBind)
+	c.Local = addrString(addr)
 	if err := s.h.gate(ctx, c); err != nil {
 		return err
 	}
@@ -208,6 +209,7 @@ func (s *Socket) connect(ctx context.Context, addr netip.AddrPort) error {
 // It returns early only on error, ctx done, the write deadline or Close.
 func (s *Socket) Send(ctx context.Context, b []byte) (int, error) {
 	c := s.begin(OpSend)
+	c.Bytes = len(b) // what is about to be sent, for the gate
 	if err := s.h.gate(ctx, c); err != nil {
 		return 0, err
 	}

@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/term"
 
 	"nsftp/ftp"
 	"nsftp/stack"
@@ -20,38 +24,75 @@ type record struct {
 	FTP   *ftp.Event
 }
 
-// tracer joins the stack's socket and segment events and the FTP
-// dialogue into one timeline, and renders it as text or JSON lines. All
-// events pass through one mutex, so their order is the order they
-// happened in.
+// tracer joins the stack's socket and segment events and the FTP dialogue
+// into one timeline and renders it: as text for people (--trace), as JSON
+// lines for programs (--trace=json), FTP steps only (-v), or not at all
+// (records kept for a diagram). Every event passes through one mutex, so
+// the order shown is the order things happened in.
 type tracer struct {
 	mu       sync.Mutex
 	w        io.Writer
-	format   string // "text", "json" or "" (record only)
+	format   string // "text", "json", "ftp" (commands and replies only) or ""
 	segments bool   // capture and show segments
+	explain  bool   // show each outgoing segment's netstack call chain
+	color    bool
 	start    time.Time
 	err      error // first write error
 	stopped  bool  // events after stop are dropped: teardown is not the run
-	keep     bool     // keep records (for a diagram)
-	records  []record // every event, in order, when keep is set
 
-	// indent: segments are shown under the socket call they belong to.
-	lastCallHost string
+	keep    bool     // keep records (for a diagram)
+	records []record // every event, in order, when keep is set
+
+	// pending holds the socket calls that have begun (seen through the
+	// hosts' gates) and not yet completed, so the segments they cause can
+	// be shown under them.
+	pending   map[pendingKey]*pendingCall
+	isn       map[string]uint32 // initial sequence numbers by "src>dst"
+	lastChain string
+}
+
+type pendingKey struct {
+	host string
+	fd   int
+}
+
+type pendingCall struct {
+	call   stack.Call
+	host   string
+	at     time.Time
+	opened bool // its header line is printed and segments follow it
 }
 
 func newTracer(w io.Writer, format string, segments bool) *tracer {
-	return &tracer{w: w, format: format, segments: segments, start: time.Now()}
+	t := &tracer{w: w, format: format, segments: segments, start: time.Now(),
+		pending: map[pendingKey]*pendingCall{}, isn: map[string]uint32{}}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == "" {
+		t.color = true
+	}
+	return t
 }
 
-// configureHost makes a stack host report to the tracer.
-func (t *tracer) configureHost(cfg *stack.HostConfig) {
-	cfg.Observer = t.stackEvent
-	if t.segments {
-		if cfg.Capture == nil {
-			cfg.Capture = &stack.CaptureConfig{}
+// gate wraps a host's gate (nil for none) so the tracer learns of each
+// call as it begins.
+func (t *tracer) gate(host string, next stack.Gate) stack.Gate {
+	return func(ctx context.Context, c stack.Call) error {
+		if next != nil {
+			if err := next(ctx, c); err != nil {
+				return err
+			}
 		}
-		cfg.Capture.Segments = true
+		t.begin(host, c)
+		return nil
 	}
+}
+
+func (t *tracer) begin(host string, c stack.Call) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped || t.format != "text" {
+		return
+	}
+	t.pending[pendingKey{host, c.Socket}] = &pendingCall{call: c, host: host, at: time.Now()}
 }
 
 func (t *tracer) stackEvent(ev stack.Event) {
@@ -71,9 +112,9 @@ func (t *tracer) stackEvent(ev stack.Event) {
 		}{"stack", ev})
 	case "text":
 		if ev.Call != nil {
-			t.printf("%s\n", t.callLine(ev))
+			t.callDone(ev)
 		} else if ev.Segment != nil && t.segments {
-			t.printf("%s\n", t.segmentLine(ev))
+			t.segment(ev)
 		}
 	}
 }
@@ -93,7 +134,10 @@ func (t *tracer) ftpEvent(ev ftp.Event) {
 			Layer string `json:"layer"`
 			ftp.Event
 		}{"ftp", ev})
-	case "text":
+	case "text", "ftp":
+		if t.format == "ftp" && ev.Side == "server" {
+			return
+		}
 		t.printf("%s\n", t.ftpLine(ev))
 	}
 }
@@ -118,92 +162,228 @@ func (t *tracer) stamp(at time.Time) string {
 	return fmt.Sprintf("%9.3fms", float64(at.Sub(t.start).Microseconds())/1000)
 }
 
-// callLine renders a socket call: what the program called, what the 2005
-// article's kernel code called, today's kernel function, the netstack
-// call, and the TCP state it moved through.
-func (t *tracer) callLine(ev stack.Event) string {
-	c := ev.Call
-	var call string
-	switch c.Op {
-	case stack.OpSocket:
-		call = "socket()"
-	case stack.OpBind:
-		call = "bind(" + c.Local + ")"
-	case stack.OpListen:
-		call = "listen()"
-	case stack.OpAccept:
-		call = "accept()"
-		if c.Err == "" {
-			call = fmt.Sprintf("accept() = fd%d from %s", c.NewSocket, c.Remote)
-		}
-	case stack.OpConnect:
-		call = "connect(" + c.Remote + ")"
-	case stack.OpSend:
-		call = fmt.Sprintf("send(%d bytes)", c.Bytes)
-	case stack.OpRecv:
-		if c.Err == "EOF" {
-			call = "recv() = 0, EOF"
-		} else {
-			call = fmt.Sprintf("recv() = %d bytes", c.Bytes)
-		}
-	case stack.OpShutdown:
-		call = "shutdown()"
-	case stack.OpClose:
-		call = "close()"
-	case stack.OpGetsockname:
-		call = "getsockname() = " + c.Local
-	case stack.OpGetpeername:
-		call = "getpeername() = " + c.Remote
-	default:
-		call = string(c.Op) + "()"
+// paint colours s for a terminal: control blue, data orange, errors red.
+func (t *tracer) paint(kind, s string) string {
+	if !t.color {
+		return s
 	}
+	codes := map[string]string{"control": "34", "data": "33", "error": "31", "dim": "2", "bold": "1"}
+	if c, ok := codes[kind]; ok {
+		return "\033[" + c + "m" + s + "\033[0m"
+	}
+	return s
+}
+
+// head is the start of every line: time, host, socket and connection.
+func (t *tracer) head(at time.Time, host string, fd int, label string) string {
+	sock := "    "
+	if fd > 0 {
+		sock = fmt.Sprintf("fd%-2d", fd)
+	}
+	return fmt.Sprintf("%s %-6s %s %s", t.stamp(at), host, sock, t.paint(label, fmt.Sprintf("%-7s", label)))
+}
+
+// callDone renders a completed socket call. If segments were shown under
+// it, its header went out when the first of them did, and this line gives
+// the result; otherwise the whole call is one line.
+func (t *tracer) callDone(ev stack.Event) {
+	c := ev.Call
+	key := pendingKey{ev.Host, c.Socket}
+	p := t.pending[key]
+	delete(t.pending, key)
 	state := c.StateAfter
 	if c.StateBefore != "" && c.StateBefore != c.StateAfter {
 		state = c.StateBefore + " -> " + c.StateAfter
 	}
-	line := fmt.Sprintf("%s %-6s fd%-2d %-7s %-38s %s -> %s | %s | %s",
-		t.stamp(ev.Time), ev.Host, c.Socket, c.Label, call, c.Article, c.Kernel, c.Netstack, state)
+	errText := ""
 	if c.Err != "" && c.Err != "EOF" {
-		line += " | error: " + c.Err
+		errText = "  " + t.paint("error", "error: "+c.Err)
 	}
-	return line
+	if p != nil && p.opened {
+		t.printf("%s %s %-38s %s  %v%s\n", t.head(ev.Time, ev.Host, c.Socket, c.Label), "  =",
+			callResult(*c), t.paint("bold", state), c.Duration.Round(time.Microsecond), errText)
+		return
+	}
+	t.printf("%s %-42s %s%s\n", t.head(ev.Time, ev.Host, c.Socket, c.Label), callText(*c, true),
+		callNamesText(*c)+"  "+t.paint("bold", state), errText)
 }
 
-func (t *tracer) segmentLine(ev stack.Event) string {
+// callText is the BSD call with its arguments and, when done, its result.
+func callText(c stack.Call, done bool) string {
+	switch c.Op {
+	case stack.OpSocket:
+		return "socket()"
+	case stack.OpBind:
+		return "bind(" + c.Local + ")"
+	case stack.OpListen:
+		return "listen(" + c.Local + ")"
+	case stack.OpAccept:
+		if done && c.Err == "" {
+			return fmt.Sprintf("accept() = fd%d from %s", c.NewSocket, c.Remote)
+		}
+		return "accept()"
+	case stack.OpConnect:
+		return "connect(" + c.Remote + ")"
+	case stack.OpSend:
+		return fmt.Sprintf("send(%d bytes)", c.Bytes)
+	case stack.OpRecv:
+		if !done {
+			return "recv()"
+		}
+		if c.Err == "EOF" {
+			return "recv() = 0 (EOF: the peer's FIN)"
+		}
+		return fmt.Sprintf("recv() = %d bytes", c.Bytes)
+	case stack.OpGetsockname:
+		return "getsockname() = " + c.Local
+	case stack.OpGetpeername:
+		return "getpeername() = " + c.Remote
+	default:
+		return string(c.Op) + "()"
+	}
+}
+
+// callResult is what a call returned, for the line that closes a call
+// whose segments were shown under it.
+func callResult(c stack.Call) string {
+	switch {
+	case c.Err != "" && c.Err != "EOF":
+		return "failed"
+	case c.Op == stack.OpAccept:
+		return fmt.Sprintf("fd%d from %s", c.NewSocket, c.Remote)
+	case c.Op == stack.OpRecv && c.Err == "EOF":
+		return "0 (EOF: the peer's FIN)"
+	case c.Op == stack.OpRecv || c.Op == stack.OpSend:
+		return fmt.Sprintf("%d bytes", c.Bytes)
+	default:
+		return "0"
+	}
+}
+
+// callNamesText is the article's kernel call, today's kernel function and
+// the netstack call behind a socket call.
+func callNamesText(c stack.Call) string {
+	return fmt.Sprintf("%s -> %s | %s", c.Article, c.Kernel, c.Netstack)
+}
+
+// segment renders one frame, under the pending call it belongs to if any.
+func (t *tracer) segment(ev stack.Event) {
 	s := ev.Segment
-	dir := ">"
+	if s.Proto == "tcp" && strings.Contains(s.Flags, "SYN") {
+		t.isn[s.Src+">"+s.Dst] = s.Seq
+	}
+	var owner *pendingCall
+	if s.Proto == "tcp" {
+		owner = t.owner(ev.Host, s)
+	}
+	if owner != nil && !owner.opened {
+		owner.opened = true
+		c := owner.call
+		t.printf("%s %-42s %s\n", t.head(owner.at, owner.host, c.Socket, c.Label), callText(c, false), callNamesText(c))
+	}
+	indent := strings.Repeat(" ", 11+1+6+1+4+1+7) + " "
+	if owner != nil {
+		indent += "  | "
+	}
+	dir := t.paint("dim", ">")
 	if s.Dir == "in" {
-		dir = "<"
+		dir = t.paint("dim", "<")
 	}
 	if s.Proto != "tcp" {
-		return fmt.Sprintf("%s %-6s        %s %s %s", t.stamp(ev.Time), ev.Host, dir, s.Proto, s.Info)
+		t.printf("%s%s %s %s\n", indent, dir, s.Proto, s.Info)
+		return
 	}
-	return fmt.Sprintf("%s %-6s        %s %s > %s %s seq=%d ack=%d win=%d len=%d",
-		t.stamp(ev.Time), ev.Host, dir, s.Src, s.Dst, s.Flags, s.Seq, s.Ack, s.Window, s.Len)
+	// Sequence numbers relative to each direction's initial one, as
+	// tcpdump and Wireshark show them, once the SYN has been seen.
+	seq, ack := s.Seq, s.Ack
+	if isn, ok := t.isn[s.Src+">"+s.Dst]; ok {
+		seq -= isn
+	}
+	if isn, ok := t.isn[s.Dst+">"+s.Src]; ok && strings.Contains(s.Flags, "ACK") {
+		ack -= isn
+	}
+	line := fmt.Sprintf("%s%s %s > %s  %-12s seq=%d", indent, dir, s.Src, s.Dst, s.Flags, seq)
+	if strings.Contains(s.Flags, "ACK") {
+		line += fmt.Sprintf(" ack=%d", ack)
+	}
+	line += fmt.Sprintf(" win=%d len=%d", s.Window, s.Len)
+	t.printf("%s\n", line)
+	if t.explain && len(s.Chain) > 0 {
+		chain := strings.Join(s.Chain, " -> ")
+		if chain == t.lastChain {
+			t.printf("%s    %s\n", indent, t.paint("dim", "(made by the same netstack calls as above)"))
+		} else {
+			t.printf("%s    %s %s\n", indent, t.paint("dim", "made by:"), chain)
+			t.lastChain = chain
+		}
+	}
+}
+
+// owner finds the call in progress on host whose connection a segment
+// belongs to: the segment's local end must be the call's local address
+// (or the call has none yet, as a connect before its SYN), and its remote
+// end the call's peer (or the call has none, as an accept).
+func (t *tracer) owner(host string, s *stack.Segment) *pendingCall {
+	local, remote := s.Src, s.Dst
+	if s.Dir == "in" {
+		local, remote = s.Dst, s.Src
+	}
+	var best *pendingCall
+	for k, p := range t.pending {
+		if k.host != host {
+			continue
+		}
+		c := p.call
+		localOK := c.Local == "" || c.Local == local || strings.HasSuffix(c.Local, ":0")
+		remoteOK := c.Remote == "" || c.Remote == remote
+		if c.Op == stack.OpAccept {
+			remoteOK = true
+		}
+		if localOK && remoteOK && (c.Local != "" || c.Remote != "") {
+			if best == nil || p.at.After(best.at) {
+				best = p
+			}
+		}
+	}
+	return best
 }
 
 func (t *tracer) ftpLine(ev ftp.Event) string {
-	host := ev.Side
+	head := t.head(ev.Time, ev.Side, 0, ev.Conn)
 	switch ev.Kind {
 	case ftp.EventCommand:
 		arrow := "->"
 		if ev.Side == "server" {
 			arrow = "<-"
 		}
-		return fmt.Sprintf("%s %-6s     %-7s %s %s", t.stamp(ev.Time), host, ev.Conn, arrow, ftp.Sanitize(ev.Text))
+		return fmt.Sprintf("%s %s %s", head, arrow, t.paint("bold", ftp.Sanitize(ev.Text)))
 	case ftp.EventReply:
 		arrow := "<-"
 		if ev.Side == "server" {
 			arrow = "->"
 		}
 		text := strings.ReplaceAll(ev.Text, "\n", " / ")
-		return fmt.Sprintf("%s %-6s     %-7s %s %d %s", t.stamp(ev.Time), host, ev.Conn, arrow, ev.Code, ftp.Sanitize(text))
+		return fmt.Sprintf("%s %s %s", head, arrow, t.paint("bold", fmt.Sprintf("%d %s", ev.Code, ftp.Sanitize(text))))
 	case ftp.EventDataOpen:
-		return fmt.Sprintf("%s %-6s     data    == %s data connection open: %s <-> %s", t.stamp(ev.Time), host, ev.Mode, ev.Local, ev.Remote)
+		return fmt.Sprintf("%s == %s data connection open: %s <-> %s", head, ev.Mode, ev.Local, ev.Remote)
 	case ftp.EventDataClose:
-		return fmt.Sprintf("%s %-6s     data    == data connection closed after %d bytes", t.stamp(ev.Time), host, ev.Bytes)
+		return fmt.Sprintf("%s == data connection closed after %d bytes", head, ev.Bytes)
+	case ftp.EventTLS:
+		return fmt.Sprintf("%s == TLS: %s", head, ftp.Sanitize(ev.Text))
 	default:
-		return fmt.Sprintf("%s %-6s     %-7s !! %s", t.stamp(ev.Time), host, ev.Conn, ftp.Sanitize(ev.Text))
+		return fmt.Sprintf("%s !! %s", head, ftp.Sanitize(ev.Text))
+	}
+}
+
+// configureHost makes a stack host report to the tracer.
+func (t *tracer) configureHost(cfg *stack.HostConfig) {
+	cfg.Observer = t.stackEvent
+	cfg.Gate = t.gate(cfg.Name, cfg.Gate)
+	if t.segments {
+		if cfg.Capture == nil {
+			cfg.Capture = &stack.CaptureConfig{}
+		}
+		cfg.Capture.Segments = true
 	}
 }
 
