@@ -315,11 +315,15 @@ func isMode(s string) bool {
 	return len(s) == 10 || strings.ContainsRune("+@.", rune(s[10]))
 }
 
-var months = map[string]time.Month{
-	"jan": time.January, "feb": time.February, "mar": time.March,
-	"apr": time.April, "may": time.May, "jun": time.June,
-	"jul": time.July, "aug": time.August, "sep": time.September,
-	"oct": time.October, "nov": time.November, "dec": time.December,
+// parseMonth parses an English three-letter month name, in any case.
+func parseMonth(s string) (time.Month, bool) {
+	if len(s) == 3 {
+		const names = "janfebmaraprmayjunjulaugsepoctnovdec"
+		if i := strings.Index(names, strings.ToLower(s)); i >= 0 && i%3 == 0 {
+			return time.Month(i/3 + 1), true
+		}
+	}
+	return 0, false
 }
 
 // parseUnixLine parses an "ls -l" line whose first field is a mode string.
@@ -400,7 +404,7 @@ func parseUnixDate(line string, fs []field, k int, now time.Time) (time.Time, in
 	if k+2 >= len(fs) {
 		return time.Time{}, 0, false
 	}
-	m, ok := months[strings.ToLower(tok(k))]
+	m, ok := parseMonth(tok(k))
 	if !ok {
 		return time.Time{}, 0, false
 	}

@@ -31,9 +31,10 @@ type ProtocolError struct {
 	// Line is the offending input, at most about 80 bytes of it (followed by
 	// "..." when cut), with non-printable bytes escaped as strconv.Quote
 	// does, without the surrounding quotes. It is "" when there is no
-	// useful input to show. Error re-escapes any non-printable byte found
-	// here, so a hand-built ProtocolError cannot smuggle control bytes into
-	// logs either.
+	// useful input to show. Error escapes any non-printable byte found here
+	// and cuts a Line longer than 400 bytes, so that a hand-built
+	// ProtocolError cannot smuggle control bytes or megabytes into logs
+	// either.
 	Line string
 }
 
@@ -42,7 +43,7 @@ type ProtocolError struct {
 func (e *ProtocolError) Error() string {
 	s := "ftp: protocol violation: " + e.Msg
 	if e.Line != "" {
-		s += ` in "` + escapeNonPrintable(e.Line) + `"`
+		s += ` in "` + escapeNonPrintable(truncate(e.Line, 400)) + `"`
 	}
 	return s
 }

@@ -295,6 +295,10 @@ func TestProtocolError(t *testing.T) {
 	if got, want := err.Error(), `ftp: protocol violation: NUL byte in line in "220 a\x00\\\"b"`; got != want {
 		t.Fatalf("got %s, want %s", got, want)
 	}
+	// A hand-built ProtocolError with a huge raw Line still makes a short message.
+	if got := (&ProtocolError{Msg: "m", Line: strings.Repeat("\x01", 10000)}).Error(); len(got) > 2000 {
+		t.Fatalf("Error() is %d bytes long", len(got))
+	}
 	// Long lines are cut.
 	_, err = ReadReply(bufio.NewReader(strings.NewReader("220 " + strings.Repeat("q", 500) + "\x00\r\n")))
 	var pe *ProtocolError

@@ -49,7 +49,7 @@ func TestDemo(t *testing.T) {
 				t.Errorf("demo %s output lacks %q", mode, want)
 			}
 		}
-		if mode == "--active" && (!strings.Contains(out, "-> PORT 192,0,2,1,") || !strings.Contains(out, "listen()")) {
+		if mode == "--active" && (!strings.Contains(out, "-> PORT 192,0,2,1,") || !strings.Contains(out, "listen(192.0.2.1:")) {
 			t.Errorf("active demo shows no PORT/listen")
 		}
 		if mode == "--passive" && !strings.Contains(out, "-> EPSV") {
