@@ -110,6 +110,8 @@ func ErrorLine(err error) string {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// stop ends the run early with a cause (step mode's q).
+	stop context.CancelCauseFunc
 }
 
 type command struct {
@@ -130,7 +132,9 @@ func commands() []command {
 
 // Run runs the nsftp command line args (without the program name).
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, stop: stop}
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mainUsage())
 		return usagef("no command given")

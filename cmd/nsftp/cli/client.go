@@ -18,7 +18,7 @@ type clientFlags struct {
 	timeout         time.Duration
 	connectTimeout  time.Duration
 	quiet           bool
-	trace           traceFlag
+	see             seeFlags
 }
 
 func (cf *clientFlags) register(fs *flagSet) {
@@ -28,9 +28,8 @@ func (cf *clientFlags) register(fs *flagSet) {
 	fs.boolVar(&cf.eprt, "eprt", false, "in active mode, send EPRT even on IPv4")
 	fs.durationVar(&cf.timeout, "timeout", 60*time.Second, "longest wait for a reply, the data connection, or data to move")
 	fs.durationVar(&cf.connectTimeout, "connect-timeout", 30*time.Second, "longest wait for a TCP connection to open")
-	fs.boolVar(&cf.quiet, "q", false, "print nothing but errors")
-	fs.group("Seeing inside")
-	fs.varFlag(&cf.trace, "trace", "print every socket call, segment and FTP step as it happens (`--trace=json` for JSON lines)")
+	fs.boolVar(&cf.quiet, "q", false, "print nothing but errors and what was asked for")
+	cf.see.register(fs)
 	cf.netFlags.register(fs)
 }
 
@@ -44,44 +43,57 @@ func (cf *clientFlags) validate() error {
 	if cf.eprt && !cf.active {
 		return usagef("--eprt applies only with --active")
 	}
-	return cf.netFlags.validate()
+	if err := cf.netFlags.validate(); err != nil {
+		return err
+	}
+	return cf.see.validate(cf.tap != "")
 }
 
 // session is a logged-in client on an opened network.
 type session struct {
-	net *network
-	c   *ftp.Client
-	tr  *tracer
+	net   *network
+	c     *ftp.Client
+	see   *seeing
+	title string // what the run did, for the diagram
 }
 
 // connect opens the network, connects, logs in and sets binary mode.
-func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL) (*session, error) {
-	var tr *tracer
-	if cf.trace.format != "" {
-		tr = newTracer(e.stderr, cf.trace.format, true)
+// The trace, if any, goes to stderr: stdout may be the file itself.
+func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL, title string) (*session, error) {
+	if err := credentials(e, u); err != nil {
+		return nil, err
 	}
-	n, err := cf.open(ctx, tr)
+	see, err := cf.see.start(e, e.stderr, e.stop)
 	if err != nil {
 		return nil, err
+	}
+	n, err := cf.open(ctx, see)
+	if err != nil {
+		see.finish(title)
+		return nil, err
+	}
+	timeout, connectTimeout := cf.timeout, cf.connectTimeout
+	if cf.see.step {
+		timeout, connectTimeout = stepTimeout, stepTimeout
 	}
 	cfg := ftp.ClientConfig{
 		Network:        n,
 		Active:         cf.active,
 		UseEPRT:        cf.eprt,
-		ConnectTimeout: cf.connectTimeout,
-		ReplyTimeout:   cf.timeout,
-		AcceptTimeout:  cf.timeout,
-		DataTimeout:    cf.timeout,
+		ConnectTimeout: connectTimeout,
+		ReplyTimeout:   timeout,
+		AcceptTimeout:  timeout,
+		DataTimeout:    timeout,
+		Observer:       see.ftpObserver(),
 	}
-	if tr != nil {
-		cfg.Observer = tr.ftpEvent
-	}
+	s := &session{net: n, see: see, title: title}
 	c, err := ftp.Dial(ctx, u.Address(), cfg)
 	if err != nil {
 		n.Close()
+		see.finish(title)
 		return nil, err
 	}
-	s := &session{net: n, c: c, tr: tr}
+	s.c = c
 	if err := c.Login(ctx, u.User, u.Password); err != nil {
 		s.end(ctx)
 		return nil, err
@@ -100,11 +112,9 @@ func (s *session) end(ctx context.Context) error {
 	defer cancel()
 	s.c.Quit(qctx)
 	s.c.Close()
+	traceErr := s.see.stopTrace()
 	err := s.net.Close()
-	if s.tr != nil {
-		err = errors.Join(err, s.tr.close())
-	}
-	return err
+	return errors.Join(traceErr, err, s.see.finish(s.title))
 }
 
 // report prints a one-line summary of a transfer to w.

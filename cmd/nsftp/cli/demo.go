@@ -34,15 +34,15 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	var (
 		passive bool
 		quiet   bool
-		trace   traceFlag
+		see     seeFlags
 		mtu     int
 		loss    float64
 		delay   time.Duration
 	)
 	fset.group("Demo")
 	fset.boolVar(&passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
-	fset.boolVar(&quiet, "q", false, "print only the result")
-	fset.varFlag(&trace, "trace", "trace format: text (the default) or `--trace=json` for JSON lines")
+	fset.boolVar(&quiet, "q", false, "print only the result (and what --trace, --pcap, --diagram ask for)")
+	see.register(fset)
 	fset.group("Virtual wire")
 	fset.intVar(&mtu, "mtu", 1500, "the wire's MTU (576-65000)")
 	fset.floatVar(&loss, "loss", 0, "percent of frames the wire drops")
@@ -67,14 +67,20 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 		return usagef("--delay %v out of range 0-10s", delay)
 	}
 
-	format := "text"
-	if trace.format != "" {
-		format = trace.format
+	// The demo is a lesson: without -q it traces as --trace would.
+	if see.trace.format == "" && !quiet {
+		see.trace.format = "text"
 	}
-	if quiet {
-		format = ""
+	if err := see.validate(true); err != nil {
+		return err
 	}
-	tr := newTracer(e.stdout, format, true)
+	format := see.trace.format
+	sg, err := see.start(e, e.stdout, e.stop)
+	if err != nil {
+		return err
+	}
+	const title = "nsftp demo"
+	defer sg.finish(title)
 
 	root, err := os.MkdirTemp("", "nsftp-demo-")
 	if err != nil {
@@ -85,9 +91,9 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 		return ftp.LocalFileError(err)
 	}
 
-	clientCfg := hostConfig("client", tr)
-	serverCfg := hostConfig("server", tr)
-	serverCfg.Capture = nil // the client's link already shows every frame
+	// On one wire the client's link sees every frame: capture it there only.
+	clientCfg := sg.hostConfig("client", true)
+	serverCfg := sg.hostConfig("server", false)
 	p, err := stack.NewPair(stack.PairConfig{
 		Wire:   stack.WireConfig{MTU: mtu, Loss: loss, Delay: delay},
 		Client: clientCfg,
@@ -97,6 +103,8 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 		return &setupError{err}
 	}
 	defer p.Close()
+	sg.hostStarted(p.Client)
+	sg.hostStarted(p.Server)
 
 	if format == "text" {
 		mode := "active mode (PORT): the server connects back to the client"
@@ -107,7 +115,11 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 			stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), mtu, mode)
 	}
 
-	srv, err := ftp.NewServer(ftp.ServerConfig{Root: root, Anonymous: true, Network: p.Server})
+	scfg := ftp.ServerConfig{Root: root, Anonymous: true, Network: p.Server}
+	if see.step {
+		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
+	}
+	srv, err := ftp.NewServer(scfg)
 	if err != nil {
 		return &setupError{err}
 	}
@@ -120,14 +132,18 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx, l) }()
 
-	got, err := demoDownload(ctx, p.Client, serverAddr, !passive, tr)
+	got, err := demoDownload(ctx, p.Client, serverAddr, !passive, sg.ftpObserver(), see.step)
 	// What follows is teardown, not the lesson: the trace ends here.
-	trErr := tr.close()
+	trErr := sg.stopTrace()
 	srv.Close()
 	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr
 	}
 	if err != nil {
+		return err
+	}
+	p.Close()
+	if err := sg.finish(title); err != nil {
 		return err
 	}
 	want, _ := demoTree.ReadFile("demotree/" + demoFile)
@@ -147,13 +163,25 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	return nil
 }
 
-// demoDownload logs in anonymously and downloads demoFile.
-func demoDownload(ctx context.Context, network ftp.Network, addr string, active bool, tr *tracer) ([]byte, error) {
-	c, err := ftp.Dial(ctx, addr, ftp.ClientConfig{Network: network, Active: active, Observer: tr.ftpEvent})
+// demoDownload logs in anonymously and downloads demoFile. A stop asked
+// for in step mode still ends the session with QUIT.
+func demoDownload(ctx context.Context, network ftp.Network, addr string, active bool, obs ftp.Observer, step bool) (data []byte, err error) {
+	cfg := ftp.ClientConfig{Network: network, Active: active, Observer: obs}
+	if step {
+		cfg.ConnectTimeout, cfg.ReplyTimeout, cfg.AcceptTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout, stepTimeout
+	}
+	c, err := ftp.Dial(ctx, addr, cfg)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
+	defer func() {
+		if err != nil {
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+			c.Quit(qctx)
+			cancel()
+		}
+		c.Close()
+	}()
 	if err := c.Login(ctx, "", ""); err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		return usagef("--continue needs a file to continue, not standard output")
 	}
 
-	s, err := cf.connect(ctx, e, u)
+	s, err := cf.connect(ctx, e, u, "nsftp get "+u.Redacted())
 	if err != nil {
 		return err
 	}
@@ -66,7 +66,9 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		offset = d.Offset()
 	}
 	start := time.Now()
-	n, err := s.c.Retrieve(ctx, u.Path, offset, w)
+	bar := startProgress(e, cf.quiet || dest == "-" && cf.see.trace.format != "", path.Base(u.Path), -1)
+	n, err := s.c.Retrieve(ctx, u.Path, offset, bar.writer(w))
+	bar.finish()
 	if err != nil {
 		s.end(ctx)
 		return err

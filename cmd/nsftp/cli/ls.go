@@ -34,7 +34,7 @@ func runLs(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	s, err := cf.connect(ctx, e, u)
+	s, err := cf.connect(ctx, e, u, "nsftp ls "+u.Redacted())
 	if err != nil {
 		return err
 	}

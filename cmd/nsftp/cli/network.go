@@ -12,12 +12,13 @@ import (
 
 // netFlags choose the network a command runs on.
 type netFlags struct {
-	net     string
-	tap     string
-	addr    string
-	gateway string
-	mtu     int
-	mac     string
+	net       string
+	tap       string
+	addr      string
+	gateway   string
+	mtu       int
+	mac       string
+	noOffload bool
 }
 
 func (n *netFlags) register(fs *flagSet) {
@@ -28,6 +29,7 @@ func (n *netFlags) register(fs *flagSet) {
 	fs.stringVar(&n.gateway, "gateway", "", "default gateway `IP` on the TAP network")
 	fs.intVar(&n.mtu, "mtu", 0, "MTU on the TAP device (default: the device's)")
 	fs.stringVar(&n.mac, "mac", "", "MAC address on the TAP device (default: random, locally administered)")
+	fs.boolVar(&n.noOffload, "no-offload", false, "open the TAP device without checksum and segmentation offload: every frame at most MTU bytes")
 }
 
 // validate checks the combination of network flags.
@@ -41,8 +43,8 @@ func (n *netFlags) validate() error {
 		return usagef("choose a network: --net os (the operating system's sockets) or --tap NAME --addr CIDR (nsftp's own stack on a TAP device); 'nsftp demo' needs neither")
 	case n.tap != "" && n.addr == "":
 		return usagef("--tap needs --addr CIDR: nsftp's own address on the TAP network")
-	case n.tap == "" && (n.addr != "" || n.gateway != "" || n.mtu != 0 || n.mac != ""):
-		return usagef("--addr, --gateway, --mtu and --mac apply only with --tap")
+	case n.tap == "" && (n.addr != "" || n.gateway != "" || n.mtu != 0 || n.mac != "" || n.noOffload):
+		return usagef("--addr, --gateway, --mtu, --mac and --no-offload apply only with --tap")
 	}
 	if n.tap != "" {
 		if _, err := netip.ParsePrefix(n.addr); err != nil {
@@ -75,20 +77,10 @@ func (n *network) Close() error {
 	return n.stop()
 }
 
-// open builds the network the flags ask for, with the tracer (if any)
-// watching the stack.
-func (n *netFlags) open(ctx context.Context, tr *tracer) (*network, error) {
+// open builds the network the flags ask for, watched as see says.
+func (n *netFlags) open(ctx context.Context, see *seeing) (*network, error) {
 	if n.net == "os" {
 		return &network{Network: &ftp.OSNetwork{Dialer: net.Dialer{KeepAlive: 30 * time.Second}}}, nil
 	}
-	return openTAP(ctx, n, tr)
-}
-
-// hostConfig fills the parts of a stack host config the tracer owns.
-func hostConfig(name string, tr *tracer) stack.HostConfig {
-	cfg := stack.HostConfig{Name: name}
-	if tr != nil {
-		tr.configureHost(&cfg)
-	}
-	return cfg
+	return openTAP(ctx, n, see)
 }

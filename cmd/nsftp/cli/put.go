@@ -38,6 +38,7 @@ func runPut(ctx context.Context, e *env, args []string) error {
 	remote := u.Path
 	var src io.Reader = e.stdin
 	name := "standard input"
+	size := int64(-1)
 	if pos[0] != "-" {
 		f, err := os.Open(pos[0])
 		if err != nil {
@@ -51,7 +52,7 @@ func runPut(ctx context.Context, e *env, args []string) error {
 		if fi.IsDir() {
 			return ftp.LocalFileError(fmt.Errorf("%s is a directory", pos[0]))
 		}
-		src, name = f, pos[0]
+		src, name, size = f, pos[0], fi.Size()
 		if u.IsDir() {
 			remote += filepath.Base(pos[0])
 		}
@@ -59,17 +60,19 @@ func runPut(ctx context.Context, e *env, args []string) error {
 		return usagef("the URL must name the remote file when FILE is -")
 	}
 
-	s, err := cf.connect(ctx, e, u)
+	s, err := cf.connect(ctx, e, u, "nsftp put "+name+" "+u.Redacted())
 	if err != nil {
 		return err
 	}
 	start := time.Now()
+	bar := startProgress(e, cf.quiet, filepath.Base(name), size)
 	var n int64
 	if appendMode {
-		n, err = s.c.Append(ctx, remote, src)
+		n, err = s.c.Append(ctx, remote, bar.reader(src))
 	} else {
-		n, err = s.c.Store(ctx, remote, src)
+		n, err = s.c.Store(ctx, remote, bar.reader(src))
 	}
+	bar.finish()
 	if err != nil {
 		s.end(ctx)
 		return err

@@ -24,7 +24,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		maxSessions int
 		idle        time.Duration
 		quiet       bool
-		trace       traceFlag
+		see         seeFlags
 	)
 	fs.group("Serving")
 	fs.stringVar(&listen, "listen", "", "listen on `ADDR:PORT` (default 127.0.0.1:2121 with --net os, port 21 on --addr with --tap)")
@@ -35,8 +35,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.intVar(&maxSessions, "max-sessions", 32, "most sessions at once")
 	fs.durationVar(&idle, "idle-timeout", 5*time.Minute, "end a session idle this long")
 	fs.boolVar(&quiet, "q", false, "print nothing but errors")
-	fs.group("Seeing inside")
-	fs.varFlag(&trace, "trace", "print every socket call, segment and FTP step (`--trace=json` for JSON lines)")
+	see.register(fs)
 	nf.register(fs)
 	pos, err := fs.parse(args)
 	if err == errHelp {
@@ -49,6 +48,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("serve takes one DIR")
 	}
 	if err := nf.validate(); err != nil {
+		return err
+	}
+	if err := see.validate(nf.tap != ""); err != nil {
 		return err
 	}
 	if password == "" {
@@ -82,11 +84,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("--listen %q is not ADDR:PORT", listen)
 	}
 
-	var tr *tracer
-	if trace.format != "" {
-		tr = newTracer(e.stderr, trace.format, true)
+	sg, err := see.start(e, e.stderr, e.stop)
+	if err != nil {
+		return err
 	}
-	n, err := nf.open(ctx, tr)
+	title := "nsftp serve " + pos[0]
+	defer sg.finish(title)
+	n, err := nf.open(ctx, sg)
 	if err != nil {
 		return err
 	}
@@ -100,8 +104,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			}
 		},
 	}
-	if tr != nil {
-		cfg.Observer = tr.ftpEvent
+	cfg.Observer = sg.ftpObserver()
+	if see.step {
+		cfg.IdleTimeout, cfg.LoginTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
 	}
 	srv, err := ftp.NewServer(cfg)
 	if err != nil {
@@ -130,8 +135,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if errors.Is(err, context.Canceled) {
 		err = nil
 	}
-	if tr != nil {
-		err = errors.Join(err, tr.close())
-	}
-	return err
+	srv.Close()
+	return errors.Join(err, sg.stopTrace(), n.Close(), sg.finish(title))
 }

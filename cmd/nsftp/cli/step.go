@@ -16,13 +16,15 @@ import (
 
 // stepper is step mode: before each socket call it says what is about to
 // happen and waits for a key. Enter runs the call, c runs to the end, q
-// stops cleanly: the call about to run fails, and every later call (QUIT,
-// close) runs unhindered so the session ends properly.
+// stops cleanly: it cancels the run (the FTP client then stops at its next
+// step, sending ABOR and QUIT as it would for Ctrl-C) and lets every call
+// from then on run unhindered, so the session can end properly.
 type stepper struct {
-	mu   sync.Mutex // one prompt at a time, whichever host asks
-	keys keyReader
-	out  io.Writer
-	mode stepMode
+	mu     sync.Mutex // one prompt at a time, whichever host asks
+	keys   keyReader
+	out    io.Writer
+	mode   stepMode
+	cancel context.CancelCauseFunc
 }
 
 type stepMode int
@@ -30,11 +32,10 @@ type stepMode int
 const (
 	stepping stepMode = iota
 	running
-	quitting
 )
 
-func newStepper(stdin io.Reader, out io.Writer) *stepper {
-	return &stepper{keys: newKeyReader(stdin), out: out}
+func newStepper(stdin io.Reader, out io.Writer, cancel context.CancelCauseFunc) *stepper {
+	return &stepper{keys: newKeyReader(stdin), out: out, cancel: cancel}
 }
 
 // gate returns the stack.Gate for one host.
@@ -55,9 +56,9 @@ func (s *stepper) gate(host string) stack.Gate {
 		case 'c':
 			s.mode = running
 		case 'q':
-			s.mode = quitting
-			fmt.Fprintln(s.out, "\n[step] stopping: QUIT is sent and every socket closed")
-			return fmt.Errorf("%w before %s", errStopped, describeCall(c))
+			s.mode = running
+			fmt.Fprintln(s.out, "\n[step] stopping: the session ends with QUIT and every socket is closed")
+			s.cancel(fmt.Errorf("%w at %s", errStopped, describeCall(c)))
 		}
 		return nil
 	}

@@ -204,12 +204,12 @@ func (t *tracer) callDone(ev stack.Event) {
 			callResult(*c), t.paint("bold", state), c.Duration.Round(time.Microsecond), errText)
 		return
 	}
-	t.printf("%s %-42s %s%s\n", t.head(ev.Time, ev.Host, c.Socket, c.Label), callText(*c, true),
+	t.printf("%s %-42s %s%s\n", t.head(ev.Time, ev.Host, c.Socket, c.Label), bsdCall(*c, true),
 		callNamesText(*c)+"  "+t.paint("bold", state), errText)
 }
 
-// callText is the BSD call with its arguments and, when done, its result.
-func callText(c stack.Call, done bool) string {
+// bsdCall is the BSD call with its arguments and, when done, its result.
+func bsdCall(c stack.Call, done bool) string {
 	switch c.Op {
 	case stack.OpSocket:
 		return "socket()"
@@ -279,7 +279,7 @@ func (t *tracer) segment(ev stack.Event) {
 	if owner != nil && !owner.opened {
 		owner.opened = true
 		c := owner.call
-		t.printf("%s %-42s %s\n", t.head(owner.at, owner.host, c.Socket, c.Label), callText(c, false), callNamesText(c))
+		t.printf("%s %-42s %s\n", t.head(owner.at, owner.host, c.Socket, c.Label), bsdCall(c, false), callNamesText(c))
 	}
 	indent := strings.Repeat(" ", 11+1+6+1+4+1+7) + " "
 	if owner != nil {
