@@ -241,7 +241,8 @@ func TestSegmentsAndPCAP(t *testing.T) {
 	if err := os.WriteFile(path, pcap.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(tshark, "-r", path, "-Y", "tcp.flags.syn==1", "-T", "fields", "-e", "tcp.flags.ack").CombinedOutput()
+	// Output, not CombinedOutput: as root tshark warns on stderr.
+	out, err := exec.Command(tshark, "-r", path, "-Y", "tcp.flags.syn==1", "-T", "fields", "-e", "tcp.flags.ack").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v\n%s", err, out)
 	}
