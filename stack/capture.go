@@ -260,6 +260,15 @@ func decodeTransport(seg *Segment, proto uint8, b []byte, payload int, src, dst 
 		seg.Src = joinHostPort(src, t.SourcePort())
 		seg.Dst = joinHostPort(dst, t.DestinationPort())
 		seg.Flags = tcpFlags(t.Flags())
+		if t.Flags()&header.TCPFlagSyn != 0 {
+			// The options of a SYN set up the connection: worth showing.
+			off := int(t.DataOffset())
+			if off >= header.TCPMinimumSize && off <= len(b) {
+				o := header.ParseSynOptions(b[header.TCPMinimumSize:off], t.Flags()&header.TCPFlagAck != 0)
+				seg.Options = synOptions(o)
+				seg.WindowScale = o.WS
+			}
+		}
 		seg.Seq = t.SequenceNumber()
 		seg.Ack = t.AckNumber()
 		seg.Window = t.WindowSize()
@@ -280,6 +289,20 @@ func decodeTransport(seg *Segment, proto uint8, b []byte, payload int, src, dst 
 		seg.Proto = fmt.Sprintf("ip-proto-%d", proto)
 		seg.Len = payload
 	}
+}
+
+func synOptions(o header.TCPSynOptions) string {
+	s := fmt.Sprintf("mss=%d", o.MSS)
+	if o.SACKPermitted {
+		s += ",sackOK"
+	}
+	if o.TS {
+		s += ",ts"
+	}
+	if o.WS >= 0 {
+		s += fmt.Sprintf(",wscale=%d", o.WS)
+	}
+	return s
 }
 
 func joinHostPort(host string, port uint16) string {

@@ -82,6 +82,12 @@ type Segment struct {
 	Seq    uint32 `json:"seq,omitempty"`
 	Ack    uint32 `json:"ack,omitempty"`
 	Window uint16 `json:"window,omitempty"` // the window field as sent, before scaling
+	// Options summarises a SYN's options ("mss=1460,sackOK,ts,wscale=8");
+	// WindowScale is the shift it announces, -1 when absent. Both are
+	// set on SYNs only; the window of later segments is Window shifted by
+	// the scale the receiver of the SYN was told.
+	Options     string `json:"options,omitempty"`
+	WindowScale int    `json:"window_scale,omitempty"`
 	Len    int    `json:"len"`              // TCP payload bytes; frame length for others
 	Frame  int    `json:"frame"`            // frame length on the wire, link header included
 	Info   string `json:"info,omitempty"`   // non-TCP frames: what the frame says

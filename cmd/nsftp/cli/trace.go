@@ -48,6 +48,7 @@ type tracer struct {
 	// be shown under them.
 	pending   map[pendingKey]*pendingCall
 	isn       map[string]uint32 // initial sequence numbers by "src>dst"
+	wscale    map[string]int    // window scale by "src>dst", from the SYNs
 	lastChain string
 }
 
@@ -65,7 +66,7 @@ type pendingCall struct {
 
 func newTracer(w io.Writer, format string, segments bool) *tracer {
 	t := &tracer{w: w, format: format, segments: segments, start: time.Now(),
-		pending: map[pendingKey]*pendingCall{}, isn: map[string]uint32{}}
+		pending: map[pendingKey]*pendingCall{}, isn: map[string]uint32{}, wscale: map[string]int{}}
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) && os.Getenv("NO_COLOR") == "" {
 		t.color = true
 	}
@@ -271,6 +272,7 @@ func (t *tracer) segment(ev stack.Event) {
 	s := ev.Segment
 	if s.Proto == "tcp" && strings.Contains(s.Flags, "SYN") {
 		t.isn[s.Src+">"+s.Dst] = s.Seq
+		t.wscale[s.Src+">"+s.Dst] = s.WindowScale
 	}
 	var owner *pendingCall
 	if s.Proto == "tcp" {
@@ -306,7 +308,20 @@ func (t *tracer) segment(ev stack.Event) {
 	if strings.Contains(s.Flags, "ACK") {
 		line += fmt.Sprintf(" ack=%d", ack)
 	}
-	line += fmt.Sprintf(" win=%d len=%d", s.Window, s.Len)
+	// The window in bytes: scaled (RFC 7323) once both SYNs agreed on it,
+	// except in the SYNs themselves.
+	win := int(s.Window)
+	if !strings.Contains(s.Flags, "SYN") {
+		mine, ok1 := t.wscale[s.Src+">"+s.Dst]
+		theirs, ok2 := t.wscale[s.Dst+">"+s.Src]
+		if ok1 && ok2 && mine >= 0 && theirs >= 0 {
+			win <<= mine
+		}
+	}
+	line += fmt.Sprintf(" win=%d len=%d", win, s.Len)
+	if s.Options != "" {
+		line += " <" + s.Options + ">"
+	}
 	t.printf("%s\n", line)
 	if t.explain && len(s.Chain) > 0 {
 		chain := strings.Join(s.Chain, " -> ")
