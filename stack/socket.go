@@ -64,18 +64,18 @@ func (h *Host) Socket(ctx context.Context, network, label string) (*Socket, erro
 	s := &Socket{h: h, label: label, family: family, done: make(chan struct{})}
 	s.id = int(h.nextID.Add(1)) + 2 // 0, 1 and 2 are stdin, stdout, stderr
 	c := s.begin(OpSocket)
-	if err := h.gate(ctx, c); err != nil {
+	if err := h.gate(ctx, &c); err != nil {
 		return nil, err
 	}
 	s.wq = new(waiter.Queue)
 	ep, terr := h.s.NewEndpoint(tcp.ProtocolNumber, family, s.wq)
 	if terr != nil {
 		err := sysErr("socket", terr)
-		s.end(c, 0, err)
+		s.end(&c, 0, err)
 		return nil, err
 	}
 	s.ep = ep
-	s.end(c, 0, nil)
+	s.end(&c, 0, nil)
 	return s, nil
 }
 
@@ -90,14 +90,14 @@ func (s *Socket) Label() string { return s.label }
 func (s *Socket) Bind(ctx context.Context, addr netip.AddrPort) error {
 	c := s.begin(OpBind)
 	c.Local = addrString(addr)
-	if err := s.h.gate(ctx, c); err != nil {
+	if err := s.h.gate(ctx, &c); err != nil {
 		return err
 	}
 	var err error
 	if terr := s.ep.Bind(toFull(addr)); terr != nil {
 		err = s.opError("bind", tcpAddr(addr), sysErr("bind", terr))
 	}
-	s.end(c, 0, err)
+	s.end(&c, 0, err)
 	return err
 }
 
@@ -106,14 +106,14 @@ func (s *Socket) Bind(ctx context.Context, addr netip.AddrPort) error {
 // Listener is the same socket seen as a net.Listener.
 func (s *Socket) Listen(ctx context.Context, backlog int) (*Listener, error) {
 	c := s.begin(OpListen)
-	if err := s.h.gate(ctx, c); err != nil {
+	if err := s.h.gate(ctx, &c); err != nil {
 		return nil, err
 	}
 	var err error
 	if terr := s.ep.Listen(backlog); terr != nil {
 		err = s.opError("listen", s.localAddr(), sysErr("listen", terr))
 	}
-	s.end(c, 0, err)
+	s.end(&c, 0, err)
 	if err != nil {
 		return nil, err
 	}
@@ -125,17 +125,17 @@ func (s *Socket) Listen(ctx context.Context, backlog int) (*Listener, error) {
 // connection arrives, ctx is done, the deadline passes or s is closed.
 func (s *Socket) Accept(ctx context.Context) (*Socket, error) {
 	c := s.begin(OpAccept)
-	if err := s.h.gate(ctx, c); err != nil {
+	if err := s.h.gate(ctx, &c); err != nil {
 		return nil, err
 	}
 	ns, err := s.accept(ctx)
 	if ns != nil {
 		c.NewSocket = ns.id
 		c.Remote = addrString(ns.remoteAddrPort())
-		s.endWith(c, 0, nil, ns)
+		s.endWith(&c, 0, nil, ns)
 		return ns, nil
 	}
-	s.end(c, 0, err)
+	s.end(&c, 0, err)
 	return nil, err
 }
 
@@ -173,11 +173,11 @@ func (s *Socket) accept(ctx context.Context) (*Socket, error) {
 func (s *Socket) Connect(ctx context.Context, addr netip.AddrPort) error {
 	c := s.begin(OpConnect)
 	c.Remote = addrString(addr)
-	if err := s.h.gate(ctx, c); err != nil {
+	if err := s.h.gate(ctx, &c); err != nil {
 		return err
 	}
 	err := s.connect(ctx, addr)
-	s.end(c, 0, err)
+	s.end(&c, 0, err)
 	return err
 }
 
@@ -210,11 +210,11 @@ func (s *Socket) connect(ctx context.Context, addr netip.AddrPort) error {
 func (s *Socket) Send(ctx context.Context, b []byte) (int, error) {
 	c := s.begin(OpSend)
 	c.Bytes = len(b) // what is about to be sent, for the gate
-	if err := s.h.gate(ctx, c); err != nil {
+	if err := s.h.gate(ctx, &c); err != nil {
 		return 0, err
 	}
 	n, err := s.send(ctx, b)
-	s.end(c, n, err)
+	s.end(&c, n, err)
 	return n, err
 }
 
@@ -259,11 +259,11 @@ func (s *Socket) send(ctx context.Context, b []byte) (int, error) {
 // read, and returns early on ctx done, the read deadline or Close.
 func (s *Socket) Recv(ctx context.Context, b []byte) (int, error) {
 	c := s.begin(OpRecv)
-	if err := s.h.gate(ctx, c); err != nil {
+	if err := s.h.gate(ctx, &c); err != nil {
 		return 0, err
 	}
 	n, err := s.recv(ctx, b)
-	s.end(c, n, err)
+	s.end(&c, n, err)
 	return n, err
 }
 
@@ -316,7 +316,7 @@ func (s *Socket) recv(ctx context.Context, b []byte) (int, error) {
 // writes sends a FIN once the queued data has gone.
 func (s *Socket) Shutdown(how int) error {
 	c := s.begin(OpShutdown)
-	if err := s.h.gate(context.Background(), c); err != nil {
+	if err := s.h.gate(context.Background(), &c); err != nil {
 		return err
 	}
 	var flags tcpip.ShutdownFlags
@@ -329,14 +329,14 @@ func (s *Socket) Shutdown(how int) error {
 		flags = tcpip.ShutdownRead | tcpip.ShutdownWrite
 	default:
 		err := s.opError("shutdown", s.remoteAddr(), syscall.EINVAL)
-		s.end(c, 0, err)
+		s.end(&c, 0, err)
 		return err
 	}
 	var err error
 	if terr := s.ep.Shutdown(flags); terr != nil {
 		err = s.opError("shutdown", s.remoteAddr(), sysErr("shutdown", terr))
 	}
-	s.end(c, 0, err)
+	s.end(&c, 0, err)
 	return err
 }
 
@@ -360,7 +360,7 @@ func (s *Socket) Close() error {
 		s.ep.Close()
 		s.rd.stop()
 		s.wd.stop()
-		s.end(c, 0, nil)
+		s.end(&c, 0, nil)
 	})
 	return err
 }
@@ -374,7 +374,7 @@ func (s *Socket) Abort() {
 		s.ep.Close()
 		s.rd.stop()
 		s.wd.stop()
-		s.end(c, 0, nil)
+		s.end(&c, 0, nil)
 	})
 }
 
@@ -412,7 +412,7 @@ func (s *Socket) Write(b []byte) (int, error) { return s.Send(context.Background
 func (s *Socket) LocalAddr() net.Addr {
 	c := s.begin(OpGetsockname)
 	a := s.localAddr()
-	s.end(c, 0, nil)
+	s.end(&c, 0, nil)
 	return a
 }
 
@@ -420,7 +420,7 @@ func (s *Socket) LocalAddr() net.Addr {
 func (s *Socket) RemoteAddr() net.Addr {
 	c := s.begin(OpGetpeername)
 	a := s.remoteAddr()
-	s.end(c, 0, nil)
+	s.end(&c, 0, nil)
 	return a
 }
 
@@ -428,7 +428,7 @@ func (s *Socket) RemoteAddr() net.Addr {
 func (s *Socket) LocalAddrPort() netip.AddrPort {
 	c := s.begin(OpGetsockname)
 	ap := s.localAddrPort()
-	s.end(c, 0, nil)
+	s.end(&c, 0, nil)
 	return ap
 }
 
@@ -482,7 +482,7 @@ type pendingCall struct {
 
 // begin describes a call about to run. Its state and addresses are read
 // only when someone is watching.
-func (s *Socket) begin(op Op) *pendingCall {
+func (s *Socket) begin(op Op) pendingCall {
 	names := calls[op]
 	kernel := names.kernel
 	if s.family == ipv6Proto && names.kernel6 != "" {
@@ -492,7 +492,7 @@ func (s *Socket) begin(op Op) *pendingCall {
 	if op == OpSocket && s.family == ipv6Proto {
 		article = "sock_create(PF_INET6, SOCK_STREAM, IPPROTO_TCP)"
 	}
-	c := &pendingCall{
+	c := pendingCall{
 		Call: Call{
 			Socket:   s.id,
 			Label:    s.label,

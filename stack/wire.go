@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,9 +29,17 @@ type WireConfig struct {
 	Delay time.Duration
 	// Seed makes the impairment decisions repeatable; 0 picks 1.
 	Seed uint64
+	// Checksums makes the stacks compute and verify every TCP checksum
+	// even on a wire that cannot corrupt frames. Without it such a wire
+	// tells the stacks that checksums are unnecessary, as Linux's loopback
+	// and veth devices do, which saves a pass over every byte; captures
+	// then show TCP checksums unfilled. With Corrupt > 0 checksums are
+	// always on: they are what catches the corruption.
+	Checksums bool
 }
 
-var syncDelivery = os.Getenv("NSFTP_SYNC") != ""
+// checksumsSkipped reports whether the stacks may skip TCP checksums.
+func (c WireConfig) checksumsSkipped() bool { return !c.Checksums && c.Corrupt == 0 }
 
 // MaxMTU is the largest MTU a wire accepts: an IPv4 packet's length field
 // stops at 65,535, and 65,000 leaves room for headers and options.
@@ -206,16 +213,20 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 		w.stats.frames.Add(1)
 		w.impair(p, frame.Clone())
 	}
+	// Each receiver got a reference of its own. Releasing ours returns the
+	// buffer's chunks to gVisor's pools once the receivers are done with
+	// them; leaking it would make every packet allocate afresh.
+	frame.Release()
 }
 
 // impair applies the wire's impairments to a frame bound for p.
 func (w *Wire) impair(p *Port, frame buffer.Buffer) {
 	if !w.impaired() {
-		if syncDelivery {
-			p.deliver(frame)
-			return
-		}
-		p.enqueue(frame, time.Time{}, false)
+		// A clean wire hands the frame straight to the receiving stack,
+		// as gVisor's own pipe link does: the stack queues TCP segments
+		// to its processor goroutines, so the sender does not run the
+		// receiver's TCP, and no goroutine handoff is paid per frame.
+		p.deliver(frame)
 		return
 	}
 	c := w.cfg
@@ -546,11 +557,11 @@ func (p *Port) SetLinkAddress(mac tcpip.LinkAddress) {
 	p.mac = mac
 }
 
-// Capabilities implements stack.LinkEndpoint: no offloads, so the stack
-// computes and verifies every checksum itself, and neighbours are resolved
-// with ARP and NDP.
-func (*Port) Capabilities() gstack.LinkEndpointCapabilities {
-	if os.Getenv("NSFTP_CSUM") != "" {
+// Capabilities implements stack.LinkEndpoint. Neighbours are resolved
+// with ARP and NDP. Checksums are left out only on a wire that cannot
+// corrupt frames, unless WireConfig.Checksums asks for them.
+func (p *Port) Capabilities() gstack.LinkEndpointCapabilities {
+	if p.w.cfg.checksumsSkipped() {
 		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload | gstack.CapabilityRXChecksumOffload
 	}
 	return gstack.CapabilityResolutionRequired

@@ -95,7 +95,8 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	clientCfg := sg.hostConfig("client", true)
 	serverCfg := sg.hostConfig("server", false)
 	p, err := stack.NewPair(stack.PairConfig{
-		Wire:   stack.WireConfig{MTU: mtu, Loss: loss, Delay: delay},
+		// A lesson's capture should show the checksums a real NIC would.
+		Wire:   stack.WireConfig{MTU: mtu, Loss: loss, Delay: delay, Checksums: true},
 		Client: clientCfg,
 		Server: serverCfg,
 	})
