@@ -88,9 +88,9 @@ type Segment struct {
 	// the scale the receiver of the SYN was told.
 	Options     string `json:"options,omitempty"`
 	WindowScale int    `json:"window_scale,omitempty"`
-	Len    int    `json:"len"`              // TCP payload bytes; frame length for others
-	Frame  int    `json:"frame"`            // frame length on the wire, link header included
-	Info   string `json:"info,omitempty"`   // non-TCP frames: what the frame says
+	Len         int    `json:"len"`            // TCP payload bytes; frame length for others
+	Frame       int    `json:"frame"`          // frame length on the wire, link header included
+	Info        string `json:"info,omitempty"` // non-TCP frames: what the frame says
 	// Chain is, for outgoing frames when CaptureConfig.Chains is set, the
 	// netstack functions that produced the frame, outermost first, e.g.
 	// ["tcp.(*Endpoint).Write", ..., "ipv4.(*endpoint).WritePacket",
