@@ -22,7 +22,13 @@ import (
 //	go test ./tap/ -run '^$' -bench Download -benchtime 3x
 //
 // Each iteration is one download each way; use -benchtime Nx.
-func BenchmarkDownload(b *testing.B) {
+func BenchmarkDownload(b *testing.B) { benchTransfers(b, false) }
+
+// BenchmarkUpload is BenchmarkDownload the other way: nsftp's netstack,
+// and the kernel in the second namespace, send 256 MiB to the server.
+func BenchmarkUpload(b *testing.B) { benchTransfers(b, true) }
+
+func benchTransfers(b *testing.B, upload bool) {
 	needRoot(b)
 	const size = 256 << 20
 	for _, mtu := range []int{1500, 65000} {
@@ -32,13 +38,13 @@ func BenchmarkDownload(b *testing.B) {
 				path = "offload"
 			}
 			b.Run(fmt.Sprintf("mtu=%d/%s", mtu, path), func(b *testing.B) {
-				benchDownload(b, mtu, offload, size)
+				benchTransfer(b, mtu, offload, upload, size)
 			})
 		}
 	}
 }
 
-func benchDownload(b *testing.B, mtu int, offload bool, size int64) {
+func benchTransfer(b *testing.B, mtu int, offload, upload bool, size int64) {
 	srv, cli := newNetNS(b), newNetNS(b)
 	srv.tap("tap0", kernelAddr.String(), mtu)
 	srv.ip("link", "add", "veth0", "mtu", fmt.Sprint(mtu), "type", "veth", "peer", "name", "veth1", "mtu", fmt.Sprint(mtu), "netns", cli.name)
@@ -70,15 +76,24 @@ func benchDownload(b *testing.B, mtu int, offload bool, size int64) {
 			b.Fatal(err)
 		}
 		defer c.Close()
-		if _, _, err := getStream(c, n, false); err != nil {
+		if upload {
+			err = putDiscard(c, n)
+		} else {
+			_, _, err = getStream(c, n, false)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)
 	}
+	op := "getx"
+	if upload {
+		op = "putx"
+	}
 	viaVeth := func(n int64) time.Duration {
-		out := cli.runHelper(time.Minute, "client", "ADDR=198.51.100.1:9000", fmt.Sprintf("OPS=getx:%d", n))
+		out := cli.runHelper(time.Minute, "client", "ADDR=198.51.100.1:9000", fmt.Sprintf("OPS=%s:%d", op, n))
 		f := strings.Fields(out)
-		if len(f) != 3 || f[0] != "getx" {
+		if len(f) != 3 || f[0] != op {
 			b.Fatalf("veth client said %q", out)
 		}
 		ns, err := strconv.ParseInt(f[2], 10, 64)

@@ -6,11 +6,13 @@
 // nsftp made itself.
 //
 // Two data paths share one endpoint. The plain path opens the device with
-// github.com/songgao/water and moves one frame per read and write. The
-// offload path (Config.Offload) opens it with IFF_VNET_HDR and turns on the
-// kernel's checksum and TCP segmentation offloads, so that both sides move TCP
-// segments of up to 64 KiB whatever the MTU, as a virtual machine's virtio
-// NIC does; it is several times faster at small MTUs.
+// github.com/songgao/water and moves one Ethernet frame per read and write;
+// consecutive TCP segments read in one go are merged before the stack sees
+// them (GRO), unless Config.DisableGRO. The offload path (Config.Offload)
+// opens the device with IFF_VNET_HDR and turns on the kernel's checksum and
+// TCP segmentation offloads, so that both sides move TCP segments of up to
+// 64 KiB whatever the MTU, as a virtual machine's virtio NIC does; it is
+// several times faster at small MTUs.
 //
 // The package is Linux-only, and with package stack it is the only one in
 // nsftp that imports gVisor.

@@ -35,6 +35,7 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	removeStaleNetNS()
 	os.Exit(m.Run())
 }
 
@@ -68,8 +69,8 @@ func helperServe(addr string) error {
 }
 
 // helperClient runs stream operations against addr, one connection each,
-// and prints one line per operation: "put SHA", "get SHA NANOS" or
-// "getx BYTES NANOS" (discarded, not hashed).
+// and prints one line per operation: "put SHA", "get SHA NANOS", or for
+// the unhashed variants "getx BYTES NANOS" and "putx BYTES NANOS".
 func helperClient(addr, ops string) error {
 	for _, op := range strings.Split(ops, ",") {
 		verb, arg, _ := strings.Cut(op, ":")
@@ -89,6 +90,11 @@ func helperClient(addr, ops string) error {
 				return err
 			}
 			fmt.Println("put", sum)
+		case "putx":
+			if err := putDiscard(c, n); err != nil {
+				return err
+			}
+			fmt.Println("putx", n, time.Since(start).Nanoseconds())
 		case "get", "getx":
 			sum, got, err := getStream(c, n, verb == "get")
 			if err != nil {
@@ -148,7 +154,7 @@ func helperOpen() error {
 
 // The stream protocol: a client sends "GET n\n" and reads n bytes of the
 // test stream until EOF, or "PUT n\n" and n bytes of it, and reads back the
-// SHA-256 of what the server received.
+// SHA-256 of what the server received ("PUTX n\n": "done", for benchmarks).
 
 func serveStream(c net.Conn) error {
 	defer c.Close()
@@ -165,6 +171,12 @@ func serveStream(c net.Conn) error {
 	switch verb {
 	case "GET":
 		return writeStream(c, n)
+	case "PUTX":
+		if _, err := io.CopyBuffer(io.Discard, io.LimitReader(br, n), make([]byte, 256<<10)); err != nil {
+			return err
+		}
+		_, err := io.WriteString(c, "done\n")
+		return err
 	case "PUT":
 		h := sha256.New()
 		if _, err := io.CopyN(h, br, n); err != nil {
@@ -182,15 +194,25 @@ func getStream(c net.Conn, n int64, hashIt bool) (sum string, got int64, err err
 	if _, err := fmt.Fprintf(c, "GET %d\n", n); err != nil {
 		return "", 0, err
 	}
-	var w io.Writer = io.Discard
+	// Read straight into one large buffer: io.Discard would read through
+	// a small buffer of its own.
+	buf := make([]byte, 256<<10)
 	var h hash.Hash
 	if hashIt {
 		h = sha256.New()
-		w = h
 	}
-	got, err = io.CopyBuffer(w, c, make([]byte, 256<<10))
-	if err != nil {
-		return "", got, err
+	for {
+		m, err := c.Read(buf)
+		got += int64(m)
+		if h != nil {
+			h.Write(buf[:m])
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return "", got, err
+		}
 	}
 	if got != n {
 		return "", got, fmt.Errorf("received %d bytes, want %d", got, n)
@@ -211,6 +233,22 @@ func putStream(c net.Conn, n int64) (string, error) {
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return strings.TrimSpace(line), err
+}
+
+// putDiscard sends n bytes for the server to discard unhashed, and waits
+// until it has them all.
+func putDiscard(c net.Conn, n int64) error {
+	if _, err := fmt.Fprintf(c, "PUTX %d\n", n); err != nil {
+		return err
+	}
+	if err := writeStream(c, n); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err == nil && line != "done\n" {
+		err = fmt.Errorf("server said %q", line)
+	}
+	return err
 }
 
 // The test stream: 1 MiB blocks of fixed pseudo-random bytes, each

@@ -45,6 +45,27 @@ type netns struct {
 
 var nsSeq atomic.Int64
 
+var nsName = regexp.MustCompile(`^nsftp-.*-([0-9]+)-[0-9]+$`)
+
+// removeStaleNetNS deletes test namespaces left by test processes that
+// died without cleaning up (a test timeout panics past t.Cleanup).
+func removeStaleNetNS() {
+	if os.Geteuid() != 0 {
+		return
+	}
+	entries, _ := os.ReadDir("/var/run/netns")
+	for _, e := range entries {
+		m := nsName.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		if _, err := os.Stat("/proc/" + m[1]); err == nil {
+			continue // its test is still running
+		}
+		exec.Command("ip", "netns", "del", e.Name()).Run()
+	}
+}
+
 // newNetNS creates a network namespace with its loopback up and deletes it
 // when the test ends, pass or fail.
 func newNetNS(tb testing.TB) *netns {
@@ -102,12 +123,11 @@ func (ns *netns) exists(name string) bool {
 	return err == nil
 }
 
-// linkDetails returns `ip -d link show` for name, the counters and
-// carrier-dependent words left out.
+// linkDetails returns `ip -d link show` for name: flags, MTU, MAC, and
+// the TUN/TAP flags (pi, vnet_hdr, multi_queue, persist, owner).
 func (ns *netns) linkDetails(name string) string {
 	ns.tb.Helper()
-	out := ns.ip("-d", "link", "show", "dev", name)
-	return out
+	return ns.ip("-d", "link", "show", "dev", name)
 }
 
 // offloads returns `ethtool -k` for name, or "" without ethtool.

@@ -45,8 +45,9 @@ func newReader(e *endpoint) *reader {
 	r.iov[0] = unix.Iovec{Base: &r.vnet[0]}
 	r.iov[0].SetLen(vnetHdrLen)
 	r.readFn = r.read
-	// On the offload path the kernel has merged the segments already.
-	r.gro.Init(!e.vnet)
+	// GRO is off on the offload path, where the kernel sends segments
+	// unsegmented already, and when the user wants frames as they came.
+	r.gro.Init(e.dev.gro)
 	return r
 }
 
@@ -180,14 +181,16 @@ func (r *reader) deliver() {
 	}
 	proto := eth.Type()
 	pkt.NetworkProtocolNumber = proto
-	// The stack is told not to check checksums (see
-	// endpoint.Capabilities): GRO's merged segments would fail its checks.
-	// So they are checked here, unless the kernel vouches for them.
-	if !(e.vnet && vnetChecksumOK(r.vnet[0])) && !verifyChecksums(pkt, proto) {
-		e.counters.rxDropped.Add(1)
-		return
+	if e.checksums {
+		// The stack is told not to check checksums (see
+		// endpoint.Capabilities), so they are checked here, before GRO
+		// merges segments, unless the kernel vouches for them.
+		if !(e.vnet && vnetChecksumOK(r.vnet[0])) && !verifyChecksums(pkt, proto) {
+			e.counters.rxDropped.Add(1)
+			return
+		}
+		pkt.RXChecksumValidated = true
 	}
-	pkt.RXChecksumValidated = true
 	r.gro.Dispatcher = d
 	r.gro.Enqueue(pkt)
 	r.holding = true

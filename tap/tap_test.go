@@ -30,11 +30,16 @@ type rig struct {
 }
 
 func newRig(t *testing.T, mtu int, offload bool) *rig {
+	return newRigConfig(t, mtu, tap.Config{Offload: offload})
+}
+
+func newRigConfig(t *testing.T, mtu int, cfg tap.Config) *rig {
 	t.Helper()
 	ns := newNetNS(t)
 	ns.tap("tap0", kernelAddr.String(), mtu)
 	details, offloads := ns.linkDetails("tap0"), ns.offloads("tap0")
-	dev, err := tap.Open(tap.Config{Name: "tap0", NetNS: ns.path, Offload: offload})
+	cfg.Name, cfg.NetNS = "tap0", ns.path
+	dev, err := tap.Open(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,93 +64,108 @@ func newRig(t *testing.T, mtu int, offload bool) *rig {
 func TestTransfer(t *testing.T) {
 	needRoot(t)
 	const big, small = 64 << 20, 16 << 20
-	for _, mtu := range []int{1500, 65000} {
-		for _, offload := range []bool{false, true} {
-			t.Run(fmt.Sprintf("mtu=%d/offload=%v", mtu, offload), func(t *testing.T) {
-				stacktest.CheckGoroutines(t)
-				r := newRig(t, mtu, offload)
-				ctx := testContext(t, 2*time.Minute)
-
-				// nsftp dials the kernel: a server in the namespace.
-				srv := r.ns.startHelper("serve", "ADDR=192.0.2.1:9000")
-				if got := srv.line(t, 10*time.Second); got != "ready" {
-					t.Fatalf("server said %q", got)
-				}
-				c, err := r.host.Dial(ctx, "data", "192.0.2.1:9000")
-				if err != nil {
-					t.Fatalf("nsftp dialing the kernel: %v", err)
-				}
-				sum, _, err := getStream(c, big, true)
-				c.Close()
-				if err != nil {
-					t.Fatalf("download into nsftp: %v", err)
-				}
-				if want := streamSHA(big); sum != want {
-					t.Errorf("download into nsftp: sha256 %s, want %s", sum, want)
-				}
-				c, err = r.host.Dial(ctx, "data", "192.0.2.1:9000")
-				if err != nil {
-					t.Fatalf("nsftp dialing the kernel: %v", err)
-				}
-				sum, err = putStream(c, big)
-				c.Close()
-				if err != nil {
-					t.Fatalf("upload from nsftp: %v", err)
-				}
-				if want := streamSHA(big); sum != want {
-					t.Errorf("upload from nsftp: kernel got sha256 %s, want %s", sum, want)
-				}
-
-				// The kernel dials nsftp.
-				l, err := r.host.Listen(ctx, "control", "192.0.2.2:2121", 8)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer l.Close()
-				go func() {
-					for {
-						c, err := l.Accept()
-						if err != nil {
-							return
-						}
-						go serveStream(c)
-					}
-				}()
-				out := r.ns.runHelper(time.Minute, "client", "ADDR=192.0.2.2:2121",
-					fmt.Sprintf("OPS=put:%d,get:%d", small, small))
-				lines := strings.Split(strings.TrimSpace(out), "\n")
-				want := streamSHA(small)
-				if len(lines) != 2 || lines[0] != "put "+want || !strings.HasPrefix(lines[1], "get "+want+" ") {
-					t.Errorf("kernel client: got\n%s\nwant put and get of %s", out, want)
-				}
-				l.Close()
-
-				st := r.dev.Stats()
-				if st.RxBytes < big+small || st.TxBytes < big+small {
-					t.Errorf("stats %+v: too little traffic", st)
-				}
-				if err := r.host.Close(); err != nil {
-					t.Errorf("closing host: %v", err)
-				}
-				if err := r.dev.Close(); err != nil {
-					t.Errorf("closing device again: %v", err)
-				}
-				if err := r.dev.Err(); err != nil {
-					t.Errorf("Err() = %v", err)
-				}
-
-				// The user's device is as it was.
-				if after := r.ns.linkDetails("tap0"); after != r.details {
-					t.Errorf("device changed:\nbefore: %s\nafter:  %s", r.details, after)
-				}
-				if after := r.ns.offloads("tap0"); after != r.offloads {
-					t.Errorf("offloads changed:\nbefore: %s\nafter:  %s", r.offloads, after)
-				}
-				if addrs := r.ns.ip("addr", "show", "dev", "tap0"); !strings.Contains(addrs, kernelAddr.String()) {
-					t.Errorf("device lost its address: %s", addrs)
-				}
-			})
+	for _, tc := range []struct {
+		mtu int
+		cfg tap.Config
+	}{
+		{1500, tap.Config{}},
+		{1500, tap.Config{DisableGRO: true}},
+		{1500, tap.Config{Offload: true}},
+		{65000, tap.Config{}},
+		{65000, tap.Config{Offload: true}},
+	} {
+		mtu := tc.mtu
+		path := "plain"
+		switch {
+		case tc.cfg.Offload:
+			path = "offload"
+		case tc.cfg.DisableGRO:
+			path = "plain-nogro"
 		}
+		t.Run(fmt.Sprintf("mtu=%d/%s", mtu, path), func(t *testing.T) {
+			stacktest.CheckGoroutines(t)
+			r := newRigConfig(t, mtu, tc.cfg)
+			ctx := testContext(t, 2*time.Minute)
+
+			// nsftp dials the kernel: a server in the namespace.
+			srv := r.ns.startHelper("serve", "ADDR=192.0.2.1:9000")
+			if got := srv.line(t, 10*time.Second); got != "ready" {
+				t.Fatalf("server said %q", got)
+			}
+			c, err := r.host.Dial(ctx, "data", "192.0.2.1:9000")
+			if err != nil {
+				t.Fatalf("nsftp dialing the kernel: %v", err)
+			}
+			sum, _, err := getStream(c, big, true)
+			c.Close()
+			if err != nil {
+				t.Fatalf("download into nsftp: %v", err)
+			}
+			if want := streamSHA(big); sum != want {
+				t.Errorf("download into nsftp: sha256 %s, want %s", sum, want)
+			}
+			c, err = r.host.Dial(ctx, "data", "192.0.2.1:9000")
+			if err != nil {
+				t.Fatalf("nsftp dialing the kernel: %v", err)
+			}
+			sum, err = putStream(c, big)
+			c.Close()
+			if err != nil {
+				t.Fatalf("upload from nsftp: %v", err)
+			}
+			if want := streamSHA(big); sum != want {
+				t.Errorf("upload from nsftp: kernel got sha256 %s, want %s", sum, want)
+			}
+
+			// The kernel dials nsftp.
+			l, err := r.host.Listen(ctx, "control", "192.0.2.2:2121", 8)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			go func() {
+				for {
+					c, err := l.Accept()
+					if err != nil {
+						return
+					}
+					go serveStream(c)
+				}
+			}()
+			out := r.ns.runHelper(time.Minute, "client", "ADDR=192.0.2.2:2121",
+				fmt.Sprintf("OPS=put:%d,get:%d", small, small))
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			want := streamSHA(small)
+			if len(lines) != 2 || lines[0] != "put "+want || !strings.HasPrefix(lines[1], "get "+want+" ") {
+				t.Errorf("kernel client: got\n%s\nwant put and get of %s", out, want)
+			}
+			l.Close()
+
+			st := r.dev.Stats()
+			if st.RxBytes < big+small || st.TxBytes < big+small {
+				t.Errorf("stats %+v: too little traffic", st)
+			}
+			if err := r.host.Close(); err != nil {
+				t.Errorf("closing host: %v", err)
+			}
+			if err := r.dev.Close(); err != nil {
+				t.Errorf("closing device again: %v", err)
+			}
+			if err := r.dev.Err(); err != nil {
+				t.Errorf("Err() = %v", err)
+			}
+
+			// The user's device is as it was.
+			if after := r.ns.linkDetails("tap0"); after != r.details {
+				t.Errorf("device changed:\nbefore: %s\nafter:  %s", r.details, after)
+			}
+			if after := r.ns.offloads("tap0"); after != r.offloads {
+				t.Errorf("offloads changed:\nbefore: %s\nafter:  %s", r.offloads, after)
+			}
+			if addrs := r.ns.ip("addr", "show", "dev", "tap0"); !strings.Contains(addrs, kernelAddr.String()) {
+				t.Errorf("device lost its address: %s", addrs)
+			}
+		})
 	}
 }
 

@@ -15,11 +15,12 @@ const txQueueLen = 1000
 
 // txQueue hands packets from the stack's goroutines to the writer.
 type txQueue struct {
-	mu       sync.Mutex // guards the fields below
-	notEmpty sync.Cond  // the writer waits here
-	notFull  sync.Cond  // senders wait here
-	pkts     []*gstack.PacketBuffer
-	closed   bool
+	mu            sync.Mutex // guards the fields below
+	notEmpty      sync.Cond  // the writer waits here
+	notFull       sync.Cond  // senders wait here
+	pkts          []*gstack.PacketBuffer
+	writerWaiting bool
+	closed        bool
 }
 
 func (q *txQueue) init() {
@@ -32,13 +33,9 @@ func (q *txQueue) init() {
 func (q *txQueue) enqueue(pkts []*gstack.PacketBuffer) (int, tcpip.Error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	wasEmpty := len(q.pkts) == 0
 	for i, pkt := range pkts {
 		for len(q.pkts) >= txQueueLen && !q.closed {
-			if wasEmpty {
-				q.notEmpty.Signal()
-				wasEmpty = false
-			}
+			q.wakeWriter()
 			q.notFull.Wait()
 		}
 		if q.closed {
@@ -46,10 +43,16 @@ func (q *txQueue) enqueue(pkts []*gstack.PacketBuffer) (int, tcpip.Error) {
 		}
 		q.pkts = append(q.pkts, pkt.IncRef())
 	}
-	if wasEmpty {
+	q.wakeWriter()
+	return len(pkts), nil
+}
+
+// wakeWriter wakes the writer if it is waiting for packets. q.mu is held.
+func (q *txQueue) wakeWriter() {
+	if q.writerWaiting {
+		q.writerWaiting = false
 		q.notEmpty.Signal()
 	}
-	return len(pkts), nil
 }
 
 // take waits for packets and swaps them for the (empty) batch slice. It
@@ -58,8 +61,10 @@ func (q *txQueue) take(batch []*gstack.PacketBuffer) ([]*gstack.PacketBuffer, bo
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.pkts) == 0 && !q.closed {
+		q.writerWaiting = true
 		q.notEmpty.Wait()
 	}
+	q.writerWaiting = false
 	if q.closed {
 		return batch, false
 	}
@@ -141,7 +146,7 @@ func (w *writer) send(pkt *gstack.PacketBuffer) {
 	}
 	w.iov = iov
 	err := e.rc.Write(w.writeFn)
-	clear(iov) // let the packet's buffers go back to their pool
+	clear(iov) // keep no pointers into buffers the pool will reuse
 	if err != nil || w.errno != 0 {
 		// EIO while the interface is down, EINVAL for a frame the kernel
 		// will not take: drop it, as a NIC would.

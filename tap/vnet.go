@@ -52,10 +52,12 @@ func vnetChecksumOK(flags byte) bool {
 
 // verifyChecksums checks the IP header and transport checksums of a frame
 // the kernel has not vouched for, such as one it forwarded from another
-// interface. The offload path tells the stack to skip these checks (see
-// endpoint.Capabilities), so they happen here instead. Fragments are
+// interface. The offload path and GRO tell the stack to skip these checks
+// (see endpoint.Capabilities), so they happen here instead. Fragments are
 // passed with only their IP header checked: their transport checksum
 // covers the reassembled datagram, which exists only inside the stack.
+// (With Config.DisableGRO on the plain path, the stack checks everything
+// itself, reassembled datagrams included.)
 func verifyChecksums(pkt *gstack.PacketBuffer, proto tcpip.NetworkProtocolNumber) bool {
 	data := pkt.Data()
 	switch proto {
