@@ -67,7 +67,7 @@ func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL, title st
 	if err != nil {
 		return nil, err
 	}
-	n, err := cf.open(ctx, see)
+	n, err := cf.open(ctx, see, "client")
 	if err != nil {
 		see.finish(title)
 		return nil, err

@@ -19,6 +19,7 @@ type netFlags struct {
 	mtu       int
 	mac       string
 	noOffload bool
+	netns     string
 }
 
 func (n *netFlags) register(fs *flagSet) {
@@ -30,6 +31,7 @@ func (n *netFlags) register(fs *flagSet) {
 	fs.intVar(&n.mtu, "mtu", 0, "MTU on the TAP device (default: the device's)")
 	fs.stringVar(&n.mac, "mac", "", "MAC address on the TAP device (default: random, locally administered)")
 	fs.boolVar(&n.noOffload, "no-offload", false, "open the TAP device without checksum and segmentation offload: every frame at most MTU bytes")
+	fs.stringVar(&n.netns, "tap-netns", "", "find (or create) the TAP device in the network namespace at `PATH`, e.g. /var/run/netns/lab")
 }
 
 // validate checks the combination of network flags.
@@ -43,8 +45,8 @@ func (n *netFlags) validate() error {
 		return usagef("choose a network: --net os (the operating system's sockets) or --tap NAME --addr CIDR (nsftp's own stack on a TAP device); 'nsftp demo' needs neither")
 	case n.tap != "" && n.addr == "":
 		return usagef("--tap needs --addr CIDR: nsftp's own address on the TAP network")
-	case n.tap == "" && (n.addr != "" || n.gateway != "" || n.mtu != 0 || n.mac != "" || n.noOffload):
-		return usagef("--addr, --gateway, --mtu, --mac and --no-offload apply only with --tap")
+	case n.tap == "" && (n.addr != "" || n.gateway != "" || n.mtu != 0 || n.mac != "" || n.noOffload || n.netns != ""):
+		return usagef("--addr, --gateway, --mtu, --mac, --no-offload and --tap-netns apply only with --tap")
 	}
 	if n.tap != "" {
 		if _, err := netip.ParsePrefix(n.addr); err != nil {
@@ -77,10 +79,12 @@ func (n *network) Close() error {
 	return n.stop()
 }
 
-// open builds the network the flags ask for, watched as see says.
-func (n *netFlags) open(ctx context.Context, see *seeing) (*network, error) {
+// open builds the network the flags ask for, watched as see says. The
+// role ("client" or "server") names the host in traces, as the FTP layer
+// names its side.
+func (n *netFlags) open(ctx context.Context, see *seeing, role string) (*network, error) {
 	if n.net == "os" {
 		return &network{Network: &ftp.OSNetwork{Dialer: net.Dialer{KeepAlive: 30 * time.Second}}}, nil
 	}
-	return openTAP(ctx, n, see)
+	return openTAP(ctx, n, see, role)
 }

@@ -90,7 +90,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	title := "nsftp serve " + pos[0]
 	defer sg.finish(title)
-	n, err := nf.open(ctx, sg)
+	n, err := nf.open(ctx, sg, "server")
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 
 // openTAP puts a netstack host on the TAP device the flags name: the
 // user's kernel on one side, nsftp's own stack on the other.
-func openTAP(ctx context.Context, n *netFlags, see *seeing) (*network, error) {
+func openTAP(ctx context.Context, n *netFlags, see *seeing, role string) (*network, error) {
 	prefix, _ := netip.ParsePrefix(n.addr)
 	var mac net.HardwareAddr
 	if n.mac != "" {
@@ -23,14 +23,19 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing) (*network, error) {
 		}
 		mac = m
 	}
-	if err := tap.CheckAddress(n.tap, prefix, ""); err != nil && !errors.Is(err, tap.ErrNoDevice) {
+	if err := tap.CheckAddress(n.tap, prefix, n.netns); err != nil && !errors.Is(err, tap.ErrNoDevice) {
 		return nil, &setupError{fmt.Errorf("--addr %s: %w", prefix.Addr(), err)}
 	}
-	dev, err := tap.Open(tap.Config{Name: n.tap, MAC: mac, MTU: n.mtu, Offload: !n.noOffload})
+	// Offload on by default: the kernel checksums and segments for us and
+	// 64 KiB segments cross the device in one read or write (3x the
+	// throughput at MTU 1500); traces then show those large segments, as
+	// tcpdump does on a NIC with TSO and GRO. --no-offload shows every
+	// MTU-sized frame.
+	dev, err := tap.Open(tap.Config{Name: n.tap, MAC: mac, MTU: n.mtu, NetNS: n.netns, Offload: !n.noOffload})
 	if err != nil {
 		return nil, &setupError{err}
 	}
-	cfg := see.hostConfig("nsftp", true)
+	cfg := see.hostConfig(role, true)
 	cfg.Link = dev.Endpoint()
 	cfg.Addrs = []netip.Prefix{prefix}
 	if n.gateway != "" {
