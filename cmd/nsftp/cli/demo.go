@@ -44,9 +44,9 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	fset.boolVar(&quiet, "q", false, "print only the result (and what --trace, --pcap, --diagram ask for)")
 	see.register(fset)
 	fset.group("Virtual wire")
-	fset.intVar(&mtu, "mtu", 1500, "the wire's MTU (576-65000)")
-	fset.floatVar(&loss, "loss", 0, "percent of frames the wire drops")
-	fset.durationVar(&delay, "delay", 0, "delay every frame on the wire this long")
+	fset.intVar(&mtu, "mtu", 1500, "the wire's MTU `N` (576-65000)")
+	fset.floatVar(&loss, "loss", 0, "`PERCENT` of frames the wire drops")
+	fset.durationVar(&delay, "delay", 0, "delay every frame on the wire by `DURATION`")
 	pos, err := fset.parse(args)
 	if err == errHelp {
 		return nil

@@ -14,8 +14,9 @@ import (
 type flagSet struct {
 	*flag.FlagSet
 	usage  string // the command's usage line(s)
-	groups []flagGroup
-	out    io.Writer
+	groups  []flagGroup
+	out     io.Writer
+	aliases map[string]string // long name -> short name
 }
 
 type flagGroup struct {
@@ -77,6 +78,10 @@ func (fs *flagSet) varFlag(v flag.Value, name, help string) {
 func (fs *flagSet) alias(short, long string) {
 	f := fs.Lookup(long)
 	fs.Var(f.Value, short, "same as --"+long)
+	if fs.aliases == nil {
+		fs.aliases = map[string]string{}
+	}
+	fs.aliases[long] = short
 }
 
 // parse parses args, with flags allowed anywhere, and returns the
@@ -120,10 +125,16 @@ func (fs *flagSet) printUsage() {
 				dash = "-"
 			}
 			left := dash + name
+			if short, ok := fs.aliases[name]; ok {
+				left = "-" + short + ", " + left
+			}
+			if _, ok := f.Value.(*traceFlag); ok {
+				left, arg = "--trace[=json]", ""
+			}
 			if arg != "" {
 				left += " " + arg
 			}
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "text" {
 				help += fmt.Sprintf(" (default %s)", f.DefValue)
 			}
 			fmt.Fprintf(&b, "  %-28s %s\n", left, help)

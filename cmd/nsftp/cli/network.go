@@ -24,12 +24,12 @@ type netFlags struct {
 
 func (n *netFlags) register(fs *flagSet) {
 	fs.group("Network (choose one)")
-	fs.stringVar(&n.net, "net", "", "`os`: use the operating system's sockets")
+	fs.stringVar(&n.net, "net", "", "use the operating system's sockets (the only value is `os`)")
 	fs.stringVar(&n.tap, "tap", "", "run nsftp's own stack on the TAP device `NAME`")
 	fs.stringVar(&n.addr, "addr", "", "nsftp's address on the TAP device, as `CIDR` (e.g. 192.0.2.2/24)")
 	fs.stringVar(&n.gateway, "gateway", "", "default gateway `IP` on the TAP network")
-	fs.intVar(&n.mtu, "mtu", 0, "MTU on the TAP device (default: the device's)")
-	fs.stringVar(&n.mac, "mac", "", "MAC address on the TAP device (default: random, locally administered)")
+	fs.intVar(&n.mtu, "mtu", 0, "largest IP packet `N` nsftp sends on the TAP device (default: the device's MTU)")
+	fs.stringVar(&n.mac, "mac", "", "nsftp's Ethernet address `MAC` on the TAP device (default: random, locally administered)")
 	fs.boolVar(&n.noOffload, "no-offload", false, "open the TAP device without checksum and segmentation offload: every frame at most MTU bytes")
 	fs.stringVar(&n.netns, "tap-netns", "", "find (or create) the TAP device in the network namespace at `PATH`, e.g. /var/run/netns/lab")
 }

@@ -27,7 +27,7 @@ type seeFlags struct {
 
 func (sf *seeFlags) register(fs *flagSet) {
 	fs.group("Seeing inside")
-	fs.varFlag(&sf.trace, "trace", "print every socket call, the segments it caused and the FTP steps, as they happen (`--trace=json` for JSON lines)")
+	fs.varFlag(&sf.trace, "trace", "print every socket call, the segments it caused and the FTP steps, as they happen; --trace=json writes JSON lines")
 	fs.boolVar(&sf.step, "step", false, "pause before each socket call: Enter steps, c runs to the end, q stops cleanly")
 	fs.stringVar(&sf.pcap, "pcap", "", "write every frame of the run to `FILE` (pcap, for tshark and Wireshark)")
 	fs.stringVar(&sf.diagram, "diagram", "", "draw the run as a ladder diagram in `FILE.svg`")
