@@ -13,7 +13,7 @@ import (
 // (`nsftp get URL --active`), as users expect.
 type flagSet struct {
 	*flag.FlagSet
-	usage  string // the command's usage line(s)
+	usage   string // the command's usage line(s)
 	groups  []flagGroup
 	out     io.Writer
 	aliases map[string]string // long name -> short name
