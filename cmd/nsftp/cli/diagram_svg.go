@@ -1,0 +1,685 @@
+package cli
+
+import (
+	"bytes"
+	"encoding/xml"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"nsftp/ftp"
+	"nsftp/stack"
+)
+
+// The page: a time column on the left, socket-call boxes outside the
+// lifelines, messages between them.
+const (
+	diagramW          = 1000
+	diagramTimeX      = 52  // right edge of the time labels
+	diagramBoxGap     = 8   // between a call box and its host's outer lane
+	diagramBoxMaxW    = 264 // widest call box
+	diagramLaneSpread = 40  // between a host's control and data lanes
+	diagramHeaderH    = 176 // title, legend, host heads
+	diagramCharW      = 0.6 // advance of a monospace glyph, in ems
+)
+
+// Lane positions: control lanes outside, data lanes inside, so the long
+// control arrows have room for command and reply text.
+var ladderXs = [2][3]float64{
+	sideClient: {laneOther: 340, laneControl: 340, laneData: 340 + diagramLaneSpread},
+	sideServer: {laneOther: 660, laneControl: 660, laneData: 660 - diagramLaneSpread},
+}
+
+func ladderX(s ladderSide, l ladderLane) float64 { return ladderXs[s][l] }
+
+// Colours: control blue, data orange, everything else grey.
+var ladderColor = [3]string{laneOther: "#8c959f", laneControl: "#0969da", laneData: "#e36209"}
+
+const (
+	ladderMuted = "#57606a"
+	ladderError = "#cf222e"
+	ladderBrown = "#953800" // for text on the data lane: the orange is too light
+)
+
+const diagramStyle = `text{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono","Liberation Mono",monospace;fill:#24292f}
+.h{paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}
+.title{font-size:16px;font-weight:700}
+.sub{font-size:10px;fill:#57606a}
+.leg{font-size:10px;fill:#57606a}
+.host{font-size:13px;font-weight:700}
+.hostip{font-size:10px;fill:#57606a}
+.lane{font-size:9px}
+.time{font-size:8.5px;fill:#8c959f}
+.seg{font-size:9px}
+.msg{font-size:11px;font-weight:700}
+.call{font-size:10.5px}
+.art{font-size:9px;fill:#57606a}
+.state{font-size:8.5px;font-style:italic;fill:#8250df}
+.note{font-size:9.5px;font-style:italic;fill:#57606a}
+.band{font-size:10px;font-weight:700;fill:#953800}
+.band2{font-size:9px;fill:#953800}
+.foot{font-size:9px;fill:#8c959f}`
+
+// Row heights.
+const (
+	rowSeg   = 18
+	rowMsg   = 28
+	rowCall  = 32
+	rowBand  = 52
+	rowData  = 32
+	rowClose = 24
+	rowNote  = 20
+)
+
+// ladderSVG accumulates the drawing.
+type ladderSVG struct{ bytes.Buffer }
+
+func (b *ladderSVG) f(format string, args ...any) { fmt.Fprintf(&b.Buffer, format, args...) }
+
+// text draws one line of text; s is cleaned and escaped here, never by the
+// caller. fill may be empty to keep the class's.
+func (b *ladderSVG) text(x, y float64, class, anchor, fill, s string) {
+	b.f(`<text x="%s" y="%s" class="%s"`, svgNum(x), svgNum(y), class)
+	if anchor != "" && anchor != "start" {
+		b.f(` text-anchor="%s"`, anchor)
+	}
+	if fill != "" {
+		b.f(` style="fill:%s"`, fill)
+	}
+	b.f(">%s</text>\n", svgEscape(s))
+}
+
+// title adds a tooltip: lines of text, each cleaned and escaped.
+func (b *ladderSVG) title(lines ...string) {
+	b.WriteString("<title>")
+	for i, l := range lines {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString(svgEscape(l))
+	}
+	b.WriteString("</title>")
+}
+
+func svgNum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+
+// svgClean makes text from the run safe to show: control characters
+// (a hostile server's terminal escapes), bidirectional overrides (which
+// would make a line read differently from what it says) and invalid UTF-8
+// each become '?'.
+func svgClean(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		i += n
+		switch {
+		case r == utf8.RuneError && n <= 1,
+			unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r),
+			r == '\u2028' || r == '\u2029' || r == 0xfffe || r == 0xffff:
+			b.WriteByte('?')
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// svgEscape cleans s and escapes it for XML text.
+func svgEscape(s string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(svgClean(s))) // writes to a strings.Builder cannot fail
+	return b.String()
+}
+
+// svgFit shortens s to at most n characters, marking the cut.
+func svgFit(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+// svgTextW estimates the width of s in a monospace font of size px.
+func svgTextW(s string, px float64) float64 {
+	return float64(utf8.RuneCountInString(s)) * px * diagramCharW
+}
+
+func (d *ladder) ms(t time.Time) string {
+	return strconv.FormatFloat(float64(t.Sub(d.t0).Microseconds())/1000, 'f', 3, 64)
+}
+
+// ladderFTPText is what a command or reply arrow says: the line as traced, with
+// a multi-line reply's lines joined, and a PASS argument masked even if an
+// observer upstream forgot to.
+func ladderFTPText(ev *ftp.Event) string {
+	switch ev.Kind {
+	case ftp.EventCommand:
+		if len(ev.Text) >= 4 && strings.EqualFold(ev.Text[:4], "PASS") && strings.TrimSpace(ev.Text[4:]) != "****" {
+			return "PASS ****"
+		}
+		return ev.Text
+	case ftp.EventReply:
+		text := strings.ReplaceAll(strings.ReplaceAll(ev.Text, "\r", ""), "\n", " / ")
+		return strconv.Itoa(ev.Code) + " " + text
+	}
+	return ev.Text
+}
+
+// ladderHeight is how much room a row takes.
+func ladderHeight(it ladderItem) float64 {
+	switch {
+	case it.seg != nil, it.calls != nil && it.calls.tiny():
+		return rowSeg
+	case it.calls != nil:
+		return rowCall
+	case it.band != nil:
+		n := 1
+		var per [2]int
+		for _, r := range it.band.calls {
+			per[r.side]++
+			n = max(n, per[r.side])
+		}
+		return rowBand + float64(n-1)*rowCall
+	case it.ftp.Kind == ftp.EventCommand, it.ftp.Kind == ftp.EventReply:
+		return rowMsg
+	case it.ftp.Kind == ftp.EventDataOpen:
+		return rowData
+	case it.ftp.Kind == ftp.EventDataClose:
+		return rowClose
+	}
+	return rowNote
+}
+
+func (d *ladder) render(items []ladderItem) []byte {
+	// Lay out first: the page's height and the data connections'
+	// activation bars depend on where rows fall.
+	ys := make([]float64, len(items))
+	y := float64(diagramHeaderH)
+	type span struct{ from, to float64 }
+	var active []span
+	open := -1.0
+	for i, it := range items {
+		ys[i] = y
+		y += ladderHeight(it)
+		if it.ftp != nil && it.ftp.Kind == ftp.EventDataOpen {
+			open = ys[i] + 15
+		}
+		if it.ftp != nil && it.ftp.Kind == ftp.EventDataClose && open >= 0 {
+			active = append(active, span{open, ys[i] + 14})
+			open = -1
+		}
+	}
+	bottom := y + 12
+	if open >= 0 {
+		active = append(active, span{open, bottom})
+	}
+	pageH := bottom + 40
+
+	var b ladderSVG
+	b.f(`<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
+		`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%s" viewBox="0 0 %d %s" font-size="10">`+"\n",
+		diagramW, svgNum(pageH), diagramW, svgNum(pageH))
+	title := d.opt.Title
+	if title == "" {
+		title = "nsftp: ladder diagram of a run"
+	}
+	b.title(title)
+	b.f("\n<style>\n%s\n</style>\n<defs>\n", diagramStyle)
+	for l, c := range ladderColor {
+		for _, m := range []struct {
+			id   string
+			size int
+		}{{"s", 7}, {"m", 10}} {
+			b.f(`<marker id="a%s%d" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="%d" markerHeight="%d" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill="%s"/></marker>`+"\n",
+				m.id, l, m.size, m.size, c)
+		}
+	}
+	b.f(`<marker id="arst" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill="%s"/></marker>`+"\n", ladderError)
+	b.f("</defs>\n")
+	b.f(`<rect width="100%%" height="100%%" fill="#fff"/>` + "\n")
+
+	d.header(&b, title)
+
+	// Lifelines, then the data connections' activation bars, then rows.
+	for s := sideClient; s <= sideServer; s++ {
+		for _, l := range []ladderLane{laneControl, laneData} {
+			dash := ""
+			if l == laneData {
+				dash = ` stroke-dasharray="5 4"`
+			}
+			b.f(`<line x1="%s" y1="%d" x2="%s" y2="%s" stroke="%s" stroke-opacity=".45"%s/>`+"\n",
+				svgNum(ladderX(s, l)), diagramHeaderH-8, svgNum(ladderX(s, l)), svgNum(bottom), ladderColor[l], dash)
+		}
+	}
+	for _, a := range active {
+		for s := sideClient; s <= sideServer; s++ {
+			b.f(`<rect x="%s" y="%s" width="6" height="%s" fill="%s" fill-opacity=".3" stroke="%s" stroke-opacity=".6"/>`+"\n",
+				svgNum(ladderX(s, laneData)-3), svgNum(a.from), svgNum(a.to-a.from), ladderColor[laneData], ladderColor[laneData])
+		}
+	}
+	for i, it := range items {
+		d.row(&b, it, ys[i])
+	}
+
+	summary := fmt.Sprintf("%d events drawn as %d rows: %d frames", d.stats.records, len(items), d.stats.segments)
+	if d.stats.bands > 0 {
+		summary += fmt.Sprintf(" (%d of them in %d %s)", d.stats.banded, d.stats.bands, ladderPlural(d.stats.bands, "band", "bands"))
+	}
+	summary += fmt.Sprintf(", %d socket calls", d.stats.calls)
+	if !d.opt.Names {
+		summary += " (getsockname/getpeername not shown)"
+	}
+	b.text(diagramW/2, bottom+24, "foot", "middle", "", summary)
+	b.f("</svg>\n")
+	return b.Bytes()
+}
+
+func ladderPlural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// header draws the title, the legend and the heads of the lifelines.
+func (d *ladder) header(b *ladderSVG, title string) {
+	b.text(20, 28, "title", "", "", svgFit(title, 90))
+	b.text(20, 46, "sub", "", "", fmt.Sprintf(
+		"%s %s and %s %s; one row per event in the order they happened, times in ms since the first",
+		d.name[sideClient], d.ipOr(sideClient), d.name[sideServer], d.ipOr(sideServer)))
+
+	// Legend: two rows of swatches.
+	type entry struct {
+		draw  func(x, y float64)
+		label string
+	}
+	arrow := func(l ladderLane, size string, width float64, dash string) func(x, y float64) {
+		return func(x, y float64) {
+			b.f(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="%s"%s marker-end="url(#a%s%d)"/>`+"\n",
+				svgNum(x), svgNum(y-4), svgNum(x+28), svgNum(y-4), ladderColor[l], svgNum(width), dash, size, l)
+		}
+	}
+	legend := [][]entry{{
+		{arrow(laneControl, "m", 1.8, ""), "FTP command / reply"},
+		{arrow(laneControl, "s", 1, ""), "TCP segment, control connection"},
+		{arrow(laneData, "s", 1, ""), "TCP segment, data connection"},
+		{arrow(laneOther, "s", 1, ` stroke-dasharray="3 2"`), "ARP, other frames"},
+	}, {
+		{func(x, y float64) {
+			b.f(`<rect x="%s" y="%s" width="28" height="11" rx="2" fill="#f6f8fa" stroke="%s"/>`+"\n", svgNum(x), svgNum(y-11), ladderColor[laneControl])
+		}, "socket call: BSD call, the article's kernel call"},
+		{func(x, y float64) {
+			b.text(x, y-2, "state", "", "", "A → B")
+		}, "TCP state change"},
+		{func(x, y float64) {
+			b.f(`<path d="M%s,%sL%s,%sL%s,%sL%s,%sL%s,%sz" fill="%s" fill-opacity=".2" stroke="%s"/>`+"\n",
+				svgNum(x), svgNum(y-12), svgNum(x+20), svgNum(y-11), svgNum(x+28), svgNum(y-5), svgNum(x+20), svgNum(y+1), svgNum(x), svgNum(y), ladderColor[laneData], ladderColor[laneData])
+		}, "bulk data, collapsed"},
+	}}
+	for r, row := range legend {
+		x, y := 20.0, 72+float64(r)*18
+		for _, e := range row {
+			e.draw(x, y)
+			b.text(x+36, y, "leg", "", "", e.label)
+			x += 36 + svgTextW(e.label, 10) + 22
+		}
+	}
+
+	for s := sideClient; s <= sideServer; s++ {
+		cx := (ladderX(s, laneControl) + ladderX(s, laneData)) / 2
+		b.f(`<rect x="%s" y="110" width="150" height="38" rx="6" fill="#f6f8fa" stroke="#d0d7de"/>`+"\n", svgNum(cx-75))
+		b.text(cx, 126, "host", "middle", "", svgFit(d.name[s], 20))
+		b.text(cx, 141, "hostip", "middle", "", d.ipOr(s))
+		for _, l := range []ladderLane{laneControl, laneData} {
+			b.text(ladderX(s, l), diagramHeaderH-12, "lane", "middle", ladderColor[l], map[ladderLane]string{laneControl: "control", laneData: "data"}[l])
+		}
+	}
+	b.text(diagramTimeX, diagramHeaderH-12, "time", "end", "", "ms")
+	b.text(ladderX(sideClient, laneControl)-diagramBoxGap-24, diagramHeaderH-12, "lane", "end", ladderMuted, "socket calls")
+	b.text(ladderX(sideServer, laneControl)+diagramBoxGap+24, diagramHeaderH-12, "lane", "", ladderMuted, "socket calls")
+}
+
+func (d *ladder) ipOr(s ladderSide) string {
+	if d.ip[s] == "" {
+		return "address unknown"
+	}
+	return d.ip[s]
+}
+
+func (d *ladder) row(b *ladderSVG, it ladderItem, y float64) {
+	switch {
+	case it.seg != nil:
+		d.segment(b, it.seg, y)
+	case it.calls != nil && it.calls.tiny():
+		d.nameCall(b, it.calls, y)
+	case it.calls != nil:
+		d.callBox(b, it.calls, y, -1)
+	case it.band != nil:
+		d.drawBand(b, it.band, y)
+	default:
+		d.ftpRow(b, it.ftp, y)
+	}
+}
+
+func (d *ladder) timeLabel(b *ladderSVG, t time.Time, y float64) {
+	b.text(diagramTimeX, y, "time", "end", "", d.ms(t))
+}
+
+// ladderArrow draws a message from one lifeline to the other, sloping down
+// as time passes.
+func ladderArrow(b *ladderSVG, x1, y1, x2, y2 float64, color, marker string, width float64, dash string) {
+	b.f(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="%s"%s marker-end="url(#%s)"/>`+"\n",
+		svgNum(x1), svgNum(y1), svgNum(x2), svgNum(y2), color, svgNum(width), dash, marker)
+}
+
+func (d *ladder) segment(b *ladderSVG, s *ladderSeg, y float64) {
+	d.timeLabel(b, s.at, y+13)
+	l := s.lane
+	color, marker, dash := ladderColor[l], fmt.Sprintf("as%d", l), ""
+	var label string
+	if s.conn == "" {
+		label = strings.ToUpper(s.s.Proto)
+		if s.s.Info != "" {
+			label += " " + s.s.Info
+		}
+		dash = ` stroke-dasharray="3 2"`
+	} else {
+		label = s.s.Flags
+		if s.s.Len > 0 {
+			label += " len=" + strconv.Itoa(s.s.Len)
+		}
+		if strings.Contains(s.s.Flags, "RST") {
+			color, marker = ladderError, "arst"
+		}
+	}
+	x1, x2 := ladderX(s.from, l), ladderX(s.from.other(), l)
+	if s.conn == "" {
+		x1, x2 = ladderX(s.from, laneControl), ladderX(s.from.other(), laneControl)
+	}
+	b.f("<g>")
+	b.title(fmt.Sprintf("%s %s > %s", strings.ToUpper(s.s.Proto), s.s.Src, s.s.Dst),
+		ladderSegDetail(s.s))
+	ladderArrow(b, x1, y+11, x2, y+16, color, marker, 1, dash)
+	fill := color
+	if l == laneData {
+		fill = ladderBrown
+	}
+	b.text((x1+x2)/2, y+8.5, "seg h", "middle", fill, svgFit(label, 60))
+	b.f("</g>\n")
+}
+
+func ladderSegDetail(s *stack.Segment) string {
+	if s.Proto != "tcp" {
+		return fmt.Sprintf("%s, frame %d bytes", s.Info, s.Frame)
+	}
+	return fmt.Sprintf("%s seq=%d ack=%d win=%d len=%d", s.Flags, s.Seq, s.Ack, s.Window, s.Len)
+}
+
+func (d *ladder) ftpRow(b *ladderSVG, ev *ftp.Event, y float64) {
+	d.timeLabel(b, ev.Time, y+17)
+	switch ev.Kind {
+	case ftp.EventCommand, ftp.EventReply:
+		from := sideClient
+		if ev.Kind == ftp.EventReply {
+			from = sideServer
+		}
+		x1, x2 := ladderX(from, laneControl), ladderX(from.other(), laneControl)
+		l := ladderLaneOf(ev.Conn)
+		if l == laneOther {
+			l = laneControl
+		}
+		text := ladderFTPText(ev)
+		color := ladderColor[l]
+		if ev.Kind == ftp.EventReply && ev.Code >= 400 {
+			color = ladderError
+		}
+		b.f("<g>")
+		b.title(fmt.Sprintf("%s %s (%s connection, traced by the %s)", ev.Kind, text, ev.Conn, ev.Side))
+		ladderArrow(b, x1, y+16, x2, y+24, color, fmt.Sprintf("am%d", l), 1.8, "")
+		b.text((x1+x2)/2, y+12, "msg h", "middle", color, svgFit(text, 100))
+		b.f("</g>\n")
+	case ftp.EventDataOpen:
+		x1, x2 := ladderX(sideClient, laneData), ladderX(sideServer, laneData)
+		c := ladderColor[laneData]
+		b.f("<g>")
+		b.title(fmt.Sprintf("%s data connection open: %s <-> %s", ev.Mode, ev.Local, ev.Remote))
+		b.f(`<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="%s" stroke-width="2.5"/>`, svgNum(x1), int(y)+15, svgNum(x2), int(y)+15, c)
+		b.f(`<circle cx="%s" cy="%d" r="3.5" fill="%s"/><circle cx="%s" cy="%d" r="3.5" fill="%s"/>`+"\n", svgNum(x1), int(y)+15, c, svgNum(x2), int(y)+15, c)
+		label := "data connection open"
+		if ev.Mode != "" {
+			label += " (" + ev.Mode + ")"
+		}
+		b.text((x1+x2)/2, y+11, "msg h", "middle", ladderBrown, label)
+		b.text((x1+x2)/2, y+27, "seg h", "middle", ladderBrown, fmt.Sprintf("%s ↔ %s", ev.Local, ev.Remote))
+		b.f("</g>\n")
+	case ftp.EventDataClose:
+		x1, x2 := ladderX(sideClient, laneData), ladderX(sideServer, laneData)
+		c := ladderColor[laneData]
+		b.f(`<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="4 3"/>`+"\n", svgNum(x1), int(y)+14, svgNum(x2), int(y)+14, c)
+		label := fmt.Sprintf("data connection closed after %s", ladderBytes(ev.Bytes))
+		if ev.Err != "" {
+			label += ": " + ev.Err
+		}
+		b.text((x1+x2)/2, y+10, "seg h", "middle", ladderBrown, svgFit(label, 70))
+	default:
+		text := string(ev.Kind) + ": " + ev.Text
+		if ev.Kind == ftp.EventTLS {
+			text = "TLS handshake on the " + ev.Conn + " connection"
+			if ev.Text != "" {
+				text += ": " + ev.Text
+			}
+		}
+		if ev.Err != "" {
+			text += " (" + ev.Err + ")"
+		}
+		b.f("<g>")
+		b.title(text)
+		b.text(diagramW/2, y+13, "note h", "middle", "", svgFit(text, 120))
+		b.f("</g>\n")
+	}
+}
+
+// callBox draws a socket call, or a run of them, as a box beside the
+// calling host's lifeline, tied by a dot to its lane; the TCP state change
+// goes next to the lifeline, inside, where the messages run. A band's boxes
+// have slots 0, 1, ... on each side; a box on a row of its own has -1.
+func (d *ladder) callBox(b *ladderSVG, r *ladderCalls, y float64, slot int) {
+	inBand := slot >= 0
+	slot = max(slot, 0)
+	y += float64(slot) * rowCall
+	first, last := r.calls[0], r.calls[len(r.calls)-1]
+	line1 := ladderCallText(r)
+	line2 := first.Article
+	if first.Kernel != "" && len(line2)+len(first.Kernel) < 44 {
+		line2 += " → " + first.Kernel
+	}
+	errText := ""
+	if last.Err != "" && last.Err != "EOF" {
+		errText = "error: " + last.Err
+	}
+	maxChars := ladderBoxChars(10.5)
+	line1 = svgFit(line1, maxChars)
+	line2 = svgFit(line2, ladderBoxChars(9))
+	w := max(svgTextW(line1, 10.5), svgTextW(line2, 9)) + 12
+	w = min(max(w, 60), diagramBoxMaxW)
+
+	l := r.lane
+	outer := ladderX(r.side, laneControl)
+	var bx float64
+	if r.side == sideClient {
+		bx = outer - diagramBoxGap - w
+	} else {
+		bx = outer + diagramBoxGap
+	}
+	stroke := ladderColor[l]
+	if errText != "" {
+		stroke = ladderError
+	}
+	fill := [3]string{laneOther: "#f6f8fa", laneControl: "#f1f7ff", laneData: "#fff6ee"}[l]
+
+	if !inBand {
+		d.timeLabel(b, r.at, y+18)
+	}
+	b.f("<g>")
+	tip := []string{fmt.Sprintf("%s %s", r.host, ladderCallText(r)),
+		fmt.Sprintf("article: %s; kernel: %s; netstack: %s", first.Article, first.Kernel, first.Netstack)}
+	if st := ladderStateChange(first.StateBefore, last.StateAfter); st != "" {
+		tip = append(tip, "TCP state: "+st)
+	}
+	if errText != "" {
+		tip = append(tip, errText)
+	}
+	b.title(tip...)
+	// Tie the box to its lane: a line from the box's edge, a dot on the lane.
+	edge := bx + w
+	if r.side == sideServer {
+		edge = bx
+	}
+	lx := ladderX(r.side, l)
+	b.f(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="1"/>`, svgNum(edge), svgNum(y+16), svgNum(lx), svgNum(y+16), stroke)
+	b.f(`<circle cx="%s" cy="%s" r="3" fill="%s"/>`, svgNum(lx), svgNum(y+16), stroke)
+	b.f(`<rect x="%s" y="%s" width="%s" height="26" rx="3" fill="%s" stroke="%s"/>`+"\n", svgNum(bx), svgNum(y+3), svgNum(w), fill, stroke)
+	b.text(bx+6, y+14, "call", "", "", line1)
+	if errText != "" {
+		b.text(bx+6, y+25, "art", "", ladderError, svgFit(errText, ladderBoxChars(9)))
+	} else {
+		b.text(bx+6, y+25, "art", "", "", line2)
+	}
+	if st := ladderStateChange(first.StateBefore, last.StateAfter); st != "" {
+		if r.side == sideClient {
+			b.text(ladderX(sideClient, laneData)+6, y+19, "state h", "", "", st)
+		} else {
+			b.text(ladderX(sideServer, laneData)-6, y+19, "state h", "end", "", st)
+		}
+	}
+	b.f("</g>\n")
+}
+
+// nameCall draws getsockname or getpeername small, beside the lifeline.
+func (d *ladder) nameCall(b *ladderSVG, r *ladderCalls, y float64) {
+	d.timeLabel(b, r.at, y+13)
+	x := ladderX(r.side, laneControl)
+	lx := ladderX(r.side, r.lane)
+	b.f(`<circle cx="%s" cy="%s" r="2" fill="%s"/>`, svgNum(lx), svgNum(y+10), ladderColor[r.lane])
+	if r.side == sideClient {
+		b.text(x-diagramBoxGap, y+13, "art", "end", "", ladderCallText(r))
+	} else {
+		b.text(x+diagramBoxGap, y+13, "art", "", "", ladderCallText(r))
+	}
+}
+
+// ladderBoxChars is how many characters of size px fit in the widest box.
+func ladderBoxChars(px float64) int { return int((diagramBoxMaxW - 12) / (px * diagramCharW)) }
+
+func ladderStateChange(before, after string) string {
+	if before == "" || before == after {
+		return ""
+	}
+	return before + " → " + after
+}
+
+// ladderCallText is a box's first line: the BSD call as a program wrote it, or
+// a summary of a run of sends or recvs.
+func ladderCallText(r *ladderCalls) string {
+	c := r.calls[0]
+	fd := "fd" + strconv.Itoa(c.Socket) + " "
+	if len(r.calls) > 1 {
+		s := fmt.Sprintf("%s%s ×%d, %s", fd, c.Op, len(r.calls), ladderBytes(r.bytes()))
+		if r.calls[len(r.calls)-1].Err == "EOF" {
+			s += ", EOF"
+		}
+		return s
+	}
+	switch c.Op {
+	case stack.OpBind:
+		return fd + "bind(" + c.Local + ")"
+	case stack.OpAccept:
+		if c.Err == "" {
+			return fmt.Sprintf("%saccept() = fd%d from %s", fd, c.NewSocket, c.Remote)
+		}
+	case stack.OpConnect:
+		return fd + "connect(" + c.Remote + ")"
+	case stack.OpSend:
+		return fmt.Sprintf("%ssend(%s)", fd, ladderBytes(int64(c.Bytes)))
+	case stack.OpRecv:
+		if c.Err == "EOF" {
+			return fd + "recv() = 0, EOF"
+		}
+		return fmt.Sprintf("%srecv() = %s", fd, ladderBytes(int64(c.Bytes)))
+	case stack.OpGetsockname:
+		return fd + "getsockname() = " + c.Local
+	case stack.OpGetpeername:
+		return fd + "getpeername() = " + c.Remote
+	}
+	return fd + string(c.Op) + "()"
+}
+
+// drawBand draws collapsed bulk data as one wide arrow from the sender's
+// data lane to the receiver's, with the send/recv calls that moved it
+// beside the lifelines.
+func (d *ladder) drawBand(b *ladderSVG, bd *ladderBand, y float64) {
+	d.timeLabel(b, bd.start, y+28)
+	xs, xr := ladderX(bd.from, laneData), ladderX(bd.from.other(), laneData)
+	head := 14.0
+	if xr < xs {
+		head = -head
+	}
+	c := ladderColor[laneData]
+	b.f("<g>")
+	b.title(fmt.Sprintf("%d data segments %s → %s (largest %d bytes), %s in %s, with %d bare ACKs",
+		bd.segs, bd.from, bd.from.other(), bd.maxLen, ladderBytes(bd.bytes), ladderDuration(bd.last.Sub(bd.first)), bd.acks),
+		"collapsed: "+bd.conn)
+	b.f(`<path d="M%s,%sL%s,%sL%s,%sL%s,%sL%s,%sz" fill="%s" fill-opacity=".16" stroke="%s" stroke-linejoin="round"/>`+"\n",
+		svgNum(xs), svgNum(y+8), svgNum(xr-head), svgNum(y+12), svgNum(xr), svgNum(y+28), svgNum(xr-head), svgNum(y+44), svgNum(xs), svgNum(y+40), c, c)
+	mid := (xs + xr) / 2
+	b.text(mid, y+25, "band", "middle", "", fmt.Sprintf("%s segments, %s, %s",
+		ladderThousands(bd.segs), ladderBytes(bd.bytes), ladderDuration(bd.last.Sub(bd.first))))
+	sub := fmt.Sprintf("%s → %s", bd.from, bd.from.other())
+	if bd.acks > 0 {
+		sub += fmt.Sprintf(", %s ACKs back", ladderThousands(bd.acks))
+	}
+	b.text(mid, y+37, "band2", "middle", "", sub)
+	b.f("</g>\n")
+	var slot [2]int
+	for _, r := range bd.calls {
+		d.callBox(b, r, y+8, slot[r.side])
+		slot[r.side]++
+	}
+}
+
+func ladderBytes(n int64) string {
+	switch {
+	case n == 1:
+		return "1 byte"
+	case n < 10000:
+		return strconv.FormatInt(n, 10) + " bytes"
+	case n < 1e6:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1e9:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}
+
+func ladderDuration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%d µs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// ladderThousands writes n with separators: 12,345.
+func ladderThousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
