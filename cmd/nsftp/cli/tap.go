@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 
 	"nsftp/stack"
 	"nsftp/tap"
@@ -23,8 +25,21 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role string) (*netwo
 		}
 		mac = m
 	}
-	if err := tap.CheckAddress(n.tap, prefix, n.netns); err != nil && !errors.Is(err, tap.ErrNoDevice) {
+	if n.netns != "" {
+		// Say which flag is wrong: tap would report the missing namespace
+		// from inside its address check.
+		if _, err := os.Stat(n.netns); err != nil {
+			var pe *fs.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, &setupError{fmt.Errorf("--tap-netns %s: %w", n.netns, err)}
+		}
+	}
+	if err := tap.CheckAddress(n.tap, prefix, n.netns); errors.Is(err, tap.ErrAddressInUse) {
 		return nil, &setupError{fmt.Errorf("--addr %s: %w", prefix.Addr(), err)}
+	} else if err != nil && !errors.Is(err, tap.ErrNoDevice) {
+		return nil, &setupError{err}
 	}
 	// Offload on by default: the kernel checksums and segments for us and
 	// 64 KiB segments cross the device in one read or write (3x the
