@@ -16,10 +16,12 @@ import (
 // rather than /sys/class/net matters: sysfs shows the namespace it was
 // mounted in, not the namespace of the thread reading it.
 type linkInfo struct {
-	index int
-	mtu   int
-	mac   net.HardwareAddr
-	kind  string // IFLA_INFO_KIND: "tun" for TUN and TAP devices, "" for plain ones
+	index     int
+	flags     uint32 // IFF_UP, IFF_RUNNING, ...
+	operState uint8  // IF_OPER_*: UP once the kernel has activated the link
+	mtu       int
+	mac       net.HardwareAddr
+	kind      string // IFLA_INFO_KIND: "tun" for TUN and TAP devices, "" for plain ones
 
 	// Set for kind "tun" only.
 	tunType    uint8 // unix.IFF_TUN or unix.IFF_TAP
@@ -50,12 +52,19 @@ func lookupLink(name string) (*linkInfo, error) {
 		if err != nil {
 			continue
 		}
-		li := &linkInfo{index: int(int32(binary.NativeEndian.Uint32(m.Data[4:8])))}
+		li := &linkInfo{
+			index: int(int32(binary.NativeEndian.Uint32(m.Data[4:8]))),
+			flags: binary.NativeEndian.Uint32(m.Data[8:12]),
+		}
 		match := false
 		for _, a := range attrs {
 			switch a.Attr.Type {
 			case syscall.IFLA_IFNAME:
 				match = cString(a.Value) == name
+			case syscall.IFLA_OPERSTATE:
+				if len(a.Value) >= 1 {
+					li.operState = a.Value[0]
+				}
 			case syscall.IFLA_MTU:
 				if len(a.Value) >= 4 {
 					li.mtu = int(binary.NativeEndian.Uint32(a.Value))

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/songgao/water"
 	"golang.org/x/sys/unix"
@@ -174,6 +175,7 @@ func (o *opener) open() error {
 		d.close()
 		return o.fail(err, nil, "")
 	}
+	after = waitActive(name, after)
 	d.mtu = o.cfg.MTU
 	if d.mtu == 0 {
 		d.mtu = after.mtu
@@ -193,6 +195,29 @@ func (o *opener) open() error {
 	}
 	o.dev = d
 	return nil
+}
+
+// waitActive waits, briefly, for the kernel to activate an up device now
+// that a program has attached to it. Attaching raises the carrier, but the
+// kernel brings the device's transmit queue up only when its link watcher
+// runs, up to a second later; until then it drops what it sends to us,
+// and our first ARP request would go unanswered for a full retry interval.
+// A device that is down is not waited for.
+func waitActive(name string, li *linkInfo) *linkInfo {
+	const ifOperUp = 6 // IF_OPER_UP
+	if li.flags&unix.IFF_UP == 0 {
+		return li
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for li.operState != ifOperUp && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		next, err := lookupLink(name)
+		if err != nil || next == nil {
+			return li
+		}
+		li = next
+	}
+	return li
 }
 
 // minMTU is IPv4's minimum (RFC 791); IPv6 needs 1280 and is simply not
