@@ -104,8 +104,10 @@ func (c *Client) greeting(ctx context.Context) error {
 			continue
 		case r.Code == 220:
 			return nil
+		case r.Class() == 4 || r.Class() == 5:
+			return &ReplyError{Reply: r}
 		default:
-			return &ReplyError{Command: "(greeting)", Reply: r, Want: "220"}
+			return &ReplyError{Reply: r, Want: "220"}
 		}
 	}
 }
@@ -164,11 +166,28 @@ func (c *Client) Size(ctx context.Context, path string) (int64, error) {
 	if err != nil {
 		return -1, err
 	}
-	n, perr := strconv.ParseInt(strings.TrimSpace(r.Lines[len(r.Lines)-1]), 10, 64)
-	if perr != nil || n < 0 {
-		return -1, &ProtocolError{Msg: "SIZE reply is not a non-negative number", Line: r.String()}
+	return parseSizeReply(r)
+}
+
+// parseSizeReply parses a 213 reply to SIZE (RFC 3659 section 4): a
+// decimal number of bytes, nothing else but surrounding spaces.
+func parseSizeReply(r *Reply) (int64, error) {
+	s := strings.TrimSpace(r.Lines[len(r.Lines)-1])
+	n, ok := parseDecimal64(s)
+	if !ok {
+		return -1, &ProtocolError{Msg: "SIZE reply is not a number of bytes", Line: quoteLine([]byte(r.String()))}
 	}
 	return n, nil
+}
+
+// parseDecimal64 parses 1 to 19 ASCII digits that fit an int64; signs,
+// spaces and anything else are refused.
+func parseDecimal64(s string) (int64, bool) {
+	if len(s) == 0 || len(s) > 19 || !allDigits(s) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
 }
 
 // ModTime returns a file's modification time from MDTM (RFC 3659
@@ -184,7 +203,7 @@ func (c *Client) ModTime(ctx context.Context, path string) (time.Time, error) {
 	}
 	t, perr := time.Parse("20060102150405", s)
 	if perr != nil {
-		return time.Time{}, &ProtocolError{Msg: "MDTM reply is not YYYYMMDDHHMMSS", Line: r.String()}
+		return time.Time{}, &ProtocolError{Msg: "MDTM reply is not YYYYMMDDHHMMSS", Line: quoteLine([]byte(r.String()))}
 	}
 	return t.UTC(), nil
 }
@@ -246,12 +265,22 @@ func (c *Client) Features(ctx context.Context) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	feats := map[string]string{}
 	if r.Code != 211 {
 		if r.Class() == 5 {
-			return feats, nil
+			return map[string]string{}, nil
 		}
 		return nil, c.replyErr("FEAT", r, "211")
+	}
+	return parseFeatures(r), nil
+}
+
+// parseFeatures reads the feature lines of a 211 reply to FEAT (RFC 2389
+// section 3.2): the lines between the first and the last, each a name and
+// optional parameters. A one-line 211 ("211 no features") has none.
+func parseFeatures(r *Reply) map[string]string {
+	feats := map[string]string{}
+	if len(r.Lines) < 3 {
+		return feats
 	}
 	for _, line := range r.Lines[1 : len(r.Lines)-1] {
 		line = strings.TrimSpace(line)
@@ -261,7 +290,7 @@ func (c *Client) Features(ctx context.Context) (map[string]string, error) {
 		name, params, _ := strings.Cut(line, " ")
 		feats[strings.ToUpper(name)] = params
 	}
-	return feats, nil
+	return feats
 }
 
 // System sends SYST and returns the server's answer.
@@ -426,7 +455,9 @@ func (c *Client) event(e Event) {
 	if c.cfg.Observer == nil {
 		return
 	}
-	e.Time = time.Now()
+	if e.Time.IsZero() {
+		e.Time = time.Now()
+	}
 	e.Side = "client"
 	if e.Local == "" && e.Conn == "control" {
 		e.Local = c.local.String()
@@ -440,7 +471,7 @@ func parseQuoted(r *Reply) (string, error) {
 	s := r.Lines[0]
 	i := strings.IndexByte(s, '"')
 	if i < 0 {
-		return "", &ProtocolError{Msg: "257 reply has no quoted name", Line: r.String()}
+		return "", &ProtocolError{Msg: "257 reply has no quoted name", Line: quoteLine([]byte(r.String()))}
 	}
 	var b strings.Builder
 	for j := i + 1; j < len(s); j++ {
@@ -454,7 +485,7 @@ func parseQuoted(r *Reply) (string, error) {
 		}
 		b.WriteByte(s[j])
 	}
-	return "", &ProtocolError{Msg: "257 reply's quoted name is not closed", Line: r.String()}
+	return "", &ProtocolError{Msg: "257 reply's quoted name is not closed", Line: quoteLine([]byte(r.String()))}
 }
 
 // isTimeout reports whether err is a deadline or context expiry.

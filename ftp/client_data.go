@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,8 +23,11 @@ type clientData struct {
 	ln   net.Listener // active: the listening socket until accept
 	conn net.Conn
 
-	mu      sync.Mutex // guards stopped, against interrupt from ctx's AfterFunc
+	// mu guards stopped, and orders setting deadlines against interrupt,
+	// which ctx's AfterFunc and the replyWatch goroutine call.
+	mu      sync.Mutex
 	stopped bool
+	ioErr   error // the first failure of the connection itself; see ioFailed
 
 	local, remote string // recorded at open: a closed socket has no addresses
 	bytes         int64
@@ -124,7 +129,8 @@ func (c *Client) openActive(ctx context.Context) (*clientData, error) {
 // accept waits, in active mode, for the server's connection. Connections
 // from any address but the control connection's peer are refused and
 // reported, and the wait goes on: a third party racing the server to our
-// port must not get its bytes into the file.
+// port must not get its bytes into the file (RFC 2577 section 8, from the
+// client's side).
 func (d *clientData) accept(ctx context.Context) error {
 	if d.conn != nil {
 		return nil
@@ -133,13 +139,20 @@ func (d *clientData) accept(ctx context.Context) error {
 	if dl, ok := d.ln.(interface{ SetDeadline(time.Time) error }); ok {
 		dl.SetDeadline(deadline)
 	}
+	var refused []string // the first few foreign peers, for the error
+	nRefused := 0
 	for {
 		conn, err := d.ln.Accept()
 		if err != nil {
-			if ctx.Err() != nil {
+			switch {
+			case ctx.Err() != nil:
 				return context.Cause(ctx)
-			}
-			if isTimeout(err) {
+			case d.interrupted():
+				return errInterrupted
+			case isTimeout(err) && nRefused > 0:
+				return fmt.Errorf("the server did not open the data connection within %v, and one from %s was refused (%w): %w",
+					d.c.cfg.AcceptTimeout, refusedList(refused, nRefused), ErrDataPeer, err)
+			case isTimeout(err):
 				return fmt.Errorf("the server did not open the data connection within %v: %w", d.c.cfg.AcceptTimeout, err)
 			}
 			return fmt.Errorf("accepting the data connection: %w", err)
@@ -147,6 +160,10 @@ func (d *clientData) accept(ctx context.Context) error {
 		from := addrPortOf(conn.RemoteAddr())
 		if from.Addr() != d.c.peer.Addr() {
 			conn.Close()
+			nRefused++
+			if len(refused) < 3 {
+				refused = append(refused, from.String())
+			}
 			d.c.event(Event{Kind: EventNote, Conn: "data", Remote: from.String(), Text: fmt.Sprintf(
 				"refused a data connection from %s: only the control peer %s may connect", from, d.c.peer.Addr()),
 				Err: ErrDataPeer.Error()})
@@ -157,14 +174,26 @@ func (d *clientData) accept(ctx context.Context) error {
 		d.ln.Close()
 		d.ln = nil
 		stopped := d.stopped
-		d.mu.Unlock()
 		if stopped {
-			// ctx ended while we accepted: keep the interruption.
-			conn.SetDeadline(time.Unix(1, 0))
+			// Interrupted while we accepted: keep the interruption.
+			resetClose(conn)
 		}
+		d.mu.Unlock()
 		d.opened()
+		if stopped {
+			return errInterrupted
+		}
 		return nil
 	}
+}
+
+// refusedList names the refused peers, and how many more there were.
+func refusedList(shown []string, n int) string {
+	s := strings.Join(shown, ", ")
+	if n > len(shown) {
+		s += fmt.Sprintf(" and %d more", n-len(shown))
+	}
+	return s
 }
 
 func (d *clientData) opened() {
@@ -173,34 +202,92 @@ func (d *clientData) opened() {
 	d.c.event(Event{Kind: EventDataOpen, Conn: "data", Mode: d.mode, Local: d.local, Remote: d.remote})
 }
 
+// errInterrupted is what the data connection returns once the transfer
+// has been cut short: by the caller's context, or by a reply that ended it
+// early (see replyWatch). Callers report the reason, not this.
+var errInterrupted = errors.New("ftp: data connection interrupted")
+
 // Read reads from the data connection, with the inactivity timeout.
 func (d *clientData) Read(b []byte) (int, error) {
-	d.conn.SetReadDeadline(time.Now().Add(d.c.cfg.DataTimeout))
+	if err := d.arm(d.conn.SetReadDeadline); err != nil {
+		return 0, err
+	}
 	n, err := d.conn.Read(b)
 	d.bytes += int64(n)
+	d.noteErr(err)
 	return n, err
 }
 
 // Write writes to the data connection, with the inactivity timeout.
 func (d *clientData) Write(b []byte) (int, error) {
-	d.conn.SetWriteDeadline(time.Now().Add(d.c.cfg.DataTimeout))
+	if err := d.arm(d.conn.SetWriteDeadline); err != nil {
+		return 0, err
+	}
 	n, err := d.conn.Write(b)
 	d.bytes += int64(n)
+	d.noteErr(err)
 	return n, err
 }
 
-// interrupt wakes any call blocked on the data connection (ctx done).
+// arm pushes a deadline DataTimeout ahead before each Read or Write, unless
+// the connection has been interrupted. Holding d.mu orders it against
+// interrupt: an interruption is never overwritten by a later deadline, which
+// would let the transfer run on as if nothing had happened.
+func (d *clientData) arm(set func(time.Time) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return errInterrupted
+	}
+	set(time.Now().Add(d.c.cfg.DataTimeout))
+	return nil
+}
+
+// interrupt stops the data connection for good and wakes any call blocked
+// on it: ctx is done, the server has ended the transfer, or the transfer
+// failed. The connection is reset, not closed, so that a server never takes
+// a broken upload for a complete one (in stream mode a plain close means
+// end of file, RFC 959 section 3.4.1). Closing, rather than moving the
+// deadlines into the past, also keeps clear of a deadline timer that fires
+// at the same moment.
 func (d *clientData) interrupt() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopped = true
-	past := time.Unix(1, 0)
 	if d.conn != nil {
-		d.conn.SetDeadline(past)
+		resetClose(d.conn)
 	}
-	if l, ok := d.ln.(interface{ SetDeadline(time.Time) error }); ok && d.ln != nil {
-		l.SetDeadline(past)
+	if d.ln != nil {
+		d.ln.Close()
 	}
+}
+
+// ioFailed reports whether a Read or Write failed on the connection itself
+// (a reset, a broken pipe) rather than on a timeout, an interruption or the
+// end of the data: then the server's reply, if one comes, says why.
+func (d *clientData) ioFailed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.ioErr != nil
+}
+
+// noteErr records a Read or Write error for ioFailed.
+func (d *clientData) noteErr(err error) {
+	if err == nil || err == io.EOF || isTimeout(err) {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.stopped && d.ioErr == nil {
+		d.ioErr = err
+	}
+}
+
+// interrupted reports whether interrupt has been called.
+func (d *clientData) interrupted() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopped
 }
 
 // close closes whatever is open and reports the byte count.

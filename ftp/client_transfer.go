@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,9 +21,14 @@ const copyBufferSize = 128 << 10
 // Retrieve downloads path into w with RETR, starting at offset (REST) when
 // offset > 0, and returns the bytes written. It succeeds only when the
 // server ends with 226 or 250 and, where the size is known (from SIZE, or
-// the "(N bytes)" of the 150 reply), exactly that many bytes arrived;
-// it never writes more than the announced size to w. If w has a method
-// ExpectSize(int64), it is told the size once known (for progress bars).
+// failing that the last "(N bytes)" of the 150 reply), exactly that many
+// bytes arrived; it never writes more than the announced size to w. If w
+// has a method ExpectSize(int64), it is told the size once known (for
+// progress bars).
+//
+// When the transfer fails, the data connection is reset and the server is
+// heard out (or sent ABOR), so the session can go on; w may have received
+// part of the file, which is why cmd/nsftp writes into a Dest.
 func (c *Client) Retrieve(ctx context.Context, path string, offset int64, w io.Writer) (int64, error) {
 	if offset < 0 {
 		return 0, fmt.Errorf("ftp: negative offset %d", offset)
@@ -40,8 +47,15 @@ func (c *Client) Retrieve(ctx context.Context, path string, offset int64, w io.W
 	}
 	var n int64
 	err := c.transfer(ctx, "RETR", path, offset, func(r *Reply, d *clientData) error {
-		if want < 0 && offset == 0 {
-			want = announcedSize(r)
+		// SIZE is the authority when the server answered it: the 150's
+		// text is free-form, and it may echo a name that looks like a
+		// size. Servers differ on what a 150 after REST announces, so it
+		// counts only for whole files.
+		if announced := announcedSize(r); want < 0 && offset == 0 {
+			want = announced
+		} else if announced >= 0 && offset == 0 && announced != want {
+			c.event(Event{Kind: EventNote, Conn: "control", Text: fmt.Sprintf(
+				"the %d reply announces %d bytes, SIZE said %d; expecting %d", r.Code, announced, want, want)})
 		}
 		if es, ok := w.(interface{ ExpectSize(int64) }); ok && want >= 0 {
 			es.ExpectSize(want)
@@ -54,7 +68,10 @@ func (c *Client) Retrieve(ctx context.Context, path string, offset int64, w io.W
 }
 
 // Store uploads r to path with STOR and returns the bytes sent. It
-// succeeds only when the server ends with 226 or 250.
+// succeeds only when the server ends with 226 or 250. A failed upload ends
+// with a reset of the data connection, never a plain close, which in
+// stream mode would tell the server the file is complete (RFC 959 section
+// 3.4.1).
 func (c *Client) Store(ctx context.Context, path string, r io.Reader) (int64, error) {
 	return c.upload(ctx, "STOR", path, 0, r)
 }
@@ -71,11 +88,10 @@ func (c *Client) upload(ctx context.Context, verb, path string, offset int64, r 
 		var err error
 		n, err = io.CopyBuffer(writerOnly{d}, readerOnly{r}, buf)
 		if err != nil {
-			var lerr *localError
-			if errors.As(err, &lerr) {
+			if errors.Is(err, ErrLocalFile) {
 				return err
 			}
-			return fmt.Errorf("%w: sending data: %v", ErrIncomplete, err)
+			return fmt.Errorf("%w: sending data after %d bytes: %w", ErrIncomplete, n, err)
 		}
 		// Half-close, so the server sees the end of the file and can
 		// answer while we still listen.
@@ -158,7 +174,7 @@ func (c *Client) transfer(ctx context.Context, verb, arg string, offset int64, m
 	defer func() {
 		stop()
 		d.close()
-		if err != nil && ctx.Err() != nil {
+		if err != nil && ctx.Err() != nil && !errors.Is(err, context.Cause(ctx)) {
 			err = fmt.Errorf("%w (%v)", context.Cause(ctx), err)
 		}
 	}()
@@ -183,29 +199,217 @@ func (c *Client) transfer(ctx context.Context, verb, arg string, offset int64, m
 	default:
 		return c.replyErr(shown(verb, arg), r, "150")
 	}
-	if err := d.accept(ctx); err != nil {
-		c.abort(ctx)
+	return c.dataPhase(ctx, shown(verb, arg), r, d, move)
+}
+
+// abortGrace is how long a failed transfer waits for the server to explain
+// itself (a 426 or 552 already on its way) before sending ABOR.
+const abortGrace = 250 * time.Millisecond
+
+// dataPhase runs the transfer that first (a 1xx) started: accept the data
+// connection in active mode, run move, and read the final reply. The
+// control connection is read all along (see replyWatch), so a server that
+// gives up half-way is heard at once.
+//
+// A failure after the 1xx wraps ErrIncomplete, unless it is a local file
+// error or the server's data connection never came (active mode). Of the
+// errors a failure may bring, the one that explains it best is returned:
+// ours when we decided (a local file, a byte count, a malformed listing),
+// the server's reply when the server ended the transfer or broke the data
+// connection.
+func (c *Client) dataPhase(ctx context.Context, what string, first *Reply, d *clientData, move func(*Reply, *clientData) error) error {
+	w := c.watchReply(ctx, d)
+	err := d.accept(ctx)
+	if err == nil {
+		err = move(first, d)
+	}
+	if err == nil {
+		d.close() // the server may wait for our end before it replies
+		final, ferr := w.wait(ctx, c.cfg.ReplyTimeout)
+		if ferr != nil {
+			c.fail(ctx, ferr)
+			return fmt.Errorf("%w: no reply after the data (%v)", ErrIncomplete, ferr)
+		}
+		return c.finalReply(what, final)
+	}
+
+	// Reset the data connection: that stops a server still sending, and
+	// no server can take the upload for complete. Its reply usually
+	// follows at once, and then no ABOR is needed.
+	serverSide := (w.cutShort() || d.ioFailed()) && !errors.Is(err, ErrLocalFile)
+	d.interrupt()
+	final, ferr := w.wait(ctx, abortGrace)
+	switch {
+	case final != nil:
+		ferr := c.finalReply(what, final) // ends the session on 421
+		if final.Class() != 2 && serverSide {
+			return ferr
+		}
+		return err
+	case !w.clean && ctx.Err() == nil:
+		// The control connection broke: no final reply can come.
+		c.fail(ctx, ferr)
+		if serverSide {
+			return fmt.Errorf("%w: %v", ErrIncomplete, ferr)
+		}
+		return err
+	case !w.clean:
+		c.fail(ctx, ferr)
 		return err
 	}
-	if err := move(r, d); err != nil {
-		d.close()
-		c.abort(ctx)
-		return err
-	}
-	d.close()
-	final, err := c.readReply(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: no reply after the data (%v)", ErrIncomplete, err)
-	}
-	if final.Code == 421 {
-		c.dead = &ReplyError{Command: shown(verb, arg), Reply: final}
+	// No word from the server yet: tell it to stop (RFC 959 section
+	// 4.1.3), so that the session stays usable.
+	c.abort(ctx)
+	return err
+}
+
+// finalReply checks the reply that ends a transfer.
+func (c *Client) finalReply(what string, final *Reply) error {
+	switch {
+	case final.Code == 226 || final.Code == 250:
+		return nil
+	case final.Code == 421:
+		c.dead = &ReplyError{Command: what, Reply: final}
 		c.conn.Close()
 		return fmt.Errorf("%w: %w", ErrIncomplete, c.dead)
 	}
-	if final.Code != 226 && final.Code != 250 {
-		return fmt.Errorf("%w: %w", ErrIncomplete, c.replyErr(shown(verb, arg), final, "226"))
+	return fmt.Errorf("%w: %w", ErrIncomplete, c.replyErr(what, final, "226"))
+}
+
+// replyWatch reads the reply that ends a transfer in a goroutine of its
+// own, while the data connection is in use, so that a server that gives up
+// (425 in active mode, 426, 451 or 552 half-way, 421, a closed control
+// connection) is heard at once and not after the data connection's
+// timeout. A 226 that arrives before the data has all been read is kept:
+// the data is read to its end all the same.
+//
+// Until wait returns, only the goroutine reads c.r. It waits for the
+// reply's first byte without a deadline (the data connection has its own),
+// then gives the whole reply ReplyTimeout.
+type replyWatch struct {
+	c    *Client
+	ctx  context.Context
+	d    *clientData
+	done chan struct{}
+
+	mu       sync.Mutex // guards reading, stopping and stopped
+	reading  bool       // a reply has started to arrive: let it finish
+	stopping bool       // wait has been called
+	stopped  bool       // the goroutine cut the data connection short
+
+	// Set by the goroutine before done is closed.
+	replies []timedReply // everything read, preliminary replies included
+	final   *Reply       // the first reply that is not 1xx
+	err     error
+	clean   bool // err is a deadline before a reply's first byte: c.r is in step
+}
+
+type timedReply struct {
+	r  *Reply
+	at time.Time
+}
+
+// watchReply starts watching the control connection for the end of the
+// transfer on d.
+func (c *Client) watchReply(ctx context.Context, d *clientData) *replyWatch {
+	w := &replyWatch{c: c, ctx: ctx, d: d, done: make(chan struct{})}
+	w.setDeadline(time.Time{})
+	go w.run()
+	return w
+}
+
+// setDeadline sets the control connection's read deadline without losing
+// a cancellation of ctx that came first (ctx's AfterFunc set the deadline
+// in the past; a later deadline must not undo that).
+func (w *replyWatch) setDeadline(t time.Time) {
+	w.c.conn.SetReadDeadline(t)
+	if w.ctx.Err() != nil {
+		w.c.conn.SetReadDeadline(time.Unix(1, 0))
 	}
-	return nil
+}
+
+func (w *replyWatch) run() {
+	defer close(w.done)
+	for i := 0; ; i++ {
+		if i > 0 {
+			// After a preliminary reply, wait for the next one as for
+			// the first: for as long as the data takes.
+			w.mu.Lock()
+			if !w.stopping {
+				w.setDeadline(time.Time{})
+			}
+			w.mu.Unlock()
+		}
+		if _, err := w.c.r.Peek(1); err != nil {
+			// A deadline (wait's, or ctx's) leaves c.r at a reply
+			// boundary; anything else means the connection is gone.
+			w.err, w.clean = err, isTimeout(err)
+			break
+		}
+		w.mu.Lock()
+		w.reading = true
+		w.setDeadline(time.Now().Add(w.c.cfg.ReplyTimeout))
+		w.mu.Unlock()
+		r, err := ReadReply(w.c.r)
+		w.mu.Lock()
+		w.reading = false
+		w.mu.Unlock()
+		if err != nil {
+			w.err = err
+			break
+		}
+		w.replies = append(w.replies, timedReply{r, time.Now()})
+		if r.Class() == 1 && i < maxPreliminary {
+			continue // a second preliminary reply; the final one follows
+		}
+		w.final = r
+		break
+	}
+	if w.err == io.EOF {
+		w.err = fmt.Errorf("server closed the control connection: %w", io.ErrUnexpectedEOF)
+	}
+	if w.final != nil && w.final.Class() == 2 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.stopping {
+		// The server gave up, or went away: no one will send the rest.
+		w.stopped = true
+		w.d.interrupt()
+	}
+}
+
+// cutShort reports whether the watcher ended the data phase: it read a
+// failure reply, or the control connection failed, while data moved.
+func (w *replyWatch) cutShort() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stopped
+}
+
+// wait gives the server timeout more to send its reply (a reply that has
+// started to arrive gets ReplyTimeout), waits for the goroutine, and
+// returns the final reply or the error that ended the wait. The replies
+// read are reported to the Observer here, from the caller's goroutine.
+func (w *replyWatch) wait(ctx context.Context, timeout time.Duration) (*Reply, error) {
+	w.mu.Lock()
+	w.stopping = true
+	if !w.reading {
+		w.setDeadline(time.Now().Add(timeout))
+	}
+	w.mu.Unlock()
+	<-w.done
+	for _, tr := range w.replies {
+		w.c.event(Event{Time: tr.at, Kind: EventReply, Conn: "control", Code: tr.r.Code, Text: tr.r.Text()})
+	}
+	if w.final != nil {
+		return w.final, nil
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	return nil, w.err
 }
 
 // abort sends ABOR after a failed transfer and reads what the server says
@@ -240,6 +444,10 @@ func (c *Client) abort(ctx context.Context) {
 		}
 		c.event(Event{Kind: EventReply, Conn: "control", Code: r.Code, Text: r.Text()})
 		switch {
+		case r.Code == 421:
+			c.dead = &ReplyError{Command: "ABOR", Reply: r}
+			c.conn.Close()
+			return
 		case r.Code == 225, r.Class() == 5:
 			return
 		case r.Code == 226:
@@ -262,13 +470,15 @@ func (c *Client) sendBudget(ctx context.Context, line string) error {
 // bytesRE finds the "(1234 bytes)" that most servers put in a RETR's 150.
 var bytesRE = regexp.MustCompile(`\((\d{1,19}) bytes\)`)
 
-// announcedSize returns the size a 150 reply announces, or -1.
+// announcedSize returns the size a 150 reply announces, or -1. Servers
+// (vsftpd, ProFTPD, nsftp's own) echo the file name before the size, and a
+// name may itself contain "(5 bytes)", so the last match counts.
 func announcedSize(r *Reply) int64 {
-	m := bytesRE.FindStringSubmatch(r.Text())
-	if m == nil {
+	all := bytesRE.FindAllStringSubmatch(r.Text(), -1)
+	if all == nil {
 		return -1
 	}
-	n, err := strconv.ParseInt(m[1], 10, 64)
+	n, err := strconv.ParseInt(all[len(all)-1][1], 10, 64)
 	if err != nil {
 		return -1
 	}
@@ -282,7 +492,7 @@ func announcedSize(r *Reply) int64 {
 // complete.
 func receiveData(w io.Writer, d *clientData, want int64) (int64, error) {
 	var src io.Reader = d
-	if want >= 0 {
+	if want >= 0 && want < math.MaxInt64 {
 		src = io.LimitReader(d, want+1)
 	}
 	buf := make([]byte, copyBufferSize)
@@ -296,6 +506,9 @@ func receiveData(w io.Writer, d *clientData, want int64) (int64, error) {
 			}
 			if len(chunk) > 0 {
 				if _, werr := w.Write(chunk); werr != nil {
+					if errors.Is(werr, ErrLocalFile) {
+						return n, werr
+					}
 					return n, &localError{err: werr}
 				}
 				n += int64(len(chunk))
@@ -311,6 +524,9 @@ func receiveData(w io.Writer, d *clientData, want int64) (int64, error) {
 			return n, nil
 		}
 		if rerr != nil {
+			if d.interrupted() {
+				return n, fmt.Errorf("%w: after %d bytes: %w", ErrIncomplete, n, errInterrupted)
+			}
 			if isTimeout(rerr) && d.c.cfg.DataTimeout > 0 {
 				return n, fmt.Errorf("%w: no data for %v after %d bytes: %w", ErrIncomplete, d.c.cfg.DataTimeout, n, rerr)
 			}
@@ -325,7 +541,7 @@ type readerOnly struct{ r io.Reader }
 
 func (r readerOnly) Read(b []byte) (int, error) {
 	n, err := r.r.Read(b)
-	if err != nil && err != io.EOF {
+	if err != nil && err != io.EOF && !errors.Is(err, ErrLocalFile) {
 		return n, &localError{err: err}
 	}
 	return n, err

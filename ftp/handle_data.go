@@ -244,7 +244,7 @@ func (s *session) accept(ctx context.Context, ln net.Listener) (net.Conn, error)
 			return c, nil
 		}
 		c.Close()
-		e := s.dataEvent(EventNote, "passive", ln.Addr().String(), from.String())
+		e := s.dataEvent(EventNote, "passive", addrText(ln.Addr()), from.String())
 		e.Text = fmt.Sprintf("refused data connection from %s: not the control connection's peer %s", from, s.remote.Addr())
 		s.srv.emit(e)
 	}
@@ -381,7 +381,7 @@ func (s *session) runData(ctx context.Context, p *dataPlan, moved *atomic.Int64,
 		s.srv.emit(e)
 		return transferResult{err: err}
 	}
-	ev := s.dataEvent(EventDataOpen, p.mode, c.LocalAddr().String(), c.RemoteAddr().String())
+	ev := s.dataEvent(EventDataOpen, p.mode, addrText(c.LocalAddr()), addrText(c.RemoteAddr()))
 	s.srv.emit(ev)
 
 	// ABOR and shutdown cut the transfer short, with a reset: a plain
@@ -399,10 +399,15 @@ func (s *session) runData(ctx context.Context, p *dataPlan, moved *atomic.Int64,
 }
 
 // resetClose closes c, discarding unsent data with a TCP reset where the
-// connection allows.
+// connection allows: nsftp's stack has Abort, the operating system's
+// sockets SO_LINGER 0.
 func resetClose(c net.Conn) {
-	if l, ok := c.(interface{ SetLinger(sec int) error }); ok {
-		l.SetLinger(0)
+	switch c := c.(type) {
+	case interface{ Abort() }:
+		c.Abort()
+		return
+	case interface{ SetLinger(sec int) error }:
+		c.SetLinger(0)
 	}
 	c.Close()
 }

@@ -64,7 +64,8 @@ func handleAPPE(s *session, arg string) { store(s, arg, true) }
 // data connection has closed cleanly, so a broken upload never truncates
 // what was there. APPE, and STOR after REST (RFC 3659 section 5), write the
 // target in place: that is what resuming means. (So a plain STOR onto a
-// symbolic link replaces the link, where APPE writes through it.)
+// symbolic link replaces the link, where APPE writes through it; a link
+// that leads out of the root is refused either way.)
 func store(s *session, arg string, appending bool) {
 	offset := s.takeRest()
 	_, rel, ok := s.resolve(arg)

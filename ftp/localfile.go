@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // DestOptions says how CreateDest may treat what is already there.
@@ -85,7 +86,7 @@ func CreateDest(dest, remoteName string, opt DestOptions) (*Dest, error) {
 	if dir == "" {
 		dir = "."
 	}
-	f, err := os.CreateTemp(dir, "."+base+".nsftp-*.part")
+	f, err := os.CreateTemp(dir, tempPattern(base))
 	if err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
@@ -112,11 +113,16 @@ func (d *Dest) Path() string { return d.final }
 // size, or 0.
 func (d *Dest) Offset() int64 { return d.offset }
 
-// Write implements io.Writer. Its errors wrap ErrLocalFile.
+// Write implements io.Writer. Its errors wrap ErrLocalFile and name the
+// destination, not the temporary file the user never asked for.
 func (d *Dest) Write(b []byte) (int, error) {
 	n, err := d.f.Write(b)
 	if err != nil {
-		return n, &localError{err: err}
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return n, &localError{err: fmt.Errorf("writing %s: %w", d.final, err)}
 	}
 	return n, nil
 }
@@ -144,7 +150,11 @@ func (d *Dest) Commit() error {
 	}
 	if err := os.Rename(d.temp, d.final); err != nil {
 		os.Remove(d.temp)
-		return localErrorf("%v", err)
+		var le *os.LinkError
+		if errors.As(err, &le) {
+			err = le.Err
+		}
+		return localErrorf("replacing %s: %v", d.final, err)
 	}
 	if dir, err := os.Open(filepath.Dir(d.final)); err == nil {
 		dir.Sync() // the rename itself must survive a crash too
@@ -165,6 +175,21 @@ func (d *Dest) Abort() {
 	if d.temp != "" {
 		os.Remove(d.temp)
 	}
+}
+
+// tempPattern is the os.CreateTemp pattern for a download into base:
+// hidden, recognisably nsftp's, and short enough for the file system's
+// 255-byte name limit however long base is.
+func tempPattern(base string) string {
+	const maxBase = 200
+	if len(base) > maxBase {
+		cut := maxBase
+		for cut > 0 && !utf8.RuneStart(base[cut]) {
+			cut--
+		}
+		base = base[:cut]
+	}
+	return "." + base + ".nsftp-*.part"
 }
 
 // resolveLinks follows symbolic links in p's last element, so writing

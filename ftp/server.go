@@ -232,7 +232,7 @@ func (s *Server) reject(c net.Conn) {
 	c.SetWriteDeadline(time.Now().Add(s.cfg.DataTimeout))
 	_, err := c.Write(FormatReply(code, text))
 	s.emit(Event{Kind: EventReply, Conn: "control", Code: code, Text: text,
-		Local: c.LocalAddr().String(), Remote: c.RemoteAddr().String(), Err: errText(err)})
+		Local: addrText(c.LocalAddr()), Remote: addrText(c.RemoteAddr()), Err: errText(err)})
 }
 
 // Close stops every Serve, closes every session's connections, waits until
@@ -304,6 +304,16 @@ func afterDone(ctx context.Context, f func()) (stop func()) {
 // closeOnDone closes c once ctx is done; see afterDone for stop.
 func closeOnDone(ctx context.Context, c io.Closer) (stop func()) {
 	return afterDone(ctx, func() { c.Close() })
+}
+
+// addrText renders a connection's address for an event, "" if it has
+// none: nsftp's stack answers nil once a connection has been reset, and a
+// client can reset one at any moment.
+func addrText(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
 }
 
 func errText(err error) string {
