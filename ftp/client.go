@@ -3,6 +3,7 @@ package ftp
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +40,18 @@ type ClientConfig struct {
 	// byte (0 means 60s).
 	DataTimeout time.Duration
 
+	// TLSMode, with TLS, secures the session (FTPS, RFC 4217): explicit
+	// AUTH TLS (TLSTry, TLSRequire) or implicit (TLSImplicit). TLS is the
+	// configuration to verify the server with; its ServerName defaults to
+	// the host dialled. Data connections resume the control connection's
+	// TLS session, as servers that insist on it (vsftpd's
+	// require_ssl_reuse) need.
+	TLSMode TLSMode
+	TLS     *tls.Config
+	// ClearData keeps data connections in clear under TLS (PROT C): only
+	// the control connection, with the password, is protected.
+	ClearData bool
+
 	// Observer, if set, receives an Event (Side "client") for every
 	// command sent, reply received and data connection opened or closed.
 	Observer Observer
@@ -66,6 +79,10 @@ type Client struct {
 
 	epsvFailed bool  // EPSV was refused once; use PASV from then on
 	dead       error // set once the session can no longer be used
+
+	tlsCfg *tls.Config // the session's TLS configuration, with its session cache
+	secure bool        // the control connection runs over TLS
+	protP  bool        // data connections run over TLS (PROT P)
 }
 
 // Dial connects to an FTP server at address ("host:port") and reads its
@@ -84,11 +101,33 @@ func Dial(ctx context.Context, address string, cfg ClientConfig) (*Client, error
 	c := &Client{cfg: cfg, conn: conn, r: bufio.NewReaderSize(conn, 16<<10)}
 	c.local = addrPortOf(conn.LocalAddr())
 	c.peer = addrPortOf(conn.RemoteAddr())
-	if err := c.greeting(ctx); err != nil {
-		conn.Close()
+	if err := c.setUp(ctx, address); err != nil {
+		c.conn.Close()
 		return nil, err
 	}
 	return c, nil
+}
+
+// setUp takes a new control connection to the point of logging in: TLS
+// first when implicit, the greeting, then AUTH TLS when asked for.
+func (c *Client) setUp(ctx context.Context, address string) error {
+	if c.cfg.TLSMode != TLSOff {
+		if err := c.prepareTLS(address); err != nil {
+			return err
+		}
+	}
+	if c.cfg.TLSMode == TLSImplicit {
+		if err := c.startTLS(ctx); err != nil {
+			return err
+		}
+	}
+	if err := c.greeting(ctx); err != nil {
+		return err
+	}
+	if c.cfg.TLSMode == TLSTry || c.cfg.TLSMode == TLSRequire {
+		return c.authTLS(ctx)
+	}
+	return nil
 }
 
 func (c *Client) greeting(ctx context.Context) error {
@@ -134,7 +173,7 @@ func (c *Client) Login(ctx context.Context, user, password string) error {
 	}
 	switch r.Code {
 	case 230, 202:
-		return nil
+		return c.protect(ctx)
 	case 331, 332:
 	default:
 		return c.replyErr("USER "+user, r, "230 or 331")
@@ -145,7 +184,7 @@ func (c *Client) Login(ctx context.Context, user, password string) error {
 	}
 	switch r.Code {
 	case 230, 202:
-		return nil
+		return c.protect(ctx)
 	case 332:
 		return fmt.Errorf("%w: server wants an account (ACCT), which nsftp does not send", ErrLoginRefused)
 	default:

@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -311,7 +312,16 @@ func (d *clientData) close() error {
 // closeWrite half-closes an upload so the server sees the end of the file
 // while we wait for its reply.
 func (d *clientData) closeWrite() error {
-	if cw, ok := d.conn.(interface{ CloseWrite() error }); ok {
+	conn := d.conn
+	if tc, ok := conn.(*tls.Conn); ok {
+		// close_notify first: the TLS end of the file, without which a
+		// server cannot tell a complete upload from a cut one.
+		if err := tc.CloseWrite(); err != nil {
+			return err
+		}
+		conn = tc.NetConn()
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 		return cw.CloseWrite()
 	}
 	return d.close()

@@ -221,6 +221,9 @@ func (c *Client) dataPhase(ctx context.Context, what string, first *Reply, d *cl
 	w := c.watchReply(ctx, d)
 	err := d.accept(ctx)
 	if err == nil {
+		err = d.secure(ctx)
+	}
+	if err == nil {
 		err = move(first, d)
 	}
 	if err == nil {

@@ -103,7 +103,6 @@ func handleSYST(s *session, _ string) { s.reply(215, "UNIX Type: L8") }
 
 // handleAUTH refuses TLS (RFC 4217) until the server speaks it; 502 tells a
 // client asking for optional TLS to go on without.
-func handleAUTH(s *session, _ string) { s.reply(502, "AUTH not supported.") }
 
 // features is the RFC 2389 FEAT list; each line starts with a space.
 var features = []string{
@@ -119,6 +118,9 @@ var features = []string{
 
 func handleFEAT(s *session, _ string) {
 	lines := append([]string{"Features:"}, features...)
+	if s.srv.tls != nil {
+		lines = append(lines, " AUTH TLS", " PBSZ", " PROT")
+	}
 	s.reply(211, append(lines, "End")...)
 }
 

@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -383,6 +384,14 @@ func (s *session) runData(ctx context.Context, p *dataPlan, moved *atomic.Int64,
 	}
 	ev := s.dataEvent(EventDataOpen, p.mode, addrText(c.LocalAddr()), addrText(c.RemoteAddr()))
 	s.srv.emit(ev)
+	tc, err := s.secureData(ctx, c, p.mode)
+	if err != nil {
+		resetClose(c)
+		ev.Kind, ev.Time, ev.Err = EventDataClose, time.Time{}, err.Error()
+		s.srv.emit(ev)
+		return transferResult{opened: true, err: err}
+	}
+	c = tc
 
 	// ABOR and shutdown cut the transfer short, with a reset: a plain
 	// close would still drain the socket buffer to the client.
@@ -402,6 +411,11 @@ func (s *session) runData(ctx context.Context, p *dataPlan, moved *atomic.Int64,
 // connection allows: nsftp's stack has Abort, the operating system's
 // sockets SO_LINGER 0.
 func resetClose(c net.Conn) {
+	if tc, ok := c.(*tls.Conn); ok {
+		// Reset the TCP connection under TLS: a close_notify would be
+		// a clean end, which is exactly what a reset must not look like.
+		c = tc.NetConn()
+	}
 	switch c := c.(type) {
 	case interface{ Abort() }:
 		c.Abort()

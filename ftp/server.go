@@ -2,6 +2,8 @@ package ftp
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -62,6 +64,20 @@ type ServerConfig struct {
 	// Greeting is the text of the 220 reply on connect (empty means
 	// "nsftp ready").
 	Greeting string
+
+	// TLS, if set, offers FTPS (RFC 4217): AUTH TLS on the control
+	// connection, PBSZ and PROT for the data connections. It needs a
+	// certificate (Certificates or GetCertificate).
+	TLS *tls.Config
+	// TLSImplicit runs TLS from the first byte of every control
+	// connection, before the greeting (implicit FTPS, port 990), instead
+	// of waiting for AUTH TLS.
+	TLSImplicit bool
+	// TLSRequired refuses USER and PASS before AUTH TLS and data
+	// transfers before PROT P, and refuses any data connection that does
+	// not resume its control connection's TLS session, so that nobody
+	// but the client that logged in can take a data connection.
+	TLSRequired bool
 }
 
 // Defaults applied by NewServer to zero fields.
@@ -78,6 +94,7 @@ const (
 // concurrent use.
 type Server struct {
 	cfg      ServerConfig // defaults applied; never changed after NewServer
+	tls      *tls.Config  // cfg.TLS with session ticket keys of its own, or nil
 	root     *os.Root
 	commands map[string]command // the command table; read-only after NewServer
 
@@ -121,6 +138,24 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	cfg.DataTimeout = orDefault(cfg.DataTimeout, defaultDataTimeout)
 	cfg.FailDelay = orDefault(cfg.FailDelay, defaultFailDelay)
 	cfg.Greeting = orDefault(cfg.Greeting, defaultGreeting)
+	if (cfg.TLSRequired || cfg.TLSImplicit) && cfg.TLS == nil {
+		return nil, errors.New("ftp: ServerConfig.TLSRequired and TLSImplicit need ServerConfig.TLS")
+	}
+	var tlsBase *tls.Config
+	if cfg.TLS != nil {
+		if len(cfg.TLS.Certificates) == 0 && cfg.TLS.GetCertificate == nil && cfg.TLS.GetConfigForClient == nil {
+			return nil, errors.New("ftp: ServerConfig.TLS has no certificate")
+		}
+		// Ticket keys of its own, set before any clone is made, so that
+		// every session's control and data configurations (clones) can
+		// read each other's tickets.
+		tlsBase = cfg.TLS.Clone()
+		var key [32]byte
+		if _, err := rand.Read(key[:]); err != nil {
+			return nil, err
+		}
+		tlsBase.SetSessionTicketKeys([][32]byte{key})
+	}
 
 	fi, err := os.Stat(cfg.Root)
 	if err != nil {
@@ -134,7 +169,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("ftp: server root: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, root: root, commands: newCommandTable(), ctx: ctx, cancel: cancel}, nil
+	return &Server{cfg: cfg, tls: tlsBase, root: root, commands: newCommandTable(), ctx: ctx, cancel: cancel}, nil
 }
 
 func orDefault[T comparable](v, def T) T {

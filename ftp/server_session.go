@@ -43,6 +43,8 @@ func newCommandTable() map[string]command {
 		"FEAT": row(handleFEAT, 0),
 		"HELP": row(handleHELP, login),
 		"AUTH": row(handleAUTH, 0),
+		"PBSZ": row(handlePBSZ, arg),
+		"PROT": row(handlePROT, arg),
 		"OPTS": row(handleOPTS, login|arg),
 		"TYPE": row(handleTYPE, login|arg),
 		"MODE": row(handleMODE, login|arg),
@@ -125,20 +127,33 @@ type session struct {
 	asciiType  bool   // TYPE A asked for; data still flows unconverted
 	epsvAll    bool   // RFC 2428 EPSV ALL: no other data setup allowed
 	plan       *dataPlan
+
+	// FTPS (handle_tls.go).
+	binding      *sessionBinding      // ties data connections to this session's TLS
+	upgrade      chan upgradeDecision // dispatcher to reader, after each AUTH line
+	authAnswered bool                 // the AUTH being dispatched has been answered
+	secure       bool                 // the control connection runs over TLS
+	protP        bool                 // data connections run over TLS
 }
 
 func newSession(ctx context.Context, srv *Server, c net.Conn) *session {
 	ctx, cancel := context.WithCancel(ctx)
+	var binding *sessionBinding
+	if srv.tls != nil {
+		binding = newSessionBinding()
+	}
 	return &session{
-		srv:    srv,
-		cfg:    &srv.cfg,
-		ctrl:   c,
-		local:  addrPortOf(c.LocalAddr()),
-		remote: addrPortOf(c.RemoteAddr()),
-		ctx:    ctx,
-		cancel: cancel,
-		cmds:   make(chan commandLine),
-		cwd:    "/",
+		binding: binding,
+		srv:     srv,
+		cfg:     &srv.cfg,
+		ctrl:    c,
+		local:   addrPortOf(c.LocalAddr()),
+		remote:  addrPortOf(c.RemoteAddr()),
+		ctx:     ctx,
+		cancel:  cancel,
+		cmds:    make(chan commandLine),
+		upgrade: make(chan upgradeDecision),
+		cwd:     "/",
 	}
 }
 
@@ -156,6 +171,9 @@ func (s *session) run() {
 		s.setPlan(nil)
 	}()
 
+	if s.cfg.TLSImplicit && !s.startImplicitTLS() {
+		return
+	}
 	s.reply(220, s.cfg.Greeting)
 	s.wg.Go(s.readLoop)
 
@@ -201,7 +219,8 @@ func (s *session) run() {
 // goroutine of its own so that ABOR, STAT and QUIT are seen while a
 // transfer runs.
 func (s *session) readLoop() {
-	r := bufio.NewReaderSize(&urgentABOR{r: s.ctrl}, 4096)
+	raw := s.ctrl
+	r := bufio.NewReaderSize(&urgentABOR{r: raw}, 4096)
 	for {
 		skipTelnet(r)
 		verb, arg, err := ReadCommand(r)
@@ -212,6 +231,13 @@ func (s *session) readLoop() {
 		}
 		if err != nil && !lineConsumed(err) {
 			return
+		}
+		if err == nil && verb == "AUTH" && s.srv.tls != nil {
+			// What follows AUTH TLS on the wire is a TLS handshake, not a
+			// command: wait for the dispatcher's answer before reading on.
+			if r = s.awaitUpgrade(raw, r); r == nil {
+				return
+			}
 		}
 	}
 }
@@ -324,6 +350,12 @@ func (s *session) readError(err error) bool {
 // dispatch runs one command through the table's checks and its handler.
 func (s *session) dispatch(c commandLine) {
 	s.commandEvent(c)
+	if c.verb == "AUTH" && s.srv.tls != nil {
+		// The reader waits for an answer to every AUTH line, whatever
+		// happens to the command below.
+		s.authAnswered = false
+		defer s.answerAUTH()
+	}
 	cmd, ok := s.srv.commands[c.verb]
 	switch {
 	case !ok:
@@ -337,6 +369,10 @@ func (s *session) dispatch(c commandLine) {
 		return
 	case cmd.needsWrite && !s.cfg.Write:
 		s.reply(550, "Permission denied.")
+		return
+	}
+	if code, text := s.tlsRefusal(c.verb); code != 0 {
+		s.reply(code, text)
 		return
 	}
 	// RFC 959 section 4.1.3: RNTO must immediately follow RNFR.

@@ -1,0 +1,143 @@
+package ftp
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"io"
+	"math/big"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// TestFTPSDataTheftRefused: a third party that races the client to a
+// passive port, from the client's own address, gets its TCP connection
+// accepted (the address check cannot tell it apart), but not the file: it
+// cannot resume the control connection's TLS session, and a server that
+// requires TLS refuses any data connection that does not (RFC 4217
+// section 10.2; vsftpd's require_ssl_reuse).
+func TestFTPSDataTheftRefused(t *testing.T) {
+	for _, withTicket := range []bool{false, true} {
+		name := map[bool]string{false: "own session", true: "ticket from a session of its own"}[withTicket]
+		t.Run(name, func(t *testing.T) { testDataTheft(t, withTicket) })
+	}
+}
+
+// testDataTheft: with withTicket the thief has logged in over TLS itself
+// and holds a valid session ticket from the same server, just not from
+// the victim's control connection.
+func testDataTheft(t *testing.T, withTicket bool) {
+	pki := newInternalPKI(t)
+	srv := startTestServer(t, ServerConfig{
+		Anonymous: true, TLSRequired: true,
+		TLS: &tls.Config{Certificates: []tls.Certificate{pki.cert}},
+	})
+	writeTree(t, srv.root, map[string]string{"secret.txt": "the secret"})
+	ctx := context.Background()
+	c, err := Dial(ctx, srv.addr, ClientConfig{
+		Network: &OSNetwork{}, TLSMode: TLSRequire, TLS: &tls.Config{RootCAs: pki.pool},
+		ReplyTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(ctx, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.expect(ctx, "EPSV", "", 229)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := ParseEPSV(r.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The thief connects first, with a TLS session of its own.
+	thiefTLS := &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"}
+	if withTicket {
+		thief, err := Dial(ctx, srv.addr, ClientConfig{
+			Network: &OSNetwork{}, TLSMode: TLSRequire, TLS: &tls.Config{RootCAs: pki.pool},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer thief.Close()
+		if err := thief.Login(ctx, "", ""); err != nil { // reads past the ticket
+			t.Fatal(err)
+		}
+		thiefTLS = thief.tlsCfg
+	}
+	stolen := make(chan int, 1)
+	go func() {
+		conn, err := (&OSNetwork{}).Dial(ctx, "data", netip.AddrPortFrom(c.peer.Addr(), port).String())
+		if err != nil {
+			stolen <- 0
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		tc := tls.Client(conn, thiefTLS)
+		n, _ := io.Copy(io.Discard, tc)
+		stolen <- int(n)
+	}()
+	time.Sleep(100 * time.Millisecond)
+
+	r, err = c.cmd(ctx, "RETR", "secret.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Class() == 1 {
+		if r, err = c.readReply(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Class() == 2 {
+		t.Errorf("RETR ended %s: the transfer went to the thief", r)
+	}
+	if n := <-stolen; n != 0 {
+		t.Errorf("the thief received %d bytes", n)
+	}
+}
+
+type internalPKI struct {
+	pool *x509.CertPool
+	cert tls.Certificate
+}
+
+// newInternalPKI makes a CA and a server certificate for loopback.
+func newInternalPKI(t *testing.T) *internalPKI {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nsftp test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "nsftp test server"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	return &internalPKI{pool: pool, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}}
+}
