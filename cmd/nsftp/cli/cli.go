@@ -5,6 +5,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -20,15 +22,16 @@ import (
 // the README.
 const (
 	ExitOK         = 0
-	ExitFailure    = 1 // anything not listed below
-	ExitUsage      = 2 // bad command line
-	ExitNetwork    = 3 // network or setup: connect refused, unreachable, TAP device
-	ExitLogin      = 4 // server refused the login
-	ExitServer     = 5 // server answered with an error reply
-	ExitIncomplete = 6 // transfer incomplete: short, long or unconfirmed
-	ExitLocal      = 7 // local file error
-	ExitTimeout    = 8 // a timeout expired
-	ExitProtocol   = 9 // the server broke the protocol
+	ExitFailure    = 1  // anything not listed below
+	ExitUsage      = 2  // bad command line
+	ExitNetwork    = 3  // network or setup: connect refused, unreachable, TAP device
+	ExitLogin      = 4  // server refused the login
+	ExitServer     = 5  // server answered with an error reply
+	ExitIncomplete = 6  // transfer incomplete: short, long or unconfirmed
+	ExitLocal      = 7  // local file error
+	ExitTimeout    = 8  // a timeout expired
+	ExitProtocol   = 9  // the server broke the protocol
+	ExitTLS        = 10 // TLS: certificate not trusted, or TLS required and refused
 )
 
 const exitCodeHelp = `Exit codes:
@@ -42,6 +45,7 @@ const exitCodeHelp = `Exit codes:
   7  local file error: cannot read or write a local file, or refused to
   8  timeout
   9  the server broke the FTP protocol (malformed or oversized replies)
+  10 TLS: the server's certificate is not trusted, or TLS was required and refused
 `
 
 // usageError is a mistake on the command line.
@@ -75,6 +79,8 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.Is(err, ftp.ErrLocalFile):
 		return ExitLocal
+	case errors.Is(err, ftp.ErrTLSRequired), isCertError(err):
+		return ExitTLS
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
 		errors.As(err, &ne) && ne.Timeout():
 		return ExitTimeout
@@ -94,6 +100,15 @@ func ExitCode(err error) int {
 	default:
 		return ExitFailure
 	}
+}
+
+// isCertError reports a certificate that could not be verified.
+func isCertError(err error) bool {
+	var unknown x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	var verify *tls.CertificateVerificationError
+	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify)
 }
 
 // ErrorLine renders err as the one line nsftp prints before exiting.

@@ -19,6 +19,7 @@ type clientFlags struct {
 	connectTimeout  time.Duration
 	quiet           bool
 	see             seeFlags
+	tls             tlsFlags
 }
 
 func (cf *clientFlags) register(fs *flagSet) {
@@ -29,6 +30,7 @@ func (cf *clientFlags) register(fs *flagSet) {
 	fs.durationVar(&cf.timeout, "timeout", 60*time.Second, "longest wait for a reply, the data connection, or data to move")
 	fs.durationVar(&cf.connectTimeout, "connect-timeout", 30*time.Second, "longest wait for a TCP connection to open")
 	fs.boolVar(&cf.quiet, "q", false, "print nothing but errors and what was asked for")
+	cf.tls.register(fs)
 	cf.see.register(fs)
 	cf.netFlags.register(fs)
 }
@@ -46,6 +48,9 @@ func (cf *clientFlags) validate() error {
 	if err := cf.netFlags.validate(); err != nil {
 		return err
 	}
+	if err := cf.tls.validate(); err != nil {
+		return err
+	}
 	return cf.see.validate(cf.tap != "")
 }
 
@@ -61,6 +66,10 @@ type session struct {
 // The trace, if any, goes to stderr: stdout may be the file itself.
 func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL, title string) (*session, error) {
 	if err := credentials(e, u); err != nil {
+		return nil, err
+	}
+	mode, tlsCfg, err := cf.tls.client(e, u)
+	if err != nil {
 		return nil, err
 	}
 	see, err := cf.see.start(e, e.stderr, e.stop)
@@ -85,6 +94,9 @@ func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL, title st
 		AcceptTimeout:  timeout,
 		DataTimeout:    timeout,
 		Observer:       see.ftpObserver(),
+		TLSMode:        mode,
+		TLS:            tlsCfg,
+		ClearData:      cf.tls.controlOnly,
 	}
 	s := &session{net: n, see: see, title: title}
 	c, err := ftp.Dial(ctx, u.Address(), cfg)

@@ -25,6 +25,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		idle        time.Duration
 		quiet       bool
 		see         seeFlags
+		tlsCert     string
+		tlsKey      string
+		tlsRequired bool
+		tlsImplicit bool
 	)
 	fs.group("Serving")
 	fs.stringVar(&listen, "listen", "", "listen on `ADDR:PORT` (default 127.0.0.1:2121 with --net os, port 21 on --addr with --tap)")
@@ -35,6 +39,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.intVar(&maxSessions, "max-sessions", 32, "most sessions at once")
 	fs.durationVar(&idle, "idle-timeout", 5*time.Minute, "end a session idle this long")
 	fs.boolVar(&quiet, "q", false, "print nothing but errors")
+	fs.group("FTPS (TLS)")
+	fs.stringVar(&tlsCert, "tls-cert", "", "offer AUTH TLS with the certificate (chain) in `FILE` (PEM)")
+	fs.stringVar(&tlsKey, "tls-key", "", "the certificate's private key, in `FILE` (PEM)")
+	fs.boolVar(&tlsRequired, "tls-required", false, "refuse logins and transfers without TLS, and data connections that do not resume the control connection's TLS session")
+	fs.boolVar(&tlsImplicit, "tls-implicit", false, "implicit FTPS: TLS from the first byte (clients use ftps:// URLs, usually port 990)")
 	see.register(fs)
 	nf.register(fs)
 	pos, err := fs.parse(args)
@@ -63,6 +72,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("--user needs a password: --password or NSFTP_PASSWORD")
 	case user == "":
 		anonymous = true
+	}
+	if (tlsCert == "") != (tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together")
+	}
+	if (tlsRequired || tlsImplicit) && tlsCert == "" {
+		return usagef("--tls-required and --tls-implicit need --tls-cert and --tls-key")
 	}
 	if maxSessions < 1 || idle <= 0 {
 		return usagef("--max-sessions and --idle-timeout must be positive")
@@ -105,6 +120,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		},
 	}
 	cfg.Observer = sg.ftpObserver()
+	if tlsCert != "" {
+		if cfg.TLS, err = serveTLS(tlsCert, tlsKey); err != nil {
+			return err
+		}
+		cfg.TLSRequired, cfg.TLSImplicit = tlsRequired, tlsImplicit
+	}
 	if see.step {
 		cfg.IdleTimeout, cfg.LoginTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
 	}
@@ -127,6 +148,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 			who = "user " + user
 			if anonymous {
 				who += " and anonymous"
+			}
+		}
+		if tlsCert != "" {
+			switch {
+			case tlsImplicit:
+				access += ", implicit TLS"
+			case tlsRequired:
+				access += ", TLS required"
+			default:
+				access += ", TLS offered"
 			}
 		}
 		fmt.Fprintf(e.stderr, "nsftp: serving %s on %s (%s, %s); interrupt to stop\n", pos[0], l.Addr(), access, who)

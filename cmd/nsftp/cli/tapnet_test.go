@@ -196,8 +196,9 @@ type vsftpdTree struct {
 
 // startVsftpd runs vsftpd inside ns with testdata/vsftpd.conf, listening
 // on address:21 (0.0.0.0 for every address in the namespace), over a fresh
-// tree, and stops it when the test ends.
-func (ns *labNS) startVsftpd(address string) *vsftpdTree {
+// tree, and stops it when the test ends. Extra lines are added to the
+// configuration.
+func (ns *labNS) startVsftpd(address string, extra ...string) *vsftpdTree {
 	tb := ns.tb
 	tb.Helper()
 	needTAPRoot(tb, "vsftpd")
@@ -233,6 +234,7 @@ func (ns *labNS) startVsftpd(address string) *vsftpdTree {
 		"{{ADDRESS}}", address, "{{PORT}}", "21",
 		"{{ROOT}}", t.root, "{{LOG}}", log,
 	).Replace(string(tmpl))
+	conf += strings.Join(extra, "\n") + "\n"
 	confPath := filepath.Join(dir, "vsftpd.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		tb.Fatal(err)
