@@ -98,9 +98,29 @@ func (c *Client) upload(ctx context.Context, verb, path string, offset int64, r 
 		if err := d.closeWrite(); err != nil {
 			return fmt.Errorf("%w: closing the data connection: %v", ErrIncomplete, err)
 		}
+		d.drain()
 		return nil
 	})
 	return n, err
+}
+
+// drainGrace bounds how long an upload waits for the server to close the
+// data connection after our end of file.
+const drainGrace = 2 * time.Second
+
+// drain waits, briefly, for the server's side of the data connection to
+// end after our half-close. Closing at once would reset a connection the
+// server is still shutting down - under TLS it answers our close_notify
+// with its own - and vsftpd reports that as a failed upload (426).
+func (d *clientData) drain() {
+	d.mu.Lock()
+	conn := d.conn
+	d.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	conn.SetReadDeadline(time.Now().Add(drainGrace))
+	io.Copy(io.Discard, io.LimitReader(conn, 64<<10))
 }
 
 // List streams the raw LIST output for path (a directory or file; ""

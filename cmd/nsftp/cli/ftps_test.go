@@ -199,7 +199,7 @@ func TestFTPSVsftpdOverTAP(t *testing.T) {
 			t.Errorf("get %s: the data connection did not resume the TLS session:\n%s", mode, errOut)
 		}
 		name := "up" + mode + ".bin"
-		if _, errOut, code := ns.nsftp(t, "put", dest, "ftp://"+kernelIP+"/incoming/"+name, mode, "--ssl-reqd", "--cacert", caFile); code != 0 {
+		if _, errOut, code := ns.nsftp(t, "put", dest, "ftp://"+kernelIP+"/incoming/"+name, mode, "--ssl-reqd", "--cacert", caFile, "-v"); code != 0 {
 			t.Fatalf("put %s: exit %d\n%s", mode, code, errOut)
 		}
 		if got := fileSHA(t, filepath.Join(srv.incoming, name)); got != sum {
