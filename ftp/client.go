@@ -390,6 +390,11 @@ func (c *Client) cmd(ctx context.Context, verb, arg string) (*Reply, error) {
 		c.conn.Close()
 		return nil, c.dead
 	}
+	if ctx.Err() != nil {
+		// The reply came, so the session is in step; but the caller has
+		// given up, and is told so rather than left to act on it.
+		return nil, context.Cause(ctx)
+	}
 	return r, nil
 }
 
@@ -438,7 +443,8 @@ func (c *Client) send(ctx context.Context, line string) error {
 	c.event(Event{Kind: EventCommand, Conn: "control", Text: shown(verb, arg)})
 	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.ReplyTimeout))
 	if ctx.Err() != nil {
-		return c.fail(ctx, context.Cause(ctx))
+		// Nothing was sent: the session is still in step.
+		return context.Cause(ctx)
 	}
 	if _, err := io.WriteString(c.conn, line); err != nil {
 		return c.fail(ctx, fmt.Errorf("sending %s: %w", verb, err))
@@ -449,9 +455,9 @@ func (c *Client) send(ctx context.Context, line string) error {
 func (c *Client) readReply(ctx context.Context) (*Reply, error) {
 	c.conn.SetReadDeadline(time.Now().Add(c.cfg.ReplyTimeout))
 	// A cancellation that came before the deadline was set has been
-	// overwritten by it; check, so it is not lost.
+	// overwritten by it: the reply still gets its grace, no more.
 	if ctx.Err() != nil {
-		return nil, c.fail(ctx, context.Cause(ctx))
+		c.conn.SetReadDeadline(time.Now().Add(cancelGrace))
 	}
 	r, err := ReadReply(c.r)
 	if err != nil {
@@ -477,18 +483,22 @@ func (c *Client) fail(ctx context.Context, err error) error {
 	return err
 }
 
-// watch makes ctx's cancellation interrupt blocked I/O on the control
-// connection (and on d, if given) by moving their deadlines into the
-// past. The returned function stops watching.
+// watch makes ctx's cancellation cut short blocked I/O on the control
+// connection (after cancelGrace) and on d, if given (at once). The
+// returned function stops watching.
 func (c *Client) watch(ctx context.Context, d *clientData) func() bool {
 	return context.AfterFunc(ctx, func() {
-		past := time.Unix(1, 0)
-		c.conn.SetDeadline(past)
+		// A reply already on its way gets a moment to arrive, so that the
+		// session stays in step and can still end with QUIT.
+		c.conn.SetDeadline(time.Now().Add(cancelGrace))
 		if d != nil {
 			d.interrupt()
 		}
 	})
 }
+
+// cancelGrace is how long a cancelled command still waits for its reply.
+const cancelGrace = 2 * time.Second
 
 func (c *Client) event(e Event) {
 	if c.cfg.Observer == nil {

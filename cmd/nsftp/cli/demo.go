@@ -131,7 +131,9 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 		return &setupError{err}
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ctx, l) }()
+	// The server outlives the client: step mode's q, or Ctrl-C, stops the
+	// client, which still ends its session with QUIT; srv.Close follows.
+	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), l) }()
 
 	got, err := demoDownload(ctx, p.Client, serverAddr, !passive, sg.ftpObserver(), see.step)
 	// What follows is teardown, not the lesson: the trace ends here.

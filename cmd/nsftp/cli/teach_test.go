@@ -304,7 +304,6 @@ func TestStepScripted(t *testing.T) {
 		t.Errorf("step then c: %d prompts; output:\n%s\n%s", strings.Count(errOut, "[step]"), out, errOut)
 	}
 
-	t.Skip("q: pending the client's graceful cancellation (QUIT after a cancelled reply wait)")
 	out, errOut, err = runIn(t, strings.Repeat("\n", 12)+"q\n", "demo", "--step")
 	if ExitCode(err) != ExitOK || err == nil {
 		t.Fatalf("step then q: err %v (exit %d), want a clean stop\n%s", err, ExitCode(err), errOut)
