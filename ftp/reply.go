@@ -36,7 +36,14 @@ type ProtocolError struct {
 	// ProtocolError cannot smuggle control bytes or megabytes into logs
 	// either.
 	Line string
+	// Err, if set, is a more specific sentinel the violation also
+	// matches with errors.Is, such as ErrLineTooLong.
+	Err error
 }
+
+// ErrLineTooLong: a reply or command line over MaxLineLength. The stream
+// is then at an unknown place and the connection cannot go on.
+var ErrLineTooLong = errors.New("ftp: line too long")
 
 // Error returns "ftp: protocol violation: <Msg>", followed by
 // ` in "<Line>"` when Line is not empty.
@@ -48,8 +55,14 @@ func (e *ProtocolError) Error() string {
 	return s
 }
 
-// Unwrap returns ErrProtocol, so that errors.Is(err, ErrProtocol) holds.
-func (e *ProtocolError) Unwrap() error { return ErrProtocol }
+// Unwrap returns ErrProtocol, and Err when set, so that errors.Is(err,
+// ErrProtocol) always holds.
+func (e *ProtocolError) Unwrap() []error {
+	if e.Err != nil {
+		return []error{ErrProtocol, e.Err}
+	}
+	return []error{ErrProtocol}
+}
 
 // maxErrorLine is how much of an offending line a ProtocolError shows.
 const maxErrorLine = 80
@@ -163,7 +176,7 @@ func readLine(r *bufio.Reader, command bool) ([]byte, error) {
 			if len(head) < maxErrorLine {
 				head = append(head[:len(head):len(head)], chunk[:min(len(chunk), maxErrorLine)]...)
 			}
-			return nil, newProtocolError(fmt.Sprintf("line longer than %d bytes", MaxLineLength), show(head))
+			return nil, &ProtocolError{Msg: fmt.Sprintf("line longer than %d bytes", MaxLineLength), Line: quoteLine(show(head)), Err: ErrLineTooLong}
 		}
 		if err == nil {
 			if acc == nil {
@@ -194,7 +207,7 @@ func readLine(r *bufio.Reader, command bool) ([]byte, error) {
 	}
 	line := acc[:n]
 	if n > MaxLineLength {
-		return nil, newProtocolError(fmt.Sprintf("line longer than %d bytes", MaxLineLength), show(line))
+		return nil, &ProtocolError{Msg: fmt.Sprintf("line longer than %d bytes", MaxLineLength), Line: quoteLine(show(line)), Err: ErrLineTooLong}
 	}
 	if bytes.IndexByte(line, '\r') >= 0 {
 		return nil, newProtocolError("CR not followed by LF", show(line))
@@ -380,6 +393,15 @@ func FormatReply(code int, lines ...string) []byte {
 
 // sanitizeText replaces CR, LF and NUL with spaces.
 func sanitizeText(s string) string {
+	// A line our own client (any client keeping to MaxLineLength) would
+	// refuse is cut: reply text often carries a file name from disk.
+	if limit := MaxLineLength - 8; len(s) > limit {
+		cut := limit - 3
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
 	if strings.IndexAny(s, "\r\n\x00") < 0 {
 		return s
 	}

@@ -2,6 +2,7 @@ package ftp
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+	"unicode/utf8"
 )
 
 func TestReadReplyValid(t *testing.T) {
@@ -384,5 +386,18 @@ func TestReadReplySequence(t *testing.T) {
 	}
 	if !reflect.DeepEqual(codes, []int{220, 331, 230}) {
 		t.Fatalf("codes %v", codes)
+	}
+}
+
+// A reply carrying a very long name stays within what ReadReply accepts.
+func TestFormatReplyCapsLines(t *testing.T) {
+	long := strings.Repeat("é", MaxLineLength)
+	b := FormatReply(550, long+": No such file.")
+	r, err := ReadReply(bufio.NewReader(bytes.NewReader(b)))
+	if err != nil {
+		t.Fatalf("our own reply does not read back: %v", err)
+	}
+	if !strings.HasSuffix(r.Lines[0], "...") || !utf8.ValidString(r.Lines[0]) {
+		t.Errorf("cut line ends %q", r.Lines[0][len(r.Lines[0])-10:])
 	}
 }

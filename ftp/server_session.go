@@ -325,7 +325,7 @@ func (u *urgentABOR) Read(p []byte) (int, error) {
 // errors leave the stream at an unknown place.
 func lineConsumed(err error) bool {
 	var pe *ProtocolError
-	return errors.As(err, &pe) && !strings.Contains(pe.Msg, "longer than")
+	return errors.As(err, &pe) && !errors.Is(err, ErrLineTooLong)
 }
 
 // readError handles a failure to read a command, and reports whether the
