@@ -188,3 +188,32 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestGetContinue resumes a partial download with -C: REST, then the rest
+// of the file appended to what is there.
+func TestGetContinue(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	root := t.TempDir()
+	full := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+	os.WriteFile(filepath.Join(root, "big"), full, 0o644)
+	addr := startServer(t, root, ftp.ServerConfig{})
+	dest := filepath.Join(t.TempDir(), "big")
+	os.WriteFile(dest, full[:300000], 0o644)
+	_, errOut, code := run(t, "get", "ftp://"+addr+"/big", dest, "--net", "os", "-C", "-v")
+	if code != 0 {
+		t.Fatalf("get -C: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "-> REST 300000") {
+		t.Errorf("no REST 300000 in the dialogue:\n%s", errOut)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, full) {
+		t.Errorf("resumed file has %d bytes, differs from the original", len(got))
+	}
+	// Resuming a complete file moves nothing and changes nothing.
+	if _, errOut, code := run(t, "get", "ftp://"+addr+"/big", dest, "--net", "os", "-C"); code != 0 {
+		t.Fatalf("get -C of a complete file: exit %d\n%s", code, errOut)
+	}
+	if got, _ := os.ReadFile(dest); !bytes.Equal(got, full) {
+		t.Errorf("complete file changed to %d bytes", len(got))
+	}
+}
