@@ -342,13 +342,20 @@ func (c *Client) watchReply(ctx context.Context, d *clientData) *replyWatch {
 }
 
 // setDeadline sets the control connection's read deadline without losing
-// a cancellation of ctx that came first (ctx's AfterFunc set the deadline
-// in the past; a later deadline must not undo that).
+// a cancellation of ctx: once ctx is done, a reply gets cancelGrace at
+// most, as everywhere else (see Client.watch), whenever the cancellation
+// came.
 func (w *replyWatch) setDeadline(t time.Time) {
-	w.c.conn.SetReadDeadline(t)
-	if w.ctx.Err() != nil {
-		w.c.conn.SetReadDeadline(time.Unix(1, 0))
+	if w.ctx.Err() == nil {
+		w.c.conn.SetReadDeadline(t)
+		if w.ctx.Err() == nil {
+			return
+		}
 	}
+	if g := time.Now().Add(cancelGrace); t.IsZero() || t.After(g) {
+		t = g
+	}
+	w.c.conn.SetReadDeadline(t)
 }
 
 func (w *replyWatch) run() {

@@ -169,7 +169,7 @@ func hostileCases() []hostileCase {
 		// 4.2; cmd/nsftp has no exit code of its own for that yet.
 		{name: "control connection closed during login", rfc: "RFC 959 4.2",
 			sc:   script{on: map[string]func(*sess, string){"PASS": func(s *sess, _ string) { s.hangup() }}},
-			exit: 1, msg: "server closed the control connection", fast: true},
+			exit: 3, msg: "server closed the control connection", fast: true},
 		{name: "NUL in the PASS reply", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"PASS": reply("230 Wel\x00come\r\n")}},
 			is: []error{ftp.ErrProtocol}, exit: 9, msg: "NUL", fast: true},
@@ -509,7 +509,7 @@ func runHostile(t *testing.T, n hostileNet, tc hostileCase) {
 	elapsed := time.Since(start)
 	srv.close() // before looking at what it received
 
-	t.Logf("%s: %v (%v)", tc.rfc, r.err, elapsed.Round(time.Millisecond))
+	t.Logf("%s: exit %d: %v (%v, %v with QUIT)", tc.rfc, exitClass(r.err), r.err, r.opTime.Round(time.Millisecond), elapsed.Round(time.Millisecond))
 	if elapsed > hostileBound {
 		t.Errorf("took %v, want under %v", elapsed, hostileBound)
 	}

@@ -3,19 +3,17 @@ package ftp_test
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"nsftp/cmd/nsftp/cli"
 	"nsftp/ftp"
 	"nsftp/stack"
 )
@@ -449,41 +447,14 @@ func (s *sess) closeAll() {
 	s.conn.Close()
 }
 
-// exitClass is the exit code cmd/nsftp gives err, by the rules of its
-// ExitCode (repeated here: ftp's tests cannot import the command).
-func exitClass(err error) int {
-	var re *ftp.ReplyError
-	var ne net.Error
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, ftp.ErrBadArgument):
-		return 2
-	case errors.Is(err, ftp.ErrLocalFile):
-		return 7
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &ne) && ne.Timeout():
-		return 8
-	case errors.Is(err, ftp.ErrLoginRefused):
-		return 4
-	case errors.Is(err, ftp.ErrIncomplete):
-		return 6
-	case errors.Is(err, ftp.ErrProtocol):
-		return 9
-	case errors.As(err, &re):
-		return 5
-	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENETUNREACH),
-		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ECONNRESET),
-		errors.As(err, new(*net.OpError)):
-		return 3
-	}
-	return 1
-}
+// exitClass is the exit code the nsftp command gives for err: the
+// command's own mapping, so the table checks what users get.
+func exitClass(err error) int { return cli.ExitCode(err) }
 
 // exitNames documents the exit classes in failure messages.
 var exitNames = map[int]string{
 	0: "ok", 1: "other", 2: "usage", 3: "network", 4: "login", 5: "server",
-	6: "incomplete", 7: "local", 8: "timeout", 9: "protocol",
+	6: "incomplete", 7: "local", 8: "timeout", 9: "protocol", 10: "tls",
 }
 
 func exitName(code int) string { return strconv.Itoa(code) + " (" + exitNames[code] + ")" }

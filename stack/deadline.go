@@ -26,8 +26,7 @@ func (d *deadline) channel() <-chan struct{} {
 }
 
 // set moves the deadline to t; the zero time removes it. Calls already
-// waiting see the new deadline only if it has already passed, as with
-// net.Conn: the common pattern sets a deadline before each call.
+// waiting see the new deadline, as with net.Conn.
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -53,14 +52,19 @@ func (d *deadline) set(t time.Time) {
 		close(d.ch)
 		return
 	}
-	ch := d.ch
-	d.timer = time.AfterFunc(dur, func() {
+	// The timer closes the channel only if it is still the current
+	// timer: a set racing with an expiring timer must neither see the
+	// channel closed twice nor an extended deadline expire early.
+	var tm *time.Timer
+	tm = time.AfterFunc(dur, func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()
-		if d.ch == ch {
-			close(ch)
+		if d.timer == tm {
+			d.timer = nil
+			close(d.ch)
 		}
 	})
+	d.timer = tm
 }
 
 // stop releases the timer, if any.

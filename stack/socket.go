@@ -39,6 +39,13 @@ type Socket struct {
 
 	readMu sync.Mutex // serialises Recv: bytes of one Read must be contiguous
 
+	// addrs are the last addresses the endpoint reported, for after it
+	// can no longer report them.
+	addrs struct {
+		sync.Mutex
+		local, remote netip.AddrPort
+	}
+
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close; wakes every waiter
 }
@@ -110,7 +117,12 @@ func (s *Socket) Listen(ctx context.Context, backlog int) (*Listener, error) {
 		return nil, err
 	}
 	var err error
-	if terr := s.ep.Listen(backlog); terr != nil {
+	// Linux's listen(fd, n) queues up to n+1 connections, and gVisor's own
+	// listen(2) adds the one before calling Endpoint.Listen. Passing n
+	// unchanged makes a backlog of 1 (the article's, and every data
+	// connection's) count as full at once, so every SYN would be answered
+	// with a SYN cookie: no window scaling, no SACK.
+	if terr := s.ep.Listen(backlog + 1); terr != nil {
 		err = s.opError("listen", s.localAddr(), sysErr("listen", terr))
 	}
 	s.end(&c, 0, err)
@@ -147,6 +159,8 @@ func (s *Socket) accept(ctx context.Context) (*Socket, error) {
 		if terr == nil {
 			ns := &Socket{h: s.h, label: s.label, family: s.family, ep: ep, wq: wq, done: make(chan struct{})}
 			ns.id = int(s.h.nextID.Add(1)) + 2
+			ns.localAddrPort() // remember the addresses while they can be read
+			ns.remoteAddrPort()
 			return ns, nil
 		}
 		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
@@ -201,6 +215,8 @@ func (s *Socket) connect(ctx context.Context, addr netip.AddrPort) error {
 	if terr != nil {
 		return s.opError("dial", tcpAddr(addr), sysErr("connect", terr))
 	}
+	s.localAddrPort() // remember the addresses while they can be read
+	s.remoteAddrPort()
 	return nil
 }
 
@@ -447,20 +463,35 @@ func (s *Socket) SetWriteDeadline(t time.Time) error { s.wd.set(t); return nil }
 
 // localAddrPort and remoteAddrPort read the addresses without tracing, for
 // use inside other calls' events and errors.
+//
+// Like *net.TCPConn's, they keep answering after the connection is reset
+// or closed, with the last addresses the socket had.
 func (s *Socket) localAddrPort() netip.AddrPort {
-	a, err := s.ep.GetLocalAddress()
-	if err != nil {
-		return netip.AddrPort{}
+	if a, err := s.ep.GetLocalAddress(); err == nil {
+		ap := fromFull(a)
+		if ap.Port() != 0 {
+			s.addrs.Lock()
+			s.addrs.local = ap
+			s.addrs.Unlock()
+		}
+		return ap
 	}
-	return fromFull(a)
+	s.addrs.Lock()
+	defer s.addrs.Unlock()
+	return s.addrs.local
 }
 
 func (s *Socket) remoteAddrPort() netip.AddrPort {
-	a, err := s.ep.GetRemoteAddress()
-	if err != nil {
-		return netip.AddrPort{}
+	if a, err := s.ep.GetRemoteAddress(); err == nil {
+		ap := fromFull(a)
+		s.addrs.Lock()
+		s.addrs.remote = ap
+		s.addrs.Unlock()
+		return ap
 	}
-	return fromFull(a)
+	s.addrs.Lock()
+	defer s.addrs.Unlock()
+	return s.addrs.remote
 }
 
 func (s *Socket) localAddr() net.Addr  { return tcpAddr(s.localAddrPort()) }

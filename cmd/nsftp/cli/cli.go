@@ -93,7 +93,8 @@ func ExitCode(err error) int {
 	case errors.As(err, &re):
 		return ExitServer
 	case errors.As(err, &se), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENETUNREACH),
-		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ECONNRESET):
+		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ECONNRESET),
+		errors.Is(err, io.ErrUnexpectedEOF): // the server hung up without a word
 		return ExitNetwork
 	case errors.As(err, new(*net.OpError)):
 		return ExitNetwork
