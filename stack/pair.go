@@ -3,6 +3,7 @@ package stack
 import (
 	"errors"
 	"net/netip"
+	"time"
 )
 
 // Addresses of the two hosts of a Pair, from the documentation ranges
@@ -16,11 +17,20 @@ var (
 
 // PairConfig describes two hosts joined by one virtual wire. Link and
 // Addrs of each HostConfig are filled in when empty; the names default to
-// "client" and "server".
+// "client" and "server", and MinRTO to WireMinRTO.
 type PairConfig struct {
 	Wire           WireConfig
 	Client, Server HostConfig
 }
+
+// WireMinRTO is the minimum retransmission timeout of a Pair's hosts.
+// The wire's round trip is microseconds, so netstack's (and Linux's)
+// 200ms floor is orders of magnitude too long for it - Linux lets such
+// links lower it per route (rto_min). It matters beyond loss: when a
+// receiver's window closes, netstack does not always announce it open
+// again, and the sender's zero-window probe, on this timer, is what
+// resumes the transfer.
+const WireMinRTO = 10 * time.Millisecond
 
 // Pair is two hosts on one virtual wire: the hermetic network nsftp's
 // tests and demo run on.
@@ -53,6 +63,9 @@ func NewPair(cfg PairConfig) (*Pair, error) {
 func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Host, error) {
 	if cfg.Name == "" {
 		cfg.Name = name
+	}
+	if cfg.MinRTO == 0 {
+		cfg.MinRTO = WireMinRTO
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = addrs
