@@ -60,12 +60,13 @@ type hostileResult struct {
 }
 
 // The client's timeouts in these tests: short, so that "never comes" ends
-// quickly.
+// quickly, but far enough above the "fast" bound that a loaded machine
+// (CI runs every package at once on two cores) does not blur the two.
 const (
-	hostileReplyTimeout = time.Second
-	hostileDataTimeout  = time.Second
-	hostileBound        = 8 * time.Second // no case may take longer
-	hostileFast         = 800 * time.Millisecond
+	hostileReplyTimeout = 2 * time.Second
+	hostileDataTimeout  = 2 * time.Second
+	hostileBound        = 12 * time.Second // no case may take longer
+	hostileFast         = 1200 * time.Millisecond
 )
 
 func reply(raw string) func(*sess, string) { return func(s *sess, _ string) { s.send(raw) } }
@@ -273,7 +274,7 @@ func hostileCases() []hostileCase {
 					c.Write(file)
 				}
 			}}},
-			is: []error{ftp.ErrIncomplete, os.ErrDeadlineExceeded}, exit: 8, msg: "no data for 1s"},
+			is: []error{ftp.ErrIncomplete, os.ErrDeadlineExceeded}, exit: 8, msg: "no data for 2s"},
 		{name: "226 comes but the data never ends", rfc: "RFC 959 3.4.1",
 			sc: script{on: map[string]func(*sess, string){"RETR": func(s *sess, arg string) {
 				s.send("150 Opening data connection.\r\n")
@@ -282,7 +283,7 @@ func hostileCases() []hostileCase {
 				}
 				s.send("226 Done.\r\n")
 			}}},
-			is: []error{ftp.ErrIncomplete, os.ErrDeadlineExceeded}, exit: 8, msg: "no data for 1s"},
+			is: []error{ftp.ErrIncomplete, os.ErrDeadlineExceeded}, exit: 8, msg: "no data for 2s"},
 		{name: "226 before the data", rfc: "RFC 959 4.2", ok: true,
 			sc: script{on: map[string]func(*sess, string){"RETR": func(s *sess, arg string) {
 				s.send("150 Opening data connection.\r\n226 Done.\r\n")
@@ -308,7 +309,7 @@ func hostileCases() []hostileCase {
 		// 2577 section 8 port theft).
 		{name: "active: the server never connects", rfc: "RFC 959 4.1.2", active: true,
 			sc: script{on: map[string]func(*sess, string){"RETR": reply("150 Opening data connection.\r\n")}},
-			is: []error{os.ErrDeadlineExceeded}, exit: 8, msg: "did not open the data connection within 1s"},
+			is: []error{os.ErrDeadlineExceeded}, exit: 8, msg: "did not open the data connection within 2s"},
 		{name: "active: 425 after 150", rfc: "RFC 959 4.2", active: true,
 			sc: script{on: map[string]func(*sess, string){"RETR": reply("150 Opening data connection.\r\n425 Can't open data connection.\r\n")}},
 			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "425 Can't open data connection.", fast: true},
