@@ -402,7 +402,7 @@ func sanitizeText(s string) string {
 		}
 		s = s[:cut] + "..."
 	}
-	if strings.IndexAny(s, "\r\n\x00") < 0 {
+	if !strings.ContainsAny(s, "\r\n\x00") {
 		return s
 	}
 	return strings.Map(func(r rune) rune {

@@ -189,7 +189,6 @@ func decodeFrame(b []byte, size int, ethernet bool) *Segment {
 		seg.Src = eth.SourceAddress().String()
 		seg.Dst = eth.DestinationAddress().String()
 		b = b[header.EthernetMinimumSize:]
-		size -= header.EthernetMinimumSize
 	} else if len(b) > 0 {
 		switch b[0] >> 4 {
 		case 4:
@@ -240,7 +239,15 @@ func decodeFrame(b []byte, size int, ethernet bool) *Segment {
 		}
 		ip := header.IPv6(b)
 		src, dst := ip.SourceAddress().String(), ip.DestinationAddress().String()
-		decodeTransport(seg, uint8(ip.TransportProtocol()), b[header.IPv6MinimumSize:], int(ip.PayloadLength()), src, dst)
+		switch next := tcpip.TransportProtocolNumber(ip.NextHeader()); next {
+		case header.TCPProtocolNumber, header.ICMPv6ProtocolNumber, header.UDPProtocolNumber:
+			decodeTransport(seg, uint8(next), b[header.IPv6MinimumSize:], int(ip.PayloadLength()), src, dst)
+		default:
+			// Extension headers: the transport header is further on; the
+			// summary names the first header only.
+			seg.Proto, seg.Src, seg.Dst = "ipv6", src, dst
+			seg.Info = fmt.Sprintf("next header %d", next)
+		}
 	default:
 		seg.Proto = fmt.Sprintf("ethertype-%#04x", uint16(etype))
 	}

@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"errors"
 	"net"
 	"os"
 	"syscall"
@@ -77,8 +76,3 @@ func (timeoutError) Is(target error) bool {
 var errTimeout error = timeoutError{}
 
 var _ net.Error = timeoutError{}
-
-// isTimeout reports whether err is a deadline or context expiry.
-func isTimeout(err error) bool {
-	return errors.Is(err, os.ErrDeadlineExceeded)
-}
