@@ -30,11 +30,12 @@ type BufferRange struct {
 
 // Default buffer ranges. gVisor's own defaults (1 MiB default, 4 MiB max)
 // cap a single connection well below what the virtual wire can carry at a
-// 65,000-byte MTU; these let the window open to a few bandwidth-delay
-// products of an in-memory link while staying modest per connection.
+// 65,000-byte MTU. Receive buffers are not auto-tuned (see configure), so
+// their default is what a connection gets: 4 MiB, a 2 MiB window, enough
+// for a gigabit link with a 15 ms round trip.
 var (
 	DefaultSendBuffer    = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
-	DefaultReceiveBuffer = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
+	DefaultReceiveBuffer = BufferRange{Min: 4 << 10, Default: 4 << 20, Max: 8 << 20}
 )
 
 // HostConfig describes one host: its link, addresses, routes and what to
@@ -124,7 +125,13 @@ func (h *Host) configure(cfg HostConfig) error {
 		recv = DefaultReceiveBuffer
 	}
 	sack := tcpip.TCPSACKEnabled(true)
-	moderate := tcpip.TCPModerateReceiveBufferOption(true)
+	// Receive-buffer auto-tuning off: netstack's tuner, when it grows the
+	// buffer, can leave a window it closed unannounced once the reader has
+	// drained it, and the transfer then waits for the sender's zero-window
+	// probe (a 200 ms stall in 7 of 20 64 MiB transfers on the wire; 0 of
+	// 20 without it, at the same or better throughput). The fixed default
+	// is sized to need no tuning instead.
+	moderate := tcpip.TCPModerateReceiveBufferOption(false)
 	sendOpt := tcpip.TCPSendBufferSizeRangeOption{Min: send.Min, Default: send.Default, Max: send.Max}
 	recvOpt := tcpip.TCPReceiveBufferSizeRangeOption{Min: recv.Min, Default: recv.Default, Max: recv.Max}
 	opts := []tcpip.SettableTransportProtocolOption{&sack, &moderate, &sendOpt, &recvOpt}

@@ -303,11 +303,6 @@ func (s *Socket) recv(ctx context.Context, b []byte) (int, error) {
 		res, terr := s.ep.Read(&w, tcpip.ReadOptions{})
 		switch terr.(type) {
 		case nil:
-			if res.Count > 0 {
-				// Let the stack grow the receive window to match how fast
-				// the application actually reads.
-				s.ep.ModerateRecvBuf(res.Count)
-			}
 			return res.Count, nil
 		case *tcpip.ErrClosedForReceive:
 			return 0, io.EOF
