@@ -26,10 +26,8 @@ type PairConfig struct {
 // WireMinRTO is the minimum retransmission timeout of a Pair's hosts.
 // The wire's round trip is microseconds, so netstack's (and Linux's)
 // 200ms floor is orders of magnitude too long for it - Linux lets such
-// links lower it per route (rto_min). It matters beyond loss: when a
-// receiver's window closes, netstack does not always announce it open
-// again, and the sender's zero-window probe, on this timer, is what
-// resumes the transfer.
+// links lower it per route (rto_min). The same timer paces zero-window
+// probes.
 const WireMinRTO = 10 * time.Millisecond
 
 // Pair is two hosts on one virtual wire: the hermetic network nsftp's
