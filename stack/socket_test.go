@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"flag"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -278,7 +279,7 @@ func TestBulkEachWay(t *testing.T) {
 			for _, h := range []*stack.Host{p.Client, p.Server} {
 				st := h.Stats()
 				for _, k := range st.Names() {
-					if os.Getenv("NSFTP_STATS") != "" && st[k] != 0 {
+					if *showStats && st[k] != 0 {
 						t.Logf("  %s %s = %d", h.Name(), k, st[k])
 					}
 				}
@@ -305,6 +306,8 @@ func TestBulkEachWay(t *testing.T) {
 		})
 	}
 }
+
+var showStats = flag.Bool("stats", false, "log every netstack counter a bulk transfer changed")
 
 // randReader is a fast deterministic byte source.
 func randReader(seed uint64) io.Reader {
