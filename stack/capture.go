@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"sync"
 	"time"
 
@@ -264,8 +266,8 @@ func decodeTransport(seg *Segment, proto uint8, b []byte, payload int, src, dst 
 			return
 		}
 		t := header.TCP(b)
-		seg.Src = joinHostPort(src, t.SourcePort())
-		seg.Dst = joinHostPort(dst, t.DestinationPort())
+		seg.Src = net.JoinHostPort(src, strconv.Itoa(int(t.SourcePort())))
+		seg.Dst = net.JoinHostPort(dst, strconv.Itoa(int(t.DestinationPort())))
 		seg.Flags = tcpFlags(t.Flags())
 		if t.Flags()&header.TCPFlagSyn != 0 {
 			// The options of a SYN set up the connection: worth showing.
@@ -310,22 +312,6 @@ func synOptions(o header.TCPSynOptions) string {
 		s += fmt.Sprintf(",wscale=%d", o.WS)
 	}
 	return s
-}
-
-func joinHostPort(host string, port uint16) string {
-	if len(host) > 0 && host[0] != '[' && containsColon(host) {
-		return fmt.Sprintf("[%s]:%d", host, port)
-	}
-	return fmt.Sprintf("%s:%d", host, port)
-}
-
-func containsColon(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return true
-		}
-	}
-	return false
 }
 
 // tcpFlags names the flags set, in the order a handshake shows them.

@@ -361,32 +361,33 @@ func (s *Socket) CloseRead() error { return s.Shutdown(syscall.SHUT_RD) }
 // the connection closes with a FIN. Every call blocked on s returns
 // net.ErrClosed. Closing twice returns net.ErrClosed.
 func (s *Socket) Close() error {
-	err := ErrClosed
-	s.closeOnce.Do(func() {
-		err = nil
-		c := s.begin(OpClose)
-		// Close is not gated: step mode's "q" must still be able to
-		// release every socket.
-		close(s.done)
-		s.ep.Close()
-		s.rd.stop()
-		s.wd.stop()
-		s.end(&c, 0, nil)
-	})
-	return err
+	if !s.release(false) {
+		return ErrClosed
+	}
+	return nil
 }
 
 // Abort resets the connection (RST) and releases the socket.
-func (s *Socket) Abort() {
+func (s *Socket) Abort() { s.release(true) }
+
+// release closes the socket once, with a reset when abort is set, and
+// reports whether this call did it. It is not gated: step mode's "q" must
+// still be able to release every socket.
+func (s *Socket) release(abort bool) bool {
+	released := false
 	s.closeOnce.Do(func() {
+		released = true
 		c := s.begin(OpClose)
 		close(s.done)
-		s.ep.Abort()
+		if abort {
+			s.ep.Abort()
+		}
 		s.ep.Close()
 		s.rd.stop()
 		s.wd.stop()
 		s.end(&c, 0, nil)
 	})
+	return released
 }
 
 // SetReuseAddress sets SO_REUSEADDR: binding succeeds even when

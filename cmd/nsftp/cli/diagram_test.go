@@ -32,8 +32,14 @@ func diagramRun(t *testing.T, extra map[string][]byte, name string, active bool)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	tr := newTracer(io.Discard, "", true)
-	tr.keep = true
+	// The tracer a --diagram run sets up, wired to the hosts as commands
+	// wire it.
+	sf := &seeFlags{diagram: filepath.Join(t.TempDir(), "unused.svg")}
+	sg, err := sf.start(&env{stdin: strings.NewReader(""), stdout: io.Discard, stderr: io.Discard}, io.Discard, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := sg.tr
 	root := t.TempDir()
 	if err := writeDemoTree(root); err != nil {
 		t.Fatal(err)
@@ -44,11 +50,8 @@ func diagramRun(t *testing.T, extra map[string][]byte, name string, active bool)
 		}
 	}
 
-	clientCfg := stack.HostConfig{Name: "client"}
-	tr.configureHost(&clientCfg)
-	serverCfg := stack.HostConfig{Name: "server"}
-	tr.configureHost(&serverCfg)
-	serverCfg.Capture = nil // the client's link already shows every frame
+	clientCfg := sg.hostConfig("client", true)
+	serverCfg := sg.hostConfig("server", false) // the client's link shows every frame
 	p := stacktest.Pair(t, stack.PairConfig{Client: clientCfg, Server: serverCfg})
 	srv, err := ftp.NewServer(ftp.ServerConfig{Root: root, Anonymous: true, Network: p.Server})
 	if err != nil {

@@ -68,7 +68,6 @@ func (n *netFlags) validate() error {
 // netstack host on a TAP device.
 type network struct {
 	ftp.Network
-	host *stack.Host // nil for the operating system's sockets
 	stop func() error
 }
 

@@ -62,7 +62,7 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role string) (*netwo
 		return nil, &setupError{err}
 	}
 	see.hostStarted(host)
-	return &network{Network: host, host: host, stop: func() error {
+	return &network{Network: host, stop: func() error {
 		// Closing the host closes its link; Close on the device then only
 		// reports how it ended (and puts a user's device back as it was).
 		return errors.Join(host.Close(), dev.Close())

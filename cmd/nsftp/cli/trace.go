@@ -390,18 +390,6 @@ func (t *tracer) ftpLine(ev ftp.Event) string {
 	}
 }
 
-// configureHost makes a stack host report to the tracer.
-func (t *tracer) configureHost(cfg *stack.HostConfig) {
-	cfg.Observer = t.stackEvent
-	cfg.Gate = t.gate(cfg.Name, cfg.Gate)
-	if t.segments {
-		if cfg.Capture == nil {
-			cfg.Capture = &stack.CaptureConfig{}
-		}
-		cfg.Capture.Segments = true
-	}
-}
-
 // close stops the tracer and reports its first write error.
 func (t *tracer) close() error {
 	t.mu.Lock()
