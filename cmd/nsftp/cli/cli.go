@@ -166,7 +166,10 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	for _, c := range commands() {
 		if c.name == name {
-			return c.run(ctx, e, rest)
+			if err := c.run(ctx, e, rest); err != errHelp {
+				return err
+			}
+			return nil
 		}
 	}
 	return usagef("unknown command %q", name)

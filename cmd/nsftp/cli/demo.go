@@ -47,15 +47,9 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	fset.intVar(&mtu, "mtu", 1500, "the wire's MTU `N` (576-65000)")
 	fset.floatVar(&loss, "loss", 0, "`PERCENT` of frames the wire drops")
 	fset.durationVar(&delay, "delay", 0, "delay every frame on the wire by `DURATION`")
-	pos, err := fset.parse(args)
-	if err == errHelp {
-		return nil
-	}
+	_, err := fset.parse(args, 0, 0, "demo takes no arguments")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 0 {
-		return usagef("demo takes no arguments")
 	}
 	if mtu < 576 || mtu > stack.MaxMTU {
 		return usagef("--mtu %d out of range 576-%d", mtu, stack.MaxMTU)

@@ -85,8 +85,18 @@ func (fs *flagSet) alias(short, long string) {
 }
 
 // parse parses args, with flags allowed anywhere, and returns the
-// positional arguments. "--help" prints the usage and returns errHelp.
-func (fs *flagSet) parse(args []string) ([]string, error) {
+// positional arguments, of which there must be min to max; otherwise it
+// fails with usage as the message. "--help" prints the usage and returns
+// errHelp, which Run takes for success.
+func (fs *flagSet) parse(args []string, min, max int, usage string) ([]string, error) {
+	pos, err := fs.parseAll(args)
+	if err == nil && (len(pos) < min || len(pos) > max) {
+		return nil, usagef("%s", usage)
+	}
+	return pos, err
+}
+
+func (fs *flagSet) parseAll(args []string) ([]string, error) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {

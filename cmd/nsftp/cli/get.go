@@ -17,15 +17,9 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	fs.boolVar(&resume, "continue", false, "resume: append to the partial file DEST, restarting the download where it ends (REST)")
 	fs.alias("C", "continue")
 	cf.register(fs)
-	pos, err := fs.parse(args)
-	if err == errHelp {
-		return nil
-	}
+	pos, err := fs.parse(args, 1, 2, "get takes a URL and an optional DEST")
 	if err != nil {
 		return err
-	}
-	if len(pos) < 1 || len(pos) > 2 {
-		return usagef("get takes a URL and an optional DEST")
 	}
 	if err := cf.validate(); err != nil {
 		return err

@@ -17,15 +17,9 @@ func runLs(ctx context.Context, e *env, args []string) error {
 	fs.group("Listing")
 	fs.boolVar(&names, "names", false, "names only (NLST)")
 	cf.register(fs)
-	pos, err := fs.parse(args)
-	if err == errHelp {
-		return nil
-	}
+	pos, err := fs.parse(args, 1, 1, "ls takes one URL")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("ls takes one URL")
 	}
 	if err := cf.validate(); err != nil {
 		return err

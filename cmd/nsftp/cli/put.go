@@ -18,15 +18,9 @@ func runPut(ctx context.Context, e *env, args []string) error {
 	fs.group("Remote file")
 	fs.boolVar(&appendMode, "append", false, "append to the remote file (APPE) instead of replacing it")
 	cf.register(fs)
-	pos, err := fs.parse(args)
-	if err == errHelp {
-		return nil
-	}
+	pos, err := fs.parse(args, 2, 2, "put takes a FILE and a URL")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 2 {
-		return usagef("put takes a FILE and a URL")
 	}
 	if err := cf.validate(); err != nil {
 		return err

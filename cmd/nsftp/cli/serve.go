@@ -46,15 +46,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.boolVar(&tlsImplicit, "tls-implicit", false, "implicit FTPS: TLS from the first byte (clients use ftps:// URLs, usually port 990)")
 	see.register(fs)
 	nf.register(fs)
-	pos, err := fs.parse(args)
-	if err == errHelp {
-		return nil
-	}
+	pos, err := fs.parse(args, 1, 1, "serve takes one DIR")
 	if err != nil {
 		return err
-	}
-	if len(pos) != 1 {
-		return usagef("serve takes one DIR")
 	}
 	if err := nf.validate(); err != nil {
 		return err
