@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"nsftp/trace"
 	"os"
 	"strconv"
 	"strings"
@@ -54,7 +55,7 @@ type ClientConfig struct {
 
 	// Observer, if set, receives an Event (Side "client") for every
 	// command sent, reply received and data connection opened or closed.
-	Observer Observer
+	Observer trace.Observer
 }
 
 func (cfg *ClientConfig) fill() {
@@ -93,7 +94,7 @@ func Dial(ctx context.Context, address string, cfg ClientConfig) (*Client, error
 	}
 	cfg.fill()
 	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	conn, err := cfg.Network.Dial(dctx, "control", address)
+	conn, err := cfg.Network.Dial(dctx, trace.Control, address)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", address, err)
@@ -354,8 +355,31 @@ func (c *Client) Quit(ctx context.Context) error {
 		return nil
 	}
 	_, err := c.expect(ctx, "QUIT", "", 221)
+	if err == nil {
+		c.awaitClose(ctx)
+	}
 	c.Close()
 	return err
+}
+
+// quitLinger bounds the wait for the server to close after its 221.
+const quitLinger = 300 * time.Millisecond
+
+// awaitClose waits briefly for the server to close the control
+// connection, as RFC 959 has it do after QUIT's reply (section 4.1.1):
+// its FIN then comes first and the connection ends in the order the
+// protocol describes, the server in TIME-WAIT, rather than in a
+// simultaneous close. A server that keeps the connection open is not
+// waited for long, and anything it still sends is discarded.
+func (c *Client) awaitClose(ctx context.Context) {
+	deadline := time.Now().Add(quitLinger)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if c.conn.SetReadDeadline(deadline) != nil {
+		return
+	}
+	io.Copy(io.Discard, io.LimitReader(c.r, 64<<10))
 }
 
 // Close closes the control connection without QUIT.
@@ -440,7 +464,7 @@ func shown(verb, arg string) string {
 func (c *Client) send(ctx context.Context, line string) error {
 	text := strings.TrimSuffix(line, "\r\n")
 	verb, arg, _ := strings.Cut(text, " ")
-	c.event(Event{Kind: EventCommand, Conn: "control", Text: shown(verb, arg)})
+	c.event(event{Kind: trace.KindCommand, Conn: trace.Control, Text: shown(verb, arg)})
 	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.ReplyTimeout))
 	if ctx.Err() != nil {
 		// Nothing was sent: the session is still in step.
@@ -466,7 +490,7 @@ func (c *Client) readReply(ctx context.Context) (*Reply, error) {
 		}
 		return nil, c.fail(ctx, err)
 	}
-	c.event(Event{Kind: EventReply, Conn: "control", Code: r.Code, Text: r.Text()})
+	c.event(event{Kind: trace.KindReply, Conn: trace.Control, Code: r.Code, Text: r.Text()})
 	return r, nil
 }
 
@@ -500,19 +524,15 @@ func (c *Client) watch(ctx context.Context, d *clientData) func() bool {
 // cancelGrace is how long a cancelled command still waits for its reply.
 const cancelGrace = 2 * time.Second
 
-func (c *Client) event(e Event) {
+func (c *Client) event(e event) {
 	if c.cfg.Observer == nil {
 		return
 	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	e.Side = "client"
-	if e.Local == "" && e.Conn == "control" {
+	if e.Local == "" && e.Conn == trace.Control {
 		e.Local = c.local.String()
 		e.Remote = c.peer.String()
 	}
-	c.cfg.Observer(e)
+	c.cfg.Observer(e.traced(trace.Client))
 }
 
 // parseQuoted extracts the "quoted" name of a 257 reply.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"nsftp/trace"
 	"strings"
 	"sync"
 	"time"
@@ -80,7 +81,7 @@ func (c *Client) openPassive(ctx context.Context) (*clientData, error) {
 			return nil, err
 		}
 		if ap.Addr() != c.peer.Addr() {
-			c.event(Event{Kind: EventNote, Conn: "data", Text: fmt.Sprintf(
+			c.event(event{Kind: trace.KindNote, Conn: trace.Data, Text: fmt.Sprintf(
 				"227 reply names %s; connecting to the control peer %s instead", ap.Addr(), c.peer.Addr())})
 		}
 		port = ap.Port()
@@ -88,7 +89,7 @@ func (c *Client) openPassive(ctx context.Context) (*clientData, error) {
 	target := netip.AddrPortFrom(c.peer.Addr(), port)
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
-	conn, err := c.cfg.Network.Dial(dctx, "data", target.String())
+	conn, err := c.cfg.Network.Dial(dctx, trace.Data, target.String())
 	if err != nil {
 		return nil, fmt.Errorf("opening the data connection to %s: %w", target, err)
 	}
@@ -103,7 +104,7 @@ func (c *Client) openPassive(ctx context.Context) (*clientData, error) {
 // sends PORT or EPRT.
 func (c *Client) openActive(ctx context.Context) (*clientData, error) {
 	laddr := netip.AddrPortFrom(c.local.Addr(), 0)
-	ln, err := c.cfg.Network.Listen(ctx, "data", laddr.String(), 1)
+	ln, err := c.cfg.Network.Listen(ctx, trace.Data, laddr.String(), 1)
 	if err != nil {
 		return nil, fmt.Errorf("listening for the data connection: %w", err)
 	}
@@ -165,7 +166,7 @@ func (d *clientData) accept(ctx context.Context) error {
 			if len(refused) < 3 {
 				refused = append(refused, from.String())
 			}
-			d.c.event(Event{Kind: EventNote, Conn: "data", Remote: from.String(), Text: fmt.Sprintf(
+			d.c.event(event{Kind: trace.KindNote, Conn: trace.Data, Remote: from.String(), Text: fmt.Sprintf(
 				"refused a data connection from %s: only the control peer %s may connect", from, d.c.peer.Addr()),
 				Err: ErrDataPeer.Error()})
 			continue
@@ -200,7 +201,7 @@ func refusedList(shown []string, n int) string {
 func (d *clientData) opened() {
 	d.local = addrPortOf(d.conn.LocalAddr()).String()
 	d.remote = addrPortOf(d.conn.RemoteAddr()).String()
-	d.c.event(Event{Kind: EventDataOpen, Conn: "data", Mode: d.mode, Local: d.local, Remote: d.remote})
+	d.c.event(event{Kind: trace.KindDataOpen, Conn: trace.Data, Mode: d.mode, Local: d.local, Remote: d.remote})
 }
 
 // errInterrupted is what the data connection returns once the transfer
@@ -304,7 +305,7 @@ func (d *clientData) close() error {
 		return nil
 	}
 	err := conn.Close()
-	d.c.event(Event{Kind: EventDataClose, Conn: "data", Mode: d.mode, Bytes: d.bytes,
+	d.c.event(event{Kind: trace.KindDataClose, Conn: trace.Data, Mode: d.mode, Bytes: d.bytes,
 		Local: d.local, Remote: d.remote})
 	return err
 }

@@ -20,6 +20,7 @@ import (
 	"nsftp/ftp"
 	"nsftp/stack"
 	"nsftp/stack/stacktest"
+	"nsftp/trace"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
@@ -46,7 +47,7 @@ func netCases(t *testing.T, v6 bool) []netCase {
 
 // serve starts an anonymous, writable server on n over root and returns
 // its control address.
-func serve(t *testing.T, n netCase, root string, obs ftp.Observer) string {
+func serve(t *testing.T, n netCase, root string, obs trace.Observer) string {
 	t.Helper()
 	srv, err := ftp.NewServer(ftp.ServerConfig{
 		Root: root, Write: true, Anonymous: true, Network: n.server,
@@ -157,15 +158,15 @@ func TestActiveTranscript(t *testing.T) {
 
 	var mu sync.Mutex
 	var lines []string
-	obs := func(e ftp.Event) {
+	obs := func(e trace.Event) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch e.Kind {
-		case ftp.EventCommand:
+		case trace.KindCommand:
 			lines = append(lines, "> "+e.Text)
-		case ftp.EventReply:
+		case trace.KindReply:
 			lines = append(lines, fmt.Sprintf("< %d", e.Code))
-		case ftp.EventDataOpen, ftp.EventDataClose:
+		case trace.KindDataOpen, trace.KindDataClose:
 			lines = append(lines, fmt.Sprintf("= %s %s bytes=%d", e.Kind, e.Mode, e.Bytes))
 		}
 	}

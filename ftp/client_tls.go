@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"nsftp/trace"
 )
 
 // prepareTLS builds the session's TLS configuration from the caller's:
@@ -47,7 +48,7 @@ func (c *Client) authTLS(ctx context.Context) error {
 	if c.cfg.TLSMode == TLSRequire {
 		return fmt.Errorf("%w: the server refused AUTH TLS (%s); nothing more was sent", ErrTLSRequired, sanitize(r.String()))
 	}
-	c.event(Event{Kind: EventNote, Conn: "control", Text: "the server refused AUTH TLS: continuing in clear"})
+	c.event(event{Kind: trace.KindNote, Conn: trace.Control, Text: "the server refused AUTH TLS: continuing in clear"})
 	return nil
 }
 
@@ -68,7 +69,7 @@ func (c *Client) startTLS(ctx context.Context) error {
 	c.conn = tc
 	c.r = bufio.NewReaderSize(tc, 16<<10)
 	c.secure = true
-	c.event(Event{Kind: EventTLS, Conn: "control", Text: tlsSummary(tc.ConnectionState())})
+	c.event(event{Kind: trace.KindTLS, Conn: trace.Control, Text: tlsSummary(tc.ConnectionState())})
 	return nil
 }
 
@@ -97,7 +98,7 @@ func (c *Client) protect(ctx context.Context) error {
 	case c.cfg.TLSMode == TLSRequire || c.cfg.TLSMode == TLSImplicit:
 		return fmt.Errorf("%w: the server refused to protect data connections (%s)", ErrTLSRequired, sanitize(r.String()))
 	default:
-		c.event(Event{Kind: EventNote, Conn: "control", Text: "the server refused PROT P: data connections stay in clear"})
+		c.event(event{Kind: trace.KindNote, Conn: trace.Control, Text: "the server refused PROT P: data connections stay in clear"})
 	}
 	return nil
 }
@@ -122,7 +123,7 @@ func (d *clientData) secure(ctx context.Context) error {
 	d.mu.Lock()
 	d.conn = tc
 	d.mu.Unlock()
-	d.c.event(Event{Kind: EventTLS, Conn: "data", Mode: d.mode, Local: d.local, Remote: d.remote,
+	d.c.event(event{Kind: trace.KindTLS, Conn: trace.Data, Mode: d.mode, Local: d.local, Remote: d.remote,
 		Text: tlsSummary(tc.ConnectionState())})
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"nsftp/trace"
 	"regexp"
 	"strconv"
 	"strings"
@@ -54,7 +55,7 @@ func (c *Client) Retrieve(ctx context.Context, path string, offset int64, w io.W
 		if announced := announcedSize(r); want < 0 && offset == 0 {
 			want = announced
 		} else if announced >= 0 && offset == 0 && announced != want {
-			c.event(Event{Kind: EventNote, Conn: "control", Text: fmt.Sprintf(
+			c.event(event{Kind: trace.KindNote, Conn: trace.Control, Text: fmt.Sprintf(
 				"the %d reply announces %d bytes, SIZE said %d; expecting %d", r.Code, announced, want, want)})
 		}
 		if es, ok := w.(interface{ ExpectSize(int64) }); ok && want >= 0 {
@@ -431,7 +432,7 @@ func (w *replyWatch) wait(ctx context.Context, timeout time.Duration) (*Reply, e
 	w.mu.Unlock()
 	<-w.done
 	for _, tr := range w.replies {
-		w.c.event(Event{Time: tr.at, Kind: EventReply, Conn: "control", Code: tr.r.Code, Text: tr.r.Text()})
+		w.c.event(event{Kind: trace.KindReply, Conn: trace.Control, Code: tr.r.Code, Text: tr.r.Text()})
 	}
 	if w.final != nil {
 		return w.final, nil
@@ -472,7 +473,7 @@ func (c *Client) abort(ctx context.Context) {
 			c.fail(actx, err)
 			return
 		}
-		c.event(Event{Kind: EventReply, Conn: "control", Code: r.Code, Text: r.Text()})
+		c.event(event{Kind: trace.KindReply, Conn: trace.Control, Code: r.Code, Text: r.Text()})
 		switch {
 		case r.Code == 421:
 			c.dead = &ReplyError{Command: "ABOR", Reply: r}
@@ -489,7 +490,7 @@ func (c *Client) abort(ctx context.Context) {
 func (c *Client) sendBudget(ctx context.Context, line string) error {
 	dl, _ := ctx.Deadline()
 	c.conn.SetWriteDeadline(dl)
-	c.event(Event{Kind: EventCommand, Conn: "control", Text: strings.TrimSuffix(line, "\r\n")})
+	c.event(event{Kind: trace.KindCommand, Conn: trace.Control, Text: strings.TrimSuffix(line, "\r\n")})
 	if _, err := io.WriteString(c.conn, line); err != nil {
 		c.fail(ctx, err)
 		return err

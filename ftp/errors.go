@@ -3,6 +3,7 @@ package ftp
 import (
 	"errors"
 	"fmt"
+	"nsftp/trace"
 	"strings"
 )
 
@@ -19,8 +20,8 @@ var (
 	// ErrDataPeer: in active mode, a data connection came from an address
 	// other than the control connection's peer and was refused, and the
 	// peer's own never came. (A refused connection alone is no error: the
-	// client waits on for the right one, and reports the refusal as an
-	// EventNote.)
+	// client waits on for the right one, and reports the refusal as a
+	// note event.)
 	ErrDataPeer = errors.New("ftp: data connection from a foreign address")
 	// ErrLocalFile: reading or writing a local file failed.
 	ErrLocalFile = errors.New("ftp: local file")
@@ -72,20 +73,13 @@ func (e *ReplyError) Is(target error) bool {
 	return false
 }
 
-// sanitize replaces control characters in text from the network, so a
-// hostile server cannot drive the user's terminal through an error message.
-func sanitize(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return '?'
-		}
-		return r
-	}, s)
-}
+// sanitize is trace.Clean: the one rule for showing untrusted text.
+func sanitize(s string) string { return trace.Clean(s) }
 
-// Sanitize returns s with every control character replaced by '?', for
-// showing text from a server (replies, listings, names) on a terminal.
-func Sanitize(s string) string { return sanitize(s) }
+// Sanitize returns s with every control character, bidirectional control
+// and invalid byte replaced by '?', for showing text from a server
+// (replies, listings, names) on a terminal. It is trace.Clean.
+func Sanitize(s string) string { return trace.Clean(s) }
 
 // LocalFileError marks err as a failure of a local file, so that
 // errors.Is(err, ErrLocalFile) holds for it.

@@ -1,36 +1,42 @@
 package ftp
 
-import "time"
+import (
+	"net/netip"
 
-// EventKind names what an Event records.
-type EventKind string
-
-// The kinds of protocol event.
-const (
-	EventCommand   EventKind = "command"    // a command line sent (client) or received (server)
-	EventReply     EventKind = "reply"      // a reply received (client) or sent (server)
-	EventDataOpen  EventKind = "data-open"  // a data connection established
-	EventDataClose EventKind = "data-close" // a data connection closed, with its byte count
-	EventTLS       EventKind = "tls"        // a TLS handshake completed on a connection
-	EventNote      EventKind = "note"       // anything else worth showing (refused data peer, ...)
+	"nsftp/trace"
 )
 
-// Event is one step of the FTP dialogue, as plain data. Passwords never
-// appear in an Event: a PASS command's argument is replaced by "****".
-type Event struct {
-	Time   time.Time `json:"time"`
-	Side   string    `json:"side"` // "client" or "server"
-	Kind   EventKind `json:"kind"`
-	Conn   string    `json:"conn"`           // "control" or "data"
-	Text   string    `json:"text,omitempty"` // command line or reply text, without CRLF
-	Code   int       `json:"code,omitempty"` // reply code
-	Local  string    `json:"local,omitempty"`
-	Remote string    `json:"remote,omitempty"`
-	Mode   string    `json:"mode,omitempty"` // data connections: "active" or "passive"
-	Bytes  int64     `json:"bytes,omitempty"`
-	Err    string    `json:"err,omitempty"`
+// event is one step of the dialogue as the client or the server notes it;
+// the Observer receives it as a trace.Event of layer "ftp". Addresses are
+// as net.Addr.String gives them. Passwords never appear in an event: a
+// PASS command's argument is "****".
+type event struct {
+	Kind   trace.Kind
+	Conn   trace.Conn
+	Text   string // command line or reply text, without CRLF
+	Code   int    // reply code
+	Local  string
+	Remote string
+	Mode   string // data connections: "active" or "passive"
+	Bytes  int64
+	Err    string
 }
 
-// Observer receives protocol events. It is called synchronously from the
-// goroutine doing the work, so it must not block for long.
-type Observer func(Event)
+// traced is e as the timeline records it, from side.
+func (e event) traced(side trace.Role) trace.Event {
+	return trace.Event{Layer: trace.LayerFTP, Kind: e.Kind, Message: &trace.Message{
+		Side: side, Conn: e.Conn, Text: e.Text, Code: e.Code,
+		Local: addrPort(e.Local), Remote: addrPort(e.Remote),
+		Mode: trace.DataMode(e.Mode), Bytes: e.Bytes, Err: e.Err,
+	}}
+}
+
+// addrPort reads an address as net.Addr.String writes it; anything else
+// (an empty string) is the zero value.
+func addrPort(s string) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"nsftp/trace"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -121,7 +122,7 @@ func eprtProto(arg string) string {
 }
 
 func (s *session) refusedActive(ap netip.AddrPort) {
-	s.srv.emit(s.controlEvent(EventNote, fmt.Sprintf(
+	s.srv.emit(s.controlEvent(trace.KindNote, fmt.Sprintf(
 		"refused active data connection to %s: only %s, port 1024 and up, is allowed", ap, s.remote.Addr())))
 }
 
@@ -189,7 +190,7 @@ func (s *session) listenPassive() (net.Listener, uint16, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DataTimeout)
 	defer cancel()
 	addr := net.JoinHostPort(s.local.Addr().String(), "0")
-	ln, err := s.cfg.Network.Listen(ctx, "data", addr, 1)
+	ln, err := s.cfg.Network.Listen(ctx, trace.Data, addr, 1)
 	if err != nil {
 		s.srv.logf("ftp: passive listen on %s: %v", addr, err)
 		return nil, 0, fmt.Errorf("ftp: passive listen on %s: %w", addr, err)
@@ -215,7 +216,7 @@ func (s *session) connect(ctx context.Context, p *dataPlan) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DataTimeout)
 	defer cancel()
 	if p.mode == "active" {
-		c, err := s.cfg.Network.Dial(ctx, "data", p.target.String())
+		c, err := s.cfg.Network.Dial(ctx, trace.Data, p.target.String())
 		if err != nil {
 			return nil, fmt.Errorf("ftp: active data connection to %s: %w", p.target, err)
 		}
@@ -245,14 +246,14 @@ func (s *session) accept(ctx context.Context, ln net.Listener) (net.Conn, error)
 			return c, nil
 		}
 		c.Close()
-		e := s.dataEvent(EventNote, "passive", addrText(ln.Addr()), from.String())
+		e := s.dataEvent(trace.KindNote, "passive", addrText(ln.Addr()), from.String())
 		e.Text = fmt.Sprintf("refused data connection from %s: not the control connection's peer %s", from, s.remote.Addr())
 		s.srv.emit(e)
 	}
 }
 
-func (s *session) dataEvent(kind EventKind, mode, local, remote string) Event {
-	return Event{Kind: kind, Conn: "data", Mode: mode, Local: local, Remote: remote}
+func (s *session) dataEvent(kind trace.Kind, mode, local, remote string) event {
+	return event{Kind: kind, Conn: trace.Data, Mode: mode, Local: local, Remote: remote}
 }
 
 // dataBufferSize is the copy buffer of a transfer: memory per transfer
@@ -377,17 +378,17 @@ func (s *session) transfer(p *dataPlan, what string, move func(data io.ReadWrite
 func (s *session) runData(ctx context.Context, p *dataPlan, moved *atomic.Int64, move func(io.ReadWriter) error) transferResult {
 	c, err := s.connect(ctx, p)
 	if err != nil {
-		e := s.dataEvent(EventNote, p.mode, "", "")
+		e := s.dataEvent(trace.KindNote, p.mode, "", "")
 		e.Text, e.Err = "no data connection", err.Error()
 		s.srv.emit(e)
 		return transferResult{err: err}
 	}
-	ev := s.dataEvent(EventDataOpen, p.mode, addrText(c.LocalAddr()), addrText(c.RemoteAddr()))
+	ev := s.dataEvent(trace.KindDataOpen, p.mode, addrText(c.LocalAddr()), addrText(c.RemoteAddr()))
 	s.srv.emit(ev)
 	tc, err := s.secureData(ctx, c, p.mode)
 	if err != nil {
 		resetClose(c)
-		ev.Kind, ev.Time, ev.Err = EventDataClose, time.Time{}, err.Error()
+		ev.Kind, ev.Err = trace.KindDataClose, err.Error()
 		s.srv.emit(ev)
 		return transferResult{opened: true, err: err}
 	}
@@ -402,7 +403,7 @@ func (s *session) runData(ctx context.Context, p *dataPlan, moved *atomic.Int64,
 		err = fmt.Errorf("ftp: closing data connection: %w", cerr)
 	}
 
-	ev.Kind, ev.Time, ev.Bytes, ev.Err = EventDataClose, time.Time{}, moved.Load(), errText(err)
+	ev.Kind, ev.Bytes, ev.Err = trace.KindDataClose, moved.Load(), errText(err)
 	s.srv.emit(ev)
 	return transferResult{opened: true, err: err}
 }

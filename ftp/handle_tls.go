@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"nsftp/trace"
 	"strings"
 )
 
@@ -57,13 +58,13 @@ func handleAUTH(s *session, arg string) {
 		return
 	}
 	if r.err != nil {
-		s.srv.emit(s.controlEvent(EventNote, "TLS handshake failed: "+r.err.Error()))
+		s.srv.emit(s.controlEvent(trace.KindNote, "TLS handshake failed: "+r.err.Error()))
 		s.quit = true // nothing more can be said in clear or in TLS
 		return
 	}
 	s.ctrl = r.conn
 	s.secure = true
-	s.srv.emit(s.controlEvent(EventTLS, tlsSummary(r.conn.ConnectionState())))
+	s.srv.emit(s.controlEvent(trace.KindTLS, tlsSummary(r.conn.ConnectionState())))
 }
 
 // answerAUTH tells a reader waiting after an AUTH line that there is no
@@ -127,12 +128,12 @@ func (s *session) startImplicitTLS() bool {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.LoginTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(ctx); err != nil {
-		s.srv.emit(s.controlEvent(EventNote, "TLS handshake failed: "+err.Error()))
+		s.srv.emit(s.controlEvent(trace.KindNote, "TLS handshake failed: "+err.Error()))
 		return false
 	}
 	s.ctrl = tc
 	s.secure = true
-	s.srv.emit(s.controlEvent(EventTLS, tlsSummary(tc.ConnectionState())))
+	s.srv.emit(s.controlEvent(trace.KindTLS, tlsSummary(tc.ConnectionState())))
 	return true
 }
 
@@ -206,7 +207,7 @@ func (s *session) secureData(ctx context.Context, c net.Conn, mode string) (net.
 		return nil, fmt.Errorf("ftp: TLS handshake on the data connection: %w", err)
 	}
 	cs := tc.ConnectionState()
-	e := s.dataEvent(EventTLS, mode, addrText(c.LocalAddr()), addrText(c.RemoteAddr()))
+	e := s.dataEvent(trace.KindTLS, mode, addrText(c.LocalAddr()), addrText(c.RemoteAddr()))
 	e.Text = tlsSummary(cs)
 	if !cs.DidResume && s.cfg.TLSRequired {
 		e.Err = errNotResumed.Error()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"nsftp/trace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -242,7 +243,7 @@ func (resetConn) RemoteAddr() net.Addr { return nil }
 // resetNet hands out reset connections for data.
 type resetNet struct{ refusingNet }
 
-func (resetNet) Dial(context.Context, string, string) (net.Conn, error) {
+func (resetNet) Dial(context.Context, trace.Conn, string) (net.Conn, error) {
 	a, b := net.Pipe()
 	b.Close()
 	return resetConn{a}, nil

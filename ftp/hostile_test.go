@@ -16,6 +16,7 @@ import (
 
 	"nsftp/ftp"
 	"nsftp/stack/stacktest"
+	"nsftp/trace"
 )
 
 // hostileCase is one misbehaving (or merely unusual) server, and what the
@@ -34,11 +35,12 @@ type hostileCase struct {
 
 	// ok: the case is legal and must succeed with the exact bytes.
 	ok bool
-	// Otherwise the error must match every sentinel in is, map to exit
-	// code exit, and mention msg (case-insensitively).
-	is   []error
-	exit int
-	msg  string
+	// Otherwise the error must match every sentinel in is, be of class
+	// class (which the command maps to its exit code), and mention msg
+	// (case-insensitively).
+	is    []error
+	class ftp.Class
+	msg   string
 	// fast: the client must end well within its timeouts, because the
 	// server told it (or hung up) in time.
 	fast bool
@@ -52,7 +54,7 @@ type hostileCase struct {
 // hostileResult is what a case's client run produced.
 type hostileResult struct {
 	err     error
-	events  []ftp.Event
+	events  []trace.Event
 	listing string
 	feats   map[string]string
 	noop    error         // the NOOP after a failure, for usable cases
@@ -110,27 +112,27 @@ func hostileCases() []hostileCase {
 		// The greeting (RFC 959 section 5.4: 120 and then 220, or 421).
 		{name: "greeting is an HTTP response", rfc: "RFC 959 4.2",
 			sc: script{greet: func(s *sess) { s.send("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n") }},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "three-digit code", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "three-digit code", fast: true},
 		{name: "greeting 421", rfc: "RFC 959 5.4",
 			sc: script{greet: func(s *sess) { s.send("421 Too many users, try later.\r\n") }},
-			is: []error{ftp.ErrServiceClosing}, exit: 5, msg: "refused the session: 421 Too many users", fast: true},
+			is: []error{ftp.ErrServiceClosing}, class: ftp.ClassServer, msg: "refused the session: 421 Too many users", fast: true},
 		{name: "greeting 200", rfc: "RFC 959 5.4",
 			sc: script{greet: func(s *sess) { s.send("200 Hello.\r\n") }},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "greeted with 200 Hello. (expected 220)", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "greeted with 200 Hello. (expected 220)", fast: true},
 		{name: "greeting 120 and 220 in one segment", rfc: "RFC 959 5.4", ok: true,
 			sc: script{greet: func(s *sess) { s.send("120 Ready in 1 minute.\r\n220 Ready.\r\n") }}},
 		{name: "greeting never comes", rfc: "RFC 959 5.4",
 			sc: script{greet: func(s *sess) {}},
-			is: []error{os.ErrDeadlineExceeded}, exit: 8, msg: "greeting"},
+			is: []error{os.ErrDeadlineExceeded}, class: ftp.ClassTimeout, msg: "greeting"},
 		{name: "NUL in the greeting", rfc: "RFC 959 4.2",
 			sc: script{greet: func(s *sess) { s.send("220 Hello\x00world\r\n") }},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "NUL", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "NUL", fast: true},
 		{name: "reply line of 100 KB", rfc: "RFC 959 4.2",
 			sc: script{greet: func(s *sess) { s.send("220 " + strings.Repeat("A", 100<<10) + "\r\n") }},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "longer than 8192 bytes", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "longer than 8192 bytes", fast: true},
 		{name: "endless multi-line reply", rfc: "RFC 959 4.2",
 			sc: script{greet: func(s *sess) { s.sendForever("220-Welcome\r\n", " and there is more\r\n", 64<<20) }},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "longer than 65536 bytes", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "longer than 65536 bytes", fast: true},
 		{name: "inner lines starting with digits", rfc: "RFC 959 4.2", ok: true,
 			sc: script{
 				greet: func(s *sess) {
@@ -147,61 +149,61 @@ func hostileCases() []hostileCase {
 		// Login (RFC 959 section 4.2, 5.4: USER 230/331/332, PASS 230/202/332).
 		{name: "USER answered 200", rfc: "RFC 959 5.4",
 			sc: script{on: map[string]func(*sess, string){"USER": reply("200 Sure.\r\n")}},
-			is: []error{ftp.ErrLoginRefused, ftp.ErrProtocol}, exit: 4, msg: "expected 230 or 331", fast: true},
+			is: []error{ftp.ErrLoginRefused, ftp.ErrProtocol}, class: ftp.ClassLogin, msg: "expected 230 or 331", fast: true},
 		{name: "USER answered 600", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"USER": reply("600 What?\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "three-digit code", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "three-digit code", fast: true},
 		{name: "530 on login", rfc: "RFC 959 5.4",
 			sc: script{on: map[string]func(*sess, string){"PASS": reply("530 Login incorrect.\r\n")}},
-			is: []error{ftp.ErrLoginRefused}, exit: 4, msg: "refused PASS ****: 530 Login incorrect.", fast: true},
+			is: []error{ftp.ErrLoginRefused}, class: ftp.ClassLogin, msg: "refused PASS ****: 530 Login incorrect.", fast: true},
 		{name: "PASS answered 332", rfc: "RFC 959 5.4",
 			sc: script{on: map[string]func(*sess, string){"PASS": reply("332 Need account for login.\r\n")}},
-			is: []error{ftp.ErrLoginRefused}, exit: 4, msg: "ACCT", fast: true},
+			is: []error{ftp.ErrLoginRefused}, class: ftp.ClassLogin, msg: "ACCT", fast: true},
 		{name: "PASS answered 150", rfc: "RFC 959 5.4",
 			sc: script{on: map[string]func(*sess, string){"PASS": reply("150 Here you go.\r\n")}},
-			is: []error{ftp.ErrLoginRefused}, exit: 4, msg: "expected 230", fast: true},
+			is: []error{ftp.ErrLoginRefused}, class: ftp.ClassLogin, msg: "expected 230", fast: true},
 		{name: "TYPE answered 504", rfc: "RFC 959 5.4",
-			sc:   script{on: map[string]func(*sess, string){"TYPE": reply("504 Not in binary.\r\n")}},
-			exit: 5, msg: "refused TYPE I: 504", fast: true},
+			sc:    script{on: map[string]func(*sess, string){"TYPE": reply("504 Not in binary.\r\n")}},
+			class: ftp.ClassServer, msg: "refused TYPE I: 504", fast: true},
 		{name: "TYPE answered 331", rfc: "RFC 959 5.4",
 			sc: script{on: map[string]func(*sess, string){"TYPE": reply("331 Password?\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "expected 200", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "expected 200", fast: true},
 		// A server that hangs up without a 421 breaks RFC 959 section
-		// 4.2; cmd/nsftp has no exit code of its own for that yet.
+		// 4.2; it is a failure of the network, with nothing more to say.
 		{name: "control connection closed during login", rfc: "RFC 959 4.2",
-			sc:   script{on: map[string]func(*sess, string){"PASS": func(s *sess, _ string) { s.hangup() }}},
-			exit: 3, msg: "server closed the control connection", fast: true},
+			sc:    script{on: map[string]func(*sess, string){"PASS": func(s *sess, _ string) { s.hangup() }}},
+			class: ftp.ClassNetwork, msg: "server closed the control connection", fast: true},
 		{name: "NUL in the PASS reply", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"PASS": reply("230 Wel\x00come\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "NUL", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "NUL", fast: true},
 
 		// Passive mode (RFC 959 4.1.2 PASV, RFC 2428 section 3 EPSV).
 		{name: "227 with an octet over 255", rfc: "RFC 959 4.1.2", disableEPSV: true,
 			sc: script{on: map[string]func(*sess, string){"PASV": reply("227 Entering Passive Mode (10,0,0,256,4,1).\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "227 reply", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "227 reply", fast: true},
 		{name: "227 with a field missing", rfc: "RFC 959 4.1.2", disableEPSV: true,
 			sc: script{on: map[string]func(*sess, string){"PASV": reply("227 Entering Passive Mode (10,0,0,1,4).\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "227 reply", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "227 reply", fast: true},
 		{name: "227 with non-numeric fields", rfc: "RFC 959 4.1.2", disableEPSV: true,
 			sc: script{on: map[string]func(*sess, string){"PASV": reply("227 Entering Passive Mode (a,b,c,d,e,f).\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "227 reply", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "227 reply", fast: true},
 		{name: "227 with port 0", rfc: "RFC 959 4.1.2", disableEPSV: true,
 			sc: script{on: map[string]func(*sess, string){"PASV": reply("227 Entering Passive Mode (10,0,0,1,0,0).\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "port 0", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "port 0", fast: true},
 		{name: "229 with a port over 65535", rfc: "RFC 2428 3",
 			sc: script{on: map[string]func(*sess, string){"EPSV": reply("229 Entering Extended Passive Mode (|||70000|)\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "229 reply", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "229 reply", fast: true},
 		{name: "EPSV and PASV both refused", rfc: "RFC 2428 3",
 			sc: script{on: map[string]func(*sess, string){
 				"EPSV": reply("500 EPSV not understood.\r\n"),
 				"PASV": reply("502 PASV not implemented.\r\n"),
 			}},
-			exit: 5, msg: "refused PASV: 502", fast: true},
+			class: ftp.ClassServer, msg: "refused PASV: 502", fast: true},
 		{name: "EPSV refused, PASV works", rfc: "RFC 2428 3", ok: true,
 			sc: script{on: map[string]func(*sess, string){"EPSV": reply("502 EPSV not implemented.\r\n")}}},
 		{name: "229 names a port nothing listens on", rfc: "RFC 2428 3",
-			sc:   script{on: map[string]func(*sess, string){"EPSV": reply("229 Entering Extended Passive Mode (|||9|)\r\n")}},
-			exit: 3, msg: "opening the data connection", fast: true},
+			sc:    script{on: map[string]func(*sess, string){"EPSV": reply("229 Entering Extended Passive Mode (|||9|)\r\n")}},
+			class: ftp.ClassNetwork, msg: "opening the data connection", fast: true},
 		{name: "227 names a third host", rfc: "RFC 2577 3", ok: true, disableEPSV: true,
 			sc:    script{on: map[string]func(*sess, string){"PASV": pasvToThirdHost}},
 			check: checkThirdHostIgnored},
@@ -212,31 +214,31 @@ func hostileCases() []hostileCase {
 				"SIZE": reply("550 No such file.\r\n"),
 				"RETR": reply("550 No such file.\r\n"),
 			}},
-			exit: 5, msg: "refused RETR file.bin: 550 No such file.", fast: true, usable: true},
+			class: ftp.ClassServer, msg: "refused RETR file.bin: 550 No such file.", fast: true, usable: true},
 		{name: "RETR answered 200", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"RETR": reply("200 Fine.\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "expected 150", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "expected 150", fast: true},
 		{name: "RETR answered 226 without 150", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"RETR": reply("226 Done.\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "expected 150", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "expected 150", fast: true},
 		{name: "fewer bytes than SIZE announced", rfc: "RFC 3659 4",
 			sc: script{on: map[string]func(*sess, string){"SIZE": reply(fmt.Sprintf("213 %d\r\n", n+10))}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: fmt.Sprintf("received %d of %d bytes", n, n+10), fast: true, usable: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: fmt.Sprintf("received %d of %d bytes", n, n+10), fast: true, usable: true},
 		{name: "more bytes than SIZE announced", rfc: "RFC 3659 4",
 			sc: script{on: map[string]func(*sess, string){"SIZE": reply(fmt.Sprintf("213 %d\r\n", n-10))}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: fmt.Sprintf("more than the %d bytes", n-10), fast: true, usable: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: fmt.Sprintf("more than the %d bytes", n-10), fast: true, usable: true},
 		{name: "more bytes than the 150 announced", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){
 				"SIZE": reply("502 No SIZE here.\r\n"),
 				"RETR": retrWith(n-10, file, "226 Done.\r\n"),
 			}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "more than", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "more than", fast: true},
 		{name: "fewer bytes than the 150 announced", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){
 				"SIZE": reply("502 No SIZE here.\r\n"),
 				"RETR": retrWith(n+1, file, "226 Done.\r\n"),
 			}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "received", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "received", fast: true},
 		{name: "SIZE is not a number", rfc: "RFC 3659 4", ok: true,
 			sc: script{on: map[string]func(*sess, string){"SIZE": reply("213 lots\r\n")}}},
 		{name: "SIZE is negative", rfc: "RFC 3659 4", ok: true,
@@ -245,7 +247,7 @@ func hostileCases() []hostileCase {
 			sc: script{on: map[string]func(*sess, string){"SIZE": reply("213 99999999999999999999\r\n")}}},
 		{name: "SIZE is the largest int64", rfc: "RFC 3659 4",
 			sc: script{on: map[string]func(*sess, string){"SIZE": reply("213 9223372036854775807\r\n")}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "received", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "received", fast: true},
 		{name: "150 echoes a name that looks like a size", rfc: "RFC 959 4.2", ok: true, path: "a (3 bytes).bin",
 			sc: script{on: map[string]func(*sess, string){"SIZE": reply("502 No SIZE here.\r\n")}}},
 		{name: "150 disagrees with a right SIZE", rfc: "RFC 3659 4", ok: true,
@@ -253,7 +255,7 @@ func hostileCases() []hostileCase {
 			check: checkNote("SIZE said")},
 		{name: "150 right, SIZE wrong", rfc: "RFC 3659 4",
 			sc: script{on: map[string]func(*sess, string){"SIZE": reply(fmt.Sprintf("213 %d\r\n", n+100))}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "received", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "received", fast: true},
 		{name: "control connection closed right after 150", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"RETR": func(s *sess, arg string) {
 				s.send("150 Opening data connection.\r\n")
@@ -263,10 +265,10 @@ func hostileCases() []hostileCase {
 				s.conn.Close()
 				blockUntilEnd(s)
 			}}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "closed the control connection", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "closed the control connection", fast: true},
 		{name: "data connection closed, 226 never comes", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"RETR": retrWith(n, file, "")}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "no reply after the data"},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "no reply after the data"},
 		{name: "data never ends, 226 never comes", rfc: "RFC 959 3.4.1",
 			sc: script{on: map[string]func(*sess, string){"RETR": func(s *sess, arg string) {
 				s.send("150 Opening data connection.\r\n")
@@ -274,7 +276,7 @@ func hostileCases() []hostileCase {
 					c.Write(file)
 				}
 			}}},
-			is: []error{ftp.ErrIncomplete, os.ErrDeadlineExceeded}, exit: 8, msg: "no data for 2s"},
+			is: []error{ftp.ErrIncomplete, os.ErrDeadlineExceeded}, class: ftp.ClassTimeout, msg: "no data for 2s"},
 		{name: "226 comes but the data never ends", rfc: "RFC 959 3.4.1",
 			sc: script{on: map[string]func(*sess, string){"RETR": func(s *sess, arg string) {
 				s.send("150 Opening data connection.\r\n")
@@ -283,7 +285,7 @@ func hostileCases() []hostileCase {
 				}
 				s.send("226 Done.\r\n")
 			}}},
-			is: []error{ftp.ErrIncomplete, os.ErrDeadlineExceeded}, exit: 8, msg: "no data for 2s"},
+			is: []error{ftp.ErrIncomplete, os.ErrDeadlineExceeded}, class: ftp.ClassTimeout, msg: "no data for 2s"},
 		{name: "226 before the data", rfc: "RFC 959 4.2", ok: true,
 			sc: script{on: map[string]func(*sess, string){"RETR": func(s *sess, arg string) {
 				s.send("150 Opening data connection.\r\n226 Done.\r\n")
@@ -297,28 +299,28 @@ func hostileCases() []hostileCase {
 			}}}},
 		{name: "426 half-way, data left open", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"RETR": halfOpen("426 Connection closed; transfer aborted.\r\n")}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "426 Connection closed", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "426 Connection closed", fast: true},
 		{name: "421 half-way, data left open", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"RETR": halfOpen("421 Shutting down.\r\n")}},
-			is: []error{ftp.ErrIncomplete, ftp.ErrServiceClosing}, exit: 6, msg: "421 Shutting down", fast: true},
+			is: []error{ftp.ErrIncomplete, ftp.ErrServiceClosing}, class: ftp.ClassIncomplete, msg: "421 Shutting down", fast: true},
 		{name: "NUL in the final reply", rfc: "RFC 959 4.2",
 			sc: script{on: map[string]func(*sess, string){"RETR": retrWith(n, file, "226 Transfer\x00complete.\r\n")}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "NUL", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "NUL", fast: true},
 
 		// Active mode (RFC 959 4.1.2 PORT, RFC 2428 section 2 EPRT, RFC
 		// 2577 section 8 port theft).
 		{name: "active: the server never connects", rfc: "RFC 959 4.1.2", active: true,
 			sc: script{on: map[string]func(*sess, string){"RETR": reply("150 Opening data connection.\r\n")}},
-			is: []error{os.ErrDeadlineExceeded}, exit: 8, msg: "did not open the data connection within 2s"},
+			is: []error{os.ErrDeadlineExceeded}, class: ftp.ClassTimeout, msg: "did not open the data connection within 2s"},
 		{name: "active: 425 after 150", rfc: "RFC 959 4.2", active: true,
 			sc: script{on: map[string]func(*sess, string){"RETR": reply("150 Opening data connection.\r\n425 Can't open data connection.\r\n")}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "425 Can't open data connection.", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "425 Can't open data connection.", fast: true},
 		{name: "active: 425 instead of 150", rfc: "RFC 959 4.2", active: true,
-			sc:   script{on: map[string]func(*sess, string){"RETR": reply("425 Can't open data connection.\r\n")}},
-			exit: 5, msg: "refused RETR file.bin: 425", fast: true, usable: true},
+			sc:    script{on: map[string]func(*sess, string){"RETR": reply("425 Can't open data connection.\r\n")}},
+			class: ftp.ClassServer, msg: "refused RETR file.bin: 425", fast: true, usable: true},
 		{name: "active: PORT refused", rfc: "RFC 959 4.1.2", active: true,
-			sc:   script{on: map[string]func(*sess, string){"PORT": reply("500 Illegal PORT command.\r\n")}},
-			exit: 5, msg: "refused PORT", fast: true},
+			sc:    script{on: map[string]func(*sess, string){"PORT": reply("500 Illegal PORT command.\r\n")}},
+			class: ftp.ClassServer, msg: "refused PORT", fast: true},
 		{name: "active: a third address connects first", rfc: "RFC 2577 8", ok: true, active: true,
 			sc: script{on: map[string]func(*sess, string){"RETR": func(s *sess, arg string) {
 				s.send(fmt.Sprintf("150 Opening data connection (%d bytes).\r\n", n))
@@ -332,7 +334,7 @@ func hostileCases() []hostileCase {
 				s.send("150 Opening data connection.\r\n")
 				thirdConnects(s)
 			}}},
-			is: []error{ftp.ErrDataPeer, os.ErrDeadlineExceeded}, exit: 8, msg: "was refused"},
+			is: []error{ftp.ErrDataPeer, os.ErrDeadlineExceeded}, class: ftp.ClassTimeout, msg: "was refused"},
 
 		// STOR (RFC 959 4.2: 552 exceeded storage allocation).
 		{name: "STOR answered 552 after the data", rfc: "RFC 959 4.2", op: "put",
@@ -341,7 +343,7 @@ func hostileCases() []hostileCase {
 				s.receiveData()
 				s.send("552 Exceeded storage allocation.\r\n")
 			}}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "refused STOR file.bin: 552", fast: true, usable: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "refused STOR file.bin: 552", fast: true, usable: true},
 		{name: "STOR answered 552 half-way", rfc: "RFC 959 4.2", op: "put", file: randomData(4<<20, 7),
 			sc: script{on: map[string]func(*sess, string){"STOR": func(s *sess, _ string) {
 				s.send("150 Ok to send data.\r\n")
@@ -351,13 +353,13 @@ func hostileCases() []hostileCase {
 				s.send("552 Exceeded storage allocation.\r\n")
 				s.closeData()
 			}}},
-			is: []error{ftp.ErrIncomplete}, exit: 6, msg: "552 Exceeded storage allocation", fast: true},
+			is: []error{ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "552 Exceeded storage allocation", fast: true},
 		{name: "STOR answered 200", rfc: "RFC 959 4.2", op: "put",
 			sc: script{on: map[string]func(*sess, string){"STOR": reply("200 Whatever.\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "expected 150", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "expected 150", fast: true},
 		{name: "STOR answered 553", rfc: "RFC 959 4.2", op: "put",
-			sc:   script{on: map[string]func(*sess, string){"STOR": reply("553 File name not allowed.\r\n")}},
-			exit: 5, msg: "refused STOR file.bin: 553", fast: true},
+			sc:    script{on: map[string]func(*sess, string){"STOR": reply("553 File name not allowed.\r\n")}},
+			class: ftp.ClassServer, msg: "refused STOR file.bin: 553", fast: true},
 
 		// Listings and FEAT.
 		{name: "FEAT answered on one line", rfc: "RFC 2389 3.2", op: "feat", ok: true,
@@ -366,16 +368,16 @@ func hostileCases() []hostileCase {
 			sc: script{on: map[string]func(*sess, string){"FEAT": func(s *sess, _ string) {
 				s.sendForever("211-Features:\r\n", " MDTM\r\n", 64<<20)
 			}}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "longer than 65536", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "longer than 65536", fast: true},
 		{name: "LIST answered 226 without data", rfc: "RFC 959 4.2", op: "list", ok: true,
 			sc: script{on: map[string]func(*sess, string){"LIST": reply("226 Nothing to list.\r\n")}}},
 		{name: "NLST line of 100 KB", rfc: "RFC 959 4.1.3", op: "nlst",
 			sc: script{on: map[string]func(*sess, string){"NLST": retrWith(-1, bytes.Repeat([]byte("x"), 100<<10), "226 Done.\r\n")}},
-			is: []error{ftp.ErrProtocol}, exit: 9, msg: "longer than 8192", fast: true},
+			is: []error{ftp.ErrProtocol}, class: ftp.ClassProtocol, msg: "longer than 8192", fast: true},
 
 		// Injection: a name from a URL such as ftp://h/x%0d%0aDELE%20y.
 		{name: "CR LF in the path", rfc: "RFC 959 4.1", path: "x\r\nDELE y",
-			is: []error{ftp.ErrBadArgument}, exit: 2, msg: "CR, LF or NUL", fast: true, check: checkNoInjection},
+			is: []error{ftp.ErrBadArgument}, class: ftp.ClassBadArgument, msg: "CR, LF or NUL", fast: true, check: checkNoInjection},
 	}
 
 	// 421 may answer any command (RFC 959 4.2): the session ends, with
@@ -383,10 +385,10 @@ func hostileCases() []hostileCase {
 	for _, step := range []struct {
 		verb   string
 		active bool
-		exit   int
+		class  ftp.Class
 	}{
-		{"USER", false, 5}, {"PASS", false, 5}, {"TYPE", false, 5}, {"SIZE", false, 5},
-		{"EPSV", false, 5}, {"PORT", true, 5}, {"RETR", false, 5}, {"RETR", true, 5},
+		{"USER", false, ftp.ClassServer}, {"PASS", false, ftp.ClassServer}, {"TYPE", false, ftp.ClassServer}, {"SIZE", false, ftp.ClassServer},
+		{"EPSV", false, ftp.ClassServer}, {"PORT", true, ftp.ClassServer}, {"RETR", false, ftp.ClassServer}, {"RETR", true, ftp.ClassServer},
 	} {
 		name := "421 to " + step.verb
 		if step.active {
@@ -397,11 +399,11 @@ func hostileCases() []hostileCase {
 				s.send("421 Service not available, closing control connection.\r\n")
 				s.hangup()
 			}}},
-			is: []error{ftp.ErrServiceClosing}, exit: step.exit, msg: "421 Service not available", fast: true})
+			is: []error{ftp.ErrServiceClosing}, class: step.class, msg: "421 Service not available", fast: true})
 	}
 	cases = append(cases, hostileCase{name: "421 after the data", rfc: "RFC 959 4.2",
 		sc: script{on: map[string]func(*sess, string){"RETR": retrWith(n, file, "421 Timeout.\r\n")}},
-		is: []error{ftp.ErrServiceClosing, ftp.ErrIncomplete}, exit: 6, msg: "421 Timeout", fast: true})
+		is: []error{ftp.ErrServiceClosing, ftp.ErrIncomplete}, class: ftp.ClassIncomplete, msg: "421 Timeout", fast: true})
 	return cases
 }
 
@@ -451,7 +453,7 @@ func checkNote(text string) func(*testing.T, *scriptServer, *hostileResult) {
 	return func(t *testing.T, _ *scriptServer, r *hostileResult) {
 		t.Helper()
 		for _, e := range r.events {
-			if e.Kind == ftp.EventNote && strings.Contains(e.Text, text) {
+			if e.Kind == trace.KindNote && strings.Contains(e.Text, text) {
 				return
 			}
 		}
@@ -472,7 +474,7 @@ func checkNoInjection(t *testing.T, srv *scriptServer, _ *hostileResult) {
 
 // TestHostileServers runs the real client against a scripted server for
 // every case of hostileCases, on the virtual wire and on loopback. For each
-// it checks the error (its sentinels, its exit code, that it is one line
+// it checks the error (its sentinels, its class, that it is one line
 // naming the problem), that a pre-existing destination is untouched with
 // nothing left beside it, that no goroutine is left, and the time taken;
 // legal cases must deliver the exact bytes.
@@ -510,7 +512,7 @@ func runHostile(t *testing.T, n hostileNet, tc hostileCase) {
 	elapsed := time.Since(start)
 	srv.close() // before looking at what it received
 
-	t.Logf("%s: exit %d: %v (%v, %v with QUIT)", tc.rfc, exitClass(r.err), r.err, r.opTime.Round(time.Millisecond), elapsed.Round(time.Millisecond))
+	t.Logf("%s: %s: %v (%v, %v with QUIT)", tc.rfc, ftp.Classify(r.err), r.err, r.opTime.Round(time.Millisecond), elapsed.Round(time.Millisecond))
 	if elapsed > hostileBound {
 		t.Errorf("took %v, want under %v", elapsed, hostileBound)
 	}
@@ -551,8 +553,8 @@ func runHostile(t *testing.T, n hostileNet, tc hostileCase) {
 				t.Errorf("error %q is not %v", msg, target)
 			}
 		}
-		if got := exitClass(r.err); got != tc.exit {
-			t.Errorf("exit code %s, want %s, for %q", exitName(got), exitName(tc.exit), msg)
+		if got := ftp.Classify(r.err); got != tc.class {
+			t.Errorf("class %s, want %s, for %q", got, tc.class, msg)
 		}
 		if tc.fast && r.opTime > hostileFast {
 			t.Errorf("took %v: the client waited for a timeout instead of hearing the server", r.opTime)
@@ -592,7 +594,7 @@ func drive(t *testing.T, n hostileNet, addr string, tc hostileCase, dest string)
 		ReplyTimeout:   hostileReplyTimeout,
 		AcceptTimeout:  hostileDataTimeout,
 		DataTimeout:    hostileDataTimeout,
-		Observer: func(e ftp.Event) {
+		Observer: func(e trace.Event) {
 			mu.Lock()
 			r.events = append(r.events, e)
 			mu.Unlock()

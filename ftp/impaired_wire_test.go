@@ -76,7 +76,7 @@ func TestImpairedWire(t *testing.T) {
 				if err != nil {
 					// Even the control connection may fail on such a
 					// wire; it must say why.
-					if !cleanFailure(err) && exitClass(err) == 1 {
+					if !cleanFailure(err) && ftp.Classify(err) == ftp.ClassOther {
 						t.Errorf("%s: session failed with an unclassified error: %v", mode, err)
 					}
 					t.Logf("%s: no session: %v", mode, err)
@@ -182,5 +182,5 @@ func getChecked(t *testing.T, c *ftp.Client, remote string, want []byte) error {
 // cleanFailure: the failures a lossy wire may cause, each with its exit
 // code.
 func cleanFailure(err error) bool {
-	return errors.Is(err, ftp.ErrIncomplete) || exitClass(err) == 8
+	return errors.Is(err, ftp.ErrIncomplete) || ftp.Classify(err) == ftp.ClassTimeout
 }

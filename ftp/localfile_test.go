@@ -27,8 +27,8 @@ func wantLocalError(t *testing.T, err error, msg string) {
 	switch {
 	case err == nil:
 		t.Errorf("succeeded, want a local file error mentioning %q", msg)
-	case !errors.Is(err, ftp.ErrLocalFile) || exitClass(err) != 7:
-		t.Errorf("error %q is not a local file error (exit %s)", err, exitName(exitClass(err)))
+	case !errors.Is(err, ftp.ErrLocalFile) || ftp.Classify(err) != ftp.ClassLocalFile:
+		t.Errorf("error %q is not a local file error (class %s)", err, ftp.Classify(err))
 	case strings.ContainsAny(err.Error(), "\r\n"):
 		t.Errorf("error is not one line: %q", err)
 	case !strings.Contains(err.Error(), msg):

@@ -7,13 +7,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"nsftp/cmd/nsftp/cli"
 	"nsftp/ftp"
 	"nsftp/stack"
 )
@@ -446,15 +444,3 @@ func (s *sess) closeAll() {
 	s.mu.Unlock()
 	s.conn.Close()
 }
-
-// exitClass is the exit code the nsftp command gives for err: the
-// command's own mapping, so the table checks what users get.
-func exitClass(err error) int { return cli.ExitCode(err) }
-
-// exitNames documents the exit classes in failure messages.
-var exitNames = map[int]string{
-	0: "ok", 1: "other", 2: "usage", 3: "network", 4: "login", 5: "server",
-	6: "incomplete", 7: "local", 8: "timeout", 9: "protocol", 10: "tls",
-}
-
-func exitName(code int) string { return strconv.Itoa(code) + " (" + exitNames[code] + ")" }

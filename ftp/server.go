@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"nsftp/trace"
 	"os"
 	"sync"
 	"syscall"
@@ -57,7 +58,7 @@ type ServerConfig struct {
 	// received, reply sent and data connection opened or closed. The server
 	// serialises its calls, so it need not be safe for concurrent use, but
 	// it must not block for long: every session waits for it.
-	Observer Observer
+	Observer trace.Observer
 	// Logf, if set, receives errors worth a line in a log (failed accepts,
 	// local I/O errors behind a 451 reply). Passwords never reach it.
 	Logf func(format string, args ...any)
@@ -266,7 +267,7 @@ func (s *Server) reject(c net.Conn) {
 	const code, text = 421, "Too many connections"
 	c.SetWriteDeadline(time.Now().Add(s.cfg.DataTimeout))
 	_, err := c.Write(FormatReply(code, text))
-	s.emit(Event{Kind: EventReply, Conn: "control", Code: code, Text: text,
+	s.emit(event{Kind: trace.KindReply, Conn: trace.Control, Code: code, Text: text,
 		Local: addrText(c.LocalAddr()), Remote: addrText(c.RemoteAddr()), Err: errText(err)})
 }
 
@@ -286,17 +287,13 @@ func (s *Server) Close() error {
 }
 
 // emit sends e to the Observer, if any.
-func (s *Server) emit(e Event) {
+func (s *Server) emit(e event) {
 	if s.cfg.Observer == nil {
 		return
 	}
-	if e.Time.IsZero() {
-		e.Time = time.Now()
-	}
-	e.Side = "server"
 	s.obsMu.Lock()
 	defer s.obsMu.Unlock()
-	s.cfg.Observer(e)
+	s.cfg.Observer(e.traced(trace.Server))
 }
 
 func (s *Server) logf(format string, args ...any) {

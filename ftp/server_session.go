@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"nsftp/trace"
 	"path"
 	"strings"
 	"sync"
@@ -332,7 +333,7 @@ func lineConsumed(err error) bool {
 // session can go on.
 func (s *session) readError(err error) bool {
 	if errors.Is(err, ErrProtocol) {
-		s.srv.emit(s.controlEvent(EventNote, err.Error()))
+		s.srv.emit(s.controlEvent(trace.KindNote, err.Error()))
 		if lineConsumed(err) {
 			// The client is told and may go on with the next line.
 			s.reply(500, "Syntax error, command unrecognized.")
@@ -342,7 +343,7 @@ func (s *session) readError(err error) bool {
 		return false
 	}
 	if !errors.Is(err, io.EOF) && s.ctx.Err() == nil {
-		s.srv.emit(s.controlEvent(EventNote, "control connection: "+err.Error()))
+		s.srv.emit(s.controlEvent(trace.KindNote, "control connection: "+err.Error()))
 	}
 	return false
 }
@@ -390,7 +391,7 @@ func (s *session) reply(code int, lines ...string) {
 	}
 	s.ctrl.SetWriteDeadline(time.Now().Add(s.cfg.DataTimeout))
 	_, err := s.ctrl.Write(FormatReply(code, lines...))
-	e := s.controlEvent(EventReply, strings.Join(lines, "\n"))
+	e := s.controlEvent(trace.KindReply, strings.Join(lines, "\n"))
 	e.Code = code
 	e.Err = errText(err)
 	s.srv.emit(e)
@@ -408,11 +409,11 @@ func (s *session) commandEvent(c commandLine) {
 	case c.arg != "":
 		text += " " + c.arg
 	}
-	s.srv.emit(s.controlEvent(EventCommand, text))
+	s.srv.emit(s.controlEvent(trace.KindCommand, text))
 }
 
-func (s *session) controlEvent(kind EventKind, text string) Event {
-	return Event{Kind: kind, Conn: "control", Text: text,
+func (s *session) controlEvent(kind trace.Kind, text string) event {
+	return event{Kind: kind, Conn: trace.Control, Text: text,
 		Local: s.local.String(), Remote: s.remote.String()}
 }
 

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"nsftp/trace"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -138,16 +139,16 @@ func serverGoroutines() []string {
 // eventLog collects a server's events.
 type eventLog struct {
 	mu     sync.Mutex
-	events []Event
+	events []trace.Event
 }
 
-func (l *eventLog) add(e Event) {
+func (l *eventLog) add(e trace.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events = append(l.events, e)
 }
 
-func (l *eventLog) all() []Event {
+func (l *eventLog) all() []trace.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.events)
@@ -495,7 +496,7 @@ func TestServerLoginFailures(t *testing.T) {
 		if strings.Contains(e.Text, "guess") {
 			t.Errorf("event shows a password: %+v", e)
 		}
-		if e.Kind == EventCommand && strings.HasPrefix(e.Text, "PASS") && e.Text != "PASS ****" {
+		if e.Kind == trace.KindCommand && strings.HasPrefix(e.Text, "PASS") && e.Text != "PASS ****" {
 			t.Errorf("PASS event not masked: %q", e.Text)
 		}
 	}
@@ -548,12 +549,12 @@ func TestServerRetrieve(t *testing.T) {
 	sawBig := false
 	for _, e := range ts.events.all() {
 		switch e.Kind {
-		case EventDataOpen:
+		case trace.KindDataOpen:
 			opens++
 			if e.Mode != "active" && e.Mode != "passive" || e.Conn != "data" || e.Side != "server" {
 				t.Errorf("bad data-open event %+v", e)
 			}
-		case EventDataClose:
+		case trace.KindDataClose:
 			closes++
 			sawBig = sawBig || e.Bytes == 1<<20
 		}
@@ -962,9 +963,9 @@ type recordingNetwork struct {
 	dials []string
 }
 
-func (n *recordingNetwork) Dial(ctx context.Context, label, address string) (net.Conn, error) {
+func (n *recordingNetwork) Dial(ctx context.Context, label trace.Conn, address string) (net.Conn, error) {
 	n.mu.Lock()
-	n.dials = append(n.dials, label+" "+address)
+	n.dials = append(n.dials, string(label)+" "+address)
 	n.mu.Unlock()
 	return n.OSNetwork.Dial(ctx, label, address)
 }
@@ -1038,7 +1039,7 @@ func TestServerPassiveTheft(t *testing.T) {
 
 	refused := false
 	for _, e := range ts.events.all() {
-		if e.Kind == EventNote && e.Conn == "data" && strings.Contains(e.Text, "127.0.0.2") {
+		if e.Kind == trace.KindNote && e.Conn == "data" && strings.Contains(e.Text, "127.0.0.2") {
 			refused = true
 		}
 	}

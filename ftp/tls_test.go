@@ -24,6 +24,7 @@ import (
 	"nsftp/ftp"
 	"nsftp/stack"
 	"nsftp/stack/stacktest"
+	"nsftp/trace"
 )
 
 // testPKI is a certificate authority made for one test, and a server
@@ -78,19 +79,19 @@ func newTestPKI(t testing.TB) *testPKI {
 // events records a run's protocol events.
 type events struct {
 	mu  sync.Mutex
-	all []ftp.Event
+	all []trace.Event
 }
 
-func (e *events) add(ev ftp.Event) {
+func (e *events) add(ev trace.Event) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.all = append(e.all, ev)
 }
 
-func (e *events) of(kind ftp.EventKind, conn string) []ftp.Event {
+func (e *events) of(kind trace.Kind, conn trace.Conn) []trace.Event {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var out []ftp.Event
+	var out []trace.Event
 	for _, ev := range e.all {
 		if ev.Kind == kind && (conn == "" || ev.Conn == conn) {
 			out = append(out, ev)
@@ -181,8 +182,8 @@ func TestFTPS(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			control := cliEv.of(ftp.EventTLS, "control")
-			data := cliEv.of(ftp.EventTLS, "data")
+			control := cliEv.of(trace.KindTLS, "control")
+			data := cliEv.of(trace.KindTLS, "data")
 			if len(control) != 1 {
 				t.Errorf("client saw %d control handshakes, want 1", len(control))
 			}
@@ -200,7 +201,7 @@ func TestFTPS(t *testing.T) {
 					t.Errorf("data connection did not resume the control session: %s", ev.Text)
 				}
 			}
-			for _, ev := range srvEv.of(ftp.EventTLS, "data") {
+			for _, ev := range srvEv.of(trace.KindTLS, "data") {
 				if ev.Err != "" || !strings.Contains(ev.Text, "resumed") {
 					t.Errorf("server's data handshake: %s %s", ev.Text, ev.Err)
 				}
@@ -224,7 +225,7 @@ func TestFTPSUnknownAuthority(t *testing.T) {
 	if !errors.As(err, &uerr) {
 		t.Fatalf("dial with an untrusted certificate: %v", err)
 	}
-	for _, e := range ev.of(ftp.EventCommand, "") {
+	for _, e := range ev.of(trace.KindCommand, "") {
 		if strings.HasPrefix(e.Text, "USER") || strings.HasPrefix(e.Text, "PASS") {
 			t.Errorf("%s was sent", e.Text)
 		}

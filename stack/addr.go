@@ -72,13 +72,20 @@ func tcpAddr(ap netip.AddrPort) net.Addr {
 	return net.TCPAddrFromAddrPort(ap)
 }
 
-// addrString formats ap for events: "" when unset.
-func addrString(ap netip.AddrPort) string {
+// eventAddr is an address as events show it: the zero value when unset,
+// and 0.0.0.0 (or ::) for a port on no address in particular.
+func eventAddr(ap netip.AddrPort) netip.AddrPort {
 	if !ap.Addr().IsValid() && ap.Port() == 0 {
-		return ""
+		return netip.AddrPort{}
 	}
+	return unspecifiedIfNone(ap)
+}
+
+// unspecifiedIfNone gives a port without an address the IPv4 wildcard
+// address, as bind(2)'s INADDR_ANY.
+func unspecifiedIfNone(ap netip.AddrPort) netip.AddrPort {
 	if !ap.Addr().IsValid() {
-		return netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port()).String()
+		return netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port())
 	}
-	return ap.String()
+	return ap
 }

@@ -1,9 +1,10 @@
 package stack
 
 import (
-	"fmt"
-
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	"nsftp/trace"
 )
 
 // callNames says, for each socket call, what the 2005 article's in-kernel
@@ -14,62 +15,62 @@ type callNames struct {
 	article, kernel, kernel6, netstack string
 }
 
-var calls = map[Op]callNames{
-	OpSocket: {
+var calls = map[trace.Op]callNames{
+	trace.OpSocket: {
 		article:  "sock_create(PF_INET, SOCK_STREAM, IPPROTO_TCP)",
 		kernel:   "inet_create",
 		kernel6:  "inet6_create",
 		netstack: "stack.Stack.NewEndpoint",
 	},
-	OpBind: {
+	trace.OpBind: {
 		article:  "sock->ops->bind",
 		kernel:   "inet_bind",
 		kernel6:  "inet6_bind",
 		netstack: "tcp.endpoint.Bind",
 	},
-	OpListen: {
+	trace.OpListen: {
 		article:  "sock->ops->listen",
 		kernel:   "inet_listen",
 		netstack: "tcp.endpoint.Listen",
 	},
-	OpAccept: {
+	trace.OpAccept: {
 		article:  "sock->ops->accept",
 		kernel:   "inet_csk_accept",
 		netstack: "tcp.endpoint.Accept",
 	},
-	OpConnect: {
+	trace.OpConnect: {
 		article:  "sock->ops->connect",
 		kernel:   "tcp_v4_connect",
 		kernel6:  "tcp_v6_connect",
 		netstack: "tcp.endpoint.Connect",
 	},
-	OpSend: {
+	trace.OpSend: {
 		article:  "sock_sendmsg",
 		kernel:   "tcp_sendmsg",
 		netstack: "tcp.endpoint.Write",
 	},
-	OpRecv: {
+	trace.OpRecv: {
 		article:  "sock_recvmsg",
 		kernel:   "tcp_recvmsg",
 		netstack: "tcp.endpoint.Read",
 	},
-	OpShutdown: {
+	trace.OpShutdown: {
 		article:  "sock->ops->shutdown",
 		kernel:   "tcp_shutdown",
 		netstack: "tcp.endpoint.Shutdown",
 	},
-	OpClose: {
+	trace.OpClose: {
 		article:  "sock_release",
 		kernel:   "tcp_close",
 		netstack: "tcp.endpoint.Close",
 	},
-	OpGetsockname: {
+	trace.OpGetsockname: {
 		article:  "sock->ops->getname",
 		kernel:   "inet_getname",
 		kernel6:  "inet6_getname",
 		netstack: "tcp.endpoint.GetLocalAddress",
 	},
-	OpGetpeername: {
+	trace.OpGetpeername: {
 		article:  "sock->ops->getname",
 		kernel:   "inet_getname",
 		kernel6:  "inet6_getname",
@@ -77,23 +78,29 @@ var calls = map[Op]callNames{
 	},
 }
 
-// stateName names a netstack TCP state the way RFC 793 does, keeping
-// netstack's own names for the states RFC 793 lacks (INITIAL, BOUND,
-// CONNECTING, ERROR).
-func stateName(state uint32) string {
-	switch s := tcp.EndpointState(state); s {
-	case tcp.StateSynRecv:
-		return "SYN-RECEIVED"
-	case tcp.StateFinWait1:
-		return "FIN-WAIT-1"
-	case tcp.StateFinWait2:
-		return "FIN-WAIT-2"
-	case tcp.StateInitial, tcp.StateBound, tcp.StateConnecting, tcp.StateError,
-		tcp.StateEstablished, tcp.StateSynSent, tcp.StateTimeWait, tcp.StateClose,
-		tcp.StateCloseWait, tcp.StateLastAck, tcp.StateListen, tcp.StateClosing:
-		return s.String()
-	default:
-		// EndpointState.String panics on values it does not know.
-		return fmt.Sprintf("STATE(%d)", state)
+// callState is an endpoint's state as a call event shows it: RFC 793's
+// name (see rfcState), with netstack's CONNECTING shown as the SYN-SENT
+// it is about to be.
+func callState(ep tcpip.Endpoint) trace.TCPState {
+	st := tcp.EndpointState(ep.State())
+	if st == tcp.StateConnecting {
+		return trace.StateSynSent
 	}
+	s, _ := rfcState(st)
+	return s
+}
+
+// congestionName names netstack's congestion-control state.
+func congestionName(s tcpip.CongestionControlState) string {
+	switch s {
+	case tcpip.RTORecovery:
+		return "rto-recovery"
+	case tcpip.FastRecovery:
+		return "fast-recovery"
+	case tcpip.SACKRecovery:
+		return "sack-recovery"
+	case tcpip.Disorder:
+		return "disorder"
+	}
+	return "open"
 }

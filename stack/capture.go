@@ -4,8 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
-	"strconv"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -13,28 +12,23 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"nsftp/trace"
 )
 
-// CaptureConfig turns on capture of a host's link.
+// CaptureConfig turns on pcap capture of a host's link.
 type CaptureConfig struct {
-	// PCAP, if set, receives every frame both ways in pcap format
-	// (nanosecond timestamps), which tshark and Wireshark read. Wrap a
-	// file in a bufio.Writer and flush it after Host.Close.
+	// PCAP receives every frame both ways in pcap format (nanosecond
+	// timestamps), which tshark and Wireshark read. Wrap a file in a
+	// bufio.Writer and flush it after Host.Close.
 	PCAP io.Writer
 	// SnapLen caps the bytes saved per frame; 0 saves whole frames.
 	SnapLen int
-	// Segments, if set, sends one Event of kind KindSegment per frame to
-	// the host's observer.
-	Segments bool
-	// Chains, if set with Segments, records with each outgoing segment the
-	// chain of netstack functions that produced it, read from the call
-	// stack at the link layer (see Segment.Chain). It costs a stack walk
-	// per frame, so it is only paid for when asked.
-	Chains bool
 }
 
 // captureEndpoint sits between the stack and the host's link and sees
-// every frame both ways, link header included.
+// every frame both ways, link header included: it writes them to the
+// pcap, and hands them to the host's timeline.
 //
 // It writes pcap itself rather than through gVisor's sniffer: the sniffer
 // strips the link header (so ARP and NDP frames become unreadable as
@@ -43,10 +37,10 @@ type CaptureConfig struct {
 type captureEndpoint struct {
 	nested.Endpoint
 	h       *Host
-	pcap    io.Writer
+	tl      *timeline // nil when nobody observes the host
+	pcap    io.Writer // nil when no pcap is written
 	snapLen int
-	seg     bool
-	chains  *chainCache // nil unless chains are wanted
+	ether   bool
 
 	mu  sync.Mutex // serialises pcap records; guards err and buf
 	err error      // first pcap write error; later records are dropped
@@ -65,17 +59,15 @@ const (
 )
 
 func newCaptureEndpoint(lower LinkEndpoint, h *Host, cfg CaptureConfig) (*captureEndpoint, error) {
-	c := &captureEndpoint{h: h, pcap: cfg.PCAP, snapLen: cfg.SnapLen, seg: cfg.Segments}
-	if cfg.Chains && cfg.Segments {
-		c.chains = newChainCache()
-	}
+	c := &captureEndpoint{h: h, tl: h.tl, pcap: cfg.PCAP, snapLen: cfg.SnapLen,
+		ether: lower.ARPHardwareType() == header.ARPHardwareEther}
 	if c.snapLen <= 0 {
 		c.snapLen = MaxMTU + 128
 	}
 	c.Endpoint.Init(lower, c)
 	if c.pcap != nil {
 		linkType := uint32(linkTypeRaw)
-		if lower.ARPHardwareType() == header.ARPHardwareEther {
+		if c.ether {
 			linkType = linkTypeEthernet
 		}
 		var hdr [24]byte
@@ -104,33 +96,32 @@ func (c *captureEndpoint) closeErr() error {
 // WritePackets implements stack.LinkEndpoint.
 func (c *captureEndpoint) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
 	var chain []string
-	if c.chains != nil && c.h.obs != nil {
-		chain = c.chains.here(2)
+	if c.tl != nil && c.tl.chains != nil {
+		chain = c.tl.chains.here(2)
 	}
 	for _, pkt := range pkts.AsSlice() {
-		c.record("out", pkt, chain)
+		c.record(trace.Out, pkt, chain)
 	}
 	return c.Endpoint.WritePackets(pkts)
 }
 
 // DeliverNetworkPacket implements stack.NetworkDispatcher.
 func (c *captureEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer) {
-	c.record("in", pkt, nil)
+	c.record(trace.In, pkt, nil)
 	c.Endpoint.DeliverNetworkPacket(proto, pkt)
 }
 
-// record writes one frame to the pcap and emits its segment event.
-func (c *captureEndpoint) record(dir string, pkt *gstack.PacketBuffer, chain []string) {
-	now := time.Now()
+// record writes one frame to the pcap and hands it to the timeline.
+func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, chain []string) {
 	slices := pkt.AsSlices()
 	size := 0
 	for _, s := range slices {
 		size += len(s)
 	}
 	if c.pcap != nil {
-		c.writeRecord(now, slices, size)
+		c.writeRecord(time.Now(), slices, size)
 	}
-	if c.seg && c.h.obs != nil {
+	if c.tl != nil {
 		var head [160]byte
 		n := 0
 		for _, s := range slices {
@@ -139,10 +130,7 @@ func (c *captureEndpoint) record(dir string, pkt *gstack.PacketBuffer, chain []s
 				break
 			}
 		}
-		seg := decodeFrame(head[:n], size, c.ARPHardwareType() == header.ARPHardwareEther)
-		seg.Dir = dir
-		seg.Chain = chain
-		c.h.obs(Event{Time: now, Host: c.h.name, Kind: KindSegment, Segment: seg})
+		c.tl.frame(dir, head[:n], size, c.ether, chain)
 	}
 }
 
@@ -177,8 +165,8 @@ func (c *captureEndpoint) writeRecord(now time.Time, slices [][]byte, size int) 
 
 // decodeFrame summarises a frame from its first bytes; size is its full
 // length.
-func decodeFrame(b []byte, size int, ethernet bool) *Segment {
-	seg := &Segment{Frame: size, Len: size}
+func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
+	seg := trace.Segment{Frame: size, Len: size, WindowScale: -1}
 	var etype tcpip.NetworkProtocolNumber
 	if ethernet {
 		if len(b) < header.EthernetMinimumSize {
@@ -188,8 +176,7 @@ func decodeFrame(b []byte, size int, ethernet bool) *Segment {
 		}
 		eth := header.Ethernet(b)
 		etype = eth.Type()
-		seg.Src = eth.SourceAddress().String()
-		seg.Dst = eth.DestinationAddress().String()
+		seg.Info = fmt.Sprintf("%s > %s", eth.SourceAddress(), eth.DestinationAddress())
 		b = b[header.EthernetMinimumSize:]
 	} else if len(b) > 0 {
 		switch b[0] >> 4 {
@@ -202,11 +189,12 @@ func decodeFrame(b []byte, size int, ethernet bool) *Segment {
 	switch etype {
 	case header.ARPProtocolNumber:
 		seg.Proto = "arp"
+		seg.Info = ""
 		if len(b) >= header.ARPSize {
 			a := header.ARP(b)
 			sender := tcpip.AddrFromSlice(a.ProtocolAddressSender())
 			target := tcpip.AddrFromSlice(a.ProtocolAddressTarget())
-			seg.Src, seg.Dst = sender.String(), target.String()
+			seg.Src, seg.Dst = netip.AddrPortFrom(fromTCPIP(sender), 0), netip.AddrPortFrom(fromTCPIP(target), 0)
 			switch a.Op() {
 			case header.ARPRequest:
 				seg.Info = fmt.Sprintf("who-has %s tell %s", target, sender)
@@ -216,6 +204,7 @@ func decodeFrame(b []byte, size int, ethernet bool) *Segment {
 		}
 		return seg
 	case header.IPv4ProtocolNumber:
+		seg.Info = ""
 		if len(b) < header.IPv4MinimumSize {
 			seg.Proto = "ipv4"
 			return seg
@@ -227,27 +216,30 @@ func decodeFrame(b []byte, size int, ethernet bool) *Segment {
 			seg.Info = "bad header length"
 			return seg
 		}
-		src, dst := ip.SourceAddress().String(), ip.DestinationAddress().String()
+		src, dst := fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress())
 		payload := int(ip.TotalLength()) - hl
 		if ip.FragmentOffset() != 0 {
-			seg.Proto, seg.Src, seg.Dst, seg.Info = "ipv4", src, dst, "fragment"
+			seg.Proto, seg.Info = "ipv4", "fragment"
+			seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
 			return seg
 		}
-		decodeTransport(seg, ip.Protocol(), b[hl:], payload, src, dst)
+		decodeTransport(&seg, ip.Protocol(), b[hl:], payload, src, dst)
 	case header.IPv6ProtocolNumber:
+		seg.Info = ""
 		if len(b) < header.IPv6MinimumSize {
 			seg.Proto = "ipv6"
 			return seg
 		}
 		ip := header.IPv6(b)
-		src, dst := ip.SourceAddress().String(), ip.DestinationAddress().String()
+		src, dst := fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress())
 		switch next := tcpip.TransportProtocolNumber(ip.NextHeader()); next {
 		case header.TCPProtocolNumber, header.ICMPv6ProtocolNumber, header.UDPProtocolNumber:
-			decodeTransport(seg, uint8(next), b[header.IPv6MinimumSize:], int(ip.PayloadLength()), src, dst)
+			decodeTransport(&seg, uint8(next), b[header.IPv6MinimumSize:], int(ip.PayloadLength()), src, dst)
 		default:
 			// Extension headers: the transport header is further on; the
 			// summary names the first header only.
-			seg.Proto, seg.Src, seg.Dst = "ipv6", src, dst
+			seg.Proto = "ipv6"
+			seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
 			seg.Info = fmt.Sprintf("next header %d", next)
 		}
 	default:
@@ -256,8 +248,8 @@ func decodeFrame(b []byte, size int, ethernet bool) *Segment {
 	return seg
 }
 
-func decodeTransport(seg *Segment, proto uint8, b []byte, payload int, src, dst string) {
-	seg.Src, seg.Dst = src, dst
+func decodeTransport(seg *trace.Segment, proto uint8, b []byte, payload int, src, dst netip.Addr) {
+	seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
 	switch tcpip.TransportProtocolNumber(proto) {
 	case header.TCPProtocolNumber:
 		seg.Proto = "tcp"
@@ -266,9 +258,9 @@ func decodeTransport(seg *Segment, proto uint8, b []byte, payload int, src, dst 
 			return
 		}
 		t := header.TCP(b)
-		seg.Src = net.JoinHostPort(src, strconv.Itoa(int(t.SourcePort())))
-		seg.Dst = net.JoinHostPort(dst, strconv.Itoa(int(t.DestinationPort())))
-		seg.Flags = tcpFlags(t.Flags())
+		seg.Src = netip.AddrPortFrom(src, t.SourcePort())
+		seg.Dst = netip.AddrPortFrom(dst, t.DestinationPort())
+		seg.Flags = trace.TCPFlags(t.Flags())
 		if t.Flags()&header.TCPFlagSyn != 0 {
 			// The options of a SYN set up the connection: worth showing.
 			off := int(t.DataOffset())
@@ -282,6 +274,15 @@ func decodeTransport(seg *Segment, proto uint8, b []byte, payload int, src, dst 
 		seg.Ack = t.AckNumber()
 		seg.Window = t.WindowSize()
 		seg.Len = max(payload-int(t.DataOffset()), 0)
+	case header.UDPProtocolNumber:
+		seg.Proto = "udp"
+		seg.Len = payload
+		if len(b) >= header.UDPMinimumSize {
+			u := header.UDP(b)
+			seg.Src = netip.AddrPortFrom(src, u.SourcePort())
+			seg.Dst = netip.AddrPortFrom(dst, u.DestinationPort())
+			seg.Len = max(payload-header.UDPMinimumSize, 0)
+		}
 	case header.ICMPv4ProtocolNumber:
 		seg.Proto = "icmp"
 		seg.Len = payload
@@ -312,33 +313,6 @@ func synOptions(o header.TCPSynOptions) string {
 		s += fmt.Sprintf(",wscale=%d", o.WS)
 	}
 	return s
-}
-
-// tcpFlags names the flags set, in the order a handshake shows them.
-func tcpFlags(f header.TCPFlags) string {
-	names := []struct {
-		f    header.TCPFlags
-		name string
-	}{
-		{header.TCPFlagSyn, "SYN"},
-		{header.TCPFlagFin, "FIN"},
-		{header.TCPFlagRst, "RST"},
-		{header.TCPFlagPsh, "PSH"},
-		{header.TCPFlagAck, "ACK"},
-		{header.TCPFlagUrg, "URG"},
-		{header.TCPFlagEce, "ECE"},
-		{header.TCPFlagCwr, "CWR"},
-	}
-	out := ""
-	for _, n := range names {
-		if f&n.f != 0 {
-			if out != "" {
-				out += "|"
-			}
-			out += n.name
-		}
-	}
-	return out
 }
 
 func icmpv6Name(t header.ICMPv6Type) string {

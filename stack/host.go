@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -14,6 +15,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	"nsftp/trace"
 )
 
 // LinkEndpoint is the link a host sends and receives frames on: a port of a
@@ -43,6 +46,9 @@ var (
 type HostConfig struct {
 	// Name labels the host in events ("client", "server").
 	Name string
+	// Role is the host's part in the run, for views that draw a client
+	// and a server.
+	Role trace.Role
 	// Link is the host's only network interface. The host owns it from
 	// NewHost on and closes it on Close.
 	Link LinkEndpoint
@@ -59,12 +65,23 @@ type HostConfig struct {
 	// trip is microseconds, a few milliseconds lets loss tests finish
 	// without changing what the stack does, only how long it waits.
 	MinRTO time.Duration
-	// Observer, if set, receives an Event for every socket call.
-	Observer Observer
-	// Gate, if set, runs before every socket call (step mode).
+	// TimeWait, if set, is how long a connection closed first on this
+	// host stays in TIME-WAIT: RFC 793's 2 MSL, netstack's and Linux's
+	// 60s. A lesson that wants to show a connection's end can shorten it.
+	TimeWait time.Duration
+	// Observer, if set, receives the host's timeline: its own description
+	// first, then every socket call's beginning and end, every frame on
+	// its link with the socket it belongs to, and every change of state
+	// of every TCP connection, with its cause, as each happens.
+	Observer trace.Observer
+	// Explain, with Observer, records with each outgoing frame the
+	// netstack functions that produced it (Segment.Chain). It costs a
+	// stack walk per frame, so it is only paid for when asked.
+	Explain bool
+	// Gate, if set with Observer, runs before every socket call and every
+	// frame (step mode).
 	Gate Gate
-	// Capture, if set, records every frame of the link both ways as pcap
-	// and, when Capture.Segments is set, as segment events.
+	// Capture, if set, writes every frame of the link both ways as pcap.
 	Capture *CaptureConfig
 }
 
@@ -75,8 +92,7 @@ type Host struct {
 	name    string
 	s       *gstack.Stack
 	nic     tcpip.NICID
-	obs     Observer
-	gateFn  Gate
+	tl      *timeline    // nil when nobody observes the host
 	link    LinkEndpoint // as given, beneath any capture
 	capture *captureEndpoint
 
@@ -96,7 +112,15 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if len(cfg.Addrs) == 0 {
 		return nil, errors.New("stack: host needs at least one address")
 	}
-	s := gstack.New(gstack.Options{
+	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link}
+	tcpProto := tcp.NewProtocol
+	if cfg.Observer != nil {
+		h.tl = newTimeline(h, cfg.Observer, cfg.Gate, cfg.Explain)
+		// The probe tells of every segment a connection has processed:
+		// where most changes of state show.
+		tcpProto = tcp.NewProtocolProbe(h.tl.probe)
+	}
+	h.s = gstack.New(gstack.Options{
 		NetworkProtocols: []gstack.NetworkProtocolFactory{
 			ipv4.NewProtocol,
 			// DAD is off: addresses on the virtual wire and on a TAP the
@@ -105,16 +129,29 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			ipv6.NewProtocolWithOptions(ipv6.Options{}),
 			arp.NewProtocol,
 		},
-		TransportProtocols: []gstack.TransportProtocolFactory{tcp.NewProtocol},
+		TransportProtocols: []gstack.TransportProtocolFactory{tcpProto},
 	})
-	h := &Host{name: cfg.Name, s: s, nic: nicID, obs: cfg.Observer, gateFn: cfg.Gate, link: cfg.Link}
 	if err := h.configure(cfg); err != nil {
-		s.Destroy()
+		h.s.Destroy()
 		cfg.Link.Close()
 		return nil, err
 	}
+	if h.tl != nil {
+		timeWait := cfg.TimeWait
+		if timeWait == 0 {
+			timeWait = tcp.DefaultTCPTimeWaitTimeout
+		}
+		h.tl.emit(trace.Event{Kind: trace.KindHost, HostInfo: &trace.HostInfo{
+			Role: cfg.Role, MAC: string(cfg.Link.LinkAddress().String()), Addrs: cfg.Addrs,
+			MTU: int(cfg.Link.MTU()), TimeWait: timeWait,
+		}})
+	}
 	return h, nil
 }
+
+// newSocketID numbers a socket, as a file descriptor would be: 0, 1 and 2
+// are stdin, stdout and stderr.
+func (h *Host) newSocketID() int { return int(h.nextID.Add(1)) + 2 }
 
 func (h *Host) configure(cfg HostConfig) error {
 	send, recv := cfg.SendBuffer, cfg.ReceiveBuffer
@@ -139,6 +176,10 @@ func (h *Host) configure(cfg HostConfig) error {
 		minRTO := tcpip.TCPMinRTOOption(cfg.MinRTO)
 		opts = append(opts, &minRTO)
 	}
+	if cfg.TimeWait > 0 {
+		tw := tcpip.TCPTimeWaitTimeoutOption(cfg.TimeWait)
+		opts = append(opts, &tw)
+	}
 	for _, opt := range opts {
 		if err := h.s.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
 			return fmt.Errorf("stack: setting TCP option %T: %s", opt, err)
@@ -146,8 +187,12 @@ func (h *Host) configure(cfg HostConfig) error {
 	}
 
 	link := cfg.Link
-	if cfg.Capture != nil {
-		c, err := newCaptureEndpoint(link, h, *cfg.Capture)
+	if cfg.Capture != nil || h.tl != nil {
+		var cc CaptureConfig
+		if cfg.Capture != nil {
+			cc = *cfg.Capture
+		}
+		c, err := newCaptureEndpoint(link, h, cc)
 		if err != nil {
 			return err
 		}
@@ -210,6 +255,17 @@ func (h *Host) Close() error {
 		return h.capture.closeErr()
 	}
 	return nil
+}
+
+// Settle waits until every TCP connection the host's timeline followed has
+// reached CLOSED (TIME-WAIT over, last ACKs in), or ctx is done: so a
+// lesson can show how its connections end. Without an observer there is
+// nothing to wait for.
+func (h *Host) Settle(ctx context.Context) error {
+	if h.tl == nil {
+		return nil
+	}
+	return h.tl.settle(ctx)
 }
 
 // Stats returns a snapshot of the host's counters.

@@ -6,12 +6,14 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+
+	"nsftp/trace"
 )
 
 // Dial creates a socket and connects it to address ("ip:port"), the client
 // half of the article's Figure 1: socket, connect. The host has no DNS
 // resolver, so the host part must be an IP address.
-func (h *Host) Dial(ctx context.Context, label, address string) (net.Conn, error) {
+func (h *Host) Dial(ctx context.Context, label trace.Conn, address string) (net.Conn, error) {
 	ap, err := parseAddrPort(address, false)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
@@ -34,7 +36,7 @@ func (h *Host) Dial(ctx context.Context, label, address string) (net.Conn, error
 // Listen creates a socket, binds it to address ("ip:port", port 0 for one
 // the stack chooses) and listens with the given backlog: the server half of
 // Figure 1, and the article's data connection.
-func (h *Host) Listen(ctx context.Context, label, address string, backlog int) (net.Listener, error) {
+func (h *Host) Listen(ctx context.Context, label trace.Conn, address string, backlog int) (net.Listener, error) {
 	ap, err := parseAddrPort(address, true)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}

@@ -16,12 +16,16 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
+
+	"nsftp/trace"
 )
 
 // Socket is a TCP socket on a Host's netstack, with the BSD calls the 2005
 // article makes inside the kernel: Socket (sock_create), Bind, Listen,
 // Accept, Connect, Send (sock_sendmsg), Recv (sock_recvmsg), Shutdown and
-// Close (sock_release). Each call emits one Event to the host's observer.
+// Close (sock_release). On a host with an observer, each call records its
+// beginning and its end, and the socket's connection is followed through
+// every change of state until it is CLOSED, after Close too.
 //
 // A connected Socket is a net.Conn, with deadlines, so bufio, crypto/tls and
 // io.Copy run on it unchanged. It is safe for one reader and one writer to
@@ -30,10 +34,11 @@ import (
 type Socket struct {
 	h      *Host
 	id     int
-	label  string
+	label  trace.Conn
 	family tcpip.NetworkProtocolNumber
 	ep     tcpip.Endpoint
 	wq     *waiter.Queue
+	c      *conn // the timeline's record of the connection; nil when not observed
 
 	rd, wd deadline
 
@@ -57,8 +62,8 @@ var (
 
 // Socket creates a TCP socket for network "tcp4" or "tcp6", like
 // socket(PF_INET, SOCK_STREAM, IPPROTO_TCP). The label names the socket's
-// role in events (e.g. "control", "data").
-func (h *Host) Socket(ctx context.Context, network, label string) (*Socket, error) {
+// FTP connection in events.
+func (h *Host) Socket(ctx context.Context, network string, label trace.Conn) (*Socket, error) {
 	var family tcpip.NetworkProtocolNumber
 	switch network {
 	case "tcp4":
@@ -69,9 +74,9 @@ func (h *Host) Socket(ctx context.Context, network, label string) (*Socket, erro
 		return nil, fmt.Errorf("stack: socket: unsupported network %q (want tcp4 or tcp6)", network)
 	}
 	s := &Socket{h: h, label: label, family: family, done: make(chan struct{})}
-	s.id = int(h.nextID.Add(1)) + 2 // 0, 1 and 2 are stdin, stdout, stderr
-	c := s.begin(OpSocket)
-	if err := h.gate(ctx, &c); err != nil {
+	s.id = h.newSocketID()
+	c, err := s.begin(ctx, trace.Call{Op: trace.OpSocket})
+	if err != nil {
 		return nil, err
 	}
 	s.wq = new(waiter.Queue)
@@ -82,6 +87,9 @@ func (h *Host) Socket(ctx context.Context, network, label string) (*Socket, erro
 		return nil, err
 	}
 	s.ep = ep
+	if h.tl != nil {
+		s.c = h.tl.follow(s.id, label, ep.(*tcp.Endpoint), s.wq)
+	}
 	s.end(&c, 0, nil)
 	return s, nil
 }
@@ -89,18 +97,19 @@ func (h *Host) Socket(ctx context.Context, network, label string) (*Socket, erro
 // ID returns the socket's number on its host, as events show it.
 func (s *Socket) ID() int { return s.id }
 
-// Label returns the socket's role label.
-func (s *Socket) Label() string { return s.label }
+// Label returns the socket's FTP connection label.
+func (s *Socket) Label() trace.Conn { return s.label }
 
 // Bind gives the socket a local address, like bind(2). A zero port lets the
 // stack choose one; an unspecified address binds all of the host's.
 func (s *Socket) Bind(ctx context.Context, addr netip.AddrPort) error {
-	c := s.begin(OpBind)
-	c.Local = addrString(addr)
-	if err := s.h.gate(ctx, &c); err != nil {
+	if s.isClosed() {
+		return s.opError("bind", tcpAddr(addr), ErrClosed)
+	}
+	c, err := s.begin(ctx, trace.Call{Op: trace.OpBind, Local: unspecifiedIfNone(addr)})
+	if err != nil {
 		return err
 	}
-	var err error
 	if terr := s.ep.Bind(toFull(addr)); terr != nil {
 		err = s.opError("bind", tcpAddr(addr), sysErr("bind", terr))
 	}
@@ -112,11 +121,13 @@ func (s *Socket) Bind(ctx context.Context, addr netip.AddrPort) error {
 // completed connections waiting for Accept, like listen(2). The returned
 // Listener is the same socket seen as a net.Listener.
 func (s *Socket) Listen(ctx context.Context, backlog int) (*Listener, error) {
-	c := s.begin(OpListen)
-	if err := s.h.gate(ctx, &c); err != nil {
+	if s.isClosed() {
+		return nil, s.opError("listen", s.localAddr(), ErrClosed)
+	}
+	c, err := s.begin(ctx, trace.Call{Op: trace.OpListen})
+	if err != nil {
 		return nil, err
 	}
-	var err error
 	// Linux's listen(fd, n) queues up to n+1 connections, and gVisor's own
 	// listen(2) adds the one before calling Endpoint.Listen. Passing n
 	// unchanged makes a backlog of 1 (the article's, and every data
@@ -136,14 +147,16 @@ func (s *Socket) Listen(ctx context.Context, backlog int) (*Listener, error) {
 // new Socket carrying the same label, like accept(2). It returns when a
 // connection arrives, ctx is done, the deadline passes or s is closed.
 func (s *Socket) Accept(ctx context.Context) (*Socket, error) {
-	c := s.begin(OpAccept)
-	if err := s.h.gate(ctx, &c); err != nil {
+	if s.isClosed() {
+		return nil, s.opError("accept", s.localAddr(), ErrClosed)
+	}
+	c, err := s.begin(ctx, trace.Call{Op: trace.OpAccept})
+	if err != nil {
 		return nil, err
 	}
 	ns, err := s.accept(ctx)
 	if ns != nil {
 		c.NewSocket = ns.id
-		c.Remote = addrString(ns.remoteAddrPort())
 		s.endWith(&c, 0, nil, ns)
 		return ns, nil
 	}
@@ -158,7 +171,14 @@ func (s *Socket) accept(ctx context.Context) (*Socket, error) {
 		ep, wq, terr := s.ep.Accept(nil)
 		if terr == nil {
 			ns := &Socket{h: s.h, label: s.label, family: s.family, ep: ep, wq: wq, done: make(chan struct{})}
-			ns.id = int(s.h.nextID.Add(1)) + 2
+			if s.h.tl != nil {
+				// The connection was followed from its SYN|ACK on: it
+				// keeps the number it was given then.
+				ns.c = s.h.tl.follow(0, s.label, ep.(*tcp.Endpoint), wq)
+				ns.id = ns.c.id
+			} else {
+				ns.id = s.h.newSocketID()
+			}
 			ns.localAddrPort() // remember the addresses while they can be read
 			ns.remoteAddrPort()
 			return ns, nil
@@ -185,12 +205,14 @@ func (s *Socket) accept(ctx context.Context) (*Socket, error) {
 // to pass, or s to be closed. A refused connection fails with an error for
 // which errors.Is(err, syscall.ECONNREFUSED) holds.
 func (s *Socket) Connect(ctx context.Context, addr netip.AddrPort) error {
-	c := s.begin(OpConnect)
-	c.Remote = addrString(addr)
-	if err := s.h.gate(ctx, &c); err != nil {
+	if s.isClosed() {
+		return s.opError("dial", tcpAddr(addr), ErrClosed)
+	}
+	c, err := s.begin(ctx, trace.Call{Op: trace.OpConnect, Remote: addr})
+	if err != nil {
 		return err
 	}
-	err := s.connect(ctx, addr)
+	err = s.connect(ctx, addr)
 	s.end(&c, 0, err)
 	return err
 }
@@ -224,9 +246,11 @@ func (s *Socket) connect(ctx context.Context, addr netip.AddrPort) error {
 // often as needed, as the article's send_sync_buf loops over sock_sendmsg.
 // It returns early only on error, ctx done, the write deadline or Close.
 func (s *Socket) Send(ctx context.Context, b []byte) (int, error) {
-	c := s.begin(OpSend)
-	c.Bytes = len(b) // what is about to be sent, for the gate
-	if err := s.h.gate(ctx, &c); err != nil {
+	if s.isClosed() {
+		return 0, s.opError("write", s.remoteAddr(), ErrClosed)
+	}
+	c, err := s.begin(ctx, trace.Call{Op: trace.OpSend, Bytes: len(b)})
+	if err != nil {
 		return 0, err
 	}
 	n, err := s.send(ctx, b)
@@ -274,8 +298,13 @@ func (s *Socket) send(ctx context.Context, b []byte) (int, error) {
 // available, like recv(2). It returns io.EOF once the peer's FIN has been
 // read, and returns early on ctx done, the read deadline or Close.
 func (s *Socket) Recv(ctx context.Context, b []byte) (int, error) {
-	c := s.begin(OpRecv)
-	if err := s.h.gate(ctx, &c); err != nil {
+	if s.isClosed() {
+		// Like recv(2) on a descriptor already closed: the call never
+		// reaches the socket, and is not traced.
+		return 0, s.opError("read", s.remoteAddr(), ErrClosed)
+	}
+	c, err := s.begin(ctx, trace.Call{Op: trace.OpRecv})
+	if err != nil {
 		return 0, err
 	}
 	n, err := s.recv(ctx, b)
@@ -326,8 +355,11 @@ func (s *Socket) recv(ctx context.Context, b []byte) (int, error) {
 // shutdown(2): how is syscall.SHUT_RD, SHUT_WR or SHUT_RDWR. Shutting down
 // writes sends a FIN once the queued data has gone.
 func (s *Socket) Shutdown(how int) error {
-	c := s.begin(OpShutdown)
-	if err := s.h.gate(context.Background(), &c); err != nil {
+	if s.isClosed() {
+		return s.opError("shutdown", s.remoteAddr(), ErrClosed)
+	}
+	c, err := s.begin(context.Background(), trace.Call{Op: trace.OpShutdown})
+	if err != nil {
 		return err
 	}
 	var flags tcpip.ShutdownFlags
@@ -343,7 +375,6 @@ func (s *Socket) Shutdown(how int) error {
 		s.end(&c, 0, err)
 		return err
 	}
-	var err error
 	if terr := s.ep.Shutdown(flags); terr != nil {
 		err = s.opError("shutdown", s.remoteAddr(), sysErr("shutdown", terr))
 	}
@@ -377,9 +408,12 @@ func (s *Socket) release(abort bool) bool {
 	released := false
 	s.closeOnce.Do(func() {
 		released = true
-		c := s.begin(OpClose)
+		c := s.beginUngated(trace.Call{Op: trace.OpClose})
 		close(s.done)
 		if abort {
+			if s.c != nil {
+				s.h.tl.aborting(s.c)
+			}
 			s.ep.Abort()
 		}
 		s.ep.Close()
@@ -397,7 +431,17 @@ func (s *Socket) SetReuseAddress(on bool) {
 }
 
 // State returns the socket's TCP state by its RFC 793 name.
-func (s *Socket) State() string { return stateName(s.ep.State()) }
+func (s *Socket) State() trace.TCPState { return callState(s.ep) }
+
+// isClosed reports whether Close has been called.
+func (s *Socket) isClosed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
 
 // wait blocks until notify fires, ctx is done, the deadline channel closes
 // or the socket is closed.
@@ -422,7 +466,7 @@ func (s *Socket) Write(b []byte) (int, error) { return s.Send(context.Background
 
 // LocalAddr implements net.Conn: getsockname(2).
 func (s *Socket) LocalAddr() net.Addr {
-	c := s.begin(OpGetsockname)
+	c := s.beginUngated(trace.Call{Op: trace.OpGetsockname})
 	a := s.localAddr()
 	s.end(&c, 0, nil)
 	return a
@@ -430,7 +474,7 @@ func (s *Socket) LocalAddr() net.Addr {
 
 // RemoteAddr implements net.Conn: getpeername(2).
 func (s *Socket) RemoteAddr() net.Addr {
-	c := s.begin(OpGetpeername)
+	c := s.beginUngated(trace.Call{Op: trace.OpGetpeername})
 	a := s.remoteAddr()
 	s.end(&c, 0, nil)
 	return a
@@ -438,7 +482,7 @@ func (s *Socket) RemoteAddr() net.Addr {
 
 // LocalAddrPort is LocalAddr as a netip.AddrPort, traced the same way.
 func (s *Socket) LocalAddrPort() netip.AddrPort {
-	c := s.begin(OpGetsockname)
+	c := s.beginUngated(trace.Call{Op: trace.OpGetsockname})
 	ap := s.localAddrPort()
 	s.end(&c, 0, nil)
 	return ap
@@ -503,82 +547,121 @@ func (s *Socket) opError(op string, addr net.Addr, err error) error {
 
 // pendingCall is a call in flight: its description and start time.
 type pendingCall struct {
-	Call
+	trace.Call
 	start time.Time
 }
 
-// begin describes a call about to run. Its state and addresses are read
-// only when someone is watching.
-func (s *Socket) begin(op Op) pendingCall {
-	names := calls[op]
-	kernel := names.kernel
-	if s.family == ipv6Proto && names.kernel6 != "" {
-		kernel = names.kernel6
+// begin describes a call about to run, passes it to the host's gate (step
+// mode), and records its beginning. The call's state and addresses are
+// read only when someone is watching.
+func (s *Socket) begin(ctx context.Context, c trace.Call) (pendingCall, error) {
+	tl := s.h.tl
+	if tl == nil {
+		return pendingCall{Call: c}, nil
 	}
-	article := names.article
-	if op == OpSocket && s.family == ipv6Proto {
-		article = "sock_create(PF_INET6, SOCK_STREAM, IPPROTO_TCP)"
-	}
-	c := pendingCall{
-		Call: Call{
-			Socket:   s.id,
-			Label:    s.label,
-			Op:       op,
-			Article:  article,
-			Kernel:   kernel,
-			Netstack: names.netstack,
-		},
-	}
-	if s.h.obs == nil && s.h.gateFn == nil {
-		return c
-	}
-	if s.ep != nil {
-		c.StateBefore = stateName(s.ep.State())
-		c.Local = addrString(s.localAddrPort())
-		if c.Remote == "" {
-			c.Remote = addrString(s.remoteAddrPort())
+	p := s.describe(c)
+	if tl.gate != nil {
+		ev := trace.Event{Layer: trace.LayerStack, Host: s.h.name, Kind: trace.KindCall, Phase: trace.Begin, Call: &p.Call, TCB: s.tcb()}
+		if err := tl.gate.BeforeCall(ctx, ev); err != nil {
+			return p, err
 		}
 	}
-	c.start = time.Now()
-	return c
+	p.start = time.Now()
+	tl.callBegin(s.c, p.Call)
+	return p, nil
+}
+
+// beginUngated is begin for calls step mode does not stop at: close (q
+// must still be able to close every socket) and the address queries.
+func (s *Socket) beginUngated(c trace.Call) pendingCall {
+	tl := s.h.tl
+	if tl == nil {
+		return pendingCall{Call: c}
+	}
+	p := s.describe(c)
+	p.start = time.Now()
+	tl.callBegin(s.c, p.Call)
+	return p
+}
+
+// describe fills in a call's names, socket and current state.
+func (s *Socket) describe(c trace.Call) pendingCall {
+	names := calls[c.Op]
+	c.Socket, c.Label = s.id, s.label
+	c.Article, c.Kernel, c.Netstack = names.article, names.kernel, names.netstack
+	if s.family == ipv6Proto {
+		if names.kernel6 != "" {
+			c.Kernel = names.kernel6
+		}
+		if c.Op == trace.OpSocket {
+			c.Article = "sock_create(PF_INET6, SOCK_STREAM, IPPROTO_TCP)"
+		}
+	}
+	if s.ep != nil {
+		c.StateBefore = callState(s.ep)
+		if !c.Local.IsValid() {
+			c.Local = eventAddr(s.localAddrPort())
+		}
+		if !c.Remote.IsValid() {
+			c.Remote = eventAddr(s.remoteAddrPort())
+		}
+	}
+	return pendingCall{Call: c}
+}
+
+// tcb is the socket's TCB for a step-mode prompt: the timeline's, with
+// netstack's current congestion figures. Nil for a socket with no
+// connection.
+func (s *Socket) tcb() *trace.TCB {
+	if s.c == nil || s.ep == nil {
+		return nil
+	}
+	state := callState(s.ep)
+	switch state {
+	case trace.StateInitial, trace.StateBound, trace.StateListen:
+		return nil
+	}
+	b := s.h.tl.tcbOf(s.c)
+	b.State = state
+	var info tcpip.TCPInfoOption
+	if s.ep.GetSockOpt(&info) == nil {
+		b.Cwnd, b.Ssthresh = int(info.SndCwnd), int(info.SndSsthresh)
+		b.SRTT, b.RTO = info.RTT, info.RTO
+		b.Congestion = congestionName(info.CcState)
+	}
+	return &b
 }
 
 func (s *Socket) end(c *pendingCall, n int, err error) { s.endWith(c, n, err, nil) }
 
-// endWith completes c and emits its event. For accept, stateOf is the new
+// endWith completes c and records its end. For accept, stateOf is the new
 // connection, whose state is the interesting "after".
 func (s *Socket) endWith(c *pendingCall, n int, err error, stateOf *Socket) {
-	if s.h.obs == nil {
+	tl := s.h.tl
+	if tl == nil {
 		return
 	}
-	now := time.Now()
-	c.Duration = now.Sub(c.start)
+	c.Duration = time.Since(c.start)
 	c.Bytes = n
 	if err != nil {
 		c.Err = err.Error()
+		c.Closed = errors.Is(err, ErrClosed)
 	}
 	if stateOf == nil {
 		stateOf = s
 	}
 	if stateOf.ep != nil {
-		c.StateAfter = stateName(stateOf.ep.State())
-		c.Local = addrString(stateOf.localAddrPort())
+		c.StateAfter = callState(stateOf.ep)
+		if l := stateOf.localAddrPort(); l.IsValid() || l.Port() != 0 {
+			c.Local = eventAddr(l)
+		}
 		if r := stateOf.remoteAddrPort(); r.IsValid() {
-			c.Remote = addrString(r)
+			c.Remote = r
 		}
 	}
-	call := c.Call
-	s.h.obs(Event{Time: now, Host: s.h.name, Kind: KindCall, Call: &call})
-}
-
-// gate runs the host's Gate, if any, before a call.
-func (h *Host) gate(ctx context.Context, c *pendingCall) error {
-	if h.gateFn == nil {
-		return nil
+	var accepted *conn
+	if stateOf != s {
+		accepted = stateOf.c
 	}
-	if err := h.gateFn(ctx, c.Call); err != nil {
-		return err
-	}
-	c.start = time.Now() // time spent at a prompt is not the call's
-	return nil
+	tl.callEnd(s.c, c.Call, accepted)
 }

@@ -1,64 +1,53 @@
 package stack_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"nsftp/stack"
 	"nsftp/stack/stacktest"
+	"nsftp/trace"
+	"nsftp/trace/tracetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
-// recorder collects events from every host.
-type recorder struct {
-	mu     sync.Mutex
-	events []stack.Event
+// timeline is a run's recorder with every event kept.
+type timeline struct {
+	rec  *trace.Recorder
+	keep *trace.Keep
 }
 
-func (r *recorder) observe(e stack.Event) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.events = append(r.events, e)
+func newTimeline() *timeline {
+	k := &trace.Keep{}
+	return &timeline{rec: trace.NewRecorder(k), keep: k}
 }
 
-func (r *recorder) snapshot() []stack.Event {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]stack.Event(nil), r.events...)
+// events stops the recorder and returns what it kept.
+func (tl *timeline) events() []trace.Event {
+	tl.rec.Stop()
+	return tl.keep.Events
 }
 
-// TestTraceGolden runs the article's exchange - socket, bind, listen,
-// accept on the server; socket, connect, send, recv, close on the client -
-// and compares each host's sequence of socket-call events with a golden
-// file. The wire delays every frame 20ms so that each TCP state a call
-// leaves behind is stable for a full round trip before it is read, making
-// the "after" states exact rather than racy.
-func TestTraceGolden(t *testing.T) {
-	stacktest.CheckGoroutines(t)
-	var rec recorder
-	p := stacktest.Pair(t, stack.PairConfig{
-		Wire:   stack.WireConfig{Delay: 20 * time.Millisecond},
-		Client: stack.HostConfig{Observer: rec.observe},
-		Server: stack.HostConfig{Observer: rec.observe},
-	})
+// exchange is the article's dialogue in miniature: socket, bind, listen,
+// accept on the server; socket, connect, send, recv, close on the client;
+// the server closes first, as an FTP server does after 221.
+func exchange(t *testing.T, p *stack.Pair) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-
-	ls, err := p.Server.Socket(ctx, "tcp4", "control")
+	ls, err := p.Server.Socket(ctx, "tcp4", trace.Control)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +81,7 @@ func TestTraceGolden(t *testing.T) {
 		}()
 	}()
 
-	c, err := p.Client.Socket(ctx, "tcp4", "control")
+	c, err := p.Client.Socket(ctx, "tcp4", trace.Control)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,12 +107,38 @@ func TestTraceGolden(t *testing.T) {
 	if err := <-serverErr; err != nil {
 		t.Fatal(err)
 	}
+	for _, h := range []*stack.Host{p.Client, p.Server} {
+		if err := h.Settle(ctx); err != nil {
+			t.Fatalf("%s: connections not CLOSED: %v", h.Name(), err)
+		}
+	}
+}
 
+// TestTraceGolden runs the exchange and compares each host's socket calls
+// and changes of state with a golden file. The wire delays every frame
+// 20ms, so the order within each host is exact.
+func TestTraceGolden(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	tl := newTimeline()
+	p := stacktest.Pair(t, stack.PairConfig{
+		Wire:   stack.WireConfig{Delay: 20 * time.Millisecond},
+		Client: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 100 * time.Millisecond},
+		Server: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 100 * time.Millisecond},
+	})
+	exchange(t, p)
+	evs := tl.events()
 	var got strings.Builder
 	for _, host := range []string{"client", "server"} {
-		for _, e := range rec.snapshot() {
-			if e.Host == host && e.Kind == stack.KindCall {
+		for _, e := range evs {
+			if e.Host != host {
+				continue
+			}
+			switch {
+			case e.Kind == trace.KindCall && e.Phase == trace.End:
 				got.WriteString(formatCall(e) + "\n")
+			case e.Kind == trace.KindState:
+				s := e.State
+				fmt.Fprintf(&got, "%s fd=%d   state %s -> %s (%s: %s)\n", e.Host, s.Socket, s.From, s.To, s.By, s.Cause)
 			}
 		}
 	}
@@ -132,16 +147,16 @@ func TestTraceGolden(t *testing.T) {
 
 // formatCall renders a call event without what varies between runs: the
 // client's ephemeral port, times and durations.
-func formatCall(e stack.Event) string {
+func formatCall(e trace.Event) string {
 	c := e.Call
-	norm := func(a string) string {
-		if a == "" || strings.HasSuffix(a, ":21") {
-			return a
+	norm := func(a netip.AddrPort) string {
+		if !a.IsValid() {
+			return ""
 		}
-		if i := strings.LastIndex(a, ":"); i >= 0 {
-			return a[:i] + ":EPHEMERAL"
+		if a.Port() == 21 {
+			return a.String()
 		}
-		return a
+		return a.Addr().String() + ":EPHEMERAL"
 	}
 	return fmt.Sprintf("%s fd=%d %-11s %-47s %-15s %-30s local=%s remote=%s bytes=%d %s -> %s new=%d err=%q",
 		e.Host, c.Socket, c.Op, c.Article, c.Kernel, c.Netstack, norm(c.Local), norm(c.Remote), c.Bytes,
@@ -165,18 +180,54 @@ func compareGolden(t *testing.T, path, got string) {
 	}
 }
 
+// TestStatesFollowRFC793 checks every socket's life against RFC 793's
+// state diagram (page 23): each recorded change is a transition the
+// diagram allows, follows on from the one before, and has a cause; and
+// between them the two hosts' sockets pass through every state of a
+// connection opened by one side and closed first by the other.
+func TestStatesFollowRFC793(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	tl := newTimeline()
+	p := stacktest.Pair(t, stack.PairConfig{
+		Client: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 20 * time.Millisecond},
+		Server: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 20 * time.Millisecond},
+	})
+	exchange(t, p)
+	seen := tracetest.RFC793(t, tl.events())
+	for _, s := range []trace.TCPState{trace.StateBound, trace.StateListen, trace.StateSynSent, trace.StateSynReceived,
+		trace.StateEstablished, trace.StateFinWait1, trace.StateFinWait2, trace.StateCloseWait,
+		trace.StateLastAck, trace.StateTimeWait, trace.StateClosed} {
+		if !seen[s] {
+			t.Errorf("no socket passed through %s", s)
+		}
+	}
+}
+
+// TestCausalOrder checks the timeline's order: times never go backwards,
+// a call's beginning comes before what it causes and its end after, every
+// data segment a socket sends follows the beginning of a send on it, and
+// every segment a socket receives comes before the recv it completes.
+func TestCausalOrder(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	tl := newTimeline()
+	p := stacktest.Pair(t, stack.PairConfig{
+		Client: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 20 * time.Millisecond},
+		Server: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 20 * time.Millisecond},
+	})
+	exchange(t, p)
+	tracetest.Causal(t, tl.events())
+}
+
 // TestSegmentsAndPCAP checks that capture sees the handshake, data and
-// teardown as segment events, and that the pcap holds one record per
-// frame and is readable by tshark when it is installed.
+// teardown as segment events, each TCP one with its socket, and that the
+// pcap holds one record per frame and is readable by tshark when it is
+// installed.
 func TestSegmentsAndPCAP(t *testing.T) {
 	stacktest.CheckGoroutines(t)
-	var rec recorder
+	tl := newTimeline()
 	var pcap bytes.Buffer
 	p := stacktest.Pair(t, stack.PairConfig{
-		Client: stack.HostConfig{
-			Observer: rec.observe,
-			Capture:  &stack.CaptureConfig{PCAP: &pcap, Segments: true},
-		},
+		Client: stack.HostConfig{Observer: tl.rec.Record, Capture: &stack.CaptureConfig{PCAP: &pcap}},
 	})
 	l := listen(t, p.Server, serverAddr)
 	c := dial(t, p.Client, serverAddr)
@@ -199,16 +250,19 @@ func TestSegmentsAndPCAP(t *testing.T) {
 	var tcp []string
 	var arp []string
 	segments := 0
-	for _, e := range rec.snapshot() {
-		if e.Kind != stack.KindSegment {
+	for _, e := range tl.events() {
+		if e.Kind != trace.KindSegment {
 			continue
 		}
 		segments++
 		switch e.Segment.Proto {
 		case "tcp":
-			tcp = append(tcp, e.Segment.Dir+" "+e.Segment.Flags)
+			tcp = append(tcp, string(e.Segment.Dir)+" "+e.Segment.Flags.String())
+			if e.Segment.Socket != c.ID() {
+				t.Errorf("segment %v belongs to fd%d, want the client's fd%d", e.Segment.Flags, e.Segment.Socket, c.ID())
+			}
 		case "arp":
-			arp = append(arp, e.Segment.Dir+" "+e.Segment.Info)
+			arp = append(arp, string(e.Segment.Dir)+" "+e.Segment.Info)
 		}
 	}
 	if len(arp) < 2 || !strings.Contains(arp[0], "out who-has 192.0.2.2 tell 192.0.2.1") || !strings.Contains(arp[1], "in 192.0.2.2 is-at") {
@@ -276,14 +330,17 @@ func countPCAPRecords(t *testing.T, b []byte) int {
 	return n
 }
 
-// TestJSONLines checks that every event encodes as one parseable line.
+// TestJSONLines checks that every event encodes as one line of JSON that
+// reads back as the same event.
 func TestJSONLines(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	var out bytes.Buffer
-	obs, errf := stack.JSONLines(&out)
+	jw := trace.NewJSONWriter(&out)
+	keep := &trace.Keep{}
+	rec := trace.NewRecorder(jw, keep)
 	p := stacktest.Pair(t, stack.PairConfig{
-		Client: stack.HostConfig{Observer: obs, Capture: &stack.CaptureConfig{Segments: true}},
-		Server: stack.HostConfig{Observer: obs},
+		Client: stack.HostConfig{Observer: rec.Record},
+		Server: stack.HostConfig{Observer: rec.Record},
 	})
 	l := listen(t, p.Server, serverAddr)
 	c := dial(t, p.Client, serverAddr)
@@ -294,22 +351,28 @@ func TestJSONLines(t *testing.T) {
 	s.Close()
 	p.Client.Close()
 	p.Server.Close()
-	if err := errf(); err != nil {
+	if err := rec.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[stack.Kind]int{}
-	sc := bufio.NewScanner(&out)
-	for sc.Scan() {
-		var e stack.Event
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			t.Fatalf("line %q: %v", sc.Text(), err)
-		}
-		if e.Host == "" || e.Time.IsZero() || (e.Call == nil) == (e.Segment == nil) {
-			t.Errorf("incomplete event %s", sc.Text())
-		}
-		kinds[e.Kind]++
+	evs, err := trace.ReadJSON(&out)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if kinds[stack.KindCall] < 8 || kinds[stack.KindSegment] < 6 {
+	if len(evs) != len(keep.Events) {
+		t.Fatalf("read back %d events, recorded %d", len(evs), len(keep.Events))
+	}
+	kinds := map[trace.Kind]int{}
+	for i, e := range evs {
+		kinds[e.Kind]++
+		want := keep.Events[i]
+		if e.Seq != want.Seq || !e.Time.Equal(want.Time) || e.Kind != want.Kind || e.Host != want.Host {
+			t.Errorf("event %d read back as %+v, recorded %+v", i, e, want)
+		}
+		if want.Segment != nil && (e.Segment == nil || e.Segment.Src != want.Segment.Src || e.Segment.Flags != want.Segment.Flags || e.Segment.Socket != want.Segment.Socket) {
+			t.Errorf("segment %d read back as %+v, recorded %+v", i, e.Segment, want.Segment)
+		}
+	}
+	if kinds[trace.KindCall] < 16 || kinds[trace.KindSegment] < 12 || kinds[trace.KindState] < 6 || kinds[trace.KindHost] != 2 {
 		t.Errorf("event counts %v", kinds)
 	}
 }
@@ -319,9 +382,9 @@ func TestJSONLines(t *testing.T) {
 // and data segments from the socket's Send.
 func TestChains(t *testing.T) {
 	stacktest.CheckGoroutines(t)
-	var rec recorder
+	tl := newTimeline()
 	p := stacktest.Pair(t, stack.PairConfig{
-		Client: stack.HostConfig{Observer: rec.observe, Capture: &stack.CaptureConfig{Segments: true, Chains: true}},
+		Client: stack.HostConfig{Observer: tl.rec.Record, Explain: true},
 	})
 	l := listen(t, p.Server, serverAddr)
 	c := dial(t, p.Client, serverAddr)
@@ -332,11 +395,11 @@ func TestChains(t *testing.T) {
 	accept(t, l)
 	var syns [][]string
 	var data []string
-	for _, e := range rec.snapshot() {
-		if e.Kind != stack.KindSegment || e.Segment.Dir != "out" || e.Segment.Proto != "tcp" {
+	for _, e := range tl.events() {
+		if e.Kind != trace.KindSegment || e.Segment.Dir != trace.Out || e.Segment.Proto != "tcp" {
 			continue
 		}
-		if e.Segment.Flags == "SYN" {
+		if e.Segment.Flags == trace.SYN {
 			syns = append(syns, e.Segment.Chain)
 		}
 		if e.Segment.Len == 15 {

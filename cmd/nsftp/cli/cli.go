@@ -5,15 +5,10 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"os"
 	"strings"
-	"syscall"
 
 	"nsftp/ftp"
 )
@@ -63,53 +58,59 @@ type setupError struct{ err error }
 func (e *setupError) Error() string { return e.err.Error() }
 func (e *setupError) Unwrap() error { return e.err }
 
-// errStopped is returned when the user stops a run (step mode's q).
-var errStopped = errors.New("stopped")
+// stoppedError is the end a person asked for in step mode's q: the run
+// stopped where they were, and the FTP session ended with QUIT.
+type stoppedError struct{ where string }
 
-// ExitCode maps an error from Run to the process exit code.
+func (e *stoppedError) Error() string {
+	return "stopped at your request " + e.where + " (QUIT sent)"
+}
+
+// fileError is a file of the command's own that it could not read or
+// write: a pcap, a diagram, a certificate, a file to upload.
+type fileError struct{ err error }
+
+func (e *fileError) Error() string { return e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
+
+// ExitCode maps an error from Run to the process exit code: the
+// command's own errors first, then the kind of failure the FTP layer says
+// an error is.
 func ExitCode(err error) int {
 	var ue *usageError
 	var se *setupError
-	var re *ftp.ReplyError
-	var ne net.Error
+	var stopped *stoppedError
+	var fe *fileError
 	switch {
-	case err == nil, errors.Is(err, errStopped):
+	case err == nil, errors.As(err, &stopped):
 		return ExitOK
-	case errors.As(err, &ue), errors.Is(err, ftp.ErrBadArgument):
+	case errors.As(err, &ue):
 		return ExitUsage
-	case errors.Is(err, ftp.ErrLocalFile):
+	case errors.As(err, &fe):
 		return ExitLocal
-	case errors.Is(err, ftp.ErrTLSRequired), isCertError(err):
-		return ExitTLS
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded),
-		errors.As(err, &ne) && ne.Timeout():
-		return ExitTimeout
-	case errors.Is(err, ftp.ErrLoginRefused):
-		return ExitLogin
-	case errors.Is(err, ftp.ErrIncomplete):
-		return ExitIncomplete
-	case errors.Is(err, ftp.ErrProtocol):
-		return ExitProtocol
-	case errors.As(err, &re):
-		return ExitServer
-	case errors.As(err, &se), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENETUNREACH),
-		errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ECONNRESET),
-		errors.Is(err, io.ErrUnexpectedEOF): // the server hung up without a word
+	case errors.As(err, &se):
+		// A setup failure is the network's, unless it says more.
+		if c := ftp.Classify(err); c != ftp.ClassOther {
+			return exitCodes[c]
+		}
 		return ExitNetwork
-	case errors.As(err, new(*net.OpError)):
-		return ExitNetwork
-	default:
-		return ExitFailure
 	}
+	return exitCodes[ftp.Classify(err)]
 }
 
-// isCertError reports a certificate that could not be verified.
-func isCertError(err error) bool {
-	var unknown x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var invalid x509.CertificateInvalidError
-	var verify *tls.CertificateVerificationError
-	return errors.As(err, &unknown) || errors.As(err, &hostname) || errors.As(err, &invalid) || errors.As(err, &verify)
+// exitCodes are the exit codes of the FTP layer's classes of failure.
+var exitCodes = map[ftp.Class]int{
+	ftp.ClassNone:        ExitOK,
+	ftp.ClassBadArgument: ExitUsage,
+	ftp.ClassLocalFile:   ExitLocal,
+	ftp.ClassTLS:         ExitTLS,
+	ftp.ClassTimeout:     ExitTimeout,
+	ftp.ClassLogin:       ExitLogin,
+	ftp.ClassIncomplete:  ExitIncomplete,
+	ftp.ClassProtocol:    ExitProtocol,
+	ftp.ClassServer:      ExitServer,
+	ftp.ClassNetwork:     ExitNetwork,
+	ftp.ClassOther:       ExitFailure,
 }
 
 // ErrorLine renders err as the one line nsftp prints before exiting.
@@ -143,6 +144,7 @@ func commands() []command {
 		{"ls", "list a directory: nsftp ls URL", runLs},
 		{"serve", "serve a directory: nsftp serve DIR", runServe},
 		{"demo", "client and server on a virtual wire, in this process", runDemo},
+		{"show", "render a recorded run: nsftp show RUN.jsonl", runShow},
 	}
 }
 
@@ -166,10 +168,17 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	for _, c := range commands() {
 		if c.name == name {
-			if err := c.run(ctx, e, rest); err != errHelp {
-				return err
+			err := c.run(ctx, e, rest)
+			if err == errHelp {
+				return nil
 			}
-			return nil
+			// A stop asked for in step mode shows as what it is, not as
+			// the cancelled context the FTP layer saw.
+			var stopped *stoppedError
+			if err != nil && errors.As(context.Cause(ctx), &stopped) {
+				return stopped
+			}
+			return err
 		}
 	}
 	return usagef("unknown command %q", name)

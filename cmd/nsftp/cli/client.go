@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"nsftp/ftp"
+	"nsftp/trace"
 )
 
 // clientFlags are the flags get, put and ls share.
@@ -72,11 +73,12 @@ func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL, title st
 	if err != nil {
 		return nil, err
 	}
-	see, err := cf.see.start(e, e.stderr, e.stop)
+	see, err := cf.see.start(e, e.stderr, trace.Client, e.stop)
 	if err != nil {
 		return nil, err
 	}
-	n, err := cf.open(ctx, see, "client")
+	see.begin(title, "")
+	n, err := cf.open(ctx, see, trace.Client)
 	if err != nil {
 		see.finish(title)
 		return nil, err

@@ -15,6 +15,7 @@ import (
 
 	"nsftp/ftp"
 	"nsftp/stack"
+	"nsftp/trace"
 )
 
 // demoTree is the small tree `nsftp demo` serves.
@@ -23,6 +24,11 @@ import (
 var demoTree embed.FS
 
 const demoFile = "hello.txt"
+
+// demoTimeWait is how long TIME-WAIT lasts on the demo's hosts: long
+// enough to see, short enough to wait for (RFC 793's 2 MSL is 4 minutes,
+// Linux's 60s).
+const demoTimeWait = 50 * time.Millisecond
 
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fset := newFlagSet("demo", `nsftp demo [flags]
@@ -69,25 +75,33 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 		return err
 	}
 	format := see.trace.format
-	sg, err := see.start(e, e.stdout, e.stop)
+	sg, err := see.start(e, e.stdout, trace.Client, e.stop)
 	if err != nil {
 		return err
 	}
-	const title = "nsftp demo"
+	mode, how := "active", "active mode (PORT): the server connects back to the client"
+	if passive {
+		mode, how = "passive", "passive mode (EPSV): the client connects to the server's data port"
+	}
+	title := "nsftp demo: " + mode + "-mode download of " + demoFile
 	defer sg.finish(title)
+	sg.begin("nsftp demo", fmt.Sprintf("client %s and server %s on a virtual wire (MTU %d), %s",
+		stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), mtu, how))
 
 	root, err := os.MkdirTemp("", "nsftp-demo-")
 	if err != nil {
-		return ftp.LocalFileError(err)
+		return &fileError{err}
 	}
 	defer os.RemoveAll(root)
 	if err := writeDemoTree(root); err != nil {
-		return ftp.LocalFileError(err)
+		return &fileError{err}
 	}
 
-	// On one wire the client's link sees every frame: capture it there only.
-	clientCfg := sg.hostConfig("client", true)
-	serverCfg := sg.hostConfig("server", false)
+	// On one wire the client's link sees every frame: capture it there
+	// only. TIME-WAIT is short, so the lesson can show it end.
+	clientCfg := sg.hostConfig("client", trace.Client, true)
+	serverCfg := sg.hostConfig("server", trace.Server, false)
+	clientCfg.TimeWait, serverCfg.TimeWait = demoTimeWait, demoTimeWait
 	p, err := stack.NewPair(stack.PairConfig{
 		// A lesson's capture should show the checksums a real NIC would.
 		Wire:   stack.WireConfig{MTU: mtu, Loss: loss, Delay: delay, Checksums: true},
@@ -101,15 +115,6 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	sg.hostStarted(p.Client)
 	sg.hostStarted(p.Server)
 
-	if format == "text" {
-		mode := "active mode (PORT): the server connects back to the client"
-		if passive {
-			mode = "passive mode (EPSV): the client connects to the server's data port"
-		}
-		fmt.Fprintf(e.stdout, "nsftp demo: client %s and server %s on a virtual wire (MTU %d), %s\n\n",
-			stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), mtu, mode)
-	}
-
 	scfg := ftp.ServerConfig{Root: root, Anonymous: true, Network: p.Server}
 	if see.step {
 		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
@@ -120,7 +125,7 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	}
 	defer srv.Close()
 	serverAddr := netip.AddrPortFrom(stack.ServerAddr4.Addr(), 21).String()
-	l, err := p.Server.Listen(ctx, "control", serverAddr, 8)
+	l, err := p.Server.Listen(ctx, trace.Control, serverAddr, 8)
 	if err != nil {
 		return &setupError{err}
 	}
@@ -130,12 +135,14 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), l) }()
 
 	got, err := demoDownload(ctx, p.Client, serverAddr, !passive, sg.ftpObserver(), see.step)
-	// What follows is teardown, not the lesson: the trace ends here.
-	trErr := sg.stopTrace()
 	srv.Close()
 	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr
 	}
+	// The lesson ends when every connection has: last ACKs in, TIME-WAIT
+	// over. What follows is teardown, and the trace ends here.
+	sg.settle(ctx, demoTimeWait+2*time.Second)
+	trErr := sg.stopTrace()
 	if err != nil {
 		return err
 	}
@@ -162,7 +169,7 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 
 // demoDownload logs in anonymously and downloads demoFile. A stop asked
 // for in step mode still ends the session with QUIT.
-func demoDownload(ctx context.Context, network ftp.Network, addr string, active bool, obs ftp.Observer, step bool) (data []byte, err error) {
+func demoDownload(ctx context.Context, network ftp.Network, addr string, active bool, obs trace.Observer, step bool) (data []byte, err error) {
 	cfg := ftp.ClientConfig{Network: network, Active: active, Observer: obs}
 	if step {
 		cfg.ConnectTimeout, cfg.ReplyTimeout, cfg.AcceptTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout, stepTimeout

@@ -35,7 +35,7 @@ func runLs(ctx context.Context, e *env, args []string) error {
 	out := bufio.NewWriter(e.stdout)
 	err = list(ctx, s.c, u.Path, names, out)
 	if ferr := out.Flush(); err == nil && ferr != nil {
-		err = ftp.LocalFileError(ferr)
+		err = &fileError{ferr}
 	}
 	if err != nil {
 		s.end(ctx)

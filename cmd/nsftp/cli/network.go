@@ -8,6 +8,7 @@ import (
 
 	"nsftp/ftp"
 	"nsftp/stack"
+	"nsftp/trace"
 )
 
 // netFlags choose the network a command runs on.
@@ -81,7 +82,7 @@ func (n *network) Close() error {
 // open builds the network the flags ask for, watched as see says. The
 // role ("client" or "server") names the host in traces, as the FTP layer
 // names its side.
-func (n *netFlags) open(ctx context.Context, see *seeing, role string) (*network, error) {
+func (n *netFlags) open(ctx context.Context, see *seeing, role trace.Role) (*network, error) {
 	if n.net == "os" {
 		return &network{Network: &ftp.OSNetwork{Dialer: net.Dialer{KeepAlive: 30 * time.Second}}}, nil
 	}

@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"nsftp/ftp"
 )
 
 func runPut(ctx context.Context, e *env, args []string) error {
@@ -36,15 +34,15 @@ func runPut(ctx context.Context, e *env, args []string) error {
 	if pos[0] != "-" {
 		f, err := os.Open(pos[0])
 		if err != nil {
-			return ftp.LocalFileError(err)
+			return &fileError{err}
 		}
 		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
-			return ftp.LocalFileError(err)
+			return &fileError{err}
 		}
 		if fi.IsDir() {
-			return ftp.LocalFileError(fmt.Errorf("%s is a directory", pos[0]))
+			return &fileError{fmt.Errorf("%s is a directory", pos[0])}
 		}
 		src, name, size = f, pos[0], fi.Size()
 		if u.IsDir() {

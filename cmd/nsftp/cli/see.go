@@ -9,14 +9,18 @@ import (
 	"os"
 	"time"
 
-	"nsftp/ftp"
+	"golang.org/x/term"
+
 	"nsftp/stack"
+	"nsftp/trace"
 )
 
 // seeFlags are the teaching options: everything that shows what the stack
 // and the protocol do. They are the same for every command.
 type seeFlags struct {
 	trace   traceFlag
+	record  string
+	every   bool
 	step    bool
 	pcap    string
 	diagram string
@@ -27,8 +31,10 @@ type seeFlags struct {
 
 func (sf *seeFlags) register(fs *flagSet) {
 	fs.group("Seeing inside")
-	fs.varFlag(&sf.trace, "trace", "print every socket call, the segments it caused and the FTP steps, as they happen; --trace=json writes JSON lines")
-	fs.boolVar(&sf.step, "step", false, "pause before each socket call: Enter steps, c runs to the end, q stops cleanly")
+	fs.varFlag(&sf.trace, "trace", "print every socket call, TCP state change, segment and FTP step as it happens; --trace=json writes JSON lines (see docs/trace-json.md)")
+	fs.stringVar(&sf.record, "record", "", "also write the run's events to `FILE` as JSON lines, for 'nsftp show' to render anywhere")
+	fs.boolVar(&sf.every, "every-segment", false, "with --trace: show every segment of bulk data, not one line per run of them")
+	fs.boolVar(&sf.step, "step", false, "pause before each socket call (Enter) or each segment (s); c runs to the end, q stops cleanly")
 	fs.stringVar(&sf.pcap, "pcap", "", "write every frame of the run to `FILE` (pcap, for tshark and Wireshark)")
 	fs.stringVar(&sf.diagram, "diagram", "", "draw the run as a ladder diagram in `FILE.svg`")
 	fs.boolVar(&sf.explain, "explain", false, "with --trace: show the netstack functions that produced each outgoing segment")
@@ -52,15 +58,22 @@ func (sf *seeFlags) validate(ownStack bool) error {
 	if sf.explain && sf.trace.format == "" {
 		return usagef("--explain goes with --trace")
 	}
+	if sf.every && sf.trace.format != "text" {
+		return usagef("--every-segment goes with --trace")
+	}
 	return nil
 }
 
-// seeing is the teaching machinery of one run.
+// seeing is the teaching machinery of one run: the timeline every layer
+// records into, the views rendered from it, step mode, the pcap.
 type seeing struct {
 	sf       *seeFlags
 	e        *env
-	tr       *tracer // nil when nothing is traced or drawn
+	rec      *trace.Recorder // nil when nothing is traced, drawn or stepped
+	stackEvs bool            // the stack records its events (not only the FTP dialogue)
+	keep     *trace.Keep     // every event, for the diagram
 	step     *stepper
+	recFile  *os.File // --record's file
 	pcapFile *os.File
 	pcapBuf  *bufio.Writer
 	hosts    []*stack.Host
@@ -68,26 +81,45 @@ type seeing struct {
 	finished bool
 }
 
-// start sets up what the flags ask for; the trace goes to out. In step
-// mode, q cancels the run through cancel.
-func (sf *seeFlags) start(e *env, out io.Writer, cancel context.CancelCauseFunc) (*seeing, error) {
+// start sets up what the flags ask for; the trace goes to out. side is
+// the FTP side whose dialogue -v shows. In step mode, q stops the run
+// through cancel.
+func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context.CancelCauseFunc) (*seeing, error) {
 	s := &seeing{sf: sf, e: e}
-	format := sf.trace.format
-	if format == "" && sf.verbose {
-		format = "ftp"
+	var sinks []trace.Sink
+	switch sf.trace.format {
+	case "text":
+		sinks = append(sinks, trace.NewText(out, textOptions(out, sf)))
+	case "json":
+		sinks = append(sinks, trace.NewJSONWriter(out))
+	default:
+		if sf.verbose {
+			sinks = append(sinks, trace.NewText(out, trace.TextOptions{FTP: side}))
+		}
 	}
-	if format != "" || sf.diagram != "" {
-		s.tr = newTracer(out, format, sf.trace.format != "" || sf.diagram != "")
-		s.tr.keep = sf.diagram != ""
-		s.tr.explain = sf.explain
+	if sf.diagram != "" {
+		s.keep = &trace.Keep{}
+		sinks = append(sinks, s.keep)
+	}
+	if sf.record != "" {
+		f, err := os.Create(sf.record)
+		if err != nil {
+			return nil, &fileError{fmt.Errorf("--record: %w", err)}
+		}
+		s.recFile = f
+		sinks = append(sinks, trace.NewJSONWriter(f))
+	}
+	s.stackEvs = sf.trace.format != "" || sf.diagram != "" || sf.step || sf.record != ""
+	if len(sinks) > 0 || sf.step {
+		s.rec = trace.NewRecorder(sinks...)
 	}
 	if sf.step {
-		s.step = newStepper(e.stdin, e.stderr, cancel)
+		s.step = newStepper(e.stdin, e.stderr, s.rec, cancel)
 	}
 	if sf.pcap != "" {
 		f, err := os.Create(sf.pcap)
 		if err != nil {
-			return nil, ftp.LocalFileError(err)
+			return nil, &fileError{fmt.Errorf("--pcap: %w", err)}
 		}
 		s.pcapFile = f
 		s.pcapBuf = bufio.NewWriterSize(f, 256<<10)
@@ -95,23 +127,40 @@ func (sf *seeFlags) start(e *env, out io.Writer, cancel context.CancelCauseFunc)
 	return s, nil
 }
 
-// hostConfig is a host's config with the observers the flags ask for.
-// Only the host named capture records frames (on a virtual wire one host's
-// link already sees every frame).
-func (s *seeing) hostConfig(name string, capture bool) stack.HostConfig {
-	cfg := stack.HostConfig{Name: name}
-	if s.step != nil {
-		cfg.Gate = s.step.gate(name)
-	}
-	if s.tr != nil {
-		cfg.Observer = s.tr.stackEvent
-		cfg.Gate = s.tr.gate(name, cfg.Gate)
-	}
-	if capture && (s.pcapBuf != nil || (s.tr != nil && s.tr.segments)) {
-		cfg.Capture = &stack.CaptureConfig{Segments: s.tr != nil && s.tr.segments, Chains: s.sf.explain}
-		if s.pcapBuf != nil {
-			cfg.Capture.PCAP = s.pcapBuf
+// textOptions fit the text view to where it goes: a terminal's width and
+// colours, or full lines for a pipe or a file.
+func textOptions(out io.Writer, sf *seeFlags) trace.TextOptions {
+	opt := trace.TextOptions{Explain: sf.explain, Every: sf.every}
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+			opt.Width = w
 		}
+		opt.Color = os.Getenv("NO_COLOR") == ""
+	}
+	return opt
+}
+
+// begin records what the run is: its title and setup, the first event.
+func (s *seeing) begin(title, about string) {
+	if s.rec != nil {
+		s.rec.Record(trace.Event{Layer: trace.LayerRun, Kind: trace.KindRun, Run: &trace.Run{Title: title, About: about}})
+	}
+}
+
+// hostConfig is a host's config with the observers the flags ask for.
+// Only the host named capture writes the pcap (on a virtual wire one
+// host's link already sees every frame).
+func (s *seeing) hostConfig(name string, role trace.Role, capture bool) stack.HostConfig {
+	cfg := stack.HostConfig{Name: name, Role: role}
+	if s.rec != nil && s.stackEvs {
+		cfg.Observer = s.rec.Record
+		cfg.Explain = s.sf.explain
+		if s.step != nil {
+			cfg.Gate = s.step
+		}
+	}
+	if capture && s.pcapBuf != nil {
+		cfg.Capture = &stack.CaptureConfig{PCAP: s.pcapBuf}
 	}
 	return cfg
 }
@@ -123,19 +172,35 @@ func (s *seeing) hostStarted(h *stack.Host) {
 }
 
 // ftpObserver is the observer for the FTP client or server, or nil.
-func (s *seeing) ftpObserver() ftp.Observer {
-	if s.tr == nil {
+func (s *seeing) ftpObserver() trace.Observer {
+	if s.rec == nil {
 		return nil
 	}
-	return s.tr.ftpEvent
+	return s.rec.Record
+}
+
+// settle waits, for at most d, until the hosts' connections have all
+// reached CLOSED, so the trace shows how they end.
+func (s *seeing) settle(ctx context.Context, d time.Duration) {
+	if s.rec == nil || !s.stackEvs {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
+	defer cancel()
+	for _, h := range s.hosts {
+		h.Settle(ctx)
+	}
 }
 
 // stopTrace ends the trace: what follows is teardown, not the lesson.
 func (s *seeing) stopTrace() error {
-	if s.tr == nil {
+	if s.rec == nil {
 		return nil
 	}
-	return s.tr.close()
+	if err := s.rec.Stop(); err != nil {
+		return &fileError{fmt.Errorf("writing the trace: %w", err)}
+	}
+	return nil
 }
 
 // finish writes what is written at the end: the diagram, the pcap, the
@@ -145,19 +210,21 @@ func (s *seeing) finish(title string) error {
 		return nil
 	}
 	s.finished = true
-	var errs []error
-	if s.tr != nil {
-		errs = append(errs, s.tr.close())
-		if s.sf.diagram != "" {
-			errs = append(errs, writeDiagramFile(s.sf.diagram, s.tr.records, title))
+	errs := []error{s.stopTrace()}
+	if s.recFile != nil {
+		if err := s.recFile.Close(); err != nil {
+			errs = append(errs, &fileError{fmt.Errorf("writing %s: %w", s.sf.record, err)})
 		}
+	}
+	if s.keep != nil {
+		errs = append(errs, writeDiagramFile(s.sf.diagram, s.keep.Events, title))
 	}
 	if s.pcapFile != nil {
 		if err := s.pcapBuf.Flush(); err != nil {
-			errs = append(errs, ftp.LocalFileError(fmt.Errorf("writing %s: %w", s.sf.pcap, err)))
+			errs = append(errs, &fileError{fmt.Errorf("writing %s: %w", s.sf.pcap, err)})
 		}
 		if err := s.pcapFile.Close(); err != nil {
-			errs = append(errs, ftp.LocalFileError(err))
+			errs = append(errs, &fileError{err})
 		}
 	}
 	if s.sf.stats {
@@ -168,13 +235,13 @@ func (s *seeing) finish(title string) error {
 	return errors.Join(errs...)
 }
 
-func writeDiagramFile(path string, recs []record, title string) error {
+func writeDiagramFile(path string, events []trace.Event, title string) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return ftp.LocalFileError(err)
+		return &fileError{fmt.Errorf("--diagram: %w", err)}
 	}
 	w := bufio.NewWriter(f)
-	err = writeDiagram(w, recs, diagramOptions{Title: title})
+	err = trace.WriteLadder(w, events, trace.LadderOptions{Title: title})
 	if err == nil {
 		err = w.Flush()
 	}
@@ -182,7 +249,7 @@ func writeDiagramFile(path string, recs []record, title string) error {
 		err = cerr
 	}
 	if err != nil {
-		return ftp.LocalFileError(fmt.Errorf("writing %s: %w", path, err))
+		return &fileError{fmt.Errorf("writing %s: %w", path, err)}
 	}
 	return nil
 }

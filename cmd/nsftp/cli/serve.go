@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"nsftp/ftp"
+	"nsftp/trace"
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -77,9 +78,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("--max-sessions and --idle-timeout must be positive")
 	}
 	if fi, err := os.Stat(pos[0]); err != nil {
-		return ftp.LocalFileError(err)
+		return &fileError{err}
 	} else if !fi.IsDir() {
-		return ftp.LocalFileError(fmt.Errorf("%s is not a directory", pos[0]))
+		return &fileError{fmt.Errorf("%s is not a directory", pos[0])}
 	}
 	if listen == "" {
 		if nf.tap != "" {
@@ -93,13 +94,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return usagef("--listen %q is not ADDR:PORT", listen)
 	}
 
-	sg, err := see.start(e, e.stderr, e.stop)
+	sg, err := see.start(e, e.stderr, trace.Server, e.stop)
 	if err != nil {
 		return err
 	}
 	title := "nsftp serve " + pos[0]
 	defer sg.finish(title)
-	n, err := nf.open(ctx, sg, "server")
+	sg.begin(title, "")
+	n, err := nf.open(ctx, sg, trace.Server)
 	if err != nil {
 		return err
 	}
@@ -128,7 +130,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return &setupError{err}
 	}
 	defer srv.Close()
-	l, err := n.Listen(ctx, "control", listen, 64)
+	l, err := n.Listen(ctx, trace.Control, listen, 64)
 	if err != nil {
 		return &setupError{fmt.Errorf("listening on %s: %w", listen, err)}
 	}

@@ -12,78 +12,189 @@ import (
 	"golang.org/x/term"
 
 	"nsftp/stack"
+	"nsftp/trace"
 )
 
-// stepper is step mode: before each socket call it says what is about to
-// happen and waits for a key. Enter runs the call, c runs to the end, q
-// stops cleanly: it cancels the run (the FTP client then stops at its next
-// step, sending ABOR and QUIT as it would for Ctrl-C) and lets every call
-// from then on run unhindered, so the session can end properly.
+// stepper is step mode: before each socket call, or each segment, it says
+// what is about to happen, shows the connection's TCB, and waits for a
+// key. Enter runs to the next call, s to the next segment (or call), c
+// runs to the end, q stops cleanly: it cancels the run (the FTP client
+// then stops at its next step and ends the session with QUIT, as it would
+// for Ctrl-C) and lets every call from then on run unhindered.
 type stepper struct {
 	mu     sync.Mutex // one prompt at a time, whichever host asks
 	keys   keyReader
 	out    io.Writer
+	rec    *trace.Recorder // flushed before each prompt, so the trace so far is shown
 	mode   stepMode
 	cancel context.CancelCauseFunc
+	// frameIn says to stop at frames received too, not only at frames
+	// sent: on a TAP the kernel's frames are stopped at only as they
+	// arrive; on a virtual wire every frame was stopped at as it left.
+	frameIn bool
 }
 
 type stepMode int
 
 const (
-	stepping stepMode = iota
+	stepCalls    stepMode = iota // stop before each call
+	stepSegments                 // stop before each call and each segment
 	running
 )
 
-func newStepper(stdin io.Reader, out io.Writer, cancel context.CancelCauseFunc) *stepper {
-	return &stepper{keys: newKeyReader(stdin), out: out, cancel: cancel}
+var _ stack.Gate = (*stepper)(nil)
+
+func newStepper(stdin io.Reader, out io.Writer, rec *trace.Recorder, cancel context.CancelCauseFunc) *stepper {
+	return &stepper{keys: newKeyReader(stdin), out: out, rec: rec, cancel: cancel}
 }
 
-// gate returns the stack.Gate for one host.
-func (s *stepper) gate(host string) stack.Gate {
-	return func(ctx context.Context, c stack.Call) error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.mode != stepping {
-			return nil
-		}
-		fmt.Fprintf(s.out, "\n[step] %s fd%d %s: about to %s\n       %s -> %s | netstack: %s\n       Enter: do it   c: run to the end   q: stop > ",
-			host, c.Socket, c.Label, describeCall(c), c.Article, c.Kernel, c.Netstack)
-		key, err := s.keys.next(ctx)
-		if err != nil {
-			return err
-		}
-		switch key {
-		case 'c':
-			s.mode = running
-		case 'q':
-			s.mode = running
-			fmt.Fprintln(s.out, "\n[step] stopping: the session ends with QUIT and every socket is closed")
-			s.cancel(fmt.Errorf("%w at %s", errStopped, describeCall(c)))
-		}
+const stepKeys = "Enter: next call   s: next segment   c: run to the end   q: stop > "
+
+// BeforeCall implements stack.Gate.
+func (s *stepper) BeforeCall(ctx context.Context, e trace.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mode == running {
 		return nil
 	}
+	c := e.Call
+	s.rec.Flush()
+	fmt.Fprintf(s.out, "\n[step] %s fd%d %s: about to %s\n       %s -> %s | netstack: %s\n",
+		e.Host, c.Socket, c.Label, describeCall(c), c.Article, c.Kernel, c.Netstack)
+	s.showTCB(e.TCB)
+	return s.prompt(ctx, "before "+trace.BSDCall(c, false)+" on "+e.Host+" fd"+fmt.Sprint(c.Socket))
+}
+
+// BeforeFrame implements stack.Gate.
+func (s *stepper) BeforeFrame(e trace.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seg := e.Segment
+	if s.mode != stepSegments || (seg.Dir == trace.In && !s.frameIn) {
+		return
+	}
+	s.rec.Flush()
+	who := e.Host
+	if seg.Socket != 0 {
+		who += fmt.Sprintf(" fd%d %s", seg.Socket, seg.Label)
+	}
+	verb := "send"
+	if seg.Dir == trace.In {
+		verb = "receive"
+	}
+	what := seg.Proto
+	if seg.Proto == "tcp" {
+		what = describeSegment(seg, e.TCB)
+	} else if seg.Info != "" {
+		what += " " + seg.Info
+	}
+	fmt.Fprintf(s.out, "\n[step] %s: about to %s %s\n       %s\n", who, verb, what, seg.Addrs())
+	s.showTCB(e.TCB)
+	// A frame cannot be refused: q stops the session, whose remaining
+	// frames then pass.
+	s.prompt(context.Background(), "at a segment on "+e.Host)
+}
+
+// describeSegment says what a TCP segment carries: its sequence and
+// acknowledgment numbers relative to the connection's first, as the
+// trace shows them, when the TCB knows them; the window as the field
+// says it, unscaled.
+func describeSegment(seg *trace.Segment, b *trace.TCB) string {
+	seq, ack := seg.Seq, seg.Ack
+	if b != nil {
+		mine, theirs := b.ISS, b.IRS
+		if seg.Dir == trace.In {
+			mine, theirs = theirs, mine
+		}
+		if mine != 0 || seg.Flags.Has(trace.SYN) {
+			seq -= mine
+		}
+		if theirs != 0 {
+			ack -= theirs
+		}
+	}
+	s := fmt.Sprintf("%s seq=%d", seg.Flags, seq)
+	if seg.Flags.Has(trace.ACK) {
+		s += fmt.Sprintf(" ack=%d", ack)
+	}
+	return s + fmt.Sprintf(" window field=%d len=%d", seg.Window, seg.Len)
+}
+
+// showTCB prints a connection's transmission control block in RFC 793's
+// names, sequence numbers relative to the connection's first (ISS for
+// ours, IRS for the peer's) as tcpdump shows them.
+func (s *stepper) showTCB(b *trace.TCB) {
+	if b == nil {
+		return
+	}
+	fmt.Fprintf(s.out, "       TCB %s  SND.UNA=%d SND.NXT=%d SND.WND=%d  RCV.NXT=%d RCV.WND=%d\n",
+		b.State, b.SndUna-b.ISS, b.SndNxt-b.ISS, b.SndWnd, b.RcvNxt-b.IRS, b.RcvWnd)
+	if b.Cwnd == 0 {
+		return // netstack has not reported on the connection yet
+	}
+	ssthresh := "∞"
+	if b.Ssthresh > 0 && b.Ssthresh < 1<<20 {
+		ssthresh = fmt.Sprint(b.Ssthresh)
+	}
+	line := fmt.Sprintf("           cwnd=%d ssthresh=%s", b.Cwnd, ssthresh)
+	if b.SRTT > 0 {
+		line += fmt.Sprintf(" SRTT=%v", b.SRTT)
+	}
+	if b.RTO > 0 {
+		line += fmt.Sprintf(" RTO=%v", b.RTO)
+	}
+	if b.Congestion != "" {
+		line += " congestion: " + b.Congestion
+	}
+	fmt.Fprintln(s.out, line+"  (sequence numbers relative to ISS and IRS)")
+}
+
+// prompt waits for a key and acts on it; where says where a q stopped.
+func (s *stepper) prompt(ctx context.Context, where string) error {
+	fmt.Fprint(s.out, "       "+stepKeys)
+	key, err := s.keys.next(ctx)
+	if err != nil {
+		fmt.Fprintln(s.out)
+		return err
+	}
+	switch key {
+	case 'c':
+		s.mode = running
+		fmt.Fprintln(s.out, "c: running to the end")
+	case 's':
+		s.mode = stepSegments
+		fmt.Fprintln(s.out, "s: to the next segment")
+	case 'q':
+		s.mode = running
+		fmt.Fprintln(s.out, "q")
+		s.cancel(&stoppedError{where: where})
+	default:
+		s.mode = stepCalls
+		fmt.Fprintln(s.out, "next call")
+	}
+	return nil
 }
 
 // describeCall says what a call is about to do, with its arguments.
-func describeCall(c stack.Call) string {
+func describeCall(c *trace.Call) string {
 	switch c.Op {
-	case stack.OpSocket:
+	case trace.OpSocket:
 		return "create a TCP socket: socket()"
-	case stack.OpBind:
-		return "bind(" + c.Local + ")"
-	case stack.OpListen:
-		return "listen() on " + c.Local
-	case stack.OpAccept:
-		return "accept() a connection on " + c.Local
-	case stack.OpConnect:
-		return "connect(" + c.Remote + "), sending a SYN"
-	case stack.OpSend:
+	case trace.OpBind:
+		return "bind(" + c.Local.String() + ")"
+	case trace.OpListen:
+		return "listen() on " + c.Local.String()
+	case trace.OpAccept:
+		return "accept() a connection on " + c.Local.String()
+	case trace.OpConnect:
+		return "connect(" + c.Remote.String() + "), sending a SYN"
+	case trace.OpSend:
 		return fmt.Sprintf("send(%d bytes) to %s", c.Bytes, c.Remote)
-	case stack.OpRecv:
-		return "recv() from " + c.Remote
-	case stack.OpClose:
+	case trace.OpRecv:
+		return "recv() from " + c.Remote.String()
+	case trace.OpClose:
 		return "close() the socket"
-	case stack.OpShutdown:
+	case trace.OpShutdown:
 		return "shutdown() the socket"
 	default:
 		return string(c.Op) + "()"

@@ -11,11 +11,12 @@ import (
 
 	"nsftp/stack"
 	"nsftp/tap"
+	"nsftp/trace"
 )
 
 // openTAP puts a netstack host on the TAP device the flags name: the
 // user's kernel on one side, nsftp's own stack on the other.
-func openTAP(ctx context.Context, n *netFlags, see *seeing, role string) (*network, error) {
+func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*network, error) {
 	prefix, _ := netip.ParsePrefix(n.addr)
 	var mac net.HardwareAddr
 	if n.mac != "" {
@@ -50,7 +51,11 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role string) (*netwo
 	if err != nil {
 		return nil, &setupError{err}
 	}
-	cfg := see.hostConfig(role, true)
+	cfg := see.hostConfig(string(role), role, true)
+	if see.step != nil {
+		// The kernel's frames can be stopped at only as they arrive.
+		see.step.frameIn = true
+	}
 	cfg.Link = dev.Endpoint()
 	cfg.Addrs = []netip.Prefix{prefix}
 	if n.gateway != "" {

@@ -7,22 +7,21 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"encoding/xml"
-	"flag"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"nsftp/ftp"
 	"nsftp/stack/stacktest"
+	"nsftp/trace"
+	"nsftp/trace/tracetest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // runIn runs the command in-process with the given standard input.
 func runIn(t *testing.T, stdin string, args ...string) (stdout, stderr string, err error) {
@@ -34,88 +33,58 @@ func runIn(t *testing.T, stdin string, args ...string) (stdout, stderr string, e
 	return out.String(), errOut.String(), err
 }
 
-var (
-	stampRE = regexp.MustCompile(`^\s*\d+\.\d+ms `)
-	portRE  = regexp.MustCompile(`(192\.0\.2\.\d+):(\d+)`)
-	pasvRE  = regexp.MustCompile(`192,0,2,1,\d+,\d+`)
-	// A call line: host, socket, connection, the call, then the article's
-	// call -> kernel function | netstack call.
-	callRE = regexp.MustCompile(`^(client|server) +(fd\d+) +(\w+) +(\w+)\(.*?\s{2,}(\S.* -> \S+ \| \S+)`)
-)
-
-// normalizeTrace keeps the client's side of a text trace - its socket
-// calls and its FTP dialogue, which run in a fixed order - as the call,
-// the kernel and netstack functions, and the FTP lines. What varies from
-// run to run goes: times, ephemeral ports and the byte counts they change
-// (PORT's arguments), and whether a reply had already arrived when recv
-// was called (which decides if segments are shown under it).
-//
-// The client reads the control connection while data flows (to see a 426
-// or a closed connection at once), so control and data lines interleave
-// differently from run to run: each connection's lines are kept in their
-// own section, in which the order is fixed.
-func normalizeTrace(out string) string {
-	var control, data strings.Builder
-	for _, line := range strings.Split(out, "\n") {
-		if !stampRE.MatchString(line) {
-			continue
-		}
-		line = strings.TrimRight(stampRE.ReplaceAllString(line, ""), " ")
-		if !strings.HasPrefix(line, "client ") || strings.Contains(line, "  = ") {
-			continue
-		}
-		if m := callRE.FindStringSubmatch(line); m != nil {
-			line = fmt.Sprintf("%s %s %-7s %-11s %s", m[1], m[2], m[3], m[4], m[5])
-		}
-		line = portRE.ReplaceAllStringFunc(line, func(s string) string {
-			if strings.HasSuffix(s, ":21") {
-				return s
-			}
-			return s[:strings.LastIndexByte(s, ':')] + ":PORT"
-		})
-		line = pasvRE.ReplaceAllString(line, "192,0,2,1,P1,P2")
-		if strings.Contains(line, " data ") {
-			data.WriteString(line + "\n")
-		} else {
-			control.WriteString(line + "\n")
-		}
-	}
-	return "# control connection\n" + control.String() + "# data connections\n" + data.String()
-}
-
-// TestDemoTraceGolden compares the client's side of `nsftp demo --trace`
-// with a golden file. The wire delays frames 2ms so that each step's
-// effects settle before the next, making the order exact.
-func TestDemoTraceGolden(t *testing.T) {
+// TestDemoRecordingShowsTheSame runs the demo with a live text trace and a
+// recording of the same run, and renders the recording with show: the
+// same text, line for line. The recording keeps what a timeline promises.
+func TestDemoRecordingShowsTheSame(t *testing.T) {
 	stacktest.CheckGoroutines(t)
-	out, errOut, err := runIn(t, "", "demo", "--trace", "--delay", "2ms")
-	if err != nil {
-		t.Fatalf("demo: %v\n%s", err, errOut)
-	}
-	got := normalizeTrace(out)
-	path := "testdata/demo-trace.golden"
-	if *update {
-		os.MkdirAll("testdata", 0o755)
-		os.WriteFile(path, []byte(got), 0o644)
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("trace differs from %s (-update to accept):\n%s", path, lineDiff(string(want), got))
-	}
-	// Segments are shown under the calls that caused them.
-	for _, want := range []string{"  | > 192.0.2.1:", "SYN          seq=0", "SYN|ACK      seq=0 ack=1", "FIN|ACK"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("trace lacks %q", want)
-		}
+	for _, mode := range []string{"active", "passive"} {
+		t.Run(mode, func(t *testing.T) {
+			rec := filepath.Join(t.TempDir(), "run.jsonl")
+			args := []string{"demo", "--trace", "--record", rec}
+			if mode == "passive" {
+				args = append(args, "--passive")
+			}
+			live, errOut, err := runIn(t, "", args...)
+			if err != nil {
+				t.Fatalf("demo: %v\n%s", err, errOut)
+			}
+			shown, errOut, err := runIn(t, "", "show", rec)
+			if err != nil {
+				t.Fatalf("show: %v\n%s", err, errOut)
+			}
+			// The live run goes on after its trace: the file and what it says of it.
+			traced, _, ok := strings.Cut(live, "\n\nhello.txt: ")
+			if !ok {
+				t.Fatalf("demo output has no result line:\n%s", live)
+			}
+			if want := traced + "\n"; shown != want {
+				t.Errorf("show renders the recording differently from the live run:\n%s", lineDiff(want, shown))
+			}
+			f, err := os.Open(rec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			evs, err := trace.ReadJSON(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tracetest.Causal(t, evs)
+			seen := tracetest.RFC793(t, evs)
+			for _, s := range tracetest.Lifecycle {
+				if !seen[s] {
+					t.Errorf("no socket of the %s demo passes through %s", mode, s)
+				}
+			}
+		})
 	}
 }
 
 func lineDiff(want, got string) string {
 	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
 	var b strings.Builder
+	shown := 0
 	for i := 0; i < len(w) || i < len(g); i++ {
 		var wl, gl string
 		if i < len(w) {
@@ -124,15 +93,17 @@ func lineDiff(want, got string) string {
 		if i < len(g) {
 			gl = g[i]
 		}
-		if wl != gl {
-			b.WriteString("- " + wl + "\n+ " + gl + "\n")
+		if wl != gl && shown < 20 {
+			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, wl, gl)
+			shown++
 		}
 	}
 	return b.String()
 }
 
-// TestTraceJSON: every line of --trace=json parses, both layers appear,
-// and the password is masked.
+// TestTraceJSON: every line of --trace=json parses, in time order, with
+// the fields the format documents (docs/trace-json.md), and the password
+// is masked.
 func TestTraceJSON(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	out, errOut, err := runIn(t, "", "demo", "--trace=json")
@@ -142,21 +113,57 @@ func TestTraceJSON(t *testing.T) {
 	layers := map[string]int{}
 	sc := bufio.NewScanner(strings.NewReader(out))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
+	var prev time.Time
+	for n := 1; sc.Scan(); n++ {
 		var ev struct {
-			Layer string `json:"layer"`
-			Kind  string `json:"kind"`
-			Text  string `json:"text"`
+			Seq   int       `json:"seq"`
+			Time  time.Time `json:"time"`
+			Layer string    `json:"layer"`
+			Kind  string    `json:"kind"`
+			Phase string    `json:"phase"`
+			Text  string    `json:"text"`
+			Call  *struct {
+				Socket int    `json:"socket"`
+				Op     string `json:"op"`
+			} `json:"call"`
+			Segment *struct {
+				Proto  string `json:"proto"`
+				Socket int    `json:"socket"`
+				Flags  string `json:"flags"`
+			} `json:"segment"`
+			State *struct {
+				Socket int    `json:"socket"`
+				From   string `json:"from"`
+				To     string `json:"to"`
+				Cause  string `json:"cause"`
+			} `json:"state"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			t.Fatalf("not JSON: %q: %v", sc.Text(), err)
 		}
-		layers[ev.Layer+"/"+ev.Kind]++
+		if ev.Seq != n || ev.Time.Before(prev) {
+			t.Errorf("line %d: seq %d at %v after %v", n, ev.Seq, ev.Time, prev)
+		}
+		prev = ev.Time
+		key := ev.Layer + "/" + ev.Kind
+		if ev.Phase != "" {
+			key += "/" + ev.Phase
+		}
+		layers[key]++
 		if strings.HasPrefix(ev.Text, "PASS ") && ev.Text != "PASS ****" {
 			t.Errorf("PASS not masked: %q", ev.Text)
 		}
+		switch {
+		case ev.Kind == "call" && (ev.Call == nil || ev.Call.Op == "" || ev.Phase == ""):
+			t.Errorf("line %d: a call without op or phase: %s", n, sc.Text())
+		case ev.Kind == "segment" && ev.Segment.Proto == "tcp" && (ev.Segment.Socket == 0 || ev.Segment.Flags == ""):
+			t.Errorf("line %d: a TCP segment without its socket or flags: %s", n, sc.Text())
+		case ev.Kind == "state" && (ev.State == nil || ev.State.From == "" || ev.State.To == "" || ev.State.Cause == ""):
+			t.Errorf("line %d: a state change without from, to or cause: %s", n, sc.Text())
+		}
 	}
-	for _, k := range []string{"stack/call", "stack/segment", "ftp/command", "ftp/reply", "ftp/data-open"} {
+	for _, k := range []string{"nsftp/run", "stack/host", "stack/call/begin", "stack/call/end", "stack/segment", "stack/state",
+		"ftp/command", "ftp/reply", "ftp/data-open"} {
 		if layers[k] == 0 {
 			t.Errorf("no %s events in %v", k, layers)
 		}
@@ -204,17 +211,18 @@ func TestDiagramHasTheDialogue(t *testing.T) {
 		t.Fatalf("root element %q", root)
 	}
 	all := text.String()
-	sc := bufio.NewScanner(strings.NewReader(out))
+	evs, err := trace.ReadJSON(strings.NewReader(out))
+	if err != nil {
+		t.Fatal(err)
+	}
 	n := 0
-	for sc.Scan() {
-		var ev ftp.Event
-		json.Unmarshal(sc.Bytes(), &ev)
-		if ev.Side != "client" || (ev.Kind != ftp.EventCommand && ev.Kind != ftp.EventReply) {
+	for _, ev := range evs {
+		if ev.Message == nil || ev.Side != "client" || (ev.Kind != "command" && ev.Kind != "reply") {
 			continue
 		}
 		n++
 		want := ev.Text
-		if ev.Kind == ftp.EventReply {
+		if ev.Kind == "reply" {
 			want = strings.SplitN(ev.Text, "\n", 2)[0]
 		}
 		if len(want) > 20 {
@@ -291,8 +299,8 @@ func countSYNs(t *testing.T, b []byte) int {
 }
 
 // TestStepScripted drives --step from standard input: Enter a few times
-// then c runs to the end; Enter a few times then q stops cleanly, with
-// QUIT sent.
+// then c runs to the end; s stops at segments and shows the TCB; Enter a
+// few times then q stops cleanly, with QUIT sent, in one line.
 func TestStepScripted(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	out, errOut, err := runIn(t, "\n\n\n\nc\n", "demo", "--step")
@@ -303,13 +311,39 @@ func TestStepScripted(t *testing.T) {
 	if strings.Count(errOut, "[step]") != 5 || !strings.Contains(out, "identical to the file served") {
 		t.Errorf("step then c: %d prompts; output:\n%s\n%s", strings.Count(errOut, "[step]"), out, errOut)
 	}
+	for _, want := range []string{"about to create a TCP socket", "Enter: next call   s: next segment", "next call\n", "c: running to the end"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("step prompts lack %q:\n%s", want, errOut)
+		}
+	}
+
+	// Through the client's connect(), then segment by segment: the SYN
+	// leaves with the connection in SYN-SENT.
+	_, errOut, err = runIn(t, strings.Repeat("\n", 4)+strings.Repeat("s\n", 8)+"\nc\n", "demo", "--step")
+	if err != nil {
+		t.Fatalf("step by segment: %v\n%s", err, errOut)
+	}
+	for _, want := range []string{"s: to the next segment", "about to send arp who-has 192.0.2.2",
+		"client fd3 control: about to send SYN seq=0 window field=29184 len=0",
+		"TCB SYN-SENT  SND.UNA=0 SND.NXT=1 SND.WND=0  RCV.NXT=0 RCV.WND=29184",
+		"server fd4 control: about to send SYN|ACK seq=0 ack=1",
+		"TCB SYN-RECEIVED  SND.UNA=0 SND.NXT=1 SND.WND=29184  RCV.NXT=1",
+		"cwnd=10 ssthresh=∞"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("segment steps lack %q:\n%s", want, errOut)
+		}
+	}
 
 	out, errOut, err = runIn(t, strings.Repeat("\n", 12)+"q\n", "demo", "--step")
-	if ExitCode(err) != ExitOK || err == nil {
+	var stopped *stoppedError
+	if !errors.As(err, &stopped) || ExitCode(err) != ExitOK {
 		t.Fatalf("step then q: err %v (exit %d), want a clean stop\n%s", err, ExitCode(err), errOut)
 	}
-	if !strings.Contains(errOut, "stopping") || !strings.Contains(out, "-> QUIT") {
-		t.Errorf("q did not stop cleanly with QUIT:\n%s\n%s", out, errOut)
+	if line := ErrorLine(err); !strings.HasPrefix(line, "nsftp: stopped at your request") || strings.Contains(line, "context") || strings.Contains(line, "\n") {
+		t.Errorf("q ends with %q", line)
+	}
+	if !strings.Contains(out, "-> QUIT") || !strings.Contains(out, "<- 221") {
+		t.Errorf("q did not end the session with QUIT:\n%s\n%s", out, errOut)
 	}
 	if strings.Contains(out, "identical to the file served") {
 		t.Error("q still completed the download")

@@ -59,7 +59,7 @@ func (tf *tlsFlags) client(e *env, u *ftp.URL) (ftp.TLSMode, *tls.Config, error)
 	if tf.cacert != "" {
 		pem, err := os.ReadFile(tf.cacert)
 		if err != nil {
-			return 0, nil, ftp.LocalFileError(fmt.Errorf("--cacert: %w", err))
+			return 0, nil, &fileError{fmt.Errorf("--cacert: %w", err)}
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {

@@ -1,4 +1,4 @@
-package cli
+package trace
 
 import (
 	"bytes"
@@ -7,11 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
-
-	"nsftp/ftp"
-	"nsftp/stack"
 )
 
 // The page: a time column on the left, socket-call boxes outside the
@@ -58,6 +54,7 @@ const diagramStyle = `text{font-family:ui-monospace,SFMono-Regular,Menlo,Consola
 .call{font-size:10.5px}
 .art{font-size:9px;fill:#57606a}
 .state{font-size:8.5px;font-style:italic;fill:#8250df}
+.cause{font-size:8px;fill:#8c959f}
 .note{font-size:9.5px;font-style:italic;fill:#57606a}
 .band{font-size:10px;font-weight:700;fill:#953800}
 .band2{font-size:9px;fill:#953800}
@@ -106,31 +103,10 @@ func (b *ladderSVG) title(lines ...string) {
 
 func svgNum(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
-// svgClean makes text from the run safe to show: control characters
-// (a hostile server's terminal escapes), bidirectional overrides (which
-// would make a line read differently from what it says) and invalid UTF-8
-// each become '?'.
-func svgClean(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, n := utf8.DecodeRuneInString(s[i:])
-		i += n
-		switch {
-		case r == utf8.RuneError && n <= 1,
-			unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r),
-			r == '\u2028' || r == '\u2029' || r == 0xfffe || r == 0xffff:
-			b.WriteByte('?')
-		default:
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
 // svgEscape cleans s and escapes it for XML text.
 func svgEscape(s string) string {
 	var b strings.Builder
-	xml.EscapeText(&b, []byte(svgClean(s))) // writes to a strings.Builder cannot fail
+	xml.EscapeText(&b, []byte(Clean(s))) // writes to a strings.Builder cannot fail
 	return b.String()
 }
 
@@ -152,43 +128,35 @@ func (d *ladder) ms(t time.Time) string {
 	return strconv.FormatFloat(float64(t.Sub(d.t0).Microseconds())/1000, 'f', 3, 64)
 }
 
-// ladderFTPText is what a command or reply arrow says: the line as traced, with
-// a multi-line reply's lines joined, and a PASS argument masked even if an
-// observer upstream forgot to.
-func ladderFTPText(ev *ftp.Event) string {
-	switch ev.Kind {
-	case ftp.EventCommand:
-		if len(ev.Text) >= 4 && strings.EqualFold(ev.Text[:4], "PASS") && strings.TrimSpace(ev.Text[4:]) != "****" {
-			return "PASS ****"
-		}
-		return ev.Text
-	case ftp.EventReply:
-		text := strings.ReplaceAll(strings.ReplaceAll(ev.Text, "\r", ""), "\n", " / ")
-		return strconv.Itoa(ev.Code) + " " + text
+// ladderFTPText is what a command or reply arrow says: the line as traced,
+// with a multi-line reply's lines joined, and a PASS argument masked even
+// if whoever recorded it forgot to.
+func ladderFTPText(e *Event) string {
+	switch e.Kind {
+	case KindCommand:
+		return MaskPassword(e.Text)
+	case KindReply:
+		text := strings.ReplaceAll(strings.ReplaceAll(e.Text, "\r", ""), "\n", " / ")
+		return strconv.Itoa(e.Code) + " " + text
 	}
-	return ev.Text
+	return e.Text
 }
 
 // ladderHeight is how much room a row takes.
 func ladderHeight(it ladderItem) float64 {
 	switch {
-	case it.seg != nil, it.calls != nil && it.calls.tiny():
+	case it.seg != nil, it.call != nil && it.call.tiny(), it.result != nil, it.state != nil:
 		return rowSeg
-	case it.calls != nil:
+	case it.call != nil:
 		return rowCall
 	case it.band != nil:
-		n := 1
-		var per [2]int
-		for _, r := range it.band.calls {
-			per[r.side]++
-			n = max(n, per[r.side])
-		}
+		n := max(1, len(it.band.calls[sideClient]), len(it.band.calls[sideServer]))
 		return rowBand + float64(n-1)*rowCall
-	case it.ftp.Kind == ftp.EventCommand, it.ftp.Kind == ftp.EventReply:
+	case it.ftp.Kind == KindCommand, it.ftp.Kind == KindReply:
 		return rowMsg
-	case it.ftp.Kind == ftp.EventDataOpen:
+	case it.ftp.Kind == KindDataOpen:
 		return rowData
-	case it.ftp.Kind == ftp.EventDataClose:
+	case it.ftp.Kind == KindDataClose:
 		return rowClose
 	}
 	return rowNote
@@ -205,12 +173,15 @@ func (d *ladder) render(items []ladderItem) []byte {
 	for i, it := range items {
 		ys[i] = y
 		y += ladderHeight(it)
-		if it.ftp != nil && it.ftp.Kind == ftp.EventDataOpen {
+		if it.ftp != nil && it.ftp.Kind == KindDataOpen {
 			open = ys[i] + 15
 		}
-		if it.ftp != nil && it.ftp.Kind == ftp.EventDataClose && open >= 0 {
+		if it.ftp != nil && it.ftp.Kind == KindDataClose && open >= 0 {
 			active = append(active, span{open, ys[i] + 14})
 			open = -1
+		}
+		if it.call != nil {
+			d.callY[it.call] = ys[i]
 		}
 	}
 	bottom := y + 12
@@ -223,7 +194,7 @@ func (d *ladder) render(items []ladderItem) []byte {
 	b.f(`<?xml version="1.0" encoding="UTF-8"?>`+"\n"+
 		`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%s" viewBox="0 0 %d %s" font-size="10">`+"\n",
 		diagramW, svgNum(pageH), diagramW, svgNum(pageH))
-	title := d.opt.Title
+	title := d.title
 	if title == "" {
 		title = "nsftp: ladder diagram of a run"
 	}
@@ -265,11 +236,11 @@ func (d *ladder) render(items []ladderItem) []byte {
 		d.row(&b, it, ys[i])
 	}
 
-	summary := fmt.Sprintf("%d events drawn as %d rows: %d frames", d.stats.records, len(items), d.stats.segments)
+	summary := fmt.Sprintf("%d events drawn as %d rows: %d frames", d.stats.events, len(items), d.stats.segments)
 	if d.stats.bands > 0 {
 		summary += fmt.Sprintf(" (%d of them in %d %s)", d.stats.banded, d.stats.bands, ladderPlural(d.stats.bands, "band", "bands"))
 	}
-	summary += fmt.Sprintf(", %d socket calls", d.stats.calls)
+	summary += fmt.Sprintf(", %d socket calls, %d changes of TCP state", d.stats.calls, d.stats.states)
 	if !d.opt.Names {
 		summary += " (getsockname/getpeername not shown)"
 	}
@@ -354,10 +325,14 @@ func (d *ladder) row(b *ladderSVG, it ladderItem, y float64) {
 	switch {
 	case it.seg != nil:
 		d.segment(b, it.seg, y)
-	case it.calls != nil && it.calls.tiny():
-		d.nameCall(b, it.calls, y)
-	case it.calls != nil:
-		d.callBox(b, it.calls, y, -1)
+	case it.call != nil && it.call.tiny():
+		d.nameCall(b, it.call, y)
+	case it.call != nil:
+		d.callBox(b, it.call, y)
+	case it.result != nil:
+		d.callResult(b, it.result, y)
+	case it.state != nil:
+		d.stateRow(b, it.state, y)
 	case it.band != nil:
 		d.drawBand(b, it.band, y)
 	default:
@@ -381,27 +356,27 @@ func (d *ladder) segment(b *ladderSVG, s *ladderSeg, y float64) {
 	l := s.lane
 	color, marker, dash := ladderColor[l], fmt.Sprintf("as%d", l), ""
 	var label string
-	if s.conn == "" {
+	if !s.tcp {
 		label = strings.ToUpper(s.s.Proto)
 		if s.s.Info != "" {
 			label += " " + s.s.Info
 		}
 		dash = ` stroke-dasharray="3 2"`
 	} else {
-		label = s.s.Flags
+		label = s.s.Flags.String()
 		if s.s.Len > 0 {
 			label += " len=" + strconv.Itoa(s.s.Len)
 		}
-		if strings.Contains(s.s.Flags, "RST") {
+		if s.s.Flags.Has(RST) {
 			color, marker = ladderError, "arst"
 		}
 	}
 	x1, x2 := ladderX(s.from, l), ladderX(s.from.other(), l)
-	if s.conn == "" {
+	if !s.tcp {
 		x1, x2 = ladderX(s.from, laneControl), ladderX(s.from.other(), laneControl)
 	}
 	b.f("<g>")
-	b.title(fmt.Sprintf("%s %s > %s", strings.ToUpper(s.s.Proto), s.s.Src, s.s.Dst),
+	b.title(fmt.Sprintf("%s %s > %s", strings.ToUpper(s.s.Proto), s.s.addrText(s.s.Src), s.s.addrText(s.s.Dst)),
 		ladderSegDetail(s.s))
 	ladderArrow(b, x1, y+11, x2, y+16, color, marker, 1, dash)
 	fill := color
@@ -412,29 +387,29 @@ func (d *ladder) segment(b *ladderSVG, s *ladderSeg, y float64) {
 	b.f("</g>\n")
 }
 
-func ladderSegDetail(s *stack.Segment) string {
+func ladderSegDetail(s *Segment) string {
 	if s.Proto != "tcp" {
 		return fmt.Sprintf("%s, frame %d bytes", s.Info, s.Frame)
 	}
 	return fmt.Sprintf("%s seq=%d ack=%d win=%d len=%d", s.Flags, s.Seq, s.Ack, s.Window, s.Len)
 }
 
-func (d *ladder) ftpRow(b *ladderSVG, ev *ftp.Event, y float64) {
+func (d *ladder) ftpRow(b *ladderSVG, ev *Event, y float64) {
 	d.timeLabel(b, ev.Time, y+17)
 	switch ev.Kind {
-	case ftp.EventCommand, ftp.EventReply:
+	case KindCommand, KindReply:
 		from := sideClient
-		if ev.Kind == ftp.EventReply {
+		if ev.Kind == KindReply {
 			from = sideServer
 		}
 		x1, x2 := ladderX(from, laneControl), ladderX(from.other(), laneControl)
-		l := ladderLaneOf(ev.Conn)
+		l := laneOf(ev.Conn)
 		if l == laneOther {
 			l = laneControl
 		}
 		text := ladderFTPText(ev)
 		color := ladderColor[l]
-		if ev.Kind == ftp.EventReply && ev.Code >= 400 {
+		if ev.Kind == KindReply && ev.Code >= 400 {
 			color = ladderError
 		}
 		b.f("<g>")
@@ -442,33 +417,33 @@ func (d *ladder) ftpRow(b *ladderSVG, ev *ftp.Event, y float64) {
 		ladderArrow(b, x1, y+16, x2, y+24, color, fmt.Sprintf("am%d", l), 1.8, "")
 		b.text((x1+x2)/2, y+12, "msg h", "middle", color, svgFit(text, 100))
 		b.f("</g>\n")
-	case ftp.EventDataOpen:
+	case KindDataOpen:
 		x1, x2 := ladderX(sideClient, laneData), ladderX(sideServer, laneData)
 		c := ladderColor[laneData]
 		b.f("<g>")
-		b.title(fmt.Sprintf("%s data connection open: %s <-> %s", ev.Mode, ev.Local, ev.Remote))
+		b.title(fmt.Sprintf("%s data connection open: %s <-> %s", ev.Mode, addrText(ev.Local), addrText(ev.Remote)))
 		b.f(`<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="%s" stroke-width="2.5"/>`, svgNum(x1), int(y)+15, svgNum(x2), int(y)+15, c)
 		b.f(`<circle cx="%s" cy="%d" r="3.5" fill="%s"/><circle cx="%s" cy="%d" r="3.5" fill="%s"/>`+"\n", svgNum(x1), int(y)+15, c, svgNum(x2), int(y)+15, c)
 		label := "data connection open"
 		if ev.Mode != "" {
-			label += " (" + ev.Mode + ")"
+			label += " (" + string(ev.Mode) + ")"
 		}
 		b.text((x1+x2)/2, y+11, "msg h", "middle", ladderBrown, label)
-		b.text((x1+x2)/2, y+27, "seg h", "middle", ladderBrown, fmt.Sprintf("%s ↔ %s", ev.Local, ev.Remote))
+		b.text((x1+x2)/2, y+27, "seg h", "middle", ladderBrown, fmt.Sprintf("%s ↔ %s", addrText(ev.Local), addrText(ev.Remote)))
 		b.f("</g>\n")
-	case ftp.EventDataClose:
+	case KindDataClose:
 		x1, x2 := ladderX(sideClient, laneData), ladderX(sideServer, laneData)
 		c := ladderColor[laneData]
 		b.f(`<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="%s" stroke-width="2" stroke-dasharray="4 3"/>`+"\n", svgNum(x1), int(y)+14, svgNum(x2), int(y)+14, c)
-		label := fmt.Sprintf("data connection closed after %s", ladderBytes(ev.Bytes))
+		label := fmt.Sprintf("data connection closed after %s", Bytes(ev.Bytes))
 		if ev.Err != "" {
 			label += ": " + ev.Err
 		}
 		b.text((x1+x2)/2, y+10, "seg h", "middle", ladderBrown, svgFit(label, 70))
 	default:
 		text := string(ev.Kind) + ": " + ev.Text
-		if ev.Kind == ftp.EventTLS {
-			text = "TLS handshake on the " + ev.Conn + " connection"
+		if ev.Kind == KindTLS {
+			text = "TLS handshake on the " + string(ev.Conn) + " connection"
 			if ev.Text != "" {
 				text += ": " + ev.Text
 			}
@@ -483,139 +458,176 @@ func (d *ladder) ftpRow(b *ladderSVG, ev *ftp.Event, y float64) {
 	}
 }
 
-// callBox draws a socket call, or a run of them, as a box beside the
-// calling host's lifeline, tied by a dot to its lane; the TCP state change
-// goes next to the lifeline, inside, where the messages run. A band's boxes
-// have slots 0, 1, ... on each side; a box on a row of its own has -1.
-func (d *ladder) callBox(b *ladderSVG, r *ladderCalls, y float64, slot int) {
-	inBand := slot >= 0
-	slot = max(slot, 0)
-	y += float64(slot) * rowCall
-	first, last := r.calls[0], r.calls[len(r.calls)-1]
-	line1 := ladderCallText(r)
-	line2 := first.Article
-	if first.Kernel != "" && len(line2)+len(first.Kernel) < 44 {
-		line2 += " → " + first.Kernel
+// callBox draws a socket call as a box beside the calling host's
+// lifeline, where the call began, tied by a dot to its lane; the changes
+// of TCP state it made at once go next to the lifeline, inside, where the
+// messages run. When the call's result came later, it is drawn on its own
+// row (callResult), and a bar on the lane joins the two.
+func (d *ladder) callBox(b *ladderSVG, lc *ladderCall, y float64) {
+	c := lc.call()
+	line1 := ladderCallText(lc)
+	line2 := c.Article
+	if c.Kernel != "" && len(line2)+len(c.Kernel) < 44 {
+		line2 += " → " + c.Kernel
 	}
 	errText := ""
-	if last.Err != "" && last.Err != "EOF" {
-		errText = "error: " + last.Err
+	if !lc.split && c.Err != "" && c.Err != "EOF" && !c.Closed {
+		errText = "error: " + c.Err
 	}
-	maxChars := ladderBoxChars(10.5)
-	line1 = svgFit(line1, maxChars)
+	line1 = svgFit(line1, ladderBoxChars(10.5))
 	line2 = svgFit(line2, ladderBoxChars(9))
-	w := max(svgTextW(line1, 10.5), svgTextW(line2, 9)) + 12
-	w = min(max(w, 60), diagramBoxMaxW)
-
-	l := r.lane
-	outer := ladderX(r.side, laneControl)
-	var bx float64
-	if r.side == sideClient {
-		bx = outer - diagramBoxGap - w
-	} else {
-		bx = outer + diagramBoxGap
-	}
-	stroke := ladderColor[l]
+	stroke, fill2 := ladderColor[lc.lane], ""
 	if errText != "" {
-		stroke = ladderError
+		stroke, fill2, line2 = ladderError, ladderError, svgFit(errText, ladderBoxChars(9))
 	}
-	fill := [3]string{laneOther: "#f6f8fa", laneControl: "#f1f7ff", laneData: "#fff6ee"}[l]
-
-	if !inBand {
-		d.timeLabel(b, r.at, y+18)
-	}
+	d.timeLabel(b, lc.at, y+18)
 	b.f("<g>")
-	tip := []string{fmt.Sprintf("%s %s", r.host, ladderCallText(r)),
-		fmt.Sprintf("article: %s; kernel: %s; netstack: %s", first.Article, first.Kernel, first.Netstack)}
-	if st := ladderStateChange(first.StateBefore, last.StateAfter); st != "" {
-		tip = append(tip, "TCP state: "+st)
+	tip := []string{fmt.Sprintf("%s %s", lc.host, ladderCallText(lc)),
+		fmt.Sprintf("article: %s; kernel: %s; netstack: %s", c.Article, c.Kernel, c.Netstack)}
+	var st []string
+	for _, s := range lc.states {
+		st = append(st, string(s.From)+" → "+string(s.To))
+		tip = append(tip, fmt.Sprintf("TCP state: %s → %s (%s)", s.From, s.To, s.Cause))
 	}
 	if errText != "" {
 		tip = append(tip, errText)
 	}
 	b.title(tip...)
-	// Tie the box to its lane: a line from the box's edge, a dot on the lane.
-	edge := bx + w
-	if r.side == sideServer {
-		edge = bx
-	}
-	lx := ladderX(r.side, l)
-	b.f(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="1"/>`, svgNum(edge), svgNum(y+16), svgNum(lx), svgNum(y+16), stroke)
-	b.f(`<circle cx="%s" cy="%s" r="3" fill="%s"/>`, svgNum(lx), svgNum(y+16), stroke)
-	b.f(`<rect x="%s" y="%s" width="%s" height="26" rx="3" fill="%s" stroke="%s"/>`+"\n", svgNum(bx), svgNum(y+3), svgNum(w), fill, stroke)
-	b.text(bx+6, y+14, "call", "", "", line1)
-	if errText != "" {
-		b.text(bx+6, y+25, "art", "", ladderError, svgFit(errText, ladderBoxChars(9)))
-	} else {
-		b.text(bx+6, y+25, "art", "", "", line2)
-	}
-	if st := ladderStateChange(first.StateBefore, last.StateAfter); st != "" {
-		if r.side == sideClient {
-			b.text(ladderX(sideClient, laneData)+6, y+19, "state h", "", "", st)
-		} else {
-			b.text(ladderX(sideServer, laneData)-6, y+19, "state h", "end", "", st)
-		}
+	d.box(b, lc.side, lc.lane, y, stroke, line1, line2, fill2)
+	if len(st) > 0 {
+		d.stateText(b, lc.side, y+19, strings.Join(st, ", "), "")
 	}
 	b.f("</g>\n")
 }
 
-// nameCall draws getsockname or getpeername small, beside the lifeline.
-func (d *ladder) nameCall(b *ladderSVG, r *ladderCalls, y float64) {
-	d.timeLabel(b, r.at, y+13)
-	x := ladderX(r.side, laneControl)
-	lx := ladderX(r.side, r.lane)
-	b.f(`<circle cx="%s" cy="%s" r="2" fill="%s"/>`, svgNum(lx), svgNum(y+10), ladderColor[r.lane])
-	if r.side == sideClient {
-		b.text(x-diagramBoxGap, y+13, "art", "end", "", ladderCallText(r))
+// box draws a call box with two lines of text beside side's lifeline,
+// tied to its lane; fill2, if set, colours the second line.
+func (d *ladder) box(b *ladderSVG, side ladderSide, l ladderLane, y float64, stroke, line1, line2, fill2 string) {
+	w := max(svgTextW(line1, 10.5), svgTextW(line2, 9)) + 12
+	w = min(max(w, 60), diagramBoxMaxW)
+	outer := ladderX(side, laneControl)
+	var bx float64
+	if side == sideClient {
+		bx = outer - diagramBoxGap - w
 	} else {
-		b.text(x+diagramBoxGap, y+13, "art", "", "", ladderCallText(r))
+		bx = outer + diagramBoxGap
+	}
+	fill := [3]string{laneOther: "#f6f8fa", laneControl: "#f1f7ff", laneData: "#fff6ee"}[l]
+	// Tie the box to its lane: a line from the box's edge, a dot on the lane.
+	edge := bx + w
+	if side == sideServer {
+		edge = bx
+	}
+	lx := ladderX(side, l)
+	b.f(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="1"/>`, svgNum(edge), svgNum(y+16), svgNum(lx), svgNum(y+16), stroke)
+	b.f(`<circle cx="%s" cy="%s" r="3" fill="%s"/>`, svgNum(lx), svgNum(y+16), stroke)
+	b.f(`<rect x="%s" y="%s" width="%s" height="26" rx="3" fill="%s" stroke="%s"/>`+"\n", svgNum(bx), svgNum(y+3), svgNum(w), fill, stroke)
+	b.text(bx+6, y+14, "call", "", "", line1)
+	b.text(bx+6, y+25, "art", "", fill2, line2)
+}
+
+// callResult draws what a call returned, on the row where it returned,
+// with a bar on the lane from the call's box: the call was waiting (a
+// recv for data, an accept for a connection) or working (a connect for
+// its handshake) while the rows between happened.
+func (d *ladder) callResult(b *ladderSVG, lc *ladderCall, y float64) {
+	d.timeLabel(b, lc.endAt, y+13)
+	c := lc.end
+	lx := ladderX(lc.side, lc.lane)
+	stroke := ladderColor[lc.lane]
+	text := "└ " + string(c.Op) + "() = " + CallResult(c)
+	if c.Closed {
+		text = "└ " + string(c.Op) + "() ended by close()"
+	}
+	if c.Err != "" && c.Err != "EOF" && !c.Closed {
+		stroke = ladderError
+		text += ": " + c.Err
+	}
+	if top, ok := d.callY[lc]; ok {
+		b.f(`<rect x="%s" y="%s" width="4" height="%s" fill="%s" fill-opacity=".25"/>`+"\n",
+			svgNum(lx-2), svgNum(top+16), svgNum(y+10-top-16), stroke)
+	}
+	b.f(`<circle cx="%s" cy="%s" r="2" fill="%s"/>`, svgNum(lx), svgNum(y+10), stroke)
+	x := ladderX(lc.side, laneControl)
+	if lc.side == sideClient {
+		b.text(x-diagramBoxGap, y+13, "art", "end", "", svgFit(text, 50))
+	} else {
+		b.text(x+diagramBoxGap, y+13, "art", "", "", svgFit(text, 50))
+	}
+}
+
+// stateRow draws a change of TCP state beside the lifeline where it
+// happened, with its cause.
+func (d *ladder) stateRow(b *ladderSVG, st *ladderState, y float64) {
+	d.timeLabel(b, st.at, y+13)
+	lx := ladderX(st.side, st.lane)
+	b.f(`<circle cx="%s" cy="%s" r="2.5" fill="#8250df"/>`, svgNum(lx), svgNum(y+9))
+	cause := st.s.Cause
+	if st.s.Listener != 0 {
+		cause += fmt.Sprintf(" on fd%d", st.s.Listener)
+	}
+	b.f("<g>")
+	b.title(fmt.Sprintf("%s fd%d: %s → %s", st.host, st.s.Socket, st.s.From, st.s.To), "cause: "+cause)
+	d.stateText(b, st.side, y+13, fmt.Sprintf("fd%d %s → %s", st.s.Socket, st.s.From, st.s.To), cause)
+	b.f("</g>\n")
+}
+
+// stateText writes a state change inside side's lifelines, where the
+// messages run, with its cause after it in parentheses.
+func (d *ladder) stateText(b *ladderSVG, side ladderSide, y float64, text, cause string) {
+	if cause != "" {
+		cause = "(" + svgFit(cause, 40) + ")"
+	}
+	if side == sideClient {
+		x := ladderX(sideClient, laneData) + 6
+		b.text(x, y, "state h", "", "", text)
+		if cause != "" {
+			b.text(x+svgTextW(text, 8.5)+5, y, "cause h", "", "", cause)
+		}
+		return
+	}
+	x := ladderX(sideServer, laneData) - 6
+	if cause != "" {
+		b.text(x, y, "cause h", "end", "", cause)
+		x -= svgTextW(cause, 8) + 5
+	}
+	b.text(x, y, "state h", "end", "", text)
+}
+
+// nameCall draws getsockname or getpeername small, beside the lifeline.
+func (d *ladder) nameCall(b *ladderSVG, lc *ladderCall, y float64) {
+	d.timeLabel(b, lc.at, y+13)
+	x := ladderX(lc.side, laneControl)
+	lx := ladderX(lc.side, lc.lane)
+	b.f(`<circle cx="%s" cy="%s" r="2" fill="%s"/>`, svgNum(lx), svgNum(y+10), ladderColor[lc.lane])
+	if lc.side == sideClient {
+		b.text(x-diagramBoxGap, y+13, "art", "end", "", ladderCallText(lc))
+	} else {
+		b.text(x+diagramBoxGap, y+13, "art", "", "", ladderCallText(lc))
 	}
 }
 
 // ladderBoxChars is how many characters of size px fit in the widest box.
 func ladderBoxChars(px float64) int { return int((diagramBoxMaxW - 12) / (px * diagramCharW)) }
 
-func ladderStateChange(before, after string) string {
-	if before == "" || before == after {
-		return ""
-	}
-	return before + " → " + after
-}
-
-// ladderCallText is a box's first line: the BSD call as a program wrote it, or
-// a summary of a run of sends or recvs.
-func ladderCallText(r *ladderCalls) string {
-	c := r.calls[0]
+// ladderCallText is a box's first line: the BSD call as a program wrote
+// it, with its result when it returned at once.
+func ladderCallText(lc *ladderCall) string {
+	c := lc.call()
 	fd := "fd" + strconv.Itoa(c.Socket) + " "
-	if len(r.calls) > 1 {
-		s := fmt.Sprintf("%s%s ×%d, %s", fd, c.Op, len(r.calls), ladderBytes(r.bytes()))
-		if r.calls[len(r.calls)-1].Err == "EOF" {
-			s += ", EOF"
-		}
-		return s
-	}
+	done := lc.end != nil && !lc.split
+	text := fd + BSDCall(c, done)
 	switch c.Op {
-	case stack.OpBind:
-		return fd + "bind(" + c.Local + ")"
-	case stack.OpAccept:
-		if c.Err == "" {
-			return fmt.Sprintf("%saccept() = fd%d from %s", fd, c.NewSocket, c.Remote)
+	case OpSend:
+		text = fd + "send(" + Bytes(int64(lc.begin.Bytes)) + ")"
+	case OpRecv:
+		if done && c.Err == "" {
+			text = fd + "recv() = " + Bytes(int64(c.Bytes))
+		} else if done && c.Err == "EOF" {
+			text = fd + "recv() = 0, EOF"
 		}
-	case stack.OpConnect:
-		return fd + "connect(" + c.Remote + ")"
-	case stack.OpSend:
-		return fmt.Sprintf("%ssend(%s)", fd, ladderBytes(int64(c.Bytes)))
-	case stack.OpRecv:
-		if c.Err == "EOF" {
-			return fd + "recv() = 0, EOF"
-		}
-		return fmt.Sprintf("%srecv() = %s", fd, ladderBytes(int64(c.Bytes)))
-	case stack.OpGetsockname:
-		return fd + "getsockname() = " + c.Local
-	case stack.OpGetpeername:
-		return fd + "getpeername() = " + c.Remote
 	}
-	return fd + string(c.Op) + "()"
+	return text
 }
 
 // drawBand draws collapsed bulk data as one wide arrow from the sender's
@@ -630,56 +642,30 @@ func (d *ladder) drawBand(b *ladderSVG, bd *ladderBand, y float64) {
 	}
 	c := ladderColor[laneData]
 	b.f("<g>")
-	b.title(fmt.Sprintf("%d data segments %s → %s (largest %d bytes), %s in %s, with %d bare ACKs",
-		bd.segs, bd.from, bd.from.other(), bd.maxLen, ladderBytes(bd.bytes), ladderDuration(bd.last.Sub(bd.first)), bd.acks),
-		"collapsed: "+bd.conn)
+	b.title(fmt.Sprintf("%d data segments %s → %s (largest %d bytes), %s in %s, %d retransmitted, with %d bare ACKs",
+		bd.segs, bd.from, bd.from.other(), bd.maxLen, Bytes(bd.bytes), Duration(bd.last.Sub(bd.first)), bd.retrans, bd.acks),
+		fmt.Sprintf("collapsed: %s %s", bd.conn.a, bd.conn.b))
 	b.f(`<path d="M%s,%sL%s,%sL%s,%sL%s,%sL%s,%sz" fill="%s" fill-opacity=".16" stroke="%s" stroke-linejoin="round"/>`+"\n",
 		svgNum(xs), svgNum(y+8), svgNum(xr-head), svgNum(y+12), svgNum(xr), svgNum(y+28), svgNum(xr-head), svgNum(y+44), svgNum(xs), svgNum(y+40), c, c)
 	mid := (xs + xr) / 2
 	b.text(mid, y+25, "band", "middle", "", fmt.Sprintf("%s segments, %s, %s",
-		ladderThousands(bd.segs), ladderBytes(bd.bytes), ladderDuration(bd.last.Sub(bd.first))))
+		thousands(bd.segs), Bytes(bd.bytes), Duration(bd.last.Sub(bd.first))))
 	sub := fmt.Sprintf("%s → %s", bd.from, bd.from.other())
 	if bd.acks > 0 {
-		sub += fmt.Sprintf(", %s ACKs back", ladderThousands(bd.acks))
+		sub += fmt.Sprintf(", %s ACKs back", thousands(bd.acks))
+	}
+	if bd.retrans > 0 {
+		sub += fmt.Sprintf(", %s retransmitted", thousands(bd.retrans))
 	}
 	b.text(mid, y+37, "band2", "middle", "", sub)
 	b.f("</g>\n")
-	var slot [2]int
-	for _, r := range bd.calls {
-		d.callBox(b, r, y+8, slot[r.side])
-		slot[r.side]++
+	for side := sideClient; side <= sideServer; side++ {
+		for i, r := range bd.calls[side] {
+			line1 := fmt.Sprintf("fd%d %s ×%s, %s", r.socket, r.op, thousands(r.n), Bytes(r.bytes))
+			d.box(b, side, laneData, y+8+float64(i)*rowCall, ladderColor[laneData], svgFit(line1, ladderBoxChars(10.5)), calls[r.op], "")
+		}
 	}
 }
 
-func ladderBytes(n int64) string {
-	switch {
-	case n == 1:
-		return "1 byte"
-	case n < 10000:
-		return strconv.FormatInt(n, 10) + " bytes"
-	case n < 1e6:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1e9:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-}
-
-func ladderDuration(d time.Duration) string {
-	switch {
-	case d < time.Millisecond:
-		return fmt.Sprintf("%d µs", d.Microseconds())
-	case d < time.Second:
-		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
-	}
-	return fmt.Sprintf("%.2f s", d.Seconds())
-}
-
-// ladderThousands writes n with separators: 12,345.
-func ladderThousands(n int) string {
-	s := strconv.Itoa(n)
-	for i := len(s) - 3; i > 0; i -= 3 {
-		s = s[:i] + "," + s[i:]
-	}
-	return s
-}
+// calls names the article's call for the calls a band sums up.
+var calls = map[Op]string{OpSend: "sock_sendmsg → tcp_sendmsg", OpRecv: "sock_recvmsg → tcp_recvmsg"}

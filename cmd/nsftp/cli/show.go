@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"nsftp/trace"
+)
+
+func runShow(ctx context.Context, e *env, args []string) error {
+	fs := newFlagSet("show", `nsftp show [flags] RUN.jsonl
+
+Renders a run recorded with --trace=json or --record exactly as the live
+run showed it: the text trace on standard output and, with --diagram, the
+ladder diagram. "-" reads the recording from standard input. A teacher
+records a run once and shows it anywhere, with no network.`, e.stdout)
+	var (
+		diagram string
+		explain bool
+		every   bool
+		verbose bool
+		width   int
+	)
+	fs.group("Showing")
+	fs.stringVar(&diagram, "diagram", "", "also draw the run as a ladder diagram in `FILE.svg`")
+	fs.boolVar(&explain, "explain", false, "show the netstack functions that produced each outgoing segment (when recorded)")
+	fs.boolVar(&every, "every-segment", false, "show every segment of bulk data, not one line per run of them")
+	fs.boolVar(&verbose, "v", false, "show only the client's FTP commands and replies")
+	fs.intVar(&width, "width", -1, "fit lines to `N` columns (default: the terminal's width, or full lines to a pipe or file)")
+	pos, err := fs.parse(args, 1, 1, "show takes one recording (RUN.jsonl, or - for standard input)")
+	if err != nil {
+		return err
+	}
+	var r io.Reader = e.stdin
+	name := "standard input"
+	if pos[0] != "-" {
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return &fileError{err}
+		}
+		defer f.Close()
+		r, name = f, pos[0]
+	}
+	events, err := trace.ReadJSON(r)
+	if err != nil {
+		return &fileError{fmt.Errorf("%s: %w", name, err)}
+	}
+	if len(events) == 0 {
+		return &fileError{fmt.Errorf("%s: no events: not a recording of a run", name)}
+	}
+	sf := &seeFlags{explain: explain, every: every}
+	opt := textOptions(e.stdout, sf)
+	if width >= 0 {
+		opt.Width = width
+	}
+	if verbose {
+		opt = trace.TextOptions{FTP: trace.Client}
+	}
+	text := trace.NewText(e.stdout, opt)
+	for i := range events {
+		text.Event(&events[i])
+	}
+	if err := text.Flush(); err != nil {
+		return &fileError{fmt.Errorf("writing the trace: %w", err)}
+	}
+	if diagram != "" {
+		return writeDiagramFile(diagram, events, "")
+	}
+	return nil
+}

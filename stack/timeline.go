@@ -1,0 +1,671 @@
+package stack
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+
+	"nsftp/trace"
+)
+
+// Gate pauses a host before its socket calls and frames: step mode.
+type Gate interface {
+	// BeforeCall is called before every socket call with the call's
+	// beginning (its arguments) and, for a socket with a connection, its
+	// TCB. It may block, as a prompt does; if it returns an error the
+	// call does not run and fails with that error.
+	BeforeCall(ctx context.Context, e trace.Event) error
+	// BeforeFrame is called before each frame the host sends or
+	// receives, with the frame's segment event and the TCB of the
+	// connection it belongs to. It may block; the frame goes on when it
+	// returns. The stack may hold the connection's locks meanwhile, so it
+	// must not call the host's sockets.
+	BeforeFrame(e trace.Event)
+}
+
+// timeline is a host's part of a run's timeline. It knows every TCP
+// connection of the host's sockets, by netstack endpoint and by address
+// pair, and records, at the moment it learns of them, each call's
+// beginning and end, each frame with the socket it belongs to, and each
+// change of state with its cause.
+//
+// netstack has no hook for state changes, so a connection's state is
+// looked at wherever it can have changed: when a call begins or ends, as
+// each frame of the connection crosses the link, after netstack has
+// processed each segment it received (its TCP probe), and when it wakes
+// the socket's waiters (which is how a timer's expiry, such as TIME-WAIT's
+// end, shows). A change is recorded before the frame or call end that
+// revealed it, with the cause RFC 793's diagram gives that transition: the
+// call in flight, the segment received, or a timer.
+//
+// Lock order: netstack's endpoint and waiter-queue locks, then mu, then
+// the observer's. Nothing is called in netstack with mu held but atomic
+// state reads; FindTransportEndpoint is called before taking mu.
+type timeline struct {
+	h      *Host
+	obs    trace.Observer
+	gate   Gate
+	chains *chainCache // nil unless outgoing frames' call chains are wanted
+
+	mu      sync.Mutex
+	byEP    map[*tcp.Endpoint]*conn
+	byTuple map[tuple]*conn
+	last    *conn         // the connection of the last frame: bulk data hits it again
+	live    int           // connections not yet CLOSED
+	settled chan struct{} // closed while live is zero
+	// synFor holds each SYN received on a listening socket until
+	// netstack's new connection for it answers: the connection's first
+	// cause, and the listening socket it was born on.
+	synFor map[tuple]synRecord
+}
+
+type synRecord struct {
+	listener *conn
+	syn      inSeg
+}
+
+// tuple names a connection from its host's side.
+type tuple struct{ local, remote netip.AddrPort }
+
+// conn is one TCP endpoint the timeline follows: a socket, a connection
+// born on a listening socket and not yet accepted, or a closed socket's
+// connection still finishing (FIN-WAIT, TIME-WAIT, LAST-ACK).
+type conn struct {
+	id       int
+	label    trace.Conn
+	ep       *tcp.Endpoint
+	state    trace.TCPState
+	listener *conn // the listening socket a connection was born on
+	tuple    tuple
+	hasTuple bool
+	held     bool // a Socket holds it: not yet closed, and not an unaccepted connection
+	done     bool // reached CLOSED
+	abort    bool // being closed with a reset
+
+	calls []trace.Op // calls in flight on the socket
+
+	// Recent segments received, newest last; how many were ever
+	// received; and the number of the last that caused a change of
+	// state: a later one is the cause of the next change it can make.
+	in          []inSeg
+	nIn, usedIn int
+	finSent     bool // we sent a FIN, ending at finEnd
+	finEnd      uint32
+	listening   bool // a listening socket: its segments are SYNs for new connections
+	tcb         trace.TCB
+	ws          [2]int // window scale announced in our SYN [0] and in theirs [1]; -1 none
+	sndInit     bool   // SND.NXT known
+	rcvInit     bool   // RCV.NXT known
+	entry       waiter.Entry
+}
+
+// inSeg is a segment received, as much as a cause needs.
+type inSeg struct {
+	flags    trace.TCPFlags
+	seq, ack uint32
+	len      int
+	win      uint16 // the window field
+	ws       int    // a SYN's window scale, -1 when absent
+	n        int    // its number among the connection's segments received, from 1
+}
+
+const recentIn = 16
+
+func newTimeline(h *Host, obs trace.Observer, gate Gate, explain bool) *timeline {
+	t := &timeline{
+		h: h, obs: obs, gate: gate,
+		byEP:    map[*tcp.Endpoint]*conn{},
+		byTuple: map[tuple]*conn{},
+		synFor:  map[tuple]synRecord{},
+		settled: make(chan struct{}),
+	}
+	close(t.settled)
+	if explain {
+		t.chains = newChainCache()
+	}
+	return t
+}
+
+// emit records an event of this host. Called with mu held where the
+// event's order relative to others of the same connection matters.
+func (t *timeline) emit(e trace.Event) {
+	e.Layer = trace.LayerStack
+	e.Host = t.h.name
+	t.obs(e)
+}
+
+// follow starts following ep as socket id. Called without mu; the waiter
+// entry is registered on wq so the socket's wake-ups (a timer's expiry
+// among them) are seen.
+func (t *timeline) follow(id int, label trace.Conn, ep *tcp.Endpoint, wq *waiter.Queue) *conn {
+	t.mu.Lock()
+	c := t.byEP[ep]
+	if c == nil {
+		c = t.adoptLocked(ep, id, label, nil)
+	}
+	c.held = true
+	t.mu.Unlock()
+	c.entry = waiter.NewFunctionEntry(waiter.ReadableEvents|waiter.WritableEvents|waiter.EventHUp|waiter.EventErr,
+		func(waiter.EventMask) { t.notify(c) })
+	wq.EventRegister(&c.entry)
+	return c
+}
+
+// adoptLocked starts following an endpoint the timeline has not seen: a
+// new socket's, or one netstack made for a SYN to a listening socket.
+func (t *timeline) adoptLocked(ep *tcp.Endpoint, id int, label trace.Conn, listener *conn) *conn {
+	if id == 0 {
+		id = t.h.newSocketID()
+	}
+	c := &conn{id: id, label: label, ep: ep, state: trace.StateInitial, listener: listener, ws: [2]int{-1, -1}}
+	if listener != nil {
+		// Born as a copy of the listening socket (RFC 793, page 65:
+		// "a new connection is created ... in the LISTEN state").
+		c.state = trace.StateListen
+	}
+	c.tcb.Socket = id
+	t.byEP[ep] = c
+	if t.live == 0 {
+		t.settled = make(chan struct{})
+	}
+	t.live++
+	return c
+}
+
+// connID is the socket a frame belongs to, found without mu: the
+// connection followed for its address pair or, failing that, netstack's
+// endpoint for it (a new connection on a listening socket, or the
+// listening socket itself).
+func (t *timeline) find(proto tcpip.NetworkProtocolNumber, tp tuple) (c *conn, ep *tcp.Endpoint) {
+	t.mu.Lock()
+	if l := t.last; l != nil && l.hasTuple && l.tuple == tp {
+		t.mu.Unlock()
+		return l, nil
+	}
+	c = t.byTuple[tp]
+	t.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	id := gstack.TransportEndpointID{
+		LocalPort: tp.local.Port(), LocalAddress: toTCPIP(tp.local.Addr()),
+		RemotePort: tp.remote.Port(), RemoteAddress: toTCPIP(tp.remote.Addr()),
+	}
+	te := t.h.s.FindTransportEndpoint(proto, tcp.ProtocolNumber, id, t.h.nic)
+	ep, _ = te.(*tcp.Endpoint)
+	return nil, ep
+}
+
+// resolveLocked turns what find returned into the connection, adopting
+// the connection netstack made for a SYN to one of our listening sockets
+// when it first sends (its SYN|ACK).
+func (t *timeline) resolveLocked(c *conn, ep *tcp.Endpoint, tp tuple) *conn {
+	if c == nil && ep != nil {
+		c = t.byEP[ep]
+		if c == nil {
+			rec, ok := t.synFor[tp]
+			if !ok {
+				return nil // not an endpoint of ours
+			}
+			delete(t.synFor, tp)
+			c = t.adoptLocked(ep, 0, rec.listener.label, rec.listener)
+			c.addIn(rec.syn)
+			// What the SYN told the listening socket is the new
+			// connection's first knowledge of its peer.
+			c.tcb.IRS, c.tcb.RcvNxt, c.rcvInit = rec.syn.seq, rec.syn.seq+1, true
+			c.tcb.SndWnd, c.ws[1] = uint32(rec.syn.win), rec.syn.ws
+		}
+	}
+	if c == nil {
+		return nil
+	}
+	if !c.hasTuple && !c.listening && ep != nil && ep.EndpointState() != tcp.StateListen {
+		c.tuple, c.hasTuple = tp, true
+		t.byTuple[tp] = c
+	}
+	if c.hasTuple {
+		t.last = c
+	}
+	return c
+}
+
+// addIn remembers a segment received, for the causes of what follows.
+func (c *conn) addIn(s inSeg) {
+	c.nIn++
+	s.n = c.nIn
+	if len(c.in) == recentIn {
+		copy(c.in, c.in[1:])
+		c.in = c.in[:recentIn-1]
+	}
+	c.in = append(c.in, s)
+}
+
+// notify is the waiter callback of a followed socket.
+func (t *timeline) notify(c *conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.checkLocked(c)
+	if c.listening {
+		// A connection born on this listening socket completed its
+		// handshake and waits to be accepted.
+		for _, k := range t.byEP {
+			if k.listener == c && !k.held {
+				t.checkLocked(k)
+			}
+		}
+	}
+}
+
+// probe is netstack's TCP probe: called after every segment a connection
+// in a synchronized state processed, with a copy of its TCB. It runs with
+// the endpoint's lock held.
+func (t *timeline) probe(st *tcp.TCPEndpointState) {
+	tp := tuple{
+		local:  netip.AddrPortFrom(fromTCPIP(st.ID.LocalAddress), st.ID.LocalPort),
+		remote: netip.AddrPortFrom(fromTCPIP(st.ID.RemoteAddress), st.ID.RemotePort),
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.byTuple[tp]
+	if c == nil {
+		return
+	}
+	snd, rcv := &st.Sender, &st.Receiver
+	c.tcb.SndUna, c.tcb.SndNxt, c.tcb.SndWnd = uint32(snd.SndUna), uint32(snd.SndNxt), uint32(snd.SndWnd)
+	c.tcb.RcvNxt = uint32(rcv.RcvNxt)
+	c.tcb.RcvWnd = uint32(rcv.RcvNxt.Size(rcv.RcvAcc))
+	c.tcb.Cwnd, c.tcb.Ssthresh = snd.SndCwnd, snd.Ssthresh
+	c.tcb.MSS = snd.MaxPayloadSize
+	c.tcb.SRTT, c.tcb.RTO = snd.RTTState.SRTT, snd.RTO
+	c.tcb.Congestion = "open"
+	if snd.FastRecovery.Active {
+		c.tcb.Congestion = "fast-recovery"
+	}
+	c.tcb.Synced = true
+	t.checkLocked(c)
+}
+
+// checkLocked records a change in c's state since last looked at, if any,
+// with its cause.
+func (t *timeline) checkLocked(c *conn) {
+	if c.done {
+		return
+	}
+	now, ok := rfcState(c.ep.EndpointState())
+	if !ok || now == c.state {
+		return
+	}
+	from := c.state
+	cause, by := c.cause(from, now)
+	ev := trace.State{Socket: c.id, Label: c.label, From: from, To: now, Cause: cause, By: by}
+	if from == trace.StateListen && c.listener != nil {
+		ev.Listener = c.listener.id
+	}
+	c.state = now
+	c.tcb.State = now
+	t.emit(trace.Event{Kind: trace.KindState, State: &ev})
+	if now == trace.StateClosed {
+		c.done = true
+		t.live--
+		if t.live == 0 {
+			close(t.settled)
+		}
+		t.forgetLocked(c)
+	}
+}
+
+// forgetLocked stops following a connection that is CLOSED and that no
+// socket holds any longer.
+func (t *timeline) forgetLocked(c *conn) {
+	if !c.done || c.held {
+		return
+	}
+	if t.byEP[c.ep] == c {
+		delete(t.byEP, c.ep)
+	}
+	if c.hasTuple && t.byTuple[c.tuple] == c {
+		delete(t.byTuple, c.tuple)
+	}
+	if t.last == c {
+		t.last = nil
+	}
+}
+
+// settle waits until every connection followed has reached CLOSED.
+func (t *timeline) settle(ctx context.Context) error {
+	t.mu.Lock()
+	ch := t.settled
+	t.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// callTriggers are the transitions a program's call makes (RFC 793's
+// diagram: OPEN, SEND, CLOSE), and the calls that make them.
+func callTrigger(from, to trace.TCPState) []trace.Op {
+	switch {
+	case to == trace.StateBound:
+		return []trace.Op{trace.OpBind}
+	case to == trace.StateListen:
+		return []trace.Op{trace.OpListen}
+	case to == trace.StateSynSent:
+		return []trace.Op{trace.OpConnect}
+	case to == trace.StateFinWait1, to == trace.StateLastAck:
+		return []trace.Op{trace.OpClose, trace.OpShutdown}
+	case to == trace.StateClosed:
+		switch from {
+		case trace.StateInitial, trace.StateBound, trace.StateListen, trace.StateSynSent:
+			return []trace.Op{trace.OpClose, trace.OpShutdown, trace.OpConnect}
+		}
+		return []trace.Op{trace.OpClose}
+	}
+	return nil
+}
+
+// trigger is the segment RFC 793's diagram moves a connection from one
+// state to another on: its flags and, for the ACK of our SYN or FIN, the
+// acknowledgment number that makes it one; what to call it; and whether
+// there is one at all.
+func (c *conn) trigger(from, to trace.TCPState) (want trace.TCPFlags, ack uint32, ackSet bool, of string, ok bool) {
+	switch {
+	case to == trace.StateSynReceived:
+		return trace.SYN, 0, false, "", true
+	case from == trace.StateSynSent && to == trace.StateEstablished:
+		return trace.SYN | trace.ACK, 0, false, "", true
+	case to == trace.StateCloseWait, to == trace.StateClosing, from == trace.StateFinWait2 && to == trace.StateTimeWait:
+		return trace.FIN, 0, false, "", true
+	case from == trace.StateFinWait1 && to == trace.StateTimeWait:
+		return trace.FIN | trace.ACK, c.finEnd, c.finSent, " (the ACK of our FIN with the peer's FIN)", true
+	case to == trace.StateEstablished:
+		return trace.ACK, c.tcb.ISS + 1, true, "", true
+	case to == trace.StateFinWait2, to == trace.StateTimeWait, from == trace.StateLastAck && to == trace.StateClosed:
+		return trace.ACK, c.finEnd, c.finSent, " of our FIN", true
+	}
+	return 0, 0, false, "", false
+}
+
+// cause says what moved c from one state to another: RFC 793's diagram
+// says which call or which segment makes each transition, and the
+// connection knows which calls are in flight and which segments arrived
+// that caused nothing yet.
+func (c *conn) cause(from, to trace.TCPState) (string, trace.CauseKind) {
+	if from == trace.StateTimeWait && to == trace.StateClosed {
+		return "2MSL timer: TIME-WAIT over", trace.ByTimer
+	}
+	if to == trace.StateClosed {
+		// A reset received ends any state at once.
+		if s := c.unused(trace.RST, 0, false); s != nil {
+			return "rcv " + s.flags.String(), trace.BySegment
+		}
+	}
+	for _, op := range callTrigger(from, to) {
+		if slices.Contains(c.calls, op) {
+			text := string(op) + "()"
+			if op == trace.OpClose && c.abort {
+				text = "close() with a reset (abort)"
+			}
+			return text, trace.ByCall
+		}
+	}
+	if from == trace.StateListen && to == trace.StateEstablished {
+		// netstack answered with a SYN cookie and kept no state until
+		// the handshake's last ACK arrived.
+		return "rcv ACK completing a SYN-cookie handshake", trace.BySegment
+	}
+	if want, ack, ackSet, of, ok := c.trigger(from, to); ok {
+		if s := c.unused(want, ack, ackSet); s != nil {
+			return "rcv " + s.flags.String() + of, trace.BySegment
+		}
+	}
+	switch {
+	case to == trace.StateClosed && from == trace.StateFinWait2:
+		return "FIN-WAIT-2 timer", trace.ByTimer
+	case to == trace.StateClosed:
+		return "retransmission timer: netstack gave up", trace.ByTimer
+	}
+	return "netstack", trace.ByTimer
+}
+
+// unused finds, among the segments received that caused nothing yet, the
+// oldest that carries want (and acknowledges ack, when ackSet), and marks
+// it and those before it as used: netstack processes segments in the
+// order they arrived.
+func (c *conn) unused(want trace.TCPFlags, ack uint32, ackSet bool) *inSeg {
+	for i := range c.in {
+		s := &c.in[i]
+		if s.n <= c.usedIn || !s.flags.Has(want) || ackSet && s.ack != ack {
+			continue
+		}
+		c.usedIn = s.n
+		return s
+	}
+	return nil
+}
+
+// rfcState names a netstack state as RFC 793 does. netstack's CONNECTING
+// (connect() called, the SYN not yet sent) is the start of SYN-SENT and
+// not a state of its own; its ERROR (reset, timed out) is CLOSED.
+func rfcState(s tcp.EndpointState) (trace.TCPState, bool) {
+	switch s {
+	case tcp.StateInitial:
+		return trace.StateInitial, true
+	case tcp.StateBound:
+		return trace.StateBound, true
+	case tcp.StateListen:
+		return trace.StateListen, true
+	case tcp.StateConnecting:
+		return "", false
+	case tcp.StateSynSent:
+		return trace.StateSynSent, true
+	case tcp.StateSynRecv:
+		return trace.StateSynReceived, true
+	case tcp.StateEstablished:
+		return trace.StateEstablished, true
+	case tcp.StateFinWait1:
+		return trace.StateFinWait1, true
+	case tcp.StateFinWait2:
+		return trace.StateFinWait2, true
+	case tcp.StateCloseWait:
+		return trace.StateCloseWait, true
+	case tcp.StateClosing:
+		return trace.StateClosing, true
+	case tcp.StateLastAck:
+		return trace.StateLastAck, true
+	case tcp.StateTimeWait:
+		return trace.StateTimeWait, true
+	case tcp.StateClose, tcp.StateError:
+		return trace.StateClosed, true
+	}
+	return "", false
+}
+
+// frame records one frame crossing the link, with the socket it belongs
+// to and any change of state its connection made before it. head is the
+// frame's beginning (enough for its headers), size its length.
+func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool, chain []string) {
+	seg := decodeFrame(head, size, ether)
+	seg.Dir = dir
+	seg.Chain = chain
+	var (
+		c     *conn
+		ep    *tcp.Endpoint
+		tp    tuple
+		isTCP = seg.Proto == "tcp" && seg.Src.Addr().IsValid()
+		in    inSeg
+	)
+	if isTCP {
+		tp = tuple{local: seg.Src, remote: seg.Dst}
+		if dir == trace.In {
+			tp = tuple{local: seg.Dst, remote: seg.Src}
+			in = inSeg{flags: seg.Flags, seq: seg.Seq, ack: seg.Ack, len: seg.Len, win: seg.Window, ws: seg.WindowScale}
+		}
+		c, ep = t.find(protoOf(tp.local.Addr()), tp)
+	}
+	if t.gate != nil {
+		ev := trace.Event{Layer: trace.LayerStack, Host: t.h.name, Kind: trace.KindSegment, Segment: &seg}
+		if isTCP {
+			t.mu.Lock()
+			if rc := t.resolveLocked(c, ep, tp); rc != nil {
+				seg.Socket, seg.Label = rc.id, rc.label
+				// netstack moved SND.NXT before it sent the frame: show
+				// the TCB as it holds it now.
+				now := *rc
+				if dir == trace.Out && !now.listening {
+					now.onSegment(&seg)
+				}
+				now.tcb.State = rc.state
+				if s, ok := rfcState(rc.ep.EndpointState()); ok {
+					now.tcb.State = s
+				}
+				ev.TCB = &now.tcb
+			}
+			t.mu.Unlock()
+		}
+		t.gate.BeforeFrame(ev)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if isTCP {
+		c = t.resolveLocked(c, ep, tp)
+	}
+	if c != nil {
+		t.checkLocked(c)
+		seg.Socket, seg.Label = c.id, c.label
+		if !c.listening {
+			c.onSegment(&seg)
+		}
+	}
+	t.emit(trace.Event{Kind: trace.KindSegment, Segment: &seg})
+	if c == nil || dir != trace.In {
+		return
+	}
+	if !c.listening {
+		c.addIn(in)
+		return
+	}
+	if seg.Flags&(trace.SYN|trace.ACK) == trace.SYN {
+		if len(t.synFor) > 4096 {
+			clear(t.synFor) // a SYN flood: forget the oldest cause, not the run
+		}
+		t.synFor[tp] = synRecord{listener: c, syn: in}
+	}
+}
+
+// onSegment follows the connection's TCB from the wire between netstack's
+// own reports (the probe): what was sent moves SND.NXT, RCV.NXT and
+// RCV.WND; what was acknowledged moves SND.UNA and SND.WND.
+func (c *conn) onSegment(s *trace.Segment) {
+	b := &c.tcb
+	syn, fin := s.Flags.Has(trace.SYN), s.Flags.Has(trace.FIN)
+	scaled := c.ws[0] >= 0 && c.ws[1] >= 0
+	if s.Dir == trace.Out {
+		if syn {
+			b.ISS = s.Seq
+			c.ws[0] = s.WindowScale
+			if !c.sndInit {
+				b.SndUna = s.Seq
+			}
+		}
+		end := s.Seq + uint32(s.Len)
+		if syn {
+			end++
+		}
+		if fin {
+			end++
+			c.finSent, c.finEnd = true, end
+		}
+		if !c.sndInit || seqAfter(end, b.SndNxt) {
+			b.SndNxt, c.sndInit = end, true
+		}
+		if s.Flags.Has(trace.ACK) && (!c.rcvInit || seqAfter(s.Ack, b.RcvNxt)) {
+			b.RcvNxt, c.rcvInit = s.Ack, true
+		}
+		b.RcvWnd = uint32(s.Window)
+		if !syn && scaled {
+			b.RcvWnd <<= c.ws[0]
+		}
+		return
+	}
+	if syn {
+		b.IRS = s.Seq
+		c.ws[1] = s.WindowScale
+		if !c.rcvInit {
+			b.RcvNxt, c.rcvInit = s.Seq+1, true
+		}
+	}
+	if s.Flags.Has(trace.ACK) && seqAfter(s.Ack, b.SndUna) {
+		b.SndUna = s.Ack
+	}
+	b.SndWnd = uint32(s.Window)
+	if !syn && scaled {
+		b.SndWnd <<= c.ws[1]
+	}
+}
+
+// seqAfter reports whether sequence number a comes after b (RFC 793's
+// arithmetic modulo 2^32).
+func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
+
+// callBegin records a call's beginning on c (nil before socket() has made
+// an endpoint) and any change of state since c was last looked at.
+func (t *timeline) callBegin(c *conn, call trace.Call) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c != nil {
+		t.checkLocked(c)
+		c.calls = append(c.calls, call.Op)
+	}
+	t.emit(trace.Event{Kind: trace.KindCall, Phase: trace.Begin, Call: &call})
+}
+
+// callEnd records a call's end, after the change of state it made, if
+// any. accepted is the connection an accept returned.
+func (t *timeline) callEnd(c *conn, call trace.Call, accepted *conn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c != nil {
+		t.checkLocked(c)
+		if i := slices.Index(c.calls, call.Op); i >= 0 {
+			c.calls = slices.Delete(c.calls, i, i+1)
+		}
+	}
+	if accepted != nil {
+		t.checkLocked(accepted)
+	}
+	t.emit(trace.Event{Kind: trace.KindCall, Phase: trace.End, Call: &call})
+	if c == nil {
+		return
+	}
+	switch call.Op {
+	case trace.OpListen:
+		c.listening = call.Err == ""
+	case trace.OpClose:
+		c.held = false
+		t.forgetLocked(c)
+	}
+}
+
+// aborting marks c as being closed with a reset, for the cause of its
+// move to CLOSED.
+func (t *timeline) aborting(c *conn) {
+	t.mu.Lock()
+	c.abort = true
+	t.mu.Unlock()
+}
+
+// tcbOf returns c's TCB as last seen.
+func (t *timeline) tcbOf(c *conn) trace.TCB {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return c.tcb
+}

@@ -1,0 +1,285 @@
+package trace
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Layer says which part of the program recorded an event.
+type Layer string
+
+// The layers that record events.
+const (
+	LayerStack Layer = "stack" // nsftp's embedded netstack: calls, segments, states
+	LayerFTP   Layer = "ftp"   // the FTP client or server: commands, replies, data connections
+	LayerRun   Layer = "nsftp" // the command itself: what the run is
+)
+
+// Kind says what an event records.
+type Kind string
+
+// The kinds of event.
+const (
+	KindRun     Kind = "run"     // the run begins: its title (LayerRun)
+	KindHost    Kind = "host"    // a host's stack came up: its role, addresses, settings
+	KindCall    Kind = "call"    // a socket call began or ended (see Phase)
+	KindSegment Kind = "segment" // a frame crossed a host's link
+	KindState   Kind = "state"   // a TCP connection changed state
+	KindTCB     Kind = "tcb"     // a sample of a connection's transmission control block
+
+	KindCommand   Kind = "command"    // an FTP command sent (client) or received (server)
+	KindReply     Kind = "reply"      // an FTP reply received (client) or sent (server)
+	KindDataOpen  Kind = "data-open"  // an FTP data connection established
+	KindDataClose Kind = "data-close" // an FTP data connection closed, with its byte count
+	KindTLS       Kind = "tls"        // a TLS handshake completed on a connection
+	KindNote      Kind = "note"       // anything else worth showing
+)
+
+// Phase says whether a call event marks the call's beginning or its end.
+type Phase string
+
+// The phases of a call.
+const (
+	Begin Phase = "begin" // the call starts: its arguments
+	End   Phase = "end"   // the call returns: its results
+)
+
+// Role is a host's or an FTP endpoint's part in a run.
+type Role string
+
+// The roles.
+const (
+	Client Role = "client"
+	Server Role = "server"
+)
+
+// Conn is the FTP connection a socket or message belongs to.
+type Conn string
+
+// The FTP connections. A socket with no label carries neither.
+const (
+	Control Conn = "control"
+	Data    Conn = "data"
+)
+
+// DataMode is how an FTP data connection was opened.
+type DataMode string
+
+// The data connection modes.
+const (
+	Active  DataMode = "active"  // PORT/EPRT: the server connects to the client
+	Passive DataMode = "passive" // PASV/EPSV: the client connects to the server
+)
+
+// Event is one thing that happened in a run, as plain data: it holds no
+// references into the stack and may be kept, copied and encoded freely.
+// Exactly one of the payload fields is set, as Kind says; FTP messages are
+// the Message fields, inline.
+type Event struct {
+	// Seq is the event's place in the timeline, from 1: events are
+	// recorded in the order they happened, one at a time.
+	Seq   uint64    `json:"seq,omitempty"`
+	Time  time.Time `json:"time"`
+	Layer Layer     `json:"layer"`
+	// Host is the stack host that recorded a stack event ("client",
+	// "server", or a TAP host's name).
+	Host  string `json:"host,omitempty"`
+	Kind  Kind   `json:"kind"`
+	Phase Phase  `json:"phase,omitempty"` // call events only
+
+	Run      *Run      `json:"run,omitempty"`
+	HostInfo *HostInfo `json:"host_info,omitempty"`
+	Call     *Call     `json:"call,omitempty"`
+	Segment  *Segment  `json:"segment,omitempty"`
+	State    *State    `json:"state,omitempty"`
+	TCB      *TCB      `json:"tcb,omitempty"`
+	*Message
+}
+
+// Run describes a run, as its first event.
+type Run struct {
+	// Title names the run, e.g. "nsftp demo: active-mode download of
+	// hello.txt"; views use it as their heading.
+	Title string `json:"title"`
+	// About is a sentence on the run's setup, shown under the title.
+	About string `json:"about,omitempty"`
+}
+
+// HostInfo describes a host whose stack records events.
+type HostInfo struct {
+	Role  Role           `json:"role,omitempty"`
+	MAC   string         `json:"mac,omitempty"`
+	Addrs []netip.Prefix `json:"addrs,omitempty"`
+	MTU   int            `json:"mtu,omitempty"`
+	// TimeWait is how long a connection stays in TIME-WAIT on this host
+	// (RFC 793's 2 MSL; netstack's default is 60s, as Linux's).
+	TimeWait time.Duration `json:"time_wait_ns,omitempty"`
+}
+
+// Call describes one BSD socket call: what a program asked for, what the
+// 2005 article's in-kernel client called to do it, the Linux kernel
+// function behind that call today, and the netstack call that does it
+// here. A begin event carries the arguments; the end event repeats them
+// with the results.
+type Call struct {
+	Socket int  `json:"socket"`          // the socket's number on its host, like a file descriptor
+	Label  Conn `json:"label,omitempty"` // the socket's FTP connection
+	Op     Op   `json:"op"`
+
+	Article  string `json:"article"`  // e.g. "sock->ops->bind"
+	Kernel   string `json:"kernel"`   // e.g. "inet_bind"
+	Netstack string `json:"netstack"` // e.g. "tcp.endpoint.Bind"
+
+	Local  netip.AddrPort `json:"local,omitzero"`
+	Remote netip.AddrPort `json:"remote,omitzero"`
+	// Bytes is, at the beginning of a send, what it was given; at the end
+	// of a send or recv, what it moved.
+	Bytes int `json:"bytes,omitempty"`
+
+	StateBefore TCPState `json:"state_before,omitempty"`
+	StateAfter  TCPState `json:"state_after,omitempty"` // end only
+
+	// NewSocket is the accepted connection's socket number (accept only).
+	NewSocket int `json:"new_socket,omitempty"`
+
+	Duration time.Duration `json:"duration_ns,omitempty"` // end only
+	// Err is the call's error, "EOF" for a recv that read the peer's FIN.
+	Err string `json:"err,omitempty"`
+	// Closed marks a call that ended because this program closed the
+	// socket while the call waited (another goroutine's close()).
+	Closed bool `json:"closed,omitempty"`
+}
+
+// Op is a BSD socket call.
+type Op string
+
+// The socket calls the stack traces.
+const (
+	OpSocket      Op = "socket"
+	OpBind        Op = "bind"
+	OpListen      Op = "listen"
+	OpAccept      Op = "accept"
+	OpConnect     Op = "connect"
+	OpSend        Op = "send"
+	OpRecv        Op = "recv"
+	OpShutdown    Op = "shutdown"
+	OpClose       Op = "close"
+	OpGetsockname Op = "getsockname"
+	OpGetpeername Op = "getpeername"
+)
+
+// Direction is which way a frame crossed a host's link.
+type Direction string
+
+// The directions.
+const (
+	Out Direction = "out" // sent by the host that recorded it
+	In  Direction = "in"  // received by it
+)
+
+// Segment describes one frame on a host's link. For TCP it is one
+// segment, with the host's socket it belongs to; other frames (ARP, ICMP,
+// NDP) carry their protocol and a summary in Info.
+type Segment struct {
+	Dir   Direction
+	Proto string // "tcp", "udp", "arp", "icmp", "icmpv6", ...
+	// Src and Dst are the frame's addresses: with ports for TCP and UDP,
+	// without for ARP and ICMP (port 0).
+	Src, Dst netip.AddrPort
+	// Socket is, for TCP, the number of the recording host's socket the
+	// segment belongs to (0 when none: a segment for a port nobody
+	// listens on). A SYN to a listening socket belongs to it; the
+	// SYN|ACK answering it belongs to the new connection.
+	Socket int
+	Label  Conn
+	Flags  TCPFlags
+	Seq    uint32
+	Ack    uint32
+	Window uint16 // the window field as sent, before scaling
+	// Options summarises a SYN's options ("mss=1460,sackOK,ts,wscale=7");
+	// WindowScale is the shift it announces, -1 when absent. Both are
+	// set on SYNs only.
+	Options     string
+	WindowScale int
+	Len         int    // TCP payload bytes; IP payload for others
+	Frame       int    // frame length on the wire, link header included
+	Info        string // non-TCP frames: what the frame says
+	// Chain is, for outgoing frames when asked for, the netstack
+	// functions that produced the frame, outermost first: the 2005
+	// article's Figure 3, for netstack, read off the real call stack.
+	Chain []string
+}
+
+// State is a TCP connection's change of state, with what caused it.
+type State struct {
+	Socket int      `json:"socket"`
+	Label  Conn     `json:"label,omitempty"`
+	From   TCPState `json:"from"`
+	To     TCPState `json:"to"`
+	// Cause says what moved the connection, in the words of RFC 793's
+	// state diagram: "connect()", "rcv SYN|ACK", "close()", "2MSL timer".
+	Cause string `json:"cause"`
+	// By is the kind of cause: a segment received, a call, or a timer.
+	By CauseKind `json:"by"`
+	// Listener is, for a connection born on a listening socket (LISTEN ->
+	// SYN-RECEIVED), the listening socket's number.
+	Listener int `json:"listener,omitempty"`
+}
+
+// CauseKind is what kind of thing moved a connection to a new state.
+type CauseKind string
+
+// The kinds of cause.
+const (
+	BySegment CauseKind = "segment" // a segment received (or, for a SYN, sent)
+	ByCall    CauseKind = "call"    // a socket call of this program's
+	ByTimer   CauseKind = "timer"   // a timer: 2MSL, retransmission, FIN-WAIT-2
+)
+
+// TCB is a sample of a connection's transmission control block as netstack
+// holds it, in RFC 793's names. Sequence numbers are absolute; ISS and IRS
+// let a view show them relative to the connection's start.
+type TCB struct {
+	Socket int      `json:"socket"`
+	State  TCPState `json:"state"`
+	ISS    uint32   `json:"iss"`
+	IRS    uint32   `json:"irs"`
+	SndUna uint32   `json:"snd_una"`
+	SndNxt uint32   `json:"snd_nxt"`
+	SndWnd uint32   `json:"snd_wnd"`
+	RcvNxt uint32   `json:"rcv_nxt"`
+	RcvWnd uint32   `json:"rcv_wnd"`
+	// Cwnd and Ssthresh are in segments, as netstack counts them;
+	// Ssthresh 0 means not yet set (slow start until the first loss).
+	Cwnd     int           `json:"cwnd"`
+	Ssthresh int           `json:"ssthresh,omitempty"`
+	MSS      int           `json:"mss,omitempty"`
+	SRTT     time.Duration `json:"srtt_ns,omitempty"`
+	RTO      time.Duration `json:"rto_ns,omitempty"`
+	// Congestion is the sender's congestion-control state: "open",
+	// "disorder", "fast-recovery", "sack-recovery" or "rto-recovery".
+	Congestion string `json:"congestion,omitempty"`
+	// Synced says the TCB was read from netstack (after a segment it
+	// received); a TCB seen only on the wire so far has just the
+	// handshake's numbers.
+	Synced bool `json:"synced,omitempty"`
+}
+
+// Message is one step of an FTP dialogue (layer "ftp"). Passwords never
+// appear in a Message: a PASS command's argument is "****".
+type Message struct {
+	Side   Role           `json:"side"`
+	Conn   Conn           `json:"conn"`
+	Text   string         `json:"text,omitempty"` // command line or reply text, without CRLF
+	Code   int            `json:"code,omitempty"` // reply code
+	Local  netip.AddrPort `json:"local,omitzero"`
+	Remote netip.AddrPort `json:"remote,omitzero"`
+	Mode   DataMode       `json:"mode,omitempty"`
+	Bytes  int64          `json:"bytes,omitempty"`
+	Err    string         `json:"err,omitempty"`
+}
+
+// Observer receives events. It is called synchronously by the goroutine
+// that did the work, so it must be quick and must not call back into
+// whatever produced the event.
+type Observer func(Event)

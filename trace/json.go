@@ -1,0 +1,158 @@
+package trace
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+)
+
+// segmentJSON is a Segment as JSON: addresses as text, with a port for TCP
+// and UDP, as tcpdump writes them.
+type segmentJSON struct {
+	Dir         Direction `json:"dir"`
+	Proto       string    `json:"proto"`
+	Src         string    `json:"src,omitempty"`
+	Dst         string    `json:"dst,omitempty"`
+	Socket      int       `json:"socket,omitempty"`
+	Label       Conn      `json:"label,omitempty"`
+	Flags       TCPFlags  `json:"flags,omitempty"`
+	Seq         uint32    `json:"seq,omitempty"`
+	Ack         uint32    `json:"ack,omitempty"`
+	Window      uint16    `json:"window,omitempty"`
+	Options     string    `json:"options,omitempty"`
+	WindowScale *int      `json:"window_scale,omitempty"`
+	Len         int       `json:"len"`
+	Frame       int       `json:"frame"`
+	Info        string    `json:"info,omitempty"`
+	Chain       []string  `json:"chain,omitempty"`
+}
+
+// Addrs is the segment's "source > destination", with ports for TCP and
+// UDP.
+func (s *Segment) Addrs() string { return s.addrText(s.Src) + " > " + s.addrText(s.Dst) }
+
+// HasPorts reports whether the segment's addresses carry ports.
+func (s *Segment) HasPorts() bool { return s.Proto == "tcp" || s.Proto == "udp" }
+
+// MarshalJSON implements json.Marshaler.
+func (s Segment) MarshalJSON() ([]byte, error) {
+	j := segmentJSON{
+		Dir: s.Dir, Proto: s.Proto, Socket: s.Socket, Label: s.Label, Flags: s.Flags,
+		Seq: s.Seq, Ack: s.Ack, Window: s.Window, Options: s.Options,
+		Len: s.Len, Frame: s.Frame, Info: s.Info, Chain: s.Chain,
+	}
+	j.Src, j.Dst = s.addrText(s.Src), s.addrText(s.Dst)
+	if s.Options != "" {
+		ws := s.WindowScale
+		j.WindowScale = &ws
+	}
+	return json.Marshal(j)
+}
+
+func (s *Segment) addrText(a netip.AddrPort) string {
+	switch {
+	case !a.Addr().IsValid():
+		return ""
+	case s.HasPorts():
+		return a.String()
+	default:
+		return a.Addr().String()
+	}
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (s *Segment) UnmarshalJSON(b []byte) error {
+	var j segmentJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Segment{
+		Dir: j.Dir, Proto: j.Proto, Socket: j.Socket, Label: j.Label, Flags: j.Flags,
+		Seq: j.Seq, Ack: j.Ack, Window: j.Window, Options: j.Options, WindowScale: -1,
+		Len: j.Len, Frame: j.Frame, Info: j.Info, Chain: j.Chain,
+	}
+	if j.WindowScale != nil {
+		s.WindowScale = *j.WindowScale
+	}
+	var err error
+	if s.Src, err = parseEnd(j.Src); err != nil {
+		return err
+	}
+	s.Dst, err = parseEnd(j.Dst)
+	return err
+}
+
+// parseEnd reads "ip:port" or a bare IP address.
+func parseEnd(s string) (netip.AddrPort, error) {
+	if s == "" {
+		return netip.AddrPort{}, nil
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.AddrPort{}, fmt.Errorf("trace: address %q: %w", s, err)
+	}
+	return netip.AddrPortFrom(a, 0), nil
+}
+
+// JSONWriter writes events as JSON lines, one object per event, in the
+// order it is given them. It buffers; Flush writes out what it holds.
+type JSONWriter struct {
+	bw  *bufio.Writer
+	enc *json.Encoder
+	err error
+}
+
+// NewJSONWriter returns a JSONWriter on w.
+func NewJSONWriter(w io.Writer) *JSONWriter {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false) // "sock->ops->bind" stays readable
+	return &JSONWriter{bw: bw, enc: enc}
+}
+
+// Event implements Sink.
+func (j *JSONWriter) Event(e *Event) {
+	if j.err == nil {
+		j.err = j.enc.Encode(e)
+	}
+}
+
+// Flush implements Sink.
+func (j *JSONWriter) Flush() error {
+	if j.err == nil {
+		j.err = j.bw.Flush()
+	}
+	return j.err
+}
+
+// ReadJSON reads a run recorded as JSON lines (--trace=json). Blank lines
+// are skipped; a line that is not an event is an error naming its number.
+func ReadJSON(r io.Reader) ([]Event, error) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var evs []Event
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Bytes()
+		if len(line) == 0 {
+			continue
+		}
+		var e Event
+		if err := json.Unmarshal(line, &e); err != nil {
+			return nil, fmt.Errorf("line %d: not a trace event: %w", n, err)
+		}
+		if e.Kind == "" || e.Layer == "" {
+			return nil, fmt.Errorf("line %d: not a trace event: no %s", n, strconv.Quote(map[bool]string{true: "kind", false: "layer"}[e.Kind == ""]))
+		}
+		evs = append(evs, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return evs, nil
+}

@@ -1,0 +1,822 @@
+package trace
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// TextOptions tune the text view. The zero value shows everything, bulk
+// data collapsed, on lines of any length.
+type TextOptions struct {
+	// Width is the terminal's width in columns. A call line that would be
+	// wider puts the article's, the kernel's and netstack's names on a
+	// continuation line, and a segment line leaves out its addresses
+	// (a SYN's go on a continuation line). 0 means no limit: a pipe or a
+	// file keeps full lines.
+	Width int
+	// Color paints the view for a terminal: control blue, data orange,
+	// errors red.
+	Color bool
+	// Explain shows, under each outgoing segment, the netstack functions
+	// that produced it (when recorded).
+	Explain bool
+	// Every shows every segment of bulk data, instead of one line per run
+	// of them.
+	Every bool
+	// FTP, if set, shows only the FTP dialogue as that side saw it (-v).
+	FTP Role
+}
+
+// bandMin is how many data segments in a row, on one connection and in
+// one direction, are shown as one line.
+const bandMin = 4
+
+// bandSpan is the longest a band's line covers: a longer transfer gets a
+// line a second, so a live trace shows it moving.
+const bandSpan = time.Second
+
+// Text renders events as lines for people: one per socket call (or two,
+// its beginning and its result, when something happened in between), per
+// TCP state change, per frame (each frame once, as its sender sent it) and
+// per FTP step, in the order they happened. Times are milliseconds since
+// the first event. It is a Sink, and a pure function of the events: a
+// recording read back renders exactly as the live run did.
+type Text struct {
+	w   *bufio.Writer
+	opt TextOptions
+	err error
+
+	t0     time.Time
+	hostOf map[netip.Addr]string // addresses of the hosts that record frames
+	infos  map[string]*HostInfo
+
+	isn    map[dirKey]uint32 // initial sequence numbers, from the SYNs
+	wscale map[dirKey]int    // window scales, from the SYNs
+	sent   map[dirKey]uint32 // the highest sequence number sent, for retransmissions
+	connOf map[sockKey]connKey
+
+	held      *Event   // a call's beginning, not yet shown
+	heldState []*Event // state changes the held call made
+	open      map[callKey]bool
+	band      *textBand
+	lastChain string
+}
+
+type (
+	dirKey  struct{ src, dst netip.AddrPort }
+	connKey struct{ a, b netip.AddrPort }
+	sockKey struct {
+		host   string
+		socket int
+	}
+	callKey struct {
+		host   string
+		socket int
+		op     Op
+	}
+)
+
+func connOf(s *Segment) connKey {
+	a, b := s.Src, s.Dst
+	if b.Addr().Less(a.Addr()) || (a.Addr() == b.Addr() && b.Port() < a.Port()) {
+		a, b = b, a
+	}
+	return connKey{a, b}
+}
+
+// NewText returns a text view writing to w.
+func NewText(w io.Writer, opt TextOptions) *Text {
+	return &Text{
+		w: bufio.NewWriterSize(w, 32<<10), opt: opt,
+		hostOf: map[netip.Addr]string{}, infos: map[string]*HostInfo{},
+		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{}, sent: map[dirKey]uint32{},
+		connOf: map[sockKey]connKey{}, open: map[callKey]bool{},
+	}
+}
+
+// Event implements Sink.
+func (t *Text) Event(e *Event) {
+	if t.t0.IsZero() {
+		t.t0 = e.Time
+	}
+	switch e.Kind {
+	case KindHost:
+		if e.HostInfo != nil {
+			t.infos[e.Host] = e.HostInfo
+			for _, p := range e.HostInfo.Addrs {
+				t.hostOf[p.Addr()] = e.Host
+			}
+		}
+		return
+	case KindTCB:
+		return
+	}
+	if t.opt.FTP != "" {
+		if e.Message != nil && e.Side == t.opt.FTP {
+			t.line(t.ftpLine(e))
+		}
+		return
+	}
+	if s := e.Segment; s != nil {
+		t.learn(e)
+		if t.duplicate(e) {
+			return
+		}
+	}
+	if t.band != nil && t.band.absorb(t, e) {
+		return
+	}
+	t.endBand()
+	if !t.opt.Every && t.bulk(e) {
+		t.band = newTextBand(t, e)
+		return
+	}
+	t.show(e)
+}
+
+// Flush implements Sink: a call's beginning held back and a band under way
+// are shown, and the output is flushed.
+func (t *Text) Flush() error {
+	if t.opt.FTP == "" {
+		t.endBand()
+		t.flushHeld()
+	}
+	if t.err == nil {
+		t.err = t.w.Flush()
+	}
+	return t.err
+}
+
+// learn notes what segments tell: which socket is on which connection,
+// initial sequence numbers and window scales.
+func (t *Text) learn(e *Event) {
+	s := e.Segment
+	if s.Proto != "tcp" {
+		return
+	}
+	if s.Socket != 0 {
+		t.connOf[sockKey{e.Host, s.Socket}] = connOf(s)
+	}
+	d := dirKey{s.Src, s.Dst}
+	if s.Flags.Has(SYN) {
+		t.isn[d] = s.Seq
+		t.wscale[d] = s.WindowScale
+	}
+	if s.Dir == Out || !t.traced(s.Src) {
+		if end := s.Seq + uint32(s.Len); s.Len > 0 {
+			if old, ok := t.sent[d]; !ok || int32(end-old) > 0 {
+				t.sent[d] = end
+			}
+		}
+	}
+}
+
+func (t *Text) traced(a netip.AddrPort) bool {
+	_, ok := t.hostOf[a.Addr()]
+	return ok
+}
+
+// duplicate reports a frame received from a host that records its own
+// frames: it was shown as that host sent it.
+func (t *Text) duplicate(e *Event) bool {
+	return e.Segment.Dir == In && t.traced(e.Segment.Src)
+}
+
+// retransmission reports a data segment that carries nothing new: its end
+// is not past the highest sequence number already sent that way.
+func (t *Text) retransmission(s *Segment) bool {
+	if s.Proto != "tcp" || s.Len == 0 {
+		return false
+	}
+	top, ok := t.sent[dirKey{s.Src, s.Dst}]
+	return ok && int32(s.Seq+uint32(s.Len)-top) < 0
+}
+
+// show renders one event, holding a call's beginning back until the next
+// event says whether the call ended at once (one line) or something
+// happened first (a line for the beginning, and one for the result).
+func (t *Text) show(e *Event) {
+	if h := t.held; h != nil {
+		switch {
+		case e.Kind == KindCall && e.Phase == End && sameCall(h, e):
+			t.held = nil
+			t.callLine(h, e)
+			t.heldState = t.heldState[:0]
+			return
+		case e.Kind == KindState && e.Host == h.Host && e.State.Socket == h.Call.Socket && e.State.By == ByCall:
+			// The held call's own doing: shown on its line if it ends now.
+			ev := *e
+			t.heldState = append(t.heldState, &ev)
+			return
+		}
+		t.flushHeld()
+	}
+	switch e.Kind {
+	case KindRun:
+		t.runLine(e)
+	case KindCall:
+		if e.Call == nil {
+			return
+		}
+		if e.Phase == Begin {
+			ev := *e
+			t.held = &ev
+			return
+		}
+		k := callKey{e.Host, e.Call.Socket, e.Call.Op}
+		if t.open[k] {
+			delete(t.open, k)
+			t.resultLine(e)
+			return
+		}
+		t.callLine(nil, e)
+	case KindSegment:
+		t.segmentLine(e)
+	case KindState:
+		t.stateLine(e)
+	default:
+		if e.Message != nil {
+			t.line(t.wrap(t.ftpLine(e), headWidth+3))
+		}
+	}
+}
+
+// flushHeld shows a held call's beginning on a line of its own, and the
+// state changes it made so far.
+func (t *Text) flushHeld() {
+	h := t.held
+	if h == nil {
+		return
+	}
+	t.held = nil
+	t.open[callKey{h.Host, h.Call.Socket, h.Call.Op}] = true
+	t.beginLine(h)
+	for _, s := range t.heldState {
+		t.stateLine(s)
+	}
+	t.heldState = t.heldState[:0]
+}
+
+func sameCall(a, b *Event) bool {
+	return a.Host == b.Host && a.Call.Socket == b.Call.Socket && a.Call.Op == b.Call.Op
+}
+
+func (t *Text) line(s string) {
+	if t.err != nil {
+		return
+	}
+	if _, t.err = t.w.WriteString(s); t.err == nil {
+		_, t.err = t.w.WriteString("\n")
+	}
+}
+
+// paint colours s for a terminal.
+func (t *Text) paint(kind, s string) string {
+	if !t.opt.Color || s == "" {
+		return s
+	}
+	codes := map[string]string{"control": "34", "data": "33", "error": "31", "dim": "2", "bold": "1"}
+	if c, ok := codes[kind]; ok {
+		return "\033[" + c + "m" + s + "\033[0m"
+	}
+	return s
+}
+
+// headWidth is the width of a line's head: time, host, socket, connection.
+const headWidth = 11 + 1 + 6 + 1 + 4 + 1 + 7 + 1
+
+func (t *Text) stamp(at time.Time) string {
+	return fmt.Sprintf("%9.3fms", float64(at.Sub(t.t0).Microseconds())/1000)
+}
+
+// head is the start of every line: time, host, socket and connection.
+func (t *Text) head(at time.Time, host string, fd int, label Conn) string {
+	sock := "    "
+	if fd > 0 {
+		sock = fmt.Sprintf("fd%-2d", fd)
+	}
+	return fmt.Sprintf("%s %-6s %s %s ", t.stamp(at), host, sock, t.paint(string(label), fmt.Sprintf("%-7s", label)))
+}
+
+// fit puts tail after body when the line fits the width, else on a
+// continuation line: under the body, or further left when it would not fit
+// there either.
+func (t *Text) fit(head, body, tail string) string {
+	if tail == "" {
+		return head + body
+	}
+	n := visibleLen(tail)
+	if t.opt.Width <= 0 || headWidth+visibleLen(body)+2+n <= t.opt.Width {
+		return head + body + "  " + tail
+	}
+	indent := headWidth + 2
+	if indent+n > t.opt.Width {
+		indent = max(4, t.opt.Width-n)
+	}
+	return head + body + "\n" + strings.Repeat(" ", indent) + tail
+}
+
+// visibleLen is the width of s on a terminal, colour codes left out.
+func visibleLen(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		if s[i] == '\033' {
+			if j := strings.IndexByte(s[i:], 'm'); j >= 0 {
+				i += j + 1
+				continue
+			}
+		}
+		_, size := utf8.DecodeRuneInString(s[i:])
+		i += size
+		n++
+	}
+	return n
+}
+
+func (t *Text) runLine(e *Event) {
+	if e.Run == nil {
+		return
+	}
+	s := Clean(e.Run.Title)
+	if e.Run.About != "" {
+		s += ": " + Clean(e.Run.About)
+	}
+	t.line(t.wrap(s, 0))
+	t.line("")
+}
+
+// wrap breaks s at spaces to fit the width, continuation lines indented
+// by indent.
+func (t *Text) wrap(s string, indent int) string {
+	if t.opt.Width <= 0 || visibleLen(s) <= t.opt.Width {
+		return s
+	}
+	var b strings.Builder
+	col := 0
+	for i, w := range strings.Split(s, " ") {
+		n := visibleLen(w)
+		if i > 0 {
+			if col+1+n > t.opt.Width && col > indent {
+				b.WriteString("\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteByte(' ')
+				col++
+			}
+		}
+		b.WriteString(w)
+		col += n
+	}
+	return b.String()
+}
+
+// names is the article's kernel call, today's kernel function and the
+// netstack call behind a socket call.
+func names(c *Call) string {
+	return fmt.Sprintf("%s -> %s | %s", c.Article, c.Kernel, c.Netstack)
+}
+
+func (t *Text) beginLine(e *Event) {
+	c := e.Call
+	t.line(t.fit(t.head(e.Time, e.Host, c.Socket, c.Label), BSDCall(c, false), t.paint("dim", names(c))))
+}
+
+// callLine shows a call that ended with nothing in between on one line;
+// begin may be nil (a recording without beginnings).
+func (t *Text) callLine(begin, end *Event) {
+	c := end.Call
+	at := end.Time
+	if begin != nil {
+		at = begin.Time
+	}
+	body := BSDCall(c, true)
+	if r := CallResult(c); r != "" && c.Op != OpAccept && c.Op != OpRecv && c.Op != OpGetsockname && c.Op != OpGetpeername {
+		body += " = " + r
+	}
+	var states []string
+	for _, s := range t.heldState {
+		states = append(states, string(s.State.From)+" -> "+string(s.State.To))
+	}
+	if len(states) > 0 {
+		body += "  " + t.paint("bold", strings.Join(states, ", "))
+	} else if c.StateAfter != "" {
+		body += "  " + string(c.StateAfter)
+	}
+	tail := t.paint("dim", names(c)) + t.errText(c)
+	t.line(t.fit(t.head(at, end.Host, c.Socket, c.Label), body, tail))
+}
+
+// resultLine shows what a call whose beginning had a line of its own
+// returned.
+func (t *Text) resultLine(e *Event) {
+	c := e.Call
+	body := "└ " + string(c.Op) + "() = " + CallResult(c)
+	if c.Closed {
+		body = "└ " + string(c.Op) + "() ended: this program closed the socket"
+		t.line(t.head(e.Time, e.Host, c.Socket, c.Label) + t.paint("dim", body))
+		return
+	}
+	tail := t.paint("dim", fmt.Sprintf("%s  %v", c.StateAfter, c.Duration.Round(time.Microsecond))) + t.errText(c)
+	t.line(t.fit(t.head(e.Time, e.Host, c.Socket, c.Label), body, tail))
+}
+
+func (t *Text) errText(c *Call) string {
+	if c.Err == "" || c.Err == "EOF" || c.Closed {
+		return ""
+	}
+	return "  " + t.paint("error", "error: "+Clean(c.Err))
+}
+
+// BSDCall is a call as a program writes it, with its arguments and, when
+// done, its result where the result is the point (accept, recv,
+// getsockname).
+func BSDCall(c *Call, done bool) string {
+	switch c.Op {
+	case OpSocket:
+		return "socket()"
+	case OpBind:
+		return "bind(" + addrText(c.Local) + ")"
+	case OpListen:
+		return "listen(" + addrText(c.Local) + ")"
+	case OpAccept:
+		if done && c.Err == "" {
+			return fmt.Sprintf("accept() = fd%d from %s", c.NewSocket, addrText(c.Remote))
+		}
+		return "accept()"
+	case OpConnect:
+		return "connect(" + addrText(c.Remote) + ")"
+	case OpSend:
+		return fmt.Sprintf("send(%d bytes)", c.Bytes)
+	case OpRecv:
+		if !done {
+			return "recv()"
+		}
+		if c.Err == "EOF" {
+			return "recv() = 0 (EOF: the peer's FIN)"
+		}
+		if c.Err != "" {
+			return "recv() = -1"
+		}
+		return fmt.Sprintf("recv() = %d bytes", c.Bytes)
+	case OpGetsockname:
+		return "getsockname() = " + addrText(c.Local)
+	case OpGetpeername:
+		return "getpeername() = " + addrText(c.Remote)
+	}
+	return string(c.Op) + "()"
+}
+
+// CallResult is what a call returned.
+func CallResult(c *Call) string {
+	switch {
+	case c.Err == "EOF":
+		return "0 (EOF: the peer's FIN)"
+	case c.Err != "":
+		return "-1"
+	case c.Op == OpAccept:
+		return fmt.Sprintf("fd%d from %s", c.NewSocket, addrText(c.Remote))
+	case c.Op == OpRecv || c.Op == OpSend:
+		return fmt.Sprintf("%d bytes", c.Bytes)
+	case c.Op == OpSocket:
+		return fmt.Sprintf("fd%d", c.Socket)
+	case c.Op == OpGetsockname:
+		return addrText(c.Local)
+	case c.Op == OpGetpeername:
+		return addrText(c.Remote)
+	}
+	return "0"
+}
+
+func addrText(a netip.AddrPort) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func (t *Text) stateLine(e *Event) {
+	s := e.State
+	body := "  " + t.paint("bold", fmt.Sprintf("%s -> %s", s.From, s.To))
+	tail := s.Cause
+	if s.Listener != 0 {
+		tail += fmt.Sprintf(" on fd%d: a new connection", s.Listener)
+	}
+	if s.To == StateTimeWait {
+		if info := t.infos[e.Host]; info != nil && info.TimeWait > 0 && info.TimeWait != 60*time.Second {
+			tail += fmt.Sprintf("; TIME-WAIT lasts %v here (2 MSL; Linux: 60s)", info.TimeWait)
+		}
+	}
+	t.line(t.fit(t.head(e.Time, e.Host, s.Socket, s.Label), body, t.paint("dim", tail)))
+}
+
+func (t *Text) segmentLine(e *Event) {
+	s := e.Segment
+	arrow := ">"
+	if s.Dir == In {
+		arrow = "<"
+	}
+	arrow = t.paint("dim", arrow)
+	head := t.head(e.Time, e.Host, s.Socket, s.Label)
+	if s.Proto != "tcp" {
+		body := fmt.Sprintf("  %s %s", arrow, s.Proto)
+		if s.Info != "" {
+			body += " " + Clean(s.Info)
+		}
+		t.line(head + body)
+		return
+	}
+	body := "  " + arrow + " " + t.SegmentText(s)
+	if t.retransmission(s) {
+		body += " " + t.paint("error", "(retransmission)")
+	}
+	tail := fmt.Sprintf("%s > %s", s.Src, s.Dst)
+	if s.Options != "" {
+		tail = "<" + s.Options + ">  " + tail
+	}
+	switch {
+	case t.opt.Width > 0 && !s.Flags.Has(SYN):
+		// Narrow: the socket's column says which connection this is.
+		t.line(head + body)
+	default:
+		t.line(t.fit(head, body, t.paint("dim", tail)))
+	}
+	if t.opt.Explain && s.Dir == Out && len(s.Chain) > 0 {
+		indent := strings.Repeat(" ", headWidth+4)
+		chain := strings.Join(s.Chain, " -> ")
+		if chain == t.lastChain {
+			t.line(indent + t.paint("dim", "(made by the same netstack calls as above)"))
+		} else {
+			t.line(indent + t.paint("dim", "made by: ") + chain)
+			t.lastChain = chain
+		}
+	}
+}
+
+// SegmentText describes a TCP segment as tcpdump does: flags, sequence and
+// acknowledgment numbers relative to each direction's first (once its SYN
+// was seen), the window in bytes (scaled, RFC 7323, once both SYNs agreed
+// on it) and the length.
+func (t *Text) SegmentText(s *Segment) string {
+	seq, ack := s.Seq, s.Ack
+	if isn, ok := t.isn[dirKey{s.Src, s.Dst}]; ok {
+		seq -= isn
+	}
+	if isn, ok := t.isn[dirKey{s.Dst, s.Src}]; ok && s.Flags.Has(ACK) {
+		ack -= isn
+	}
+	b := fmt.Sprintf("%-8s seq=%d", s.Flags, seq)
+	if s.Flags.Has(ACK) {
+		b += " ack=" + strconv.FormatUint(uint64(ack), 10)
+	}
+	win := int(s.Window)
+	if !s.Flags.Has(SYN) {
+		mine, ok1 := t.wscale[dirKey{s.Src, s.Dst}]
+		theirs, ok2 := t.wscale[dirKey{s.Dst, s.Src}]
+		if ok1 && ok2 && mine >= 0 && theirs >= 0 {
+			win <<= mine
+		}
+	}
+	b += fmt.Sprintf(" win=%d len=%d", win, s.Len)
+	return b
+}
+
+func (t *Text) ftpLine(e *Event) string {
+	m := e.Message
+	head := t.head(e.Time, string(m.Side), 0, m.Conn)
+	switch e.Kind {
+	case KindCommand:
+		arrow := "->"
+		if m.Side == Server {
+			arrow = "<-"
+		}
+		return fmt.Sprintf("%s%s %s", head, arrow, t.paint("bold", Clean(MaskPassword(m.Text))))
+	case KindReply:
+		arrow := "<-"
+		if m.Side == Server {
+			arrow = "->"
+		}
+		text := strings.ReplaceAll(m.Text, "\n", " / ")
+		return fmt.Sprintf("%s%s %s", head, arrow, t.paint("bold", fmt.Sprintf("%d %s", m.Code, Clean(text))))
+	case KindDataOpen:
+		return fmt.Sprintf("%s== %s data connection open: %s <-> %s", head, m.Mode, addrText(m.Local), addrText(m.Remote))
+	case KindDataClose:
+		s := fmt.Sprintf("%s== data connection closed after %d bytes", head, m.Bytes)
+		if m.Err != "" {
+			s += ": " + Clean(m.Err)
+		}
+		return s
+	case KindTLS:
+		return fmt.Sprintf("%s== TLS: %s", head, Clean(m.Text))
+	}
+	s := fmt.Sprintf("%s!! %s", head, Clean(m.Text))
+	if m.Err != "" {
+		s += ": " + Clean(m.Err)
+	}
+	return s
+}
+
+// MaskPassword masks a PASS command's argument, even if whoever recorded
+// it forgot to.
+func MaskPassword(cmd string) string {
+	if len(cmd) >= 4 && strings.EqualFold(cmd[:4], "PASS") && strings.TrimSpace(cmd[4:]) != "****" {
+		return "PASS ****"
+	}
+	return cmd
+}
+
+// bulk reports whether e is a data segment that can open a band: data on
+// a connection that is not the control connection (whose segments carry
+// the commands and replies), with no flag that opens, closes or resets.
+func (t *Text) bulk(e *Event) bool {
+	s := e.Segment
+	return s != nil && s.Proto == "tcp" && s.Len > 0 && s.Label != Control &&
+		s.Flags&(SYN|FIN|RST) == 0
+}
+
+// textBand is a run of data segments on one connection in one direction,
+// with the bare ACKs coming back and the send and recv calls that moved
+// the data.
+type textBand struct {
+	conn    connKey
+	from    netip.AddrPort
+	host    string
+	socket  int
+	label   Conn
+	start   time.Time
+	first   time.Time // first data segment
+	last    time.Time
+	segs    int
+	retrans int
+	acks    int
+	bytes   int64
+	calls   map[Op]int
+	// members are the band's events until it is long enough to be one
+	// line (collapsed).
+	members   []Event
+	collapsed bool
+}
+
+func newTextBand(t *Text, e *Event) *textBand {
+	s := e.Segment
+	b := &textBand{conn: connOf(s), from: s.Src, host: e.Host, socket: s.Socket, label: s.Label,
+		start: e.Time, calls: map[Op]int{}}
+	b.add(t, e)
+	return b
+}
+
+func (b *textBand) add(t *Text, e *Event) {
+	s := e.Segment
+	if b.segs == 0 {
+		b.first = e.Time
+	}
+	b.segs++
+	b.bytes += int64(s.Len)
+	if t.retransmission(s) {
+		b.retrans++
+	}
+	b.last = e.Time
+	b.keep(e)
+}
+
+// keep holds e until the band is long enough to be one line, in case it
+// is not.
+func (b *textBand) keep(e *Event) {
+	switch {
+	case b.collapsed:
+	case b.segs >= bandMin:
+		b.collapsed, b.members = true, nil
+	default:
+		b.members = append(b.members, *e)
+	}
+}
+
+// absorb takes e into the band if it belongs there.
+func (b *textBand) absorb(t *Text, e *Event) bool {
+	switch {
+	case e.Segment != nil:
+		s := e.Segment
+		if s.Proto != "tcp" || connOf(s) != b.conn || s.Flags&(SYN|FIN|RST) != 0 {
+			return false
+		}
+		if s.Src == b.from && s.Len > 0 {
+			if b.collapsed && e.Time.Sub(b.start) >= bandSpan {
+				// A long transfer: a line for the last second, and on.
+				t.showBand(b)
+				*b = textBand{conn: b.conn, from: b.from, host: b.host, socket: b.socket, label: b.label,
+					start: e.Time, calls: map[Op]int{}, collapsed: true}
+			}
+			b.add(t, e)
+			return true
+		}
+		if s.Src != b.from && s.Len == 0 {
+			b.acks++
+			b.keep(e)
+			return true
+		}
+		return false
+	case e.Kind == KindCall && e.Call != nil:
+		c := e.Call
+		if (c.Op != OpSend && c.Op != OpRecv) || c.Err != "" {
+			return false
+		}
+		if t.connOf[sockKey{e.Host, c.Socket}] != b.conn {
+			return false
+		}
+		if e.Phase == End {
+			b.calls[c.Op]++
+		}
+		b.keep(e)
+		return true
+	}
+	return false
+}
+
+// endBand shows the band under way: as one line when it grew long enough,
+// else event by event.
+func (t *Text) endBand() {
+	b := t.band
+	if b == nil {
+		return
+	}
+	t.band = nil
+	if b.collapsed {
+		t.showBand(b)
+		return
+	}
+	for i := range b.members {
+		t.show(&b.members[i])
+	}
+}
+
+func (t *Text) showBand(b *textBand) {
+	t.flushHeld()
+	to := "?"
+	if b.conn.a == b.from {
+		to = t.hostName(b.conn.b)
+	} else {
+		to = t.hostName(b.conn.a)
+	}
+	body := fmt.Sprintf("  ═ %s segments %s -> %s, %s in %s, ", thousands(b.segs), b.host, to,
+		Bytes(b.bytes), Duration(b.last.Sub(b.first)))
+	if b.retrans > 0 {
+		body += t.paint("error", fmt.Sprintf("%d retransmitted", b.retrans))
+	} else {
+		body += "0 retransmitted"
+	}
+	tail := fmt.Sprintf("%s ACKs back", thousands(b.acks))
+	if n := b.calls[OpSend]; n > 0 {
+		tail += fmt.Sprintf("; send() ×%s", thousands(n))
+	}
+	if n := b.calls[OpRecv]; n > 0 {
+		tail += fmt.Sprintf("; recv() ×%s", thousands(n))
+	}
+	t.line(t.fit(t.head(b.start, b.host, b.socket, b.label), body, t.paint("dim", tail)))
+}
+
+func (t *Text) hostName(a netip.AddrPort) string {
+	if h, ok := t.hostOf[a.Addr()]; ok {
+		return h
+	}
+	return a.Addr().String()
+}
+
+// Bytes writes n for people: "274 bytes", "1.2 MB".
+func Bytes(n int64) string {
+	switch {
+	case n == 1:
+		return "1 byte"
+	case n < 10000:
+		return strconv.FormatInt(n, 10) + " bytes"
+	case n < 1e6:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1e9:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}
+
+// Duration writes d for people: "830 µs", "12.3 ms", "1.50 s".
+func Duration(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%d µs", d.Microseconds())
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000)
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+// thousands writes n with separators: 12,345.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}

@@ -1,0 +1,441 @@
+package trace_test
+
+import (
+	"bytes"
+	"encoding/xml"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"nsftp/trace"
+	"nsftp/trace/tracetest"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the recordings")
+
+// The recordings are real runs of `nsftp demo --record`, committed so that
+// every view is tested exactly, with no network.
+var recordings = []string{"demo-active", "demo-passive"}
+
+func load(t *testing.T, name string) []trace.Event {
+	t.Helper()
+	f, err := os.Open(filepath.Join("testdata", name+".jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := trace.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (go test ./trace -update writes it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (go test ./trace -update if the change is meant):\n%s", path, lineDiff(string(want), string(got)))
+	}
+}
+
+func lineDiff(want, got string) string {
+	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
+	var b strings.Builder
+	shown := 0
+	for i := 0; i < len(w) || i < len(g); i++ {
+		var wl, gl string
+		if i < len(w) {
+			wl = w[i]
+		}
+		if i < len(g) {
+			gl = g[i]
+		}
+		if wl != gl && shown < 20 {
+			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, wl, gl)
+			shown++
+		}
+	}
+	return b.String()
+}
+
+func text(evs []trace.Event, opt trace.TextOptions) []byte {
+	var b bytes.Buffer
+	tx := trace.NewText(&b, opt)
+	for i := range evs {
+		tx.Event(&evs[i])
+	}
+	tx.Flush()
+	return b.Bytes()
+}
+
+// TestRecordings checks the committed runs are what a timeline promises:
+// causal order, RFC 793 for every socket, and the whole life of a TCP
+// connection between them.
+func TestRecordings(t *testing.T) {
+	for _, name := range recordings {
+		t.Run(name, func(t *testing.T) {
+			evs := load(t, name)
+			tracetest.Causal(t, evs)
+			seen := tracetest.RFC793(t, evs)
+			for _, s := range tracetest.Lifecycle {
+				if !seen[s] {
+					t.Errorf("no socket passes through %s", s)
+				}
+			}
+		})
+	}
+}
+
+// TestTextGolden renders the recordings as text, full width and at 100
+// columns.
+func TestTextGolden(t *testing.T) {
+	for _, name := range recordings {
+		t.Run(name, func(t *testing.T) {
+			evs := load(t, name)
+			golden(t, filepath.Join("testdata", name+".txt"), text(evs, trace.TextOptions{}))
+			narrow := text(evs, trace.TextOptions{Width: 100})
+			golden(t, filepath.Join("testdata", name+"-100.txt"), narrow)
+			for i, line := range strings.Split(string(narrow), "\n") {
+				if n := len([]rune(line)); n > 100 {
+					t.Errorf("line %d is %d columns wide at --width 100: %q", i+1, n, line)
+				}
+			}
+		})
+	}
+}
+
+// TestTextCausal checks the text view keeps the timeline's promises: the
+// time column never decreases, a send's line comes before the segment it
+// caused, and a FIN comes after the close() that sent it.
+func TestTextCausal(t *testing.T) {
+	for _, name := range recordings {
+		t.Run(name, func(t *testing.T) {
+			out := string(text(load(t, name), trace.TextOptions{}))
+			var prev float64
+			lastCall := map[string]string{} // host fd -> the last call begun there
+			for i, line := range strings.Split(out, "\n") {
+				var ms float64
+				if _, err := fmt.Sscanf(strings.TrimSpace(line), "%fms", &ms); err != nil {
+					continue
+				}
+				if ms < prev {
+					t.Errorf("line %d goes back in time: %s", i+1, line)
+				}
+				prev = ms
+				f := strings.Fields(line)
+				if len(f) < 5 || !strings.HasPrefix(f[2], "fd") {
+					continue
+				}
+				who := f[1] + " " + f[2]
+				body := strings.Join(f[4:], " ")
+				switch {
+				case strings.HasPrefix(body, "send(") || strings.HasPrefix(body, "close(") || strings.HasPrefix(body, "connect("):
+					lastCall[who] = body
+				case strings.HasPrefix(body, "> ") && strings.Contains(body, "len=") && !strings.Contains(body, "len=0"):
+					if !strings.HasPrefix(lastCall[who], "send(") {
+						t.Errorf("line %d: data sent by %s without a send() before it: %s", i+1, who, line)
+					}
+				case strings.HasPrefix(body, "> FIN"):
+					if !strings.HasPrefix(lastCall[who], "close(") {
+						t.Errorf("line %d: FIN from %s without a close() before it: %s", i+1, who, line)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestLadderGolden draws the recordings.
+func TestLadderGolden(t *testing.T) {
+	for _, name := range recordings {
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := trace.WriteLadder(&b, load(t, name), trace.LadderOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			checkSVG(t, b.Bytes())
+			golden(t, filepath.Join("testdata", name+".svg"), b.Bytes())
+			for _, want := range []string{"SYN-SENT → ESTABLISHED", "LISTEN → SYN-RECEIVED", "FIN-WAIT-2 → TIME-WAIT",
+				"TIME-WAIT → CLOSED", "LAST-ACK → CLOSED", "PASS ****", "226 Transfer complete."} {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("diagram lacks %q", want)
+				}
+			}
+		})
+	}
+}
+
+// checkSVG fails unless b is an SVG document a browser opens: well-formed
+// XML whose root is <svg> in the SVG namespace, with a viewBox.
+func checkSVG(t *testing.T, b []byte) string {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(b))
+	root := true
+	var text strings.Builder
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("the SVG is not well-formed XML: %v", err)
+		}
+		switch tok := tok.(type) {
+		case xml.StartElement:
+			if root {
+				root = false
+				if tok.Name.Local != "svg" || tok.Name.Space != "http://www.w3.org/2000/svg" {
+					t.Fatalf("root element is %v, want svg in the SVG namespace", tok.Name)
+				}
+				hasViewBox := false
+				for _, a := range tok.Attr {
+					hasViewBox = hasViewBox || a.Name.Local == "viewBox"
+				}
+				if !hasViewBox {
+					t.Errorf("<svg> has no viewBox")
+				}
+			}
+		case xml.CharData:
+			text.Write(tok)
+			text.WriteByte('\n')
+		}
+	}
+	if root {
+		t.Fatal("no root element")
+	}
+	return text.String()
+}
+
+// handBuilt is a run put together by hand: a reply with markup and a
+// terminal escape, a command whose password an observer forgot to mask,
+// invalid UTF-8, a bidi override, and a burst of data to collapse.
+func handBuilt() ([]trace.Event, string) {
+	t0 := time.Date(2005, 4, 1, 12, 0, 0, 0, time.UTC)
+	var evs []trace.Event
+	add := func(e trace.Event) {
+		e.Seq = uint64(len(evs) + 1)
+		e.Time = t0.Add(time.Duration(len(evs)) * 100 * time.Microsecond)
+		evs = append(evs, e)
+	}
+	ap := netip.MustParseAddrPort
+	var (
+		cc = ap("192.0.2.1:40000")
+		sc = ap("192.0.2.2:21")
+		cd = ap("192.0.2.1:40001")
+		sd = ap("192.0.2.2:20")
+	)
+	host := func(name string, role trace.Role, addr string) {
+		add(trace.Event{Layer: trace.LayerStack, Host: name, Kind: trace.KindHost,
+			HostInfo: &trace.HostInfo{Role: role, Addrs: []netip.Prefix{netip.MustParsePrefix(addr)}}})
+	}
+	call := func(ph trace.Phase, c trace.Call) {
+		add(trace.Event{Layer: trace.LayerStack, Host: "client", Kind: trace.KindCall, Phase: ph, Call: &c})
+	}
+	seg := func(s trace.Segment) {
+		s.Proto = "tcp"
+		add(trace.Event{Layer: trace.LayerStack, Host: "client", Kind: trace.KindSegment, Segment: &s})
+	}
+	ftp := func(k trace.Kind, m trace.Message) {
+		m.Side = trace.Client
+		if m.Conn == "" {
+			m.Conn = trace.Control
+		}
+		add(trace.Event{Layer: trace.LayerFTP, Kind: k, Message: &m})
+	}
+	hostile := "<script>&\x1b[31m red \xff \u202egnp.exe"
+	host("client", trace.Client, "192.0.2.1/24")
+	connect := trace.Call{Socket: 3, Label: trace.Control, Op: trace.OpConnect, Article: "sock->ops->connect", Local: cc, Remote: sc, StateBefore: trace.StateInitial}
+	call(trace.Begin, connect)
+	add(trace.Event{Layer: trace.LayerStack, Host: "client", Kind: trace.KindState,
+		State: &trace.State{Socket: 3, Label: trace.Control, From: trace.StateInitial, To: trace.StateSynSent, Cause: "connect()", By: trace.ByCall}})
+	seg(trace.Segment{Dir: trace.Out, Src: cc, Dst: sc, Flags: trace.SYN, Socket: 3, Label: trace.Control})
+	connect.StateAfter = trace.StateEstablished
+	call(trace.End, connect)
+	call(trace.Begin, trace.Call{Socket: 3, Label: trace.Control, Op: trace.OpGetsockname})
+	call(trace.End, trace.Call{Socket: 3, Label: trace.Control, Op: trace.OpGetsockname, Local: cc, Remote: sc})
+	ftp(trace.KindReply, trace.Message{Code: 220, Text: hostile, Local: cc, Remote: sc})
+	ftp(trace.KindCommand, trace.Message{Text: "PASS hunter2", Local: cc, Remote: sc})
+	seg(trace.Segment{Dir: trace.In, Src: sc, Dst: cc, Flags: trace.PSH | trace.ACK, Len: 40, Socket: 3, Label: trace.Control})
+	ftp(trace.KindDataOpen, trace.Message{Conn: trace.Data, Mode: trace.Active, Local: cd, Remote: sd})
+	for i := range 10 {
+		seg(trace.Segment{Dir: trace.In, Src: sd, Dst: cd, Flags: trace.ACK, Seq: uint32(1 + 1000*i), Len: 1000, Socket: 5, Label: trace.Data})
+		recv := trace.Call{Socket: 5, Label: trace.Data, Op: trace.OpRecv, Article: "sock_recvmsg", Local: cd, Remote: sd}
+		call(trace.Begin, recv)
+		recv.Bytes = 1000
+		call(trace.End, recv)
+		if i%2 == 1 {
+			seg(trace.Segment{Dir: trace.Out, Src: cd, Dst: sd, Flags: trace.ACK, Socket: 5, Label: trace.Data})
+		}
+	}
+	seg(trace.Segment{Dir: trace.In, Src: sd, Dst: cd, Flags: trace.FIN | trace.ACK, Seq: 10001, Socket: 5, Label: trace.Data})
+	eof := trace.Call{Socket: 5, Label: trace.Data, Op: trace.OpRecv, Article: "sock_recvmsg", Local: cd, Remote: sd, StateBefore: trace.StateCloseWait}
+	call(trace.Begin, eof)
+	eof.Err, eof.StateAfter = "EOF", trace.StateCloseWait
+	call(trace.End, eof)
+	ftp(trace.KindDataClose, trace.Message{Conn: trace.Data, Bytes: 10000, Local: cd, Remote: sd})
+	seg(trace.Segment{Dir: trace.In, Src: sd, Dst: cd, Flags: trace.RST | trace.ACK, Socket: 5, Label: trace.Data})
+	ftp(trace.KindNote, trace.Message{Text: hostile})
+	add(trace.Event{Layer: trace.LayerStack, Host: "client", Kind: trace.KindSegment,
+		Segment: &trace.Segment{Dir: trace.Out, Proto: "arp", Src: ap("192.0.2.1:0"), Dst: ap("192.0.2.2:0"), Info: "who-has 192.0.2.2 tell 192.0.2.1"}})
+	return evs, hostile
+}
+
+// TestLadderHostile draws a hand-built run: nothing hostile gets into the
+// drawing, the password is masked, bulk data is one band.
+func TestLadderHostile(t *testing.T) {
+	evs, hostile := handBuilt()
+	draw := func(opt trace.LadderOptions) string {
+		var b bytes.Buffer
+		if err := trace.WriteLadder(&b, evs, opt); err != nil {
+			t.Fatal(err)
+		}
+		checkSVG(t, b.Bytes())
+		return b.String()
+	}
+	svg := draw(trace.LadderOptions{Title: "hand-built " + hostile})
+	for _, bad := range []string{"<script", "\x1b", "hunter2", "\u202e", "\xff"} {
+		if strings.Contains(svg, bad) {
+			t.Errorf("diagram contains %q", bad)
+		}
+	}
+	for _, want := range []string{
+		"220 &lt;script&gt;&amp;?[31m red", "PASS ****", "SYN", "RST|ACK",
+		"10 segments, 10.0 kB", "5 ACKs", "recv ×10, 10.0 kB", "recv() = 0, EOF", "INITIAL → SYN-SENT",
+		"ARP who-has", "connect() = 0",
+	} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("diagram lacks %q", want)
+		}
+	}
+	if strings.Contains(svg, "getsockname()") {
+		t.Errorf("getsockname shown without Names")
+	}
+	if !strings.Contains(draw(trace.LadderOptions{Names: true}), "fd3 getsockname() = 192.0.2.1:40000") {
+		t.Errorf("getsockname not shown with Names")
+	}
+	// Without collapsing, every segment is its own arrow.
+	if flat := draw(trace.LadderOptions{BandMin: -1}); strings.Contains(flat, " segments, ") || strings.Count(flat, "ACK len=1000") != 10 {
+		t.Errorf("BandMin -1 still collapsed segments")
+	}
+	// An empty run is still a document.
+	draw(trace.LadderOptions{})
+	var b bytes.Buffer
+	trace.WriteLadder(&b, nil, trace.LadderOptions{})
+	checkSVG(t, b.Bytes())
+}
+
+// TestTextHostile renders the hand-built run as text: the same rules.
+func TestTextHostile(t *testing.T) {
+	evs, _ := handBuilt()
+	out := string(text(evs, trace.TextOptions{}))
+	for _, bad := range []string{"\x1b", "hunter2", "\u202e", "\xff"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("text contains %q:\n%s", bad, out)
+		}
+	}
+	for _, want := range []string{"PASS ****", "═ 10 segments client", "10.0 kB", "recv() ×10", "5 ACKs back", "INITIAL -> SYN-SENT  connect()"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+	every := string(text(evs, trace.TextOptions{Every: true}))
+	if strings.Contains(every, "═") || strings.Count(every, "len=1000") != 10 {
+		t.Errorf("Every still collapsed segments:\n%s", every)
+	}
+}
+
+func TestClean(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain text":                  "plain text",
+		"tab\there":                   "tab?here",
+		"\x1b[31mred":                 "?[31mred",
+		"abc\u202egnp.exe":            "abc?gnp.exe",
+		"isolate\u2066x\u2069":        "isolate?x?",
+		"bad \xff byte":               "bad ? byte",
+		"line\u2028sep":               "line?sep",
+		"C1 \u0085 control":           "C1 ? control",
+		"é and 日本 stay":               "é and 日本 stay",
+		"zero width joiner \u200d ok": "zero width joiner \u200d ok",
+	} {
+		if got := trace.Clean(in); got != want {
+			t.Errorf("Clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTCPFlagsText(t *testing.T) {
+	for _, f := range []trace.TCPFlags{0, trace.SYN, trace.SYN | trace.ACK, trace.FIN | trace.PSH | trace.ACK, trace.RST, 0xff} {
+		b, _ := f.MarshalText()
+		var g trace.TCPFlags
+		if err := g.UnmarshalText(b); err != nil || g != f {
+			t.Errorf("%08b -> %q -> %08b, %v", f, b, g, err)
+		}
+	}
+	if s := (trace.SYN | trace.ACK).String(); s != "SYN|ACK" {
+		t.Errorf("SYN|ACK is %q", s)
+	}
+	var g trace.TCPFlags
+	if err := g.UnmarshalText([]byte("SYN|BOGUS")); err == nil {
+		t.Error("an unknown flag was accepted")
+	}
+}
+
+// TestAllowed checks the state diagram against RFC 793 page 23.
+func TestAllowed(t *testing.T) {
+	for _, tc := range []struct {
+		from, to trace.TCPState
+		ok       bool
+	}{
+		{trace.StateListen, trace.StateSynReceived, true},       // rcv SYN, snd SYN,ACK
+		{trace.StateSynSent, trace.StateEstablished, true},      // rcv SYN,ACK, snd ACK
+		{trace.StateSynSent, trace.StateSynReceived, true},      // rcv SYN (simultaneous open)
+		{trace.StateEstablished, trace.StateCloseWait, true},    // rcv FIN
+		{trace.StateFinWait1, trace.StateClosing, true},         // rcv FIN (simultaneous close)
+		{trace.StateFinWait1, trace.StateTimeWait, true},        // rcv FIN,ACK
+		{trace.StateFinWait2, trace.StateTimeWait, true},        // rcv FIN
+		{trace.StateTimeWait, trace.StateClosed, true},          // 2MSL
+		{trace.StateEstablished, trace.StateTimeWait, false},    // no FIN sent
+		{trace.StateCloseWait, trace.StateFinWait1, false},      // the peer already closed
+		{trace.StateLastAck, trace.StateTimeWait, false},        // LAST-ACK ends in CLOSED
+		{trace.StateListen, trace.StateEstablished, false},      // not without SYN-RECEIVED
+		{trace.StateClosed, trace.StateEstablished, false},      // a closed connection stays closed
+		{trace.StateFinWait2, trace.StateFinWait1, false},       // no way back
+		{trace.StateSynReceived, trace.StateCloseWait, false},   // ESTABLISHED first
+		{trace.StateInitial, trace.StateEstablished, false},     // no handshake
+		{trace.StateEstablished, trace.StateEstablished, false}, // not a change
+	} {
+		if got := trace.Allowed(tc.from, tc.to); got != tc.ok {
+			t.Errorf("Allowed(%s, %s) = %v, want %v", tc.from, tc.to, got, tc.ok)
+		}
+	}
+}
+
+func TestReadJSONErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"{not json\n":                 "line 1",
+		"{\"kind\":\"call\"}\n":       "no \"layer\"",
+		"\n\n{\"layer\":\"stack\"}\n": "line 3",
+		`{"layer":"stack","kind":"segment","segment":{"src":"nonsense"}}`: "address",
+	} {
+		_, err := trace.ReadJSON(strings.NewReader(in))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ReadJSON(%q) = %v, want an error mentioning %q", in, err, want)
+		}
+	}
+}
