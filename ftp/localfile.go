@@ -15,7 +15,8 @@ import (
 type DestOptions struct {
 	// Force allows writing straight into something that is not a regular
 	// file: a device, a FIFO. Without it that is refused (the 2005
-	// article's `./a.out foo_file /dev/hda1` wrote a file over a disk).
+	// article's `./a.out foo_file /dev/hda1` wrote a file over a disk),
+	// but for the null device.
 	Force bool
 	// Resume appends to an existing partial file instead of replacing it;
 	// Offset says where the download must restart (REST).
@@ -66,7 +67,9 @@ func CreateDest(dest, remoteName string, opt DestOptions) (*Dest, error) {
 		return nil, localErrorf("%s is a directory", final)
 	}
 	if exists && !fi.Mode().IsRegular() {
-		if !opt.Force {
+		// The null device takes any download and keeps none, as curl and
+		// wget let it; other devices need Force.
+		if !opt.Force && !isDevNull(fi) {
 			return nil, localErrorf("refusing to write to %s: it is a %s, not a regular file (use --force to write to it anyway)", final, kindOf(fi.Mode()))
 		}
 		f, err := os.OpenFile(final, os.O_WRONLY, 0)
@@ -104,6 +107,12 @@ func CreateDest(dest, remoteName string, opt DestOptions) (*Dest, error) {
 		return nil, localErrorf("%v", err)
 	}
 	return &Dest{final: final, f: f, temp: f.Name()}, nil
+}
+
+// isDevNull reports whether fi is the null device, under whatever name.
+func isDevNull(fi fs.FileInfo) bool {
+	null, err := os.Stat(os.DevNull)
+	return err == nil && os.SameFile(fi, null)
 }
 
 // Path returns the file the download ends up in.

@@ -112,6 +112,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if len(cfg.Addrs) == 0 {
 		return nil, errors.New("stack: host needs at least one address")
 	}
+	quietNetstack()
 	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link}
 	tcpProto := tcp.NewProtocol
 	if cfg.Observer != nil {

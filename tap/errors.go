@@ -3,6 +3,7 @@ package tap
 import (
 	"errors"
 	"fmt"
+	"os"
 	"syscall"
 )
 
@@ -81,6 +82,16 @@ func permissionHint(name string) string {
 		"or once, as root, make a device your user may open: ip tuntap add dev %s mode tap user $USER", name)
 }
 
+// tunModeHint explains a /dev/net/tun this user may not open.
+func tunModeHint() string {
+	mode := "is not open to this user"
+	if fi, err := os.Stat("/dev/net/tun"); err == nil {
+		mode = fmt.Sprintf("has mode %04o, not open to this user", fi.Mode().Perm())
+	}
+	return "/dev/net/tun " + mode + " (most systems make it 0666; a TAP device owned by you works once it is): " +
+		"ask root to chmod 0666 /dev/net/tun, or run nsftp as root"
+}
+
 // classify maps a system error from opening /dev/net/tun or TUNSETIFF to
 // one of the package's errors. existed says whether the interface was
 // there before, which tells a type mismatch from other invalid requests.
@@ -95,6 +106,11 @@ func (d *opener) classify(step string, err error, existed bool) *Error {
 			return d.fail(ErrNoTun, errno, "load the tun module (modprobe tun), or give the container /dev/net/tun")
 		}
 	case syscall.EPERM, syscall.EACCES:
+		if step == "opening /dev/net/tun" {
+			// The clone device itself is shut: no capability or device
+			// owner helps until it is opened up.
+			return d.fail(ErrPermission, errno, "%s", tunModeHint())
+		}
 		return d.fail(ErrPermission, errno, "%s", permissionHint(d.cfg.Name))
 	case syscall.EBUSY:
 		return d.fail(ErrBusy, errno, "another program has %s open", d.cfg.Name)

@@ -2,7 +2,6 @@ package tap_test
 
 import (
 	"errors"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -131,17 +130,22 @@ func TestMTU(t *testing.T) {
 }
 
 // TestPermission runs Open as an unprivileged user: on a device root made
-// it fails with ErrPermission, on one made for that user it succeeds, as
-// the error message promises.
+// for itself it fails with ErrPermission, on one made for that user it
+// succeeds, as the error message promises. (A device made with no owner
+// at all is open to anyone who may open /dev/net/tun: that is Linux's
+// rule, tun_not_capable.)
 func TestPermission(t *testing.T) {
 	needRoot(t)
 	ns := newNetNS(t)
-	ns.tap("tap0", kernelAddr.String(), 0)
+	ns.tap("tap0", kernelAddr.String(), 0, "user", "0")
 	ns.tap("tap1", "", 0, "user", "65534")
 	bin := copyExe(t)
 	run := func(dev string) string {
+		// A /dev/net/tun of the usual mode, 0666, whatever this
+		// machine's is (TestTunNotOpen tries 0600).
 		cmd := exec.Command("ip", "netns", "exec", ns.name, bin)
-		return startHelperCmd(t, cmd, "open", "DEV="+dev, "AS_NOBODY=1").wait(t, 10*time.Second)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		return startHelperCmd(t, cmd, "open", "DEV="+dev, "AS_NOBODY=1", "TUN_MODE=0666").wait(t, 10*time.Second)
 	}
 	out := run("tap0")
 	if !strings.Contains(out, "ErrPermission") || !strings.Contains(out, "ip tuntap add dev tap0 mode tap user $USER") {
@@ -149,12 +153,26 @@ func TestPermission(t *testing.T) {
 	} else {
 		t.Log(strings.SplitN(out, "\n", 2)[0])
 	}
-	if fi, err := os.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm()&0o006 != 0o006 {
-		t.Logf("/dev/net/tun is %v here, not world read-write: skipping the user-owned device", fi.Mode().Perm())
-		return
-	}
 	if out := run("tap1"); strings.TrimSpace(out) != "ok" {
 		t.Errorf("unprivileged Open of a device made for the user: %s", out)
+	}
+}
+
+// TestTunNotOpen gives an unprivileged helper a /dev/net/tun of mode 0600:
+// the error says so, not that a capability or the device's owner is
+// wrong.
+func TestTunNotOpen(t *testing.T) {
+	needRoot(t)
+	ns := newNetNS(t)
+	ns.tap("tap1", "", 0, "user", "65534")
+	cmd := exec.Command("ip", "netns", "exec", ns.name, copyExe(t))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+	out := startHelperCmd(t, cmd, "open", "DEV=tap1", "TUN_MODE=0600", "AS_NOBODY=1").wait(t, 10*time.Second)
+	if !strings.Contains(out, "ErrPermission") || !strings.Contains(out, "/dev/net/tun has mode 0600") ||
+		strings.Contains(out, "CAP_NET_ADMIN") {
+		t.Errorf("Open with a 0600 /dev/net/tun: %s", out)
+	} else {
+		t.Log(strings.SplitN(out, "\n", 2)[0])
 	}
 }
 

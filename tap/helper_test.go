@@ -117,11 +117,27 @@ func helperClient(addr, ops string) error {
 // or the error followed by the sentinels it matches. With HIDE_TUN set it
 // first hides /dev/net/tun under a tmpfs, in a mount namespace of its own
 // (the test starts it with CLONE_NEWNS, so the mount is private).
-// With AS_NOBODY set it drops to uid and gid 65534 first.
+// With TUN_MODE set (0600, 0666) it puts a /dev/net/tun of that mode
+// there instead. With AS_NOBODY set it drops to uid and gid 65534 first.
 func helperOpen() error {
-	if os.Getenv("HIDE_TUN") != "" {
+	mode := os.Getenv("TUN_MODE")
+	if os.Getenv("HIDE_TUN") != "" || mode != "" {
 		if err := syscall.Mount("none", "/dev/net", "tmpfs", 0, ""); err != nil {
 			return fmt.Errorf("hiding /dev/net: %w", err)
+		}
+	}
+	if mode != "" {
+		// A /dev/net/tun of the mode the test asks for: some systems
+		// ship it 0600, most 0666.
+		perm, err := strconv.ParseUint(mode, 8, 32)
+		if err != nil {
+			return err
+		}
+		if err := syscall.Mknod("/dev/net/tun", syscall.S_IFCHR|uint32(perm), 10<<8|200); err != nil {
+			return fmt.Errorf("making /dev/net/tun: %w", err)
+		}
+		if err := os.Chmod("/dev/net/tun", os.FileMode(perm)); err != nil { // past the umask
+			return err
 		}
 	}
 	if os.Getenv("AS_NOBODY") != "" {

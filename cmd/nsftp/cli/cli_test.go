@@ -140,7 +140,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"get", "ftp://" + closed + "/f", filepath.Join(dir, "x"), "--net", "os"}, ExitNetwork, "refused"},
 		{[]string{"get", "ftp://bob:wrong@" + addr + "/a.txt", filepath.Join(dir, "x"), "--net", "os"}, ExitLogin, "530"},
 		{[]string{"get", "ftp://bob:right@" + addr + "/missing", filepath.Join(dir, "x"), "--net", "os"}, ExitServer, "550"},
-		{[]string{"get", "ftp://bob:right@" + addr + "/a.txt", "/dev/null", "--net", "os"}, ExitLocal, "character device"},
+		{[]string{"get", "ftp://bob:right@" + addr + "/a.txt", "/dev/zero", "--net", "os"}, ExitLocal, "character device"},
 		{[]string{"get", "ftp://bob:right@" + addr + "/a.txt", filepath.Join(dir, "no", "such", "dir", "x"), "--net", "os"}, ExitLocal, "no such file"},
 		{[]string{"put", filepath.Join(dir, "missing"), "ftp://" + addr + "/", "--net", "os"}, ExitLocal, "no such file"},
 	} {
@@ -154,6 +154,10 @@ func TestExitCodes(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("failed runs left files behind: %v", entries)
+	}
+	// The null device takes a download without --force, as with curl.
+	if _, errOut, code := run(t, "get", "ftp://bob:right@"+addr+"/a.txt", "/dev/null", "--net", "os"); code != ExitOK {
+		t.Errorf("get to /dev/null: exit %d: %s", code, errOut)
 	}
 }
 

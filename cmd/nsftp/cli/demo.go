@@ -159,7 +159,10 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	}
 	if format != "json" {
 		sum := sha256.Sum256(got)
-		fmt.Fprintf(e.stdout, "\n%s: %d bytes, sha256 %x, identical to the file served.\n", demoFile, len(got), sum[:8])
+		if format == "text" {
+			fmt.Fprintln(e.stdout) // after the trace
+		}
+		fmt.Fprintf(e.stdout, "%s: %d bytes, sha256 %x, identical to the file served.\n", demoFile, len(got), sum[:8])
 		if !quiet {
 			fmt.Fprintf(e.stdout, "\n%s", got)
 		}
