@@ -282,18 +282,19 @@ func TestDestCommit(t *testing.T) {
 	}
 }
 
-// TestDestRefusesDevices: /dev/null stands for any device.
+// TestDestRefusesDevices: /dev/zero stands for any device but the null
+// device, which takes a download without Force.
 func TestDestRefusesDevices(t *testing.T) {
-	_, err := ftp.CreateDest("/dev/null", "x", ftp.DestOptions{})
+	_, err := ftp.CreateDest("/dev/zero", "x", ftp.DestOptions{})
 	if !errors.Is(err, ftp.ErrLocalFile) || !strings.Contains(err.Error(), "character device") {
-		t.Errorf("CreateDest(/dev/null) = %v", err)
+		t.Errorf("CreateDest(/dev/zero) = %v", err)
 	}
 	link := filepath.Join(t.TempDir(), "link")
-	os.Symlink("/dev/null", link)
+	os.Symlink("/dev/zero", link)
 	if _, err := ftp.CreateDest(link, "x", ftp.DestOptions{}); !errors.Is(err, ftp.ErrLocalFile) {
-		t.Errorf("CreateDest(symlink to /dev/null) = %v", err)
+		t.Errorf("CreateDest(symlink to /dev/zero) = %v", err)
 	}
-	d, err := ftp.CreateDest("/dev/null", "x", ftp.DestOptions{Force: true})
+	d, err := ftp.CreateDest("/dev/zero", "x", ftp.DestOptions{Force: true})
 	if err != nil {
 		t.Fatalf("forced: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"nsftp/trace"
+	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -216,13 +217,37 @@ func (s *session) connect(ctx context.Context, p *dataPlan) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DataTimeout)
 	defer cancel()
 	if p.mode == "active" {
-		c, err := s.cfg.Network.Dial(ctx, trace.Data, p.target.String())
+		c, err := s.dialActive(ctx, p.target)
 		if err != nil {
 			return nil, fmt.Errorf("ftp: active data connection to %s: %w", p.target, err)
 		}
 		return c, nil
 	}
 	return s.accept(ctx, p.ln)
+}
+
+// dialActive connects to the client's data port from port L-1, the
+// control connection's port less one, as RFC 959 section 3.2 has the
+// server do: 20 for a server on 21, which is how tshark and firewalls know
+// ftp-data. Where the network cannot choose the local port, or refuses it
+// (the operating system keeps ports under 1024 for privileged programs),
+// the connection comes from an ephemeral port, and a note says so.
+func (s *session) dialActive(ctx context.Context, target netip.AddrPort) (net.Conn, error) {
+	ld, ok := s.cfg.Network.(LocalDialer)
+	if !ok || s.local.Port() < 2 {
+		return s.cfg.Network.Dial(ctx, trace.Data, target.String())
+	}
+	local := netip.AddrPortFrom(s.local.Addr(), s.local.Port()-1)
+	c, err := ld.DialFrom(ctx, trace.Data, local.String(), target.String())
+	var se *os.SyscallError
+	if err == nil || !errors.As(err, &se) || se.Syscall != "bind" {
+		return c, err
+	}
+	e := s.dataEvent(trace.KindNote, "active", "", target.String())
+	e.Text = fmt.Sprintf("data connection from an ephemeral port: port %d (RFC 959's L-1) was refused", local.Port())
+	e.Err = se.Err.Error()
+	s.srv.emit(e)
+	return s.cfg.Network.Dial(ctx, trace.Data, target.String())
 }
 
 // accept takes the passive data connection from the control connection's

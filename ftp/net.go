@@ -3,6 +3,7 @@ package ftp
 import (
 	"context"
 	"net"
+	"syscall"
 
 	"nsftp/trace"
 )
@@ -21,6 +22,18 @@ type Network interface {
 	Listen(ctx context.Context, label trace.Conn, address string, backlog int) (net.Listener, error)
 }
 
+// LocalDialer is a Network that can choose a connection's local address,
+// as an active-mode server's data connection wants (RFC 959 section 3.2:
+// from port L-1, 20 for a server on 21). A server on a Network without it
+// connects from an ephemeral port.
+type LocalDialer interface {
+	// DialFrom is Dial from local ("ip:port"). Connections to different
+	// peers may share the local port, and one in TIME-WAIT does not keep
+	// the next from it (SO_REUSEADDR). A failure to bind is an error
+	// wrapping an *os.SyscallError for "bind".
+	DialFrom(ctx context.Context, label trace.Conn, local, address string) (net.Conn, error)
+}
+
 // OSNetwork is the operating system's sockets. It ignores labels, and the
 // backlog, which Go's net package does not expose (the kernel uses
 // net.core.somaxconn).
@@ -29,7 +42,10 @@ type OSNetwork struct {
 	Dialer net.Dialer
 }
 
-var _ Network = (*OSNetwork)(nil)
+var (
+	_ Network     = (*OSNetwork)(nil)
+	_ LocalDialer = (*OSNetwork)(nil)
+)
 
 // Dial implements Network.
 func (n *OSNetwork) Dial(ctx context.Context, _ trace.Conn, address string) (net.Conn, error) {
@@ -40,4 +56,24 @@ func (n *OSNetwork) Dial(ctx context.Context, _ trace.Conn, address string) (net
 func (n *OSNetwork) Listen(ctx context.Context, _ trace.Conn, address string, _ int) (net.Listener, error) {
 	var lc net.ListenConfig
 	return lc.Listen(ctx, "tcp", address)
+}
+
+// DialFrom implements LocalDialer.
+func (n *OSNetwork) DialFrom(ctx context.Context, _ trace.Conn, local, address string) (net.Conn, error) {
+	laddr, err := net.ResolveTCPAddr("tcp", local)
+	if err != nil {
+		return nil, err
+	}
+	d := n.Dialer
+	d.LocalAddr = laddr
+	d.Control = func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		if err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+		}); err != nil {
+			return err
+		}
+		return serr
+	}
+	return d.DialContext(ctx, "tcp", address)
 }

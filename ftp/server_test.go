@@ -970,6 +970,86 @@ func (n *recordingNetwork) Dial(ctx context.Context, label trace.Conn, address s
 	return n.OSNetwork.Dial(ctx, label, address)
 }
 
+// DialFrom records, as Dial does.
+func (n *recordingNetwork) DialFrom(ctx context.Context, label trace.Conn, local, address string) (net.Conn, error) {
+	n.mu.Lock()
+	n.dials = append(n.dials, string(label)+" "+local+" "+address)
+	n.mu.Unlock()
+	return n.OSNetwork.DialFrom(ctx, label, local, address)
+}
+
+// serverPorts finds a port P whose neighbour P-1 is free too, on loopback,
+// for a server that connects from L-1.
+func serverPorts(t *testing.T) (control, data int) {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if p < 1026 {
+			continue
+		}
+		if l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p-1)); err == nil {
+			l2.Close()
+			return p, p - 1
+		}
+	}
+	t.Fatal("no pair of free ports")
+	return 0, 0
+}
+
+// TestServerActiveFromL1: in active mode the data connection comes from
+// the control connection's port less one, as RFC 959 section 3.2 says
+// (port 20 for a server on 21), several transfers in a row; where that
+// port cannot be had, from an ephemeral one, and a note says so.
+func TestServerActiveFromL1(t *testing.T) {
+	control, data := serverPorts(t)
+	ts := startTestServerOn(t, ServerConfig{}, fmt.Sprintf("127.0.0.1:%d", control))
+	writeTree(t, ts.root, map[string]string{"f": "data"})
+	c := dialRaw(t, ts.addr)
+	c.login()
+	for i := range 3 {
+		d := c.prepareData("PORT")
+		c.want("RETR f", 150)
+		conn := d.open(t)
+		if got := conn.RemoteAddr().(*net.TCPAddr).Port; got != data {
+			t.Errorf("transfer %d: data connection from port %d, want %d (L-1)", i+1, got, data)
+		}
+		b, _ := io.ReadAll(conn)
+		conn.Close()
+		if string(b) != "data" {
+			t.Errorf("transfer %d: got %q", i+1, b)
+		}
+		c.wantReply(226)
+	}
+
+	// Someone else listens on L-1: the transfer still happens.
+	busy, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	d := c.prepareData("PORT")
+	c.want("RETR f", 150)
+	conn := d.open(t)
+	if got := conn.RemoteAddr().(*net.TCPAddr).Port; got == data {
+		t.Errorf("data connection from the busy port %d", got)
+	}
+	io.ReadAll(conn)
+	conn.Close()
+	c.wantReply(226)
+	noted := false
+	for _, e := range ts.events.all() {
+		noted = noted || e.Kind == trace.KindNote && strings.Contains(e.Text, "ephemeral port") && e.Err != ""
+	}
+	if !noted {
+		t.Error("no note of the ephemeral port")
+	}
+}
+
 // TestServerActiveRefused checks the bounce protection of RFC 2577
 // section 3: the server connects only to the client's own address, on an
 // unprivileged port, and refuses before trying anything.

@@ -33,6 +33,40 @@ func (h *Host) Dial(ctx context.Context, label trace.Conn, address string) (net.
 	return s, nil
 }
 
+// DialFrom is Dial from a chosen local address ("ip:port"): socket,
+// bind, connect, as an active-mode FTP server connects from port 20.
+// SO_REUSEADDR is set, so connections to different peers share the port
+// and one in TIME-WAIT does not keep the next from it. It implements
+// ftp.LocalDialer.
+func (h *Host) DialFrom(ctx context.Context, label trace.Conn, local, address string) (net.Conn, error) {
+	lap, err := parseAddrPort(local, false)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
+	}
+	ap, err := parseAddrPort(address, false)
+	if err != nil {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
+	}
+	s, err := h.Socket(ctx, networkOf(ap.Addr()), label)
+	if err != nil {
+		return nil, err
+	}
+	s.SetReuseAddress(true)
+	if err := s.Bind(ctx, lap); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetWriteDeadline(dl)
+	}
+	if err := s.Connect(ctx, ap); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.SetWriteDeadline(noDeadline)
+	return s, nil
+}
+
 // Listen creates a socket, binds it to address ("ip:port", port 0 for one
 // the stack chooses) and listens with the given backlog: the server half of
 // Figure 1, and the article's data connection.

@@ -272,6 +272,12 @@ func TestPCAPOpenings(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "RETR hello.txt") {
 		t.Errorf("tshark finds no RETR: %v\n%s", err, out)
 	}
+	// The data connection comes from port 20, as RFC 959 has it: tshark
+	// knows it for ftp-data with no hints.
+	out, err = exec.Command(tshark, "-r", pcapPath, "-Y", "ftp-data", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.len").Output()
+	if err != nil || !strings.Contains(string(out), "20\t274") {
+		t.Errorf("tshark finds no ftp-data from port 20 carrying the file: %v\n%s", err, out)
+	}
 }
 
 // countSYNs walks an Ethernet pcap and counts TCP SYNs without ACK.
