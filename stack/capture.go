@@ -176,7 +176,13 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 		}
 		eth := header.Ethernet(b)
 		etype = eth.Type()
-		seg.Info = fmt.Sprintf("%s > %s", eth.SourceAddress(), eth.DestinationAddress())
+		switch etype {
+		case header.ARPProtocolNumber, header.IPv4ProtocolNumber, header.IPv6ProtocolNumber:
+		default:
+			// A frame nsftp cannot read: its Ethernet addresses are all
+			// there is to say.
+			seg.Info = fmt.Sprintf("%s > %s", eth.SourceAddress(), eth.DestinationAddress())
+		}
 		b = b[header.EthernetMinimumSize:]
 	} else if len(b) > 0 {
 		switch b[0] >> 4 {
@@ -189,7 +195,6 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 	switch etype {
 	case header.ARPProtocolNumber:
 		seg.Proto = "arp"
-		seg.Info = ""
 		if len(b) >= header.ARPSize {
 			a := header.ARP(b)
 			sender := tcpip.AddrFromSlice(a.ProtocolAddressSender())
@@ -204,7 +209,6 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 		}
 		return seg
 	case header.IPv4ProtocolNumber:
-		seg.Info = ""
 		if len(b) < header.IPv4MinimumSize {
 			seg.Proto = "ipv4"
 			return seg
@@ -225,7 +229,6 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 		}
 		decodeTransport(&seg, ip.Protocol(), b[hl:], payload, src, dst)
 	case header.IPv6ProtocolNumber:
-		seg.Info = ""
 		if len(b) < header.IPv6MinimumSize {
 			seg.Proto = "ipv6"
 			return seg

@@ -660,6 +660,10 @@ type textBand struct {
 	// line (collapsed).
 	members   []Event
 	collapsed bool
+	// aside are frames that have nothing to do with the band (ARP, NDP,
+	// an ACK of another connection) that came while it ran: shown after
+	// its line rather than cutting it in two.
+	aside []Event
 }
 
 func newTextBand(t *Text, e *Event) *textBand {
@@ -701,6 +705,10 @@ func (b *textBand) absorb(t *Text, e *Event) bool {
 	switch {
 	case e.Segment != nil:
 		s := e.Segment
+		if b.collapsed && (s.Proto != "tcp" || connOf(s) != b.conn && s.Len == 0 && s.Flags&(SYN|FIN|RST) == 0) {
+			b.aside = append(b.aside, *e)
+			return true
+		}
 		if s.Proto != "tcp" || connOf(s) != b.conn || s.Flags&(SYN|FIN|RST) != 0 {
 			return false
 		}
@@ -708,6 +716,9 @@ func (b *textBand) absorb(t *Text, e *Event) bool {
 			if b.collapsed && e.Time.Sub(b.start) >= bandSpan {
 				// A long transfer: a line for the last second, and on.
 				t.showBand(b)
+				for i := range b.aside {
+					t.show(&b.aside[i])
+				}
 				*b = textBand{conn: b.conn, from: b.from, host: b.host, socket: b.socket, label: b.label,
 					start: e.Time, calls: map[Op]int{}, collapsed: true}
 			}
@@ -747,6 +758,9 @@ func (t *Text) endBand() {
 	t.band = nil
 	if b.collapsed {
 		t.showBand(b)
+		for i := range b.aside {
+			t.show(&b.aside[i])
+		}
 		return
 	}
 	for i := range b.members {
@@ -756,13 +770,11 @@ func (t *Text) endBand() {
 
 func (t *Text) showBand(b *textBand) {
 	t.flushHeld()
-	to := "?"
-	if b.conn.a == b.from {
-		to = t.hostName(b.conn.b)
-	} else {
-		to = t.hostName(b.conn.a)
+	to := b.conn.a
+	if to == b.from {
+		to = b.conn.b
 	}
-	body := fmt.Sprintf("  ═ %s segments %s -> %s, %s in %s, ", thousands(b.segs), b.host, to,
+	body := fmt.Sprintf("  ═ %s segments %s -> %s, %s in %s, ", thousands(b.segs), t.hostName(b.from), t.hostName(to),
 		Bytes(b.bytes), Duration(b.last.Sub(b.first)))
 	if b.retrans > 0 {
 		body += t.paint("error", fmt.Sprintf("%d retransmitted", b.retrans))

@@ -349,7 +349,7 @@ func TestTextHostile(t *testing.T) {
 			t.Errorf("text contains %q:\n%s", bad, out)
 		}
 	}
-	for _, want := range []string{"PASS ****", "═ 10 segments client", "10.0 kB", "recv() ×10", "5 ACKs back", "INITIAL -> SYN-SENT  connect()"} {
+	for _, want := range []string{"PASS ****", "═ 10 segments 192.0.2.2 -> client", "10.0 kB", "recv() ×10", "5 ACKs back", "INITIAL -> SYN-SENT  connect()"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("text lacks %q:\n%s", want, out)
 		}

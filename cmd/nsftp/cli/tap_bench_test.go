@@ -140,3 +140,81 @@ func (d *timedDiscard) Write(p []byte) (int, error) {
 	d.last = now
 	return len(p), nil
 }
+
+// BenchmarkTracedTAP measures what --trace costs a bulk download over a
+// TAP device: the same 1 GiB file from the same vsftpd, untraced and with
+// the text trace (to a buffer, as to a file), interleaved in one run:
+//
+//	go test ./cmd/nsftp/cli/ -run '^$' -bench TracedTAP -benchtime 4x
+//
+// It reports both rates of the data phase and the traced run's time as a
+// multiple of the untraced one's (the target is at most 1.1), and logs how
+// many lines the trace had: bulk data is collapsed into a line a second.
+func BenchmarkTracedTAP(b *testing.B) {
+	needTAPRoot(b, "vsftpd")
+	const size = 1 << 30
+	ns := newLabNS(b)
+	ns.tap("tap0", kernelCIDR, 1500)
+	srv := ns.startVsftpd(kernelIP)
+	writeRandomFile(b, filepath.Join(srv.root, "big.bin"), size, 1)
+	writeRandomFile(b, filepath.Join(srv.root, "warm.bin"), size/64, 2)
+
+	var sample string
+	get := func(name string, want int64, traced bool) (time.Duration, int) {
+		b.Helper()
+		var out timedDiscard
+		var errOut bytes.Buffer
+		args := append([]string{"get", "ftp://" + kernelIP + "/" + name, "-", "-q"}, ns.tapFlags()...)
+		if traced {
+			args = append(args, "--trace")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		err := Run(ctx, args, strings.NewReader(""), &out, &errOut)
+		if err != nil || out.n != want {
+			b.Fatalf("nsftp %s: %d of %d bytes, %v\n%.2000s", strings.Join(args, " "), out.n, want, err, errOut.String())
+		}
+		if traced {
+			sample = errOut.String()
+		}
+		return out.last.Sub(out.first), strings.Count(errOut.String(), "\n")
+	}
+	get("warm.bin", size/64, false)
+	get("warm.bin", size/64, true)
+	defer func() {
+		// What the trace of a bulk download looks like: its bands.
+		var bands []string
+		lines := strings.Split(sample, "\n")
+		for i, l := range lines {
+			if strings.Contains(l, "═") {
+				bands = append(bands, lines[max(0, i-2):min(len(lines), i+3)]...)
+			}
+		}
+		b.Logf("the last traced run's bands:\n%s", strings.Join(bands, "\n"))
+	}()
+
+	var plain, traced time.Duration
+	rounds, lines := 0, 0
+	for b.Loop() {
+		var p, t time.Duration
+		var n int
+		if rounds%2 == 0 {
+			p, _ = get("big.bin", size, false)
+			t, n = get("big.bin", size, true)
+		} else {
+			t, n = get("big.bin", size, true)
+			p, _ = get("big.bin", size, false)
+		}
+		b.Logf("round %d: untraced %.0f MB/s, traced %.0f MB/s (%d trace lines): %.3fx", rounds+1,
+			size/p.Seconds()/1e6, size/t.Seconds()/1e6, n, t.Seconds()/p.Seconds())
+		plain += p
+		traced += t
+		lines = n
+		rounds++
+	}
+	b.ReportMetric(float64(size)*float64(rounds)/plain.Seconds()/1e6, "untraced-MB/s")
+	b.ReportMetric(float64(size)*float64(rounds)/traced.Seconds()/1e6, "traced-MB/s")
+	b.ReportMetric(traced.Seconds()/plain.Seconds(), "traced/untraced")
+	b.ReportMetric(float64(lines), "trace-lines")
+	b.ReportMetric(0, "ns/op")
+}
