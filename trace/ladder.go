@@ -432,14 +432,16 @@ func (d *ladder) collapseBands(in []ladderItem) []ladderItem {
 		case it.seg != nil && it.seg.bareACK() && b != nil && b.conn == it.seg.conn:
 			b.acks++
 			b.members = append(b.members, it)
-		case it.call != nil && bulkCall(it.call) && !it.call.split && (b == nil || b.conn == d.connOfSock[sockKey{it.call.host, it.call.begin.Socket}]):
+		case it.call != nil && bulkCall(it.call) && (b == nil || b.conn == d.connOfSock[sockKey{it.call.host, it.call.begin.Socket}]):
 			if b == nil {
 				b = &ladderBand{conn: d.connOfSock[sockKey{it.call.host, it.call.begin.Socket}], start: it.at}
 			}
 			b.members = append(b.members, it)
-			b.count(it.call)
+			if !it.call.split {
+				b.count(it.call) // else counted where it returned
+			}
 		case it.result != nil && bulkCall(it.result) && b != nil && b.conn == d.connOfSock[sockKey{it.result.host, it.result.begin.Socket}]:
-			// A send or recv that began before the band: its result.
+			// A send or recv that waited while the band's data moved.
 			b.members = append(b.members, it)
 			b.count(it.result)
 		default:

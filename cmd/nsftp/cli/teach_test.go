@@ -13,11 +13,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"nsftp/ftp"
+	"nsftp/stack"
 	"nsftp/stack/stacktest"
 	"nsftp/trace"
 	"nsftp/trace/tracetest"
@@ -395,4 +398,102 @@ func TestPasswordNeverShown(t *testing.T) {
 	if b, _ := os.ReadFile(svg); len(b) == 0 || bytes.Contains(b, []byte(secret)) {
 		t.Errorf("diagram missing or shows the password")
 	}
+}
+
+// TestBigTransferViews downloads 4 MiB over the virtual wire with every
+// event kept, as --diagram and --trace do, and checks that bulk data is
+// collapsed in both views: a readable diagram, a short text trace, with
+// every data segment counted in a band.
+func TestBigTransferViews(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	big := bytes.Repeat([]byte("nsftp diagram band "), 4<<20/19+1)[:4<<20]
+	root := t.TempDir()
+	if err := os.WriteFile(filepath.Join(root, "big.bin"), big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keep := &trace.Keep{}
+	rec := trace.NewRecorder(keep)
+	p := stacktest.Pair(t, stack.PairConfig{
+		Client: stack.HostConfig{Role: trace.Client, Observer: rec.Record},
+		Server: stack.HostConfig{Role: trace.Server, Observer: rec.Record},
+	})
+	srv, err := ftp.NewServer(ftp.ServerConfig{Root: root, Anonymous: true, Network: p.Server, Observer: rec.Record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.Server.Listen(ctx, trace.Control, "192.0.2.2:21", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, l) }()
+	c, err := ftp.Dial(ctx, "192.0.2.2:21", ftp.ClientConfig{Network: p.Client, Active: true, Observer: rec.Record})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := c.Login(ctx, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Retrieve(ctx, "big.bin", 0, &got); err != nil {
+		t.Fatal(err)
+	}
+	c.Quit(ctx)
+	srv.Close()
+	<-served
+	rec.Stop()
+	if !bytes.Equal(got.Bytes(), big) {
+		t.Fatal("the file arrived changed")
+	}
+	var dataSegs int
+	for _, e := range keep.Events {
+		if e.Segment != nil && e.Segment.Dir == trace.Out && e.Segment.Label == trace.Data && e.Segment.Len > 0 {
+			dataSegs++
+		}
+	}
+	if dataSegs < 4<<20/1460 {
+		t.Fatalf("only %d data segments recorded for a 4 MiB transfer", dataSegs)
+	}
+
+	var svg bytes.Buffer
+	if err := trace.WriteLadder(&svg, keep.Events, trace.LadderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if svg.Len() > 200<<10 {
+		t.Errorf("diagram of %d data segments is %d bytes, want under 200 KB", dataSegs, svg.Len())
+	}
+	banded := 0
+	for _, m := range regexp.MustCompile(`>([0-9,]+) segments, [0-9.]+ (?:kB|MB), `).FindAllStringSubmatch(svg.String(), -1) {
+		n, _ := strconv.Atoi(strings.ReplaceAll(m[1], ",", ""))
+		banded += n
+	}
+	// The server's close() and its 226 can come while data is in flight,
+	// so the transfer may be drawn as more than one band.
+	if banded < dataSegs*9/10 {
+		t.Errorf("the diagram's bands hold %d of %d data segments", banded, dataSegs)
+	}
+	for _, want := range []string{"server → client", "recv ×", "send ×", "RETR big.bin", "226 "} {
+		if !strings.Contains(svg.String(), want) {
+			t.Errorf("diagram lacks %q", want)
+		}
+	}
+
+	var text bytes.Buffer
+	tx := trace.NewText(&text, trace.TextOptions{})
+	for i := range keep.Events {
+		tx.Event(&keep.Events[i])
+	}
+	tx.Flush()
+	lines := strings.Count(text.String(), "\n")
+	banded = 0
+	for _, m := range regexp.MustCompile(`═ ([0-9,]+) segments server -> client`).FindAllStringSubmatch(text.String(), -1) {
+		n, _ := strconv.Atoi(strings.ReplaceAll(m[1], ",", ""))
+		banded += n
+	}
+	if banded < dataSegs*9/10 || lines > 400 {
+		t.Errorf("the text trace has %d lines, its bands hold %d of %d data segments", lines, banded, dataSegs)
+	}
+	t.Logf("%d events, %d data segments: a %d-byte diagram, a %d-line trace", len(keep.Events), dataSegs, svg.Len(), lines)
 }
