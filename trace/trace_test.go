@@ -415,6 +415,8 @@ func TestAllowed(t *testing.T) {
 		{trace.StateLastAck, trace.StateTimeWait, false},        // LAST-ACK ends in CLOSED
 		{trace.StateListen, trace.StateEstablished, false},      // not without SYN-RECEIVED
 		{trace.StateClosed, trace.StateEstablished, false},      // a closed connection stays closed
+		{trace.StateClosed, trace.StateSynSent, true},           // active OPEN (Linux: a new socket is TCP_CLOSE)
+		{trace.StateClosed, trace.StateListen, true},            // passive OPEN
 		{trace.StateFinWait2, trace.StateFinWait1, false},       // no way back
 		{trace.StateSynReceived, trace.StateCloseWait, false},   // ESTABLISHED first
 		{trace.StateInitial, trace.StateEstablished, false},     // no handshake
