@@ -429,7 +429,11 @@ func (t *Text) resultLine(e *Event) {
 		t.line(t.head(e.Time, e.Host, c.Socket, c.Label) + t.paint("dim", body))
 		return
 	}
-	tail := t.paint("dim", fmt.Sprintf("%s  %v", c.StateAfter, c.Duration.Round(time.Microsecond))) + t.errText(c)
+	tail := fmt.Sprint(c.Duration.Round(time.Microsecond))
+	if c.StateAfter != "" {
+		tail = string(c.StateAfter) + "  " + tail
+	}
+	tail = t.paint("dim", tail) + t.errText(c)
 	t.line(t.fit(t.head(e.Time, e.Host, c.Socket, c.Label), body, tail))
 }
 
@@ -518,7 +522,7 @@ func (t *Text) stateLine(e *Event) {
 		switch info := t.infos[e.Host]; {
 		case info == nil || info.TimeWait == 0:
 		case info.Kernel != "":
-			tail += fmt.Sprintf("; TIME-WAIT lasts %v on Linux (TCP_TIMEWAIT_LEN, 2 MSL)", info.TimeWait)
+			tail += fmt.Sprintf("; TIME-WAIT lasts %ds on Linux (TCP_TIMEWAIT_LEN, 2 MSL)", int(info.TimeWait.Seconds()))
 		case info.TimeWait != 60*time.Second:
 			tail += fmt.Sprintf("; TIME-WAIT lasts %v here (2 MSL; Linux: 60s)", info.TimeWait)
 		}
