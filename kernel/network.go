@@ -46,6 +46,10 @@ type Config struct {
 	Watch *Watch
 	// Resolver looks up host names for Dial; nil is net.DefaultResolver.
 	Resolver *net.Resolver
+	// NoDelay turns Nagle's algorithm off on every connection
+	// (TCP_NODELAY), as Go's net package does; the kernel's default, and
+	// the 2005 article's, is on.
+	NoDelay bool
 }
 
 // Network is the operating system's TCP as an ftp.Network, with every

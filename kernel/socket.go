@@ -71,10 +71,15 @@ func (n *Network) socket(ctx context.Context, v6 bool, label trace.Conn) (*Socke
 		return nil, err
 	}
 	s.adopt(fd)
+	how := ""
+	if n.cfg.NoDelay {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		how = "socket(2), non-blocking; setsockopt(TCP_NODELAY), as Go's net package does"
+	}
 	if w := n.cfg.Watch; w != nil {
 		s.ref = w.add(n, s.id, label)
 	}
-	s.end(&c, 0, nil, "")
+	s.end(&c, 0, nil, how)
 	return s, nil
 }
 
@@ -157,12 +162,15 @@ func (s *Socket) Accept(ctx context.Context) (*Socket, error) {
 	}
 	how := waited("accept4(2)", calls)
 	if err != nil {
-		err = s.opError("accept", s.localAddrPort(), pollErr(err))
+		err = s.opError("accept", s.localAddrPort(), s.pollErr(err))
 		s.end(&c, 0, err, how)
 		return nil, err
 	}
 	ns := &Socket{n: s.n, label: s.label, v6: s.v6}
 	ns.adopt(nfd)
+	if s.n.cfg.NoDelay {
+		unix.SetsockoptInt(nfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
 	ns.learnAddrs()
 	if w := s.n.cfg.Watch; w != nil {
 		// The kernel may have shown the connection already (its SYN|ACK,
@@ -235,7 +243,7 @@ func (s *Socket) waitConnected(ctx context.Context) error {
 		return ctx.Err()
 	}
 	if err != nil {
-		return pollErr(err)
+		return s.pollErr(err)
 	}
 	return cerr
 }
@@ -264,7 +272,7 @@ func (s *Socket) Read(p []byte) (int, error) {
 		err = io.EOF
 	}
 	if err != nil && err != io.EOF {
-		err = s.opError("read", s.remoteAddrPort(), pollErr(err))
+		err = s.opError("read", s.remoteAddrPort(), s.pollErr(err))
 	}
 	s.end(&c, n, err, waited("read(2)", calls))
 	return n, err
@@ -297,7 +305,7 @@ func (s *Socket) Write(p []byte) (int, error) {
 		err = sysErr("write", werr)
 	}
 	if err != nil {
-		err = s.opError("write", s.remoteAddrPort(), pollErr(err))
+		err = s.opError("write", s.remoteAddrPort(), s.pollErr(err))
 	}
 	s.end(&c, n, err, waited("write(2)", calls))
 	return n, err
@@ -358,7 +366,7 @@ func (s *Socket) isClosed() bool {
 func (s *Socket) control(call string, fn func(fd int) error) error {
 	var serr error
 	if err := s.rc.Control(func(fd uintptr) { serr = fn(int(fd)) }); err != nil {
-		return pollErr(err)
+		return s.pollErr(err)
 	}
 	return sysErr(call, serr)
 }
@@ -426,16 +434,17 @@ func (s *Socket) opError(op string, addr netip.AddrPort, err error) error {
 		a = net.TCPAddrFromAddrPort(addr)
 	}
 	var src net.Addr
-	if l := s.localAddrPort(); l.IsValid() {
+	if l := s.localAddrPort(); l.IsValid() && l != addr {
 		src = net.TCPAddrFromAddrPort(l)
 	}
 	return &net.OpError{Op: op, Net: "tcp", Source: src, Addr: a, Err: err}
 }
 
-// pollErr names a closed socket the way Go's net package does, so
-// callers test for it alike on either stack.
-func pollErr(err error) error {
-	if errors.Is(err, os.ErrClosed) {
+// pollErr names a socket closed under a waiting call the way Go's net
+// package does, so callers test for it alike on either stack (the
+// poller's own error, "use of closed file", is not os.ErrClosed).
+func (s *Socket) pollErr(err error) error {
+	if err != nil && (errors.Is(err, os.ErrClosed) || s.isClosed()) {
 		return net.ErrClosed
 	}
 	return err
