@@ -87,11 +87,15 @@ func (p *parser) line(s string, emit func(*record)) {
 	p.pending[cpu] = r
 }
 
-// expire hands on the events still waiting for a stack that happened
-// before mono: their stacks are not coming.
+// expire hands on the events still waiting that happened before mono:
+// called when trace_pipe has nothing more to read, so a stack being read
+// is complete, and a stack not begun is not coming.
 func (p *parser) expire(mono int64, emit func(*record)) {
 	for cpu, r := range p.pending {
-		if r.mono < mono && r != p.inStack {
+		if r.mono < mono {
+			if r == p.inStack {
+				p.inStack = nil
+			}
 			delete(p.pending, cpu)
 			emit(r)
 		}

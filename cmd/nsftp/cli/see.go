@@ -222,7 +222,7 @@ func (s *seeing) finish(title string) error {
 			errs = append(errs, &fileError{fmt.Errorf("writing %s: %w", s.sf.record, err)})
 		}
 	}
-	if s.keep != nil {
+	if s.sf.diagram != "" {
 		errs = append(errs, writeDiagramFile(s.sf.diagram, s.keep.Events, title))
 	}
 	if s.pcapFile != nil {
