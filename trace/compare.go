@@ -91,8 +91,13 @@ type compareSide struct {
 
 func newCompareSide(evs []Event) *compareSide {
 	s := &compareSide{evs: evs, text: NewText(io.Discard, TextOptions{Every: true})}
-	if len(evs) > 0 {
-		s.t0 = evs[0].Time
+	// Times count from the first socket call: how long each run took to
+	// set up its hosts is not the stacks' doing.
+	for _, e := range evs {
+		if e.Kind == KindCall {
+			s.t0 = e.Time
+			break
+		}
 	}
 	s.steps = []compareStep{{}}
 	for i := range evs {
@@ -306,6 +311,8 @@ func (s *compareSide) measure() []measure {
 		lastFTP   time.Time
 		sendWait  time.Duration
 		sendWho   string
+		sendNagle bool
+		peerSeg   = map[dirKey]time.Time{} // the last segment each way
 		ackWait   time.Duration
 		ackWho    string
 		pendingTx = map[sockKey]time.Time{} // a send() waiting for its first segment
@@ -368,6 +375,8 @@ func (s *compareSide) measure() []measure {
 				if at, ok := pendingTx[k]; ok && seg.Dir == Out {
 					if w := e.Time.Sub(at); w > sendWait {
 						sendWait, sendWho = w, fmt.Sprintf("%s %s, %d bytes", e.Host, seg.Label, seg.Len)
+						p, ok := peerSeg[dirKey{seg.Dst, seg.Src}]
+						sendNagle = ok && p.After(at) && e.Time.Sub(p) < time.Millisecond
 					}
 					delete(pendingTx, k)
 				}
@@ -377,11 +386,12 @@ func (s *compareSide) measure() []measure {
 			} else if seg.Flags == ACK {
 				pureACKs++
 			}
+			peerSeg[d] = e.Time
 			if seg.Flags.Has(ACK) {
 				back := dirKey{seg.Dst, seg.Src}
 				if at, ok := unacked[back]; ok {
 					if w := e.Time.Sub(at); w > ackWait {
-						ackWait, ackWho = w, fmt.Sprintf("%s %s", e.Host, seg.Label)
+						ackWait, ackWho = w, fmt.Sprintf("%s %s connection", e.Host, seg.Label)
 					}
 					delete(unacked, back)
 				}
@@ -399,11 +409,16 @@ func (s *compareSide) measure() []measure {
 	nth := map[string]int{}
 	for _, k := range order {
 		name := k.host + " " + string(labels[k])
+		if slices.Contains(states[k], string(StateListen)) && states[k][0] != string(StateListen) {
+			name += " listening socket"
+		} else {
+			name += " connection"
+		}
 		nth[name]++
 		if nth[name] > 1 {
 			name += fmt.Sprintf(" #%d", nth[name])
 		}
-		add("the states of the "+name+" socket", "%s", strings.Join(states[k], " > "))
+		add("the states of the "+name, "%s", strings.Join(states[k], " > "))
 	}
 	for _, h := range []string{"client", "server"} {
 		if info := infos[h]; info != nil && info.TimeWait > 0 {
@@ -414,15 +429,30 @@ func (s *compareSide) measure() []measure {
 					socks += "s"
 				}
 			}
-			add("TIME-WAIT on the "+h, "%s, for %v", socks, info.TimeWait)
+			add("TIME-WAIT on the "+h, "%s, for %s", socks, durationText(info.TimeWait))
 		}
 	}
 	add("TCP segments sent", "%d (%d with data, %d bare ACKs, %d retransmitted)", segs, dataSegs, pureACKs, retrans)
 	add("the largest segment", "%d bytes", largest)
+	if sendNagle && sendWait > 5*time.Millisecond {
+		sendWho += "; it left as the peer's ACK came: Nagle's algorithm (RFC 896) holds a small segment while data is unacknowledged"
+	}
 	add("the longest wait from a send() to its first segment", "%s (%s)", Duration(sendWait), sendWho)
-	add("the longest wait for data to be acknowledged", "%s (by the %s socket)", Duration(ackWait), ackWho)
+	if ackWait > 5*time.Millisecond {
+		ackWho += "; a delayed ACK (RFC 1122 section 4.2.3.2)"
+	}
+	add("the longest wait for data to be acknowledged", "%s (by the %s)", Duration(ackWait), ackWho)
 	if !lastFTP.IsZero() {
 		add("from the run's start to the server's last reply", "%s", Duration(lastFTP.Sub(s.t0)))
 	}
 	return out
+}
+
+// durationText writes whole seconds as such ("60s"), anything else as
+// Duration does.
+func durationText(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return Duration(d)
 }
