@@ -37,7 +37,7 @@ func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
 			if errors.Is(err, unix.EPERM) {
-				return errors.New("a packet socket needs CAP_NET_RAW: run as root to capture the kernel's frames")
+				return errors.New("a packet socket needs CAP_NET_RAW")
 			}
 			return fmt.Errorf("opening a packet socket: %w", err)
 		}

@@ -92,7 +92,7 @@ func startTracefs(w *Watch, rec *trace.Recorder) (*tracefs, error) {
 // absent).
 func mountTracefs() (root string, mounted bool, err error) {
 	if os.Geteuid() != 0 {
-		return "", false, errors.New("tracefs is root's (it needs CAP_SYS_ADMIN): run as root to see the kernel's changes of state and the functions that made them")
+		return "", false, errors.New("tracefs is root's (CAP_SYS_ADMIN)")
 	}
 	removeStaleMounts()
 	for _, m := range tracefsMounts() {

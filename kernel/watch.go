@@ -73,6 +73,13 @@ type sockRef struct {
 // that cannot be written is.
 func StartWatch(cfg WatchConfig) (*Watch, error) {
 	w := &Watch{cfg: cfg, byTuple: map[tuple]*sockRef{}}
+	if cfg.Tracefs && cfg.Recorder != nil {
+		t, err := startTracefs(w, cfg.Recorder)
+		if err != nil {
+			w.missing = append(w.missing, "no changes of TCP state: "+err.Error())
+		}
+		w.tracefs = t
+	}
 	if cfg.Segments || cfg.PCAP != nil {
 		c, err := startCapture(w, cfg)
 		if err != nil {
@@ -82,13 +89,6 @@ func StartWatch(cfg WatchConfig) (*Watch, error) {
 			w.missing = append(w.missing, "no segments: "+err.Error())
 		}
 		w.capture = c
-	}
-	if cfg.Tracefs && cfg.Recorder != nil {
-		t, err := startTracefs(w, cfg.Recorder)
-		if err != nil {
-			w.missing = append(w.missing, "no kernel state changes: "+err.Error())
-		}
-		w.tracefs = t
 	}
 	return w, nil
 }

@@ -35,11 +35,11 @@ func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (got []byte,
 		}
 	}
 	defer ns.Close()
-	sg.begin("nsftp demo --net os", fmt.Sprintf("client %s and server %s on %s, %s's TCP, %s; Linux keeps TIME-WAIT 60s, and the run does not wait for it",
-		kernelClientAddr.Addr(), kernelServerAddr.Addr(), where, kernel.Release(), how))
 	if err := sg.startKernel(ns); err != nil {
 		return nil, nil, err
 	}
+	sg.begin("nsftp demo --net os", fmt.Sprintf("client %s and server %s on %s, %s's TCP, %s; Linux keeps TIME-WAIT 60s, and the run does not wait for it",
+		kernelClientAddr.Addr(), kernelServerAddr.Addr(), where, kernel.Release(), how))
 	// The kernel's defaults, as the article's program had them: Nagle's
 	// algorithm on.
 	client := sg.kernelNetwork("client", trace.Client, ns, []netip.Prefix{kernelClientAddr}, false)

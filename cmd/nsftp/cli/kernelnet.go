@@ -49,15 +49,15 @@ func (s *seeing) startKernel(ns *kernel.NetNS) error {
 	}
 	w, err := kernel.StartWatch(cfg)
 	if err != nil {
-		return &setupError{fmt.Errorf("--pcap with --net os: %w", err)}
+		return &setupError{fmt.Errorf("--pcap with --net os: %w (run as root)", err)}
 	}
 	s.watch = w
 	if m := w.Missing(); len(m) > 0 {
-		shown := "the socket calls, with the kernel's TCP state before and after each (TCP_INFO), are shown"
+		shown := "the socket calls, with the kernel's TCP state before and after each (TCP_INFO)"
 		if s.sf.explain && !w.Tracing() {
-			shown += "; --explain shows nothing without tracefs"
+			shown += "; --explain has nothing to show"
 		}
-		fmt.Fprintf(s.e.stderr, "nsftp: the kernel's side is partly hidden: %s; %s\n", strings.Join(m, "; "), shown)
+		fmt.Fprintf(s.e.stderr, "nsftp: the kernel's side is partly hidden (run as root to see it all): %s. Shown: %s.\n", strings.Join(m, "; "), shown)
 	}
 	if s.sf.stats {
 		s.kernelNS = ns
