@@ -285,7 +285,7 @@ func (t *tracefs) teardown() error {
 // margin is how far behind its last read the reader promises to have
 // seen everything: an event is stamped a moment before it is in the
 // buffer, and trace_pipe merges the CPUs' buffers.
-const margin = 2 * time.Millisecond
+const margin = 5 * time.Millisecond
 
 // read reads trace_pipe until stopped, hands what it parses to the
 // timeline, and tells the timeline how far it has read.

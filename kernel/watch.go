@@ -101,6 +101,15 @@ func (w *Watch) Missing() []string {
 	return w.missing
 }
 
+// Drops is how many frames the packet socket dropped (its buffer full):
+// they are missing from the segments and the pcap. Known once closed.
+func (w *Watch) Drops() int {
+	if w == nil || w.capture == nil {
+		return 0
+	}
+	return w.capture.drops
+}
+
 // Tracing reports whether the kernel's changes of state are watched.
 func (w *Watch) Tracing() bool { return w != nil && w.tracefs != nil }
 

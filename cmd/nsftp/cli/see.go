@@ -76,6 +76,7 @@ type seeing struct {
 	watch        *kernel.Watch
 	kernelNS     *kernel.NetNS
 	kernelBefore kernel.Counters
+	dropsSaid    bool
 }
 
 // start sets up what the flags ask for; the trace goes to out. side is
@@ -198,6 +199,10 @@ func (s *seeing) stopTrace() error {
 		s.watch.Settle(time.Second)
 		if err := s.watch.Close(); err != nil {
 			errs = append(errs, &fileError{err})
+		}
+		if n := s.watch.Drops(); n > 0 && !s.dropsSaid {
+			s.dropsSaid = true
+			fmt.Fprintf(s.e.stderr, "nsftp: the packet socket dropped %d frames: the trace and the pcap miss them\n", n)
 		}
 	}
 	if s.rec == nil {
