@@ -101,11 +101,11 @@ func TestNetworkCalls(t *testing.T) {
 		t.Errorf("%d host events name the kernel and its TIME-WAIT, want 2", hosts)
 	}
 	for op, want := range map[trace.Op]trace.TCPState{
-		trace.OpSocket:   trace.StateClosed,
-		trace.OpBind:     trace.StateClosed,
-		trace.OpListen:   trace.StateListen,
-		trace.OpConnect:  trace.StateEstablished,
-		trace.OpAccept:   trace.StateEstablished,
+		trace.OpSocket:  trace.StateClosed,
+		trace.OpBind:    trace.StateClosed,
+		trace.OpListen:  trace.StateListen,
+		trace.OpConnect: trace.StateEstablished,
+		trace.OpAccept:  trace.StateEstablished,
 	} {
 		if after[op] != want {
 			t.Errorf("after %s the kernel says %q, want %q", op, after[op], want)
