@@ -86,9 +86,9 @@ func (s *seeing) kernelNetwork(name string, role trace.Role, ns *kernel.NetNS, a
 }
 
 // printKernelStats prints the kernel's counters that changed during the
-// run.
+// run (read when the trace stopped).
 func (s *seeing) printKernelStats() {
-	after, err := kernel.ReadCounters(s.kernelNS)
+	after, err := s.kernelAfter, s.kernelErr
 	if err != nil {
 		fmt.Fprintf(s.e.stderr, "nsftp: --stats: reading the kernel's counters: %v\n", err)
 		return

@@ -76,6 +76,8 @@ type seeing struct {
 	watch        *kernel.Watch
 	kernelNS     *kernel.NetNS
 	kernelBefore kernel.Counters
+	kernelAfter  kernel.Counters
+	kernelErr    error
 	dropsSaid    bool
 }
 
@@ -199,6 +201,10 @@ func (s *seeing) stopTrace() error {
 		s.watch.Settle(time.Second)
 		if err := s.watch.Close(); err != nil {
 			errs = append(errs, &fileError{err})
+		}
+		if s.kernelBefore != nil && s.kernelAfter == nil {
+			// Now, while the run's namespace is there to read them in.
+			s.kernelAfter, s.kernelErr = kernel.ReadCounters(s.kernelNS)
 		}
 		if n := s.watch.Drops(); n > 0 && !s.dropsSaid {
 			s.dropsSaid = true
