@@ -321,6 +321,10 @@ func (t *Text) fit(head, body, tail string) string {
 	if indent+n > t.opt.Width {
 		indent = max(4, t.opt.Width-n)
 	}
+	if indent+n > t.opt.Width {
+		// Longer than a line (a kernel's cause can be): broken at spaces.
+		return head + body + "\n" + t.wrap(strings.Repeat(" ", indent)+tail, indent)
+	}
 	return head + body + "\n" + strings.Repeat(" ", indent) + tail
 }
 
