@@ -60,7 +60,7 @@ func (s *Socket) begin(ctx context.Context, c trace.Call, gated bool) (pendingCa
 // describe fills in a call's names, socket and the kernel's state for it.
 func (s *Socket) describe(c trace.Call) pendingCall {
 	c.Socket, c.Label, c.FD = s.id, s.label, s.fd
-	c.Article, c.Kernel = trace.Names(c.Op, s.v6)
+	c.Article, c.Kernel = names(c.Op, s.v6)
 	c.Syscall = syscallOf[c.Op]
 	if s.f != nil && !s.isClosed() {
 		c.StateBefore = s.state()

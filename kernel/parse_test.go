@@ -118,3 +118,19 @@ func TestLinuxStates(t *testing.T) {
 		t.Errorf("a request sock is not SYN-RECEIVED")
 	}
 }
+
+// TestNamesInThisKernel: the table of kernel functions (written from
+// Linux 6.18's sources) names functions the running kernel has.
+func TestNamesInThisKernel(t *testing.T) {
+	if kallsyms() == nil {
+		t.Skip("skipping: /proc/kallsyms cannot be read")
+	}
+	for _, op := range []trace.Op{trace.OpSocket, trace.OpBind, trace.OpListen, trace.OpAccept, trace.OpConnect,
+		trace.OpSend, trace.OpRecv, trace.OpShutdown, trace.OpClose} {
+		for _, v6 := range []bool{false, true} {
+			if _, k := names(op, v6); strings.Contains(k, "not in this kernel") {
+				t.Errorf("%s (v6 %v): %s", op, v6, k)
+			}
+		}
+	}
+}
