@@ -30,6 +30,35 @@ type capture struct {
 	once  sync.Once
 	err   error
 	drops int // frames the packet socket dropped
+
+	mu   sync.Mutex
+	cond *sync.Cond
+	upTo time.Time // every frame captured before it was recorded
+}
+
+// advance tells the timeline every frame up to upTo was recorded.
+func (c *capture) advance(upTo time.Time) {
+	c.src.Advance(upTo)
+	c.mu.Lock()
+	c.upTo = upTo
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// catchUp waits, briefly, until every frame up to upTo was recorded.
+func (c *capture) catchUp(upTo time.Time) {
+	deadline := time.Now().Add(200 * time.Millisecond)
+	timer := time.AfterFunc(200*time.Millisecond, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer timer.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.upTo.Before(upTo) && time.Now().Before(deadline) {
+		c.cond.Wait()
+	}
 }
 
 func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
@@ -86,7 +115,8 @@ func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
 		}
 	}
 	if cfg.Recorder != nil && cfg.Segments {
-		c.src = cfg.Recorder.NewSource(nil)
+		c.cond = sync.NewCond(&c.mu)
+		c.src = cfg.Recorder.NewSource(c.catchUp)
 	}
 	go c.read()
 	return c, nil
@@ -144,7 +174,7 @@ func (c *capture) read() {
 			n, oobn, flags, from, err := unix.Recvmsg(c.fd, buf, oob, unix.MSG_TRUNC|unix.MSG_DONTWAIT)
 			if err != nil {
 				if c.src != nil && (err == unix.EAGAIN || err == unix.EINTR) {
-					c.src.Advance(now.Add(-captureMargin))
+					c.advance(now.Add(-captureMargin))
 				}
 				break
 			}

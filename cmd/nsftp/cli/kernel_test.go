@@ -305,3 +305,28 @@ func TestNetOSSignals(t *testing.T) {
 		t.Errorf("the next run left the killed run's instance %q", left)
 	}
 }
+
+// TestStepNetOS steps through the demo on the kernel's TCP: each prompt
+// names the system call about to be made; s cannot stop the kernel's
+// segments and says so; q stops the session cleanly, with QUIT.
+func TestStepNetOS(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	leftAsFound(t, nil)
+	out, errOut, err := runIn(t, "\n\n\n\ns\n\n\n\nq\n", "demo", "--net", "os", "--step")
+	if ExitCode(err) != ExitOK || !strings.Contains(ErrorLine(err), "stopped at your request") {
+		t.Fatalf("demo --net os --step, q: %v\n%s", err, errOut)
+	}
+	for _, w := range []string{
+		"[step] server fd3 control: about to create a TCP socket: socket()",
+		"the kernel's TCP, by bind(2)",
+		"s: the kernel sends and takes segments on its own",
+		"q\n",
+	} {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("step mode on the kernel lacks %q:\n%s", w, errOut)
+		}
+	}
+	if !strings.Contains(out, "control socket() = fd3") || !strings.Contains(out, "-> QUIT") {
+		t.Errorf("the trace of a stepped run lacks its calls or its QUIT:\n%s", out)
+	}
+}
