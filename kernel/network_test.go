@@ -41,6 +41,7 @@ func TestNetworkCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
+	shutDown := make(chan struct{}) // the client's shutdown() has returned
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
@@ -53,6 +54,7 @@ func TestNetworkCalls(t *testing.T) {
 			return
 		}
 		_, err = io.Copy(io.Discard, c) // until the client's FIN
+		<-shutDown                      // and only then our FIN
 		done <- err
 	}()
 	c, err := client.Dial(ctx, trace.Control, l.Addr().String())
@@ -66,6 +68,7 @@ func TestNetworkCalls(t *testing.T) {
 	if err := c.(*Socket).CloseWrite(); err != nil {
 		t.Fatal(err)
 	}
+	close(shutDown)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
