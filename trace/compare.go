@@ -202,15 +202,31 @@ func (s *compareSide) endsNext(i int) bool {
 		if e.Kind == KindCall && e.Call != nil && (e.Call.Op == OpGetsockname || e.Call.Op == OpGetpeername) {
 			continue
 		}
-		if e.Kind == KindHost || e.Kind == KindTCB || e.Kind == KindState && e.State != nil && e.Host == b.Host && e.State.Socket == b.Call.Socket && e.State.By == ByCall {
+		if e.Kind == KindState && e.State != nil && e.Host == b.Host && e.State.Socket == b.Call.Socket && e.State.By == ByCall {
 			continue
 		}
-		if s.line(j) == "" && e.Message == nil {
-			continue
+		if s.shown(j) {
+			return false
 		}
-		return false
 	}
 	return false
+}
+
+// shown reports whether event j has a line, whichever way calls pair up.
+func (s *compareSide) shown(j int) bool {
+	e := &s.evs[j]
+	switch {
+	case e.Kind == KindCall && e.Call != nil:
+		return e.Call.Op != OpGetsockname && e.Call.Op != OpGetpeername
+	case e.Kind == KindState, e.Kind == KindTCPEvent:
+		return true
+	case e.Kind == KindSegment && e.Segment != nil:
+		if e.Segment.Proto != "tcp" {
+			return e.Segment.Dir == Out
+		}
+		return s.sentBy(e)
+	}
+	return e.Message != nil
 }
 
 // beganJustBefore reports whether the call ending at i began with no
@@ -257,6 +273,7 @@ func writeDifferences(w *bufio.Writer, sides [2]*compareSide, opt CompareOptions
 	for _, m := range a {
 		i := slices.IndexFunc(b, func(n measure) bool { return n.what == m.what })
 		if i < 0 {
+			differ = append(differ, difference{m.what, m.value, "(not seen)"})
 			continue
 		}
 		if m.value == b[i].value {
@@ -267,7 +284,7 @@ func writeDifferences(w *bufio.Writer, sides [2]*compareSide, opt CompareOptions
 	}
 	for _, m := range b {
 		if !slices.ContainsFunc(a, func(n measure) bool { return n.what == m.what }) {
-			differ = append(differ, difference{m.what, "-", m.value})
+			differ = append(differ, difference{m.what, "(not seen)", m.value})
 		}
 	}
 	fmt.Fprintf(w, "\nWhat differs (%d of %d things measured):\n", len(differ), len(differ)+len(same))

@@ -82,7 +82,7 @@ func TestRecorderFlushCatchesUp(t *testing.T) {
 	var src *trace.Source
 	src = r.NewSource(func(upTo time.Time) {
 		e := note("from the kernel")
-		e.Time = upTo.Add(-time.Microsecond)
+		e.Time = upTo // after "live", or at the same time: after it either way
 		src.Record(e)
 		src.Advance(upTo)
 	})
