@@ -110,7 +110,7 @@ func store(s *session, arg string, appending bool) {
 	defer func() {
 		f.Close()
 		if tmp != "" && !renamed {
-			s.fs.Remove(tmp)
+			s.fs.removeTemp(tmp)
 		}
 	}()
 

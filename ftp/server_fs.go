@@ -74,9 +74,10 @@ const (
 // opened). op and name say what the call was, for errors and the log.
 func bounded[T any](t *tree, op, name string, call func() (T, error), release func(T)) (T, error) {
 	var zero T
-	// Close is exempt from both refusals: refusing it would leak the very
-	// descriptor it was meant to close.
-	if op != "close" {
+	// Cleanups are never refused: refusing a close would leak the very
+	// descriptor it was meant to close. (After gaveUp they do not come
+	// here: see cleanup.)
+	if !isCleanup(op) {
 		if t.gaveUp.Load() {
 			return zero, &fs.PathError{Op: op, Path: name, Err: errFileSystemStuck}
 		}
@@ -137,6 +138,35 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 	return zero, &fs.PathError{Op: op, Path: name, Err: why}
 }
 
+// Cleanups: the calls that undo what a session did, which must happen even
+// once the file system has stopped answering.
+const (
+	opClose      = "close"
+	opRemoveTemp = "remove temporary"
+)
+
+func isCleanup(op string) bool { return op == opClose || op == opRemoveTemp }
+
+// cleanup runs a cleanup call, bounded as any other; but once a call of
+// the session has been given up on, the session does not wait for it at
+// all: the call is left to run on its own, counted in Server.stuck until it
+// returns, so that the descriptor is closed and the temporary file removed
+// whenever the file system answers again.
+func (t *tree) cleanup(op, name string, call func() error) error {
+	if !t.gaveUp.Load() {
+		return boundedErr(t, op, name, call)
+	}
+	t.srv.stuck.Add(1)
+	go func() {
+		defer t.srv.stuck.Add(-1)
+		if h := t.srv.testHookFS; h != nil {
+			h(op, name)
+		}
+		call()
+	}()
+	return nil
+}
+
 // boundedErr is bounded for calls that return only an error.
 func boundedErr(t *tree, op, name string, call func() error) error {
 	_, err := bounded(t, op, name, func() (struct{}, error) { return struct{}{}, call() }, nil)
@@ -166,6 +196,11 @@ func (t *tree) Mkdir(name string, perm fs.FileMode) error {
 // Remove is os.Root.Remove, bounded.
 func (t *tree) Remove(name string) error {
 	return boundedErr(t, "remove", name, func() error { return t.root.Remove(name) })
+}
+
+// removeTemp removes an upload's temporary file, a cleanup.
+func (t *tree) removeTemp(name string) error {
+	return t.cleanup(opRemoveTemp, name, func() error { return t.root.Remove(name) })
 }
 
 // Rename is os.Root.Rename, bounded.
@@ -326,11 +361,11 @@ func (tf *treeFile) Chmod(mode fs.FileMode) error {
 	return boundedErr(tf.t, "chmod", tf.name, func() error { return tf.f.Chmod(mode) })
 }
 
-// Close is os.File.Close, bounded: closing can wait on a network file
+// Close is os.File.Close, a cleanup: closing can wait on a network file
 // system too, to flush what was written. Calls after the first return an
 // error, as os.File's do.
 func (tf *treeFile) Close() error {
-	return boundedErr(tf.t, "close", tf.name, tf.f.Close)
+	return tf.t.cleanup(opClose, tf.name, tf.f.Close)
 }
 
 func (tf *treeFile) control(f func(*os.File) error) error {
