@@ -144,8 +144,11 @@ type Server struct {
 	perAddr  map[netip.Prefix]int // sessions by addrKey; no zero counts
 
 	// stuck counts file system calls given up on (FileTimeout, or the
-	// session ended) that have not returned yet; see bounded.
-	stuck atomic.Int64
+	// session ended) that have not returned yet, and stuckNames the
+	// names they were made on; see bounded.
+	stuck      atomic.Int64
+	stuckMu    sync.Mutex // guards stuckNames; never held while blocking
+	stuckNames map[string]int
 	// testHookFS, if set, runs before every bounded file system call, on
 	// the goroutine that makes it; tests use it to stand for a hung mount.
 	testHookFS func(op, name string)
@@ -218,7 +221,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, tls: tlsBase, root: root, commands: newCommandTable(), ctx: ctx, cancel: cancel,
-		perAddr: map[netip.Prefix]int{}}, nil
+		perAddr: map[netip.Prefix]int{}, stuckNames: map[string]int{}}, nil
 }
 
 func orDefault[T comparable](v, def T) T {

@@ -84,6 +84,9 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 		if n := t.srv.stuck.Load(); n >= maxStuckCalls {
 			return zero, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w (%d earlier calls have not returned)", errFileSystemStuck, n)}
 		}
+		if t.srv.stuckOn(name) {
+			return zero, &fs.PathError{Op: op, Path: name, Err: fmt.Errorf("%w (an earlier call on it has not returned)", errFileSystemStuck)}
+		}
 	}
 	var (
 		state atomic.Int32
@@ -104,7 +107,7 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 		if err == nil && release != nil {
 			release(v)
 		}
-		t.srv.stuck.Add(-1)
+		t.srv.stuckEnd(name)
 	}()
 	ended := t.ctx.Done()
 	if t.ctx.Err() != nil {
@@ -121,12 +124,12 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 	case <-ended:
 		why = context.Cause(t.ctx)
 	}
-	// Counted before the hand-over, so the goroutine's decrement can
-	// never come first.
-	t.srv.stuck.Add(1)
+	// Counted before the hand-over, so the goroutine's stuckEnd can never
+	// come first.
+	t.srv.stuckStart(name)
 	if !state.CompareAndSwap(callPending, callAbandoned) {
 		// The result arrived while the wait ended: take it after all.
-		t.srv.stuck.Add(-1)
+		t.srv.stuckEnd(name)
 		<-done
 		return v, err
 	}
@@ -136,6 +139,36 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 			t.remote, op, name, t.timeout, t.srv.stuck.Load())
 	}
 	return zero, &fs.PathError{Op: op, Path: name, Err: why}
+}
+
+// stuckStart counts a call on name given up on; stuckEnd, when it returns.
+// While one is stuck, further calls on the same name fail at once: a
+// client asking again and again for a file on a hung mount costs one
+// thread, not one per request.
+func (s *Server) stuckStart(name string) {
+	s.stuck.Add(1)
+	s.stuckMu.Lock()
+	defer s.stuckMu.Unlock()
+	s.stuckNames[name]++
+}
+
+func (s *Server) stuckEnd(name string) {
+	s.stuckMu.Lock()
+	if s.stuckNames[name]--; s.stuckNames[name] <= 0 {
+		delete(s.stuckNames, name)
+	}
+	s.stuckMu.Unlock()
+	s.stuck.Add(-1)
+}
+
+// stuckOn reports whether a call on name is stuck.
+func (s *Server) stuckOn(name string) bool {
+	if s.stuck.Load() == 0 {
+		return false // the common case, without the lock
+	}
+	s.stuckMu.Lock()
+	defer s.stuckMu.Unlock()
+	return s.stuckNames[name] > 0
 }
 
 // Cleanups: the calls that undo what a session did, which must happen even

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -233,7 +234,7 @@ func TestServerBoundedHandOver(t *testing.T) {
 	tr := &tree{srv: srv, root: srv.root, ctx: t.Context(), timeout: 50 * time.Microsecond}
 	var made, used, released atomic.Int64
 	for i := range 500 {
-		v, err := bounded(tr, "test", "x", func() (int, error) {
+		v, err := bounded(tr, "test", strconv.Itoa(i), func() (int, error) {
 			if i%2 == 0 {
 				time.Sleep(40 * time.Microsecond)
 			} else {
@@ -253,4 +254,35 @@ func TestServerBoundedHandOver(t *testing.T) {
 	if used.Load()+released.Load() != 500 {
 		t.Errorf("%d results used and %d released, want 500 in all", used.Load(), released.Load())
 	}
+}
+
+// TestServerStuckNameRefused: while a call on a name is stuck, the next
+// request for that name is refused at once, and costs no second thread.
+func TestServerStuckNameRefused(t *testing.T) {
+	const timeout = 2 * time.Second
+	ts := startTestServer(t, ServerConfig{FileTimeout: timeout})
+	writeTree(t, ts.root, map[string]string{"hung": "h", "plain": "p"})
+	release := make(chan struct{})
+	defer close(release)
+	ts.testHookFS = func(op, name string) {
+		if name == "hung" {
+			<-release
+		}
+	}
+	for i, within := range []time.Duration{timeout + stuckBound, refusalBound} {
+		c := dialRaw(t, ts.addr)
+		c.login()
+		start := time.Now()
+		c.want("SIZE hung", 421)
+		if d := time.Since(start); d > within {
+			t.Errorf("request %d: 421 after %v", i+1, d)
+		}
+		c.wantClosed()
+	}
+	if n := ts.stuck.Load(); n != 1 {
+		t.Errorf("%d calls stuck, want 1", n)
+	}
+	c := dialRaw(t, ts.addr)
+	c.login()
+	c.want("SIZE plain", 213)
 }
