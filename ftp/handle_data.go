@@ -269,9 +269,9 @@ const dataBufferSize = 64 << 10
 //     catches). A window starts when the last one's need was met.
 //
 // Both are one deadline: the end of the current window, set before every
-// Read and Write. Writes go out in pieces of at most maxDataWrite bytes, so
-// that a slow but honest reader meets a window's need within one call. The
-// bytes moved are counted for STAT and the trace.
+// Read and Write. Writes go out in pieces no bigger than a window's need
+// (see chunk), so that a reader who keeps up the rate finishes each one
+// within its window. The bytes moved are counted for STAT and the trace.
 type dataConn struct {
 	conn    net.Conn
 	timeout time.Duration

@@ -59,12 +59,12 @@ type ServerConfig struct {
 	// connect, a stall of an open data connection, and how long writing
 	// one reply may stall (0 means 30 seconds).
 	DataTimeout time.Duration
-	// MinDataRate is the least rate, in bytes per second, that an open data
-	// connection must keep up over each DataTimeout (0 means 1024): a
-	// client that reads or sends a byte now and then, which resets no
-	// stall timer, still cannot hold its session for good. Writes go out
-	// in pieces of at most 64 KiB, so a rate below 64 KiB per DataTimeout
-	// is enforced as that.
+	// MinDataRate is the least average rate, in bytes per second, that an
+	// open data connection must keep over each DataTimeout (0 means 1024),
+	// so that a client that reads or sends a byte now and then, which
+	// resets no stall timer, cannot hold its session for good. Downloads
+	// are sent in pieces of at least 4 KiB, so for them a rate below 4 KiB
+	// per DataTimeout counts as that.
 	MinDataRate int
 	// FileTimeout bounds every file system call a session makes for its
 	// client: an open, stat, read, write, close or directory read (0 means
@@ -137,7 +137,7 @@ type Server struct {
 
 	obsMu sync.Mutex // serialises Observer calls
 
-	mu       sync.Mutex // guards what follows; never held while blocking
+	mu       sync.Mutex // guards closed and the counts; never held while blocking
 	closed   bool
 	sessions int                  // sessions running, across every Serve
 	unauth   int                  // of those, the ones not logged in yet

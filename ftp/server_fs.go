@@ -18,14 +18,14 @@ import (
 // The served tree as a session sees it. Every file system call the server
 // makes on a client's behalf goes through tree, for two reasons:
 //
-//   - No call may hold a session for good. Opening a FIFO waits for a
-//     peer; a file on a hung network mount blocks open, stat, read and
-//     close in the kernel, where no deadline reaches. So each call runs
-//     on a goroutine of its own and the session waits for it at most
-//     FileTimeout (see bounded).
-//   - Only regular files are transferred. What is opened for a transfer
-//     is checked after opening it, without blocking (see openRegular), so
-//     nothing can be swapped in between the check and the open.
+//   - Only regular files are transferred. Opening a FIFO waits for a peer
+//     and reading a device may never end, so what is opened for a
+//     transfer is opened without blocking and checked after opening (see
+//     openRegular): nothing can be swapped in between check and open.
+//   - No call may hold a session for good. A file on a hung network mount
+//     blocks open, stat, read and close in the kernel, where no deadline
+//     reaches, so each call runs on a goroutine of its own and the
+//     session waits for it at most FileTimeout (see bounded).
 
 // errFileSystemStuck: a file system call did not return within
 // FileTimeout, or too many earlier ones are still stuck. The session ends
@@ -65,13 +65,16 @@ const (
 
 // bounded runs call on a goroutine of its own and waits for it at most
 // FileTimeout. A call in flight when the session ends is not waited for
-// either, so that Server.Close is prompt; one made after (the cleanup of a
-// cut upload) is, up to FileTimeout, so that the cleanup is done by the
-// time Close returns. If bounded gives up, the
-// goroutine is left to finish in the kernel's own time, counted in
-// Server.stuck until then: it holds no session slot, and release, if not
-// nil, disposes of what call returns once it does (closes the file it
-// opened). op and name say what the call was, for errors and the log.
+// either, so that Server.Close is prompt; one made after that (the cleanup
+// of a cut upload) is, up to FileTimeout, so that it is done by the time
+// Close returns.
+//
+// If bounded gives up, the goroutine is left to finish in the kernel's own
+// time, counted in Server.stuck until then. It holds no session slot, and
+// release, if not nil, disposes of what call returns once it does (closes
+// the file it opened). op and name say what the call was, for errors and
+// the log; a name whose call overran FileTimeout is refused at once until
+// that call returns (see stuckStart).
 func bounded[T any](t *tree, op, name string, call func() (T, error), release func(T)) (T, error) {
 	var zero T
 	// Cleanups are never refused: refusing a close would leak the very
@@ -89,10 +92,11 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 		}
 	}
 	var (
-		state atomic.Int32
-		v     T
-		err   error
-		done  = make(chan struct{})
+		state     atomic.Int32
+		v         T
+		err       error
+		done      = make(chan struct{})
+		stuckName string // set before the state becomes callAbandoned
 	)
 	go func() {
 		if h := t.srv.testHookFS; h != nil {
@@ -107,7 +111,7 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 		if err == nil && release != nil {
 			release(v)
 		}
-		t.srv.stuckEnd(name)
+		t.srv.stuckEnd(stuckName)
 	}()
 	ended := t.ctx.Done()
 	if t.ctx.Err() != nil {
@@ -124,12 +128,18 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 	case <-ended:
 		why = context.Cause(t.ctx)
 	}
+	// Only a call that overran the timeout marks its name: one cut short
+	// by the session's end has most likely just not finished yet, and
+	// another session's call on the same file must not be refused for it.
+	if errors.Is(why, errFileSystemStuck) {
+		stuckName = name
+	}
 	// Counted before the hand-over, so the goroutine's stuckEnd can never
 	// come first.
-	t.srv.stuckStart(name)
+	t.srv.stuckStart(stuckName)
 	if !state.CompareAndSwap(callPending, callAbandoned) {
 		// The result arrived while the wait ended: take it after all.
-		t.srv.stuckEnd(name)
+		t.srv.stuckEnd(stuckName)
 		<-done
 		return v, err
 	}
@@ -141,23 +151,28 @@ func bounded[T any](t *tree, op, name string, call func() (T, error), release fu
 	return zero, &fs.PathError{Op: op, Path: name, Err: why}
 }
 
-// stuckStart counts a call on name given up on; stuckEnd, when it returns.
-// While one is stuck, further calls on the same name fail at once: a
-// client asking again and again for a file on a hung mount costs one
-// thread, not one per request.
+// stuckStart counts a call given up on; stuckEnd, when it returns. While a
+// call on a name ("" for none) is stuck, further calls on that name fail at
+// once: a client asking again and again for a file on a hung mount costs
+// one thread, not one per request.
 func (s *Server) stuckStart(name string) {
 	s.stuck.Add(1)
+	if name == "" {
+		return
+	}
 	s.stuckMu.Lock()
 	defer s.stuckMu.Unlock()
 	s.stuckNames[name]++
 }
 
 func (s *Server) stuckEnd(name string) {
-	s.stuckMu.Lock()
-	if s.stuckNames[name]--; s.stuckNames[name] <= 0 {
-		delete(s.stuckNames, name)
+	if name != "" {
+		s.stuckMu.Lock()
+		if s.stuckNames[name]--; s.stuckNames[name] <= 0 {
+			delete(s.stuckNames, name)
+		}
+		s.stuckMu.Unlock()
 	}
-	s.stuckMu.Unlock()
 	s.stuck.Add(-1)
 }
 
@@ -189,9 +204,9 @@ func (t *tree) cleanup(op, name string, call func() error) error {
 	if !t.gaveUp.Load() {
 		return boundedErr(t, op, name, call)
 	}
-	t.srv.stuck.Add(1)
+	t.srv.stuckStart("")
 	go func() {
-		defer t.srv.stuck.Add(-1)
+		defer t.srv.stuckEnd("")
 		if h := t.srv.testHookFS; h != nil {
 			h(op, name)
 		}
