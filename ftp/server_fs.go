@@ -339,20 +339,16 @@ func setBlocking(f *os.File) error {
 }
 
 // createExcl creates name, which must not exist, for writing: an upload's
-// temporary file. O_EXCL refuses anything already there, a link included.
+// temporary file. O_EXCL refuses anything already there, a link or a FIFO
+// included, so what it opens is always a new regular file.
 func (t *tree) createExcl(name string, perm fs.FileMode) (*treeFile, error) {
 	f, err := bounded(t, "create", name, func() (*os.File, error) {
-		return t.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL|openFlags, perm)
+		return t.root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 	}, func(f *os.File) { f.Close() })
 	if err != nil {
 		return nil, err
 	}
-	tf := &treeFile{t: t, f: f, name: name}
-	if err := tf.control(setBlocking); err != nil {
-		tf.Close()
-		return nil, err
-	}
-	return tf, nil
+	return &treeFile{t: t, f: f, name: name}, nil
 }
 
 // openDir opens the directory name for reading. O_DIRECTORY makes the open
@@ -414,10 +410,6 @@ func (tf *treeFile) Chmod(mode fs.FileMode) error {
 // error, as os.File's do.
 func (tf *treeFile) Close() error {
 	return tf.t.cleanup(opClose, tf.name, tf.f.Close)
-}
-
-func (tf *treeFile) control(f func(*os.File) error) error {
-	return boundedErr(tf.t, "fcntl", tf.name, func() error { return f(tf.f) })
 }
 
 // readDir returns the next entries of a directory, at most n, with what

@@ -280,10 +280,11 @@ func TestServerOpenRegularDirect(t *testing.T) {
 		t.Fatalf("openRegular(plain.txt): %v, %v", fi, err)
 	}
 	var flags int
-	f.control(func(f *os.File) error {
-		rc, _ := f.SyscallConn()
-		return rc.Control(func(fd uintptr) { flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
-	})
+	rc, err := f.f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { flags, _ = unix.FcntlInt(fd, unix.F_GETFL, 0) })
 	if flags&unix.O_NONBLOCK != 0 {
 		t.Errorf("the regular file is left non-blocking")
 	}
