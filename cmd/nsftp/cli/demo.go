@@ -1,16 +1,21 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 
 	"nsftp/ftp"
@@ -36,23 +41,27 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 Runs an FTP server and client as two hosts on a virtual Ethernet wire
 inside this process - no root, no TAP device, no files needed - and has the
 client download hello.txt in active mode, the 2005 article's way: the
-client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
+client listens, sends PORT and RETR, and the server connects back.
+
+With --size the file is N bytes of generated data instead, and the path
+flags make the wire a slow, lossy or congested link, to watch TCP's
+congestion control at work (--graph draws it).`, e.stdout)
 	var (
 		passive bool
 		quiet   bool
+		size    string
 		see     seeFlags
 		mtu     int
-		loss    float64
-		delay   time.Duration
+		path    pathFlags
 	)
 	fset.group("Demo")
 	fset.boolVar(&passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
 	fset.boolVar(&quiet, "q", false, "print only the result (and what --trace, --pcap, --diagram ask for)")
+	fset.stringVar(&size, "size", "", "download `SIZE` bytes of generated data (32MiB, 1GiB) instead of hello.txt")
 	see.register(fset)
 	fset.group("Virtual wire")
 	fset.intVar(&mtu, "mtu", 1500, "the wire's MTU `N` (576-65000)")
-	fset.floatVar(&loss, "loss", 0, "`PERCENT` of frames the wire drops")
-	fset.durationVar(&delay, "delay", 0, "delay every frame on the wire by `DURATION`")
+	path.register(fset)
 	_, err := fset.parse(args, 0, 0, "demo takes no arguments")
 	if err != nil {
 		return err
@@ -60,11 +69,17 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	if mtu < 576 || mtu > stack.MaxMTU {
 		return usagef("--mtu %d out of range 576-%d", mtu, stack.MaxMTU)
 	}
-	if loss < 0 || loss > 50 {
-		return usagef("--loss %v out of range 0-50", loss)
+	up, down, err := path.paths()
+	if err != nil {
+		return err
 	}
-	if delay < 0 || delay > 10*time.Second {
-		return usagef("--delay %v out of range 0-10s", delay)
+	file := demoFile
+	var fileSize int64
+	if size != "" {
+		if fileSize, err = parseSize(size); err != nil {
+			return usagef("--size %v", err)
+		}
+		file = "data.bin"
 	}
 
 	// The demo is a lesson: without -q it traces as --trace would.
@@ -83,10 +98,14 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	if passive {
 		mode, how = "passive", "passive mode (EPSV): the client connects to the server's data port"
 	}
-	title := "nsftp demo: " + mode + "-mode download of " + demoFile
+	what := file
+	if size != "" {
+		what += " (" + trace.Bytes(fileSize) + ")"
+	}
+	title := "nsftp demo: " + mode + "-mode download of " + what
 	defer sg.finish(title)
-	sg.begin("nsftp demo", fmt.Sprintf("client %s and server %s on a virtual wire (MTU %d), %s",
-		stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), mtu, how))
+	sg.begin("nsftp demo", fmt.Sprintf("client %s and server %s on a virtual wire (MTU %d%s), %s",
+		stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), mtu, pathSummary(up, down), how))
 
 	root, err := os.MkdirTemp("", "nsftp-demo-")
 	if err != nil {
@@ -96,18 +115,29 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	if err := writeDemoTree(root); err != nil {
 		return &fileError{err}
 	}
+	var want []byte // the file's sha256
+	if size != "" {
+		if want, err = writeGenerated(filepath.Join(root, file), fileSize); err != nil {
+			return &fileError{err}
+		}
+	} else {
+		b, _ := demoTree.ReadFile("demotree/" + demoFile)
+		sum := sha256.Sum256(b)
+		want = sum[:]
+	}
 
-	// On one wire the client's link sees every frame: capture it there
-	// only. TIME-WAIT is short, so the lesson can show it end.
-	clientCfg := sg.hostConfig("client", trace.Client, true)
+	// The capture is the wire's: every frame once, as its sender sent it,
+	// whatever the path then does to it. TIME-WAIT is short, so the lesson
+	// can show it end.
+	clientCfg := sg.hostConfig("client", trace.Client, false)
 	serverCfg := sg.hostConfig("server", trace.Server, false)
 	clientCfg.TimeWait, serverCfg.TimeWait = demoTimeWait, demoTimeWait
-	p, err := stack.NewPair(stack.PairConfig{
-		// A lesson's capture should show the checksums a real NIC would.
-		Wire:   stack.WireConfig{MTU: mtu, Loss: loss, Delay: delay, Checksums: true},
-		Client: clientCfg,
-		Server: serverCfg,
-	})
+	// A lesson's capture should show the checksums a real NIC would.
+	wire := stack.WireConfig{MTU: mtu, Path: up, Checksums: true, PCAP: sg.wireCapture(), Observer: sg.wireObserver()}
+	if !reflect.DeepEqual(up, down) {
+		wire.Out = map[int]stack.Path{stack.ClientPort: up, stack.ServerPort: down}
+	}
+	p, err := stack.NewPair(stack.PairConfig{Wire: wire, Client: clientCfg, Server: serverCfg})
 	if err != nil {
 		return &setupError{err}
 	}
@@ -134,7 +164,14 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	// client, which still ends its session with QUIT; srv.Close follows.
 	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), l) }()
 
-	got, err := demoDownload(ctx, p.Client, serverAddr, !passive, sg.ftpObserver(), see.step)
+	// A small file is kept to print; a large one only hashed.
+	var kept bytes.Buffer
+	h := sha256.New()
+	dst := io.Writer(h)
+	if size == "" {
+		dst = io.MultiWriter(h, &kept)
+	}
+	n, took, err := demoDownload(ctx, p.Client, serverAddr, file, !passive, sg.ftpObserver(), see.step, dst)
 	srv.Close()
 	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr
@@ -150,36 +187,118 @@ client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
 	if err := sg.finish(title); err != nil {
 		return err
 	}
-	want, _ := demoTree.ReadFile("demotree/" + demoFile)
+	got := h.Sum(nil)
 	if !bytes.Equal(got, want) {
-		return fmt.Errorf("%w: %s arrived with %d bytes that differ from the %d served", ftp.ErrIncomplete, demoFile, len(got), len(want))
+		return fmt.Errorf("%w: %s arrived with %d bytes that differ from those served", ftp.ErrIncomplete, file, n)
 	}
 	if trErr != nil {
 		return trErr
 	}
 	if format != "json" {
-		sum := sha256.Sum256(got)
 		if format == "text" {
 			fmt.Fprintln(e.stdout) // after the trace
 		}
-		fmt.Fprintf(e.stdout, "%s: %d bytes, sha256 %x, identical to the file served.\n", demoFile, len(got), sum[:8])
-		if !quiet {
-			fmt.Fprintf(e.stdout, "\n%s", got)
+		fmt.Fprintf(e.stdout, "%s: %d bytes, sha256 %x, identical to the file served", file, n, got[:8])
+		if size != "" && took > 0 {
+			fmt.Fprintf(e.stdout, ", in %v (%s, %s/s)", took.Round(time.Millisecond),
+				trace.BitRate(float64(n)*8/took.Seconds()), humanBytes(float64(n)/took.Seconds()))
+		}
+		fmt.Fprintln(e.stdout, ".")
+		if !quiet && size == "" {
+			fmt.Fprintf(e.stdout, "\n%s", kept.Bytes())
 		}
 	}
 	return nil
 }
 
-// demoDownload logs in anonymously and downloads demoFile. A stop asked
-// for in step mode still ends the session with QUIT.
-func demoDownload(ctx context.Context, network ftp.Network, addr string, active bool, obs trace.Observer, step bool) (data []byte, err error) {
+// pathSummary describes the wire's path for the run's heading.
+func pathSummary(up, down stack.Path) string {
+	describe := func(p stack.Path) string {
+		var parts []string
+		if p.Rate > 0 {
+			q := "1000 frames"
+			switch {
+			case p.QueueBytes > 0:
+				q = trace.Bytes(int64(p.QueueBytes))
+			case p.Queue > 0:
+				q = fmt.Sprintf("%d frames", p.Queue)
+			}
+			parts = append(parts, fmt.Sprintf("%s with a queue of %s", trace.BitRate(float64(p.Rate)), q))
+		}
+		if p.Delay > 0 {
+			d := "delay " + p.Delay.String()
+			if p.Jitter > 0 {
+				d += " ± " + p.Jitter.String()
+			}
+			parts = append(parts, d)
+		}
+		if p.Loss > 0 {
+			parts = append(parts, fmt.Sprintf("%v%% loss", p.Loss))
+		}
+		if b := p.Burst; b != nil {
+			parts = append(parts, fmt.Sprintf("bursty loss (p %v%%, r %v%%)", b.P, b.R))
+		}
+		for _, o := range p.Down {
+			parts = append(parts, fmt.Sprintf("down from %v for %v", o.At, o.For))
+		}
+		for _, x := range []struct {
+			v    float64
+			name string
+		}{{p.Duplicate, "duplicated"}, {p.Reorder, "reordered"}, {p.Corrupt, "corrupted"}} {
+			if x.v > 0 {
+				parts = append(parts, fmt.Sprintf("%v%% %s", x.v, x.name))
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+	u, d := describe(up), describe(down)
+	switch {
+	case u == "" && d == "":
+		return ""
+	case u == d:
+		return "; " + u
+	}
+	if u == "" {
+		u = "clean"
+	}
+	if d == "" {
+		d = "clean"
+	}
+	return "; client to server " + u + "; server to client " + d
+}
+
+// writeGenerated writes n bytes of repeatable pseudo-random data to path
+// and returns their sha256.
+func writeGenerated(path string, n int64) ([]byte, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	src := rand.NewChaCha8([32]byte{'n', 's', 'f', 't', 'p'})
+	if _, err := io.CopyN(w, src, n); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return h.Sum(nil), f.Close()
+}
+
+// demoDownload logs in anonymously and downloads name into dst, returning
+// how many bytes came and how long the transfer took. A stop asked for in
+// step mode still ends the session with QUIT.
+func demoDownload(ctx context.Context, network ftp.Network, addr, name string, active bool, obs trace.Observer, step bool, dst io.Writer) (n int64, took time.Duration, err error) {
 	cfg := ftp.ClientConfig{Network: network, Active: active, Observer: obs}
 	if step {
 		cfg.ConnectTimeout, cfg.ReplyTimeout, cfg.AcceptTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout, stepTimeout
 	}
 	c, err := ftp.Dial(ctx, addr, cfg)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	defer func() {
 		if err != nil {
@@ -190,19 +309,20 @@ func demoDownload(ctx context.Context, network ftp.Network, addr string, active 
 		c.Close()
 	}()
 	if err := c.Login(ctx, "", ""); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	if err := c.Type(ctx, "I"); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	var buf bytes.Buffer
-	if _, err := c.Retrieve(ctx, demoFile, 0, &buf); err != nil {
-		return nil, err
+	start := time.Now()
+	if n, err = c.Retrieve(ctx, name, 0, dst); err != nil {
+		return n, 0, err
 	}
+	took = time.Since(start)
 	if err := c.Quit(ctx); err != nil {
-		return nil, err
+		return n, took, err
 	}
-	return buf.Bytes(), nil
+	return n, took, nil
 }
 
 func writeDemoTree(root string) error {
