@@ -609,6 +609,15 @@ func TestGraph(t *testing.T) {
 	if pcapRtx := pcapRetransmissions(t, pcapPath, 20); pcapRtx != rtx {
 		t.Errorf("the capture shows %d retransmissions from port 20, the graph %d", pcapRtx, marks.rtx)
 	}
+	if tshark, err := exec.LookPath("tshark"); err == nil {
+		// tshark tells a retransmission from a fast, a spurious or an
+		// out-of-order one; together they are what carried nothing new.
+		out, err := exec.Command(tshark, "-r", pcapPath, "-Y", "tcp.srcport==20 && (tcp.analysis.retransmission || "+
+			"tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order)").Output()
+		if n := strings.Count(string(out), "\n"); err != nil || n != marks.rtx {
+			t.Errorf("tshark finds %d retransmissions from port 20, the graph %d (%v)", n, marks.rtx, err)
+		}
+	}
 	if got := strings.Fields(cwnd); strings.Join(got, " ") != strings.Join(steps, " ") {
 		t.Errorf("the cwnd line goes through %d values, the TCB samples through %d:\n%v\n%v", len(got), len(steps), got, steps)
 	}
