@@ -15,6 +15,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 )
 
 // WireConfig describes a virtual wire: its MTU and the path every frame
@@ -31,6 +32,10 @@ type WireConfig struct {
 	// client and server, ClientPort and ServerPort). The two directions
 	// of a link can so differ: a slow uplink, a lossy downlink.
 	Out map[int]Path
+	// Offload lets the hosts' TCP hand the wire segments larger than the
+	// MTU: whole (OffloadGSO) or cut up at the wire and merged again at
+	// the receiver (OffloadTSO). See Offload.
+	Offload Offload
 	// Seed makes the path's random decisions repeatable; 0 picks 1.
 	Seed uint64
 	// Checksums makes the stacks compute and verify every TCP checksum
@@ -65,18 +70,21 @@ func (c WireConfig) pathOf(n int) Path {
 	return c.Path
 }
 
-// checksumsSkipped reports whether the stacks may skip TCP checksums.
-func (c WireConfig) checksumsSkipped() bool {
-	if c.Checksums || c.Path.Corrupt > 0 {
-		return false
+// corrupts reports whether any path corrupts frames.
+func (c WireConfig) corrupts() bool {
+	if c.Path.Corrupt > 0 {
+		return true
 	}
 	for _, p := range c.Out {
 		if p.Corrupt > 0 {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
+
+// checksumsSkipped reports whether the stacks may skip TCP checksums.
+func (c WireConfig) checksumsSkipped() bool { return !c.Checksums && !c.corrupts() }
 
 // MaxMTU is the largest MTU a wire accepts: an IPv4 packet's length field
 // stops at 65,535, and 65,000 leaves room for headers and options.
@@ -141,6 +149,9 @@ func NewWire(cfg WireConfig) (*Wire, error) {
 			return nil, fmt.Errorf("stack: wire, port %d's path: %w", n, err)
 		}
 	}
+	if cfg.Offload == OffloadGSO && cfg.corrupts() {
+		return nil, errors.New("stack: a wire that corrupts frames needs checksums, and with OffloadGSO nobody computes them: use OffloadTSO")
+	}
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
@@ -182,6 +193,7 @@ func (w *Wire) NewPort() (*Port, error) {
 	if path := w.cfg.pathOf(p.id); path.impaired() {
 		p.path = &pathState{cfg: path, start: w.start}
 	}
+	p.gro.Init(w.cfg.Offload == OffloadTSO)
 	ports := append(append([]*Port(nil), *w.ports.Load()...), p)
 	w.ports.Store(&ports)
 	w.wg.Add(1)
@@ -282,6 +294,12 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 func (w *Wire) impair(from, p *Port, frame buffer.Buffer) {
 	ps := from.path
 	if ps == nil {
+		if w.cfg.Offload == OffloadTSO {
+			// The receiver merges the frames (GRO) on its own goroutine,
+			// a batch at a time.
+			p.enqueue(frame, time.Time{}, false)
+			return
+		}
 		// A clean wire hands the frame straight to the receiving stack,
 		// as gVisor's own pipe link does: the stack queues TCP segments
 		// to its processor goroutines, so the sender does not run the
@@ -383,6 +401,7 @@ type Port struct {
 
 	queue  frameQueue
 	held   *queuedFrame // a frame being reordered: it goes after the next one
+	gro    gro.GRO      // with OffloadTSO: merges frames for the stack; run's goroutine only
 	signal chan struct{}
 	done   chan struct{}
 	exited chan struct{}
@@ -521,8 +540,15 @@ func (p *Port) run() {
 		var next time.Time
 		batch, next = p.take(batch[:0], time.Now())
 		for i := range batch {
-			p.deliver(batch[i].frame)
+			if p.w.cfg.Offload == OffloadTSO {
+				p.merge(batch[i].frame)
+			} else {
+				p.deliver(batch[i].frame)
+			}
 			batch[i] = queuedFrame{}
+		}
+		if len(batch) > 0 && p.w.cfg.Offload == OffloadTSO {
+			p.gro.Flush()
 		}
 		if len(batch) > 0 {
 			continue
@@ -577,7 +603,11 @@ func (p *Port) deliver(frame buffer.Buffer) {
 	if !ok {
 		return
 	}
-	eth := header.Ethernet(hdr)
+	p.deliverPacket(d, mac, header.Ethernet(hdr), pkt)
+}
+
+// deliverPacket hands a frame, its Ethernet header consumed, to d.
+func (p *Port) deliverPacket(d gstack.NetworkDispatcher, mac tcpip.LinkAddress, eth header.Ethernet, pkt *gstack.PacketBuffer) {
 	switch dst := eth.DestinationAddress(); {
 	case dst == header.EthernetBroadcastAddress:
 		pkt.PktType = tcpip.PacketBroadcast
@@ -592,13 +622,69 @@ func (p *Port) deliver(frame buffer.Buffer) {
 	d.DeliverNetworkPacket(eth.Type(), pkt)
 }
 
+// merge hands one frame to the stack through GRO, which merges a TCP
+// stream's consecutive frames into one segment before the stack sees it,
+// as Linux's GRO does.
+func (p *Port) merge(frame buffer.Buffer) {
+	p.mu.Lock()
+	d := p.dispatcher
+	mac := p.mac
+	p.mu.Unlock()
+	if d == nil {
+		frame.Release()
+		return
+	}
+	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: frame})
+	defer pkt.DecRef()
+	hdr, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
+	if !ok {
+		return
+	}
+	eth := header.Ethernet(hdr)
+	if eth.DestinationAddress() != mac {
+		p.deliverPacket(d, mac, eth, pkt) // not a unicast TCP frame for us: as it is
+		return
+	}
+	pkt.PktType = tcpip.PacketHost
+	pkt.NetworkProtocolNumber = eth.Type()
+	// The wire computed the checksums (or, on a wire that skips them,
+	// nobody did): GRO checks them only where frames can be corrupted.
+	pkt.RXChecksumValidated = !p.w.cfg.corrupts()
+	p.w.stats.delivered.Add(1)
+	if d != p.gro.Dispatcher {
+		p.gro.Flush()
+		p.gro.Dispatcher = d
+	}
+	p.gro.Enqueue(pkt)
+}
+
 // WritePackets implements stack.LinkEndpoint.
 func (p *Port) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
 	n := 0
+	off := p.w.cfg.Offload
 	for _, pkt := range pkts.AsSlice() {
 		dst := header.Ethernet(pkt.LinkHeader().Slice()).DestinationAddress()
-		p.w.transmit(p, pkt.ToBuffer(), dst)
 		n++
+		switch {
+		case off == OffloadTSO && pkt.GSOOptions.Type != gstack.GSONone && pkt.Data().Size() > int(pkt.GSOOptions.MSS):
+			frames, err := segment(pkt, !p.w.cfg.checksumsSkipped())
+			if err != nil {
+				continue // a packet the wire cannot read is lost, as on a NIC
+			}
+			for _, f := range frames {
+				p.w.transmit(p, f, dst)
+			}
+		case off == OffloadTSO && !p.w.cfg.checksumsSkipped():
+			// The stack left checksums to the NIC, and this wire's
+			// frames should carry them.
+			b := pkt.ToBuffer()
+			flat := b.Flatten()
+			b.Release()
+			fillChecksum(flat)
+			p.w.transmit(p, buffer.MakeWithData(flat), dst)
+		default:
+			p.w.transmit(p, pkt.ToBuffer(), dst)
+		}
 	}
 	return n, nil
 }
@@ -652,8 +738,18 @@ func (p *Port) SetLinkAddress(mac tcpip.LinkAddress) {
 // with ARP and NDP. Checksums are left out only on a wire that cannot
 // corrupt frames, unless WireConfig.Checksums asks for them.
 func (p *Port) Capabilities() gstack.LinkEndpointCapabilities {
-	if p.w.cfg.checksumsSkipped() {
+	c := p.w.cfg
+	switch {
+	case c.checksumsSkipped():
 		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload | gstack.CapabilityRXChecksumOffload
+	case c.Offload != OffloadNone && !c.corrupts():
+		// The wire is the NIC that fills checksums in, and nothing on it
+		// can spoil them.
+		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload | gstack.CapabilityRXChecksumOffload
+	case c.Offload == OffloadTSO:
+		// The wire fills checksums in; the receiver (GRO, or its stack)
+		// checks every frame, since the path may have corrupted it.
+		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload
 	}
 	return gstack.CapabilityResolutionRequired
 }

@@ -612,11 +612,16 @@ func TestGraph(t *testing.T) {
 	if tshark, err := exec.LookPath("tshark"); err == nil {
 		// tshark tells a retransmission from a fast, a spurious or an
 		// out-of-order one; together they are what carried nothing new.
+		// Its rule also flags a segment that resends old bytes with new
+		// ones after them, which the graph draws as new data: so they may
+		// differ by a few.
 		out, err := exec.Command(tshark, "-r", pcapPath, "-Y", "tcp.srcport==20 && (tcp.analysis.retransmission || "+
 			"tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order)").Output()
-		if n := strings.Count(string(out), "\n"); err != nil || n != marks.rtx {
+		n := strings.Count(string(out), "\n")
+		if err != nil || n < marks.rtx || n > marks.rtx+max(2, marks.rtx/50) {
 			t.Errorf("tshark finds %d retransmissions from port 20, the graph %d (%v)", n, marks.rtx, err)
 		}
+		t.Logf("tshark finds %d retransmissions", n)
 	}
 	if got := strings.Fields(cwnd); strings.Join(got, " ") != strings.Join(steps, " ") {
 		t.Errorf("the cwnd line goes through %d values, the TCB samples through %d:\n%v\n%v", len(got), len(steps), got, steps)
