@@ -29,7 +29,8 @@ type capture struct {
 	done  chan struct{}
 	once  sync.Once
 	err   error
-	drops int // frames the packet socket dropped
+	drops int       // frames the packet socket dropped
+	last  time.Time // the last frame's time
 
 	mu   sync.Mutex
 	cond *sync.Cond
@@ -243,7 +244,14 @@ func (c *capture) frame(b []byte, size int, from unix.Sockaddr, at time.Time) {
 	if c.src == nil {
 		return
 	}
+	// The socket's queue has the frames in the order they crossed the
+	// link; their timestamps need not be (TCP stamps an outgoing segment
+	// with its planned departure). The order wins.
 	t := at.Round(0)
+	if t.Before(c.last) {
+		t = c.last
+	}
+	c.last = t
 	for _, r := range []struct {
 		ref *sockRef
 		dir trace.Direction

@@ -12,14 +12,25 @@ import (
 
 // BenchmarkWireVsLoopback moves the same bytes across the virtual wire and
 // across the kernel's loopback, alternating within each iteration so both
-// see the same machine load, and reports both rates and their ratio:
+// see the same machine load, and reports both rates and their ratio, for
+// each offload at each MTU:
 //
 //	go test ./stack/ -run '^$' -bench WireVsLoopback -benchtime 5x
 func BenchmarkWireVsLoopback(b *testing.B) {
 	const size = 64 << 20
-	for _, mtu := range []int{1500, 9000, 65000} {
-		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
-			p, err := stack.NewPair(stack.PairConfig{Wire: stack.WireConfig{MTU: mtu}})
+	for _, off := range []stack.Offload{stack.OffloadNone, stack.OffloadGSO, stack.OffloadTSO} {
+		for _, mtu := range []int{1500, 9000, 65000} {
+			b.Run(fmt.Sprintf("offload=%v/mtu=%d", off, mtu), func(b *testing.B) {
+				benchWireVsLoopback(b, stack.WireConfig{MTU: mtu, Offload: off}, size)
+			})
+		}
+	}
+}
+
+func benchWireVsLoopback(b *testing.B, wire stack.WireConfig, size int64) {
+	{
+		{
+			p, err := stack.NewPair(stack.PairConfig{Wire: wire})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -50,7 +61,7 @@ func BenchmarkWireVsLoopback(b *testing.B) {
 			b.ReportMetric(wire, "wire-MB/s")
 			b.ReportMetric(kernel, "loopback-MB/s")
 			b.ReportMetric(wire/kernel, "ratio")
-		})
+		}
 	}
 }
 
@@ -95,9 +106,9 @@ func transferOnce(b *testing.B, l net.Listener, dial func() (net.Conn, error), s
 //	go test ./stack/ -run '^$' -bench '^BenchmarkWire$' -cpuprofile cpu.prof
 func BenchmarkWire(b *testing.B) {
 	const size = 64 << 20
-	for _, mtu := range []int{1500, 65000} {
-		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
-			p, err := stack.NewPair(stack.PairConfig{Wire: stack.WireConfig{MTU: mtu}})
+	for _, wc := range []stack.WireConfig{{MTU: 1500}, {MTU: 65000}, {MTU: 1500, Offload: stack.OffloadGSO}, {MTU: 1500, Offload: stack.OffloadTSO}} {
+		b.Run(fmt.Sprintf("offload=%v/mtu=%d", wc.Offload, wc.MTU), func(b *testing.B) {
+			p, err := stack.NewPair(stack.PairConfig{Wire: wc})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -13,6 +13,7 @@ const (
 	LayerStack Layer = "stack" // nsftp's embedded netstack: calls, segments, states
 	LayerFTP   Layer = "ftp"   // the FTP client or server: commands, replies, data connections
 	LayerRun   Layer = "nsftp" // the command itself: what the run is
+	LayerWire  Layer = "wire"  // the virtual wire: frames it lost
 	// LayerKernel is the operating system's TCP (--net os): the socket
 	// calls nsftp made to it, and what the kernel itself reported of
 	// them (tracefs, a packet socket).
@@ -30,6 +31,7 @@ const (
 	KindSegment Kind = "segment" // a frame crossed a host's link
 	KindState   Kind = "state"   // a TCP connection changed state
 	KindTCB     Kind = "tcb"     // a sample of a connection's transmission control block
+	KindDrop    Kind = "drop"    // the wire lost a frame (LayerWire)
 	// KindTCPEvent is something a kernel's TCP did on its own that is
 	// neither a segment nor a change of state: a retransmission, a reset
 	// sent or received (LayerKernel).
@@ -101,6 +103,7 @@ type Event struct {
 	Segment  *Segment  `json:"segment,omitempty"`
 	State    *State    `json:"state,omitempty"`
 	TCB      *TCB      `json:"tcb,omitempty"`
+	Drop     *Drop     `json:"drop,omitempty"`
 	TCPEvent *TCPEvent `json:"tcp_event,omitempty"`
 	*Message
 }
@@ -223,13 +226,35 @@ type Segment struct {
 	// set on SYNs only.
 	Options     string
 	WindowScale int
-	Len         int    // TCP payload bytes; IP payload for others
-	Frame       int    // frame length on the wire, link header included
-	Info        string // non-TCP frames: what the frame says
+	// SACK lists the blocks a segment's SACK option acknowledges (RFC
+	// 2018), absolute sequence numbers.
+	SACK  []SACKBlock
+	Len   int    // TCP payload bytes; IP payload for others
+	Frame int    // frame length on the wire, link header included
+	Info  string // non-TCP frames: what the frame says
 	// Chain is, for outgoing frames when asked for, the netstack
 	// functions that produced the frame, outermost first: the 2005
 	// article's Figure 3, for netstack, read off the real call stack.
 	Chain []string
+}
+
+// SACKBlock is one block of a SACK option: Start up to, not including,
+// End.
+type SACKBlock struct {
+	Start, End uint32
+}
+
+// Drop is a frame the virtual wire lost, with the frame (Segment, as its
+// sender sent it) and why.
+type Drop struct {
+	// Reason is "queue full" (the bottleneck's queue overflowed), "loss"
+	// (random or bursty loss), "link down" (an outage), "bad FCS" (a
+	// corrupted frame without a checksum of its own) or "receiver
+	// overrun" (the receiving port's ring was full).
+	Reason string `json:"reason"`
+	// From and To are the sending and receiving hosts' ports on the wire.
+	From int `json:"from"`
+	To   int `json:"to"`
 }
 
 // State is a TCP connection's change of state, with what caused it.
@@ -285,6 +310,9 @@ type TCB struct {
 	// Congestion is the sender's congestion-control state: "open",
 	// "disorder", "fast-recovery", "sack-recovery" or "rto-recovery".
 	Congestion string `json:"congestion,omitempty"`
+	// Outstanding is how many segments are in flight: sent and not
+	// acknowledged.
+	Outstanding int `json:"outstanding,omitempty"`
 	// Synced says the TCB was read from netstack (after a segment it
 	// received); a TCB seen only on the wire so far has just the
 	// handshake's numbers.

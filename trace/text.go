@@ -123,6 +123,15 @@ func (t *Text) Event(e *Event) {
 		}
 		return
 	}
+	if e.Kind == KindDrop {
+		if t.band != nil && e.Segment != nil && e.Segment.Proto == "tcp" && connOf(e.Segment) == t.band.conn {
+			t.band.drops++
+			return
+		}
+		t.endBand()
+		t.show(e)
+		return
+	}
 	if s := e.Segment; s != nil {
 		t.learn(e)
 		if t.duplicate(e) {
@@ -240,6 +249,8 @@ func (t *Text) show(e *Event) {
 		t.segmentLine(e)
 	case KindState:
 		t.stateLine(e)
+	case KindDrop:
+		t.dropLine(e)
 	case KindTCPEvent:
 		t.tcpEventLine(e)
 	default:
@@ -584,6 +595,22 @@ func (t *Text) tcpEventLine(e *Event) {
 	t.kernelStack(te.Stack)
 }
 
+// dropLine shows a frame the wire lost: the segment, and why.
+func (t *Text) dropLine(e *Event) {
+	s, d := e.Segment, e.Drop
+	if s == nil || d == nil {
+		return
+	}
+	what := s.Proto
+	if s.Proto == "tcp" {
+		what = t.SegmentText(s)
+	} else if s.Info != "" {
+		what += " " + s.Info
+	}
+	body := "  " + t.paint("error", "✗ lost on the wire ("+d.Reason+"):") + " " + what
+	t.line(t.fit(t.head(e.Time, "wire", 0, s.Label), body, t.paint("dim", s.Addrs())))
+}
+
 func (t *Text) segmentLine(e *Event) {
 	s := e.Segment
 	arrow := ">"
@@ -733,6 +760,7 @@ type textBand struct {
 	// an ACK of another connection) that came while it ran: shown after
 	// its line rather than cutting it in two.
 	aside []Event
+	drops int // frames of the band the wire lost
 }
 
 func newTextBand(t *Text, e *Event) *textBand {
@@ -849,6 +877,9 @@ func (t *Text) showBand(b *textBand) {
 		body += t.paint("error", fmt.Sprintf("%d retransmitted", b.retrans))
 	} else {
 		body += "0 retransmitted"
+	}
+	if b.drops > 0 {
+		body += t.paint("error", fmt.Sprintf(", %d lost on the wire", b.drops))
 	}
 	tail := fmt.Sprintf("%s ACKs back", thousands(b.acks))
 	if n := b.calls[OpSend]; n > 0 {

@@ -15,30 +15,22 @@ import (
 // kernel's, keeping both runs' events, and shows them side by side with
 // what differs between the two stacks.
 func runCompare(ctx context.Context, e *env, d *demoRun, quiet bool) error {
-	var err error
-	if d.root, err = os.MkdirTemp("", "nsftp-demo-"); err != nil {
-		return &fileError{err}
-	}
-	defer os.RemoveAll(d.root)
-	if err := writeDemoTree(d.root); err != nil {
-		return &fileError{err}
-	}
 	var runs [2][]trace.Event
 	for i, onKernel := range []bool{false, true} {
 		sg := keepingSeeing(e)
-		var got []byte
-		var trErr error
+		var res demoResult
+		var trErr, err error
 		if onKernel {
-			got, trErr, err = d.onKernel(ctx, e, sg)
+			res, trErr, err = d.onKernel(ctx, e, sg)
 		} else {
-			got, trErr, err = d.onNetstack(ctx, sg)
+			res, trErr, err = d.onNetstack(ctx, sg)
 		}
 		sg.finish("")
 		if err == nil {
 			err = trErr
 		}
 		if err == nil {
-			err = checkDemoFile(got)
+			err = d.check(res)
 		}
 		if err != nil {
 			return fmt.Errorf("the session on %s: %w", map[bool]string{false: "nsftp's stack", true: "the kernel's"}[onKernel], err)
@@ -57,7 +49,7 @@ func runCompare(ctx context.Context, e *env, d *demoRun, quiet bool) error {
 		}
 	}
 	mode, _ := d.mode()
-	fmt.Fprintf(e.stdout, "nsftp demo --compare: the same %s-mode download of %s on two TCP/IP stacks\n\n", mode, demoFile)
+	fmt.Fprintf(e.stdout, "nsftp demo --compare: the same %s-mode download of %s on two TCP/IP stacks\n\n", mode, d.file)
 	if err := trace.WriteCompare(e.stdout, runs[0], runs[1], opt); err != nil {
 		return &fileError{fmt.Errorf("writing the comparison: %w", err)}
 	}

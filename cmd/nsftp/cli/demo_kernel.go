@@ -23,7 +23,7 @@ var (
 // the run (loopback's MTU set to the wire's), when it may make one, else
 // over this system's loopback with the server on a port the kernel
 // chooses.
-func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (got []byte, traceErr, err error) {
+func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (res demoResult, traceErr, err error) {
 	_, how := d.mode()
 	ns, nsErr := kernel.NewNetNS(d.mtu)
 	where := fmt.Sprintf("the loopback of a network namespace made for the run (MTU %d)", d.mtu)
@@ -36,7 +36,7 @@ func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (got []byte,
 	}
 	defer ns.Close()
 	if err := sg.startKernel(ns); err != nil {
-		return nil, nil, err
+		return res, nil, err
 	}
 	sg.begin("nsftp demo --net os", fmt.Sprintf("client %s and server %s on %s, %s's TCP, %s; Linux keeps TIME-WAIT 60s, and the run does not wait for it",
 		kernelClientAddr.Addr(), kernelServerAddr.Addr(), where, kernel.Release(), how))
@@ -46,9 +46,9 @@ func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (got []byte,
 	server := sg.kernelNetwork("server", trace.Server, ns, []netip.Prefix{kernelServerAddr}, false)
 	l, err := server.Listen(ctx, trace.Control, netip.AddrPortFrom(kernelServerAddr.Addr(), uint16(port)).String(), 8)
 	if err != nil {
-		return nil, sg.stopTrace(), &setupError{err}
+		return res, sg.stopTrace(), &setupError{err}
 	}
-	got, err = d.serveAndDownload(ctx, server, client, l, l.Addr().String(), sg.ftpObserver())
+	res, err = d.serveAndDownload(ctx, server, client, l, l.Addr().String(), sg.ftpObserver())
 	traceErr = sg.stopTrace()
-	return got, traceErr, err
+	return res, traceErr, err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"time"
 
 	"nsftp/stack"
@@ -13,23 +14,33 @@ import (
 // onNetstack runs the session on two netstack hosts on a virtual wire in
 // this process, as sg asks to see it. It returns what was downloaded, and
 // apart from a failure of the run, a failure to write the trace.
-func (d *demoRun) onNetstack(ctx context.Context, sg *seeing) (got []byte, traceErr, err error) {
+func (d *demoRun) onNetstack(ctx context.Context, sg *seeing) (res demoResult, traceErr, err error) {
 	_, how := d.mode()
-	sg.begin("nsftp demo", fmt.Sprintf("client %s and server %s on a virtual wire (MTU %d), %s",
-		stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), d.mtu, how))
-	// On one wire the client's link sees every frame: capture it there
-	// only. TIME-WAIT is short, so the lesson can show it end.
-	clientCfg := sg.hostConfig("client", trace.Client, true)
+	off := ""
+	switch d.offload {
+	case stack.OffloadGSO:
+		off = ", 64 KiB segments passed whole"
+	case stack.OffloadTSO:
+		off = ", 64 KiB segments cut into frames at the wire and merged at the receiver"
+	}
+	sg.begin("nsftp demo", fmt.Sprintf("client %s and server %s on a virtual wire (MTU %d%s%s), %s",
+		stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), d.mtu, off, pathSummary(d.up, d.down), how))
+	// The capture is the wire's: every frame once, as its sender sent it,
+	// whatever the path then does to it. TIME-WAIT is short, so the lesson
+	// can show it end.
+	clientCfg := sg.hostConfig("client", trace.Client, false)
 	serverCfg := sg.hostConfig("server", trace.Server, false)
 	clientCfg.TimeWait, serverCfg.TimeWait = demoTimeWait, demoTimeWait
-	p, err := stack.NewPair(stack.PairConfig{
-		// A lesson's capture should show the checksums a real NIC would.
-		Wire:   stack.WireConfig{MTU: d.mtu, Loss: d.loss, Delay: d.delay, Checksums: true},
-		Client: clientCfg,
-		Server: serverCfg,
-	})
+	wire := stack.WireConfig{MTU: d.mtu, Path: d.up, Offload: d.offload, PCAP: sg.wireCapture(), Observer: sg.wireObserver()}
+	// A lesson's capture shows the checksums a real NIC would; with the
+	// stacks' segments passed whole there are none to show, as on veth.
+	wire.Checksums = d.offload != stack.OffloadGSO
+	if !reflect.DeepEqual(d.up, d.down) {
+		wire.Out = map[int]stack.Path{stack.ClientPort: d.up, stack.ServerPort: d.down}
+	}
+	p, err := stack.NewPair(stack.PairConfig{Wire: wire, Client: clientCfg, Server: serverCfg})
 	if err != nil {
-		return nil, nil, &setupError{err}
+		return res, nil, &setupError{err}
 	}
 	defer p.Close()
 	sg.hostStarted(p.Client)
@@ -38,17 +49,17 @@ func (d *demoRun) onNetstack(ctx context.Context, sg *seeing) (got []byte, trace
 	serverAddr := netip.AddrPortFrom(stack.ServerAddr4.Addr(), 21).String()
 	l, err := p.Server.Listen(ctx, trace.Control, serverAddr, 8)
 	if err != nil {
-		return nil, nil, &setupError{err}
+		return res, nil, &setupError{err}
 	}
-	got, err = d.serveAndDownload(ctx, p.Server, p.Client, l, serverAddr, sg.ftpObserver())
+	res, err = d.serveAndDownload(ctx, p.Server, p.Client, l, serverAddr, sg.ftpObserver())
 	// The lesson ends when every connection has: last ACKs in, TIME-WAIT
 	// over. What follows is teardown, and the trace ends here.
 	sg.settle(ctx, demoTimeWait+2*time.Second)
 	traceErr = sg.stopTrace()
 	if err != nil {
-		return nil, traceErr, err
+		return res, traceErr, err
 	}
 	// The pcap is complete once the hosts are closed.
 	p.Close()
-	return got, traceErr, nil
+	return res, traceErr, nil
 }

@@ -25,6 +25,7 @@ type seeFlags struct {
 	step    bool
 	pcap    string
 	diagram string
+	graph   string
 	explain bool
 	stats   bool
 	verbose bool
@@ -38,8 +39,9 @@ func (sf *seeFlags) register(fs *flagSet) {
 	fs.boolVar(&sf.step, "step", false, "pause before each socket call (Enter) or each segment (s); c runs to the end, q stops cleanly")
 	fs.stringVar(&sf.pcap, "pcap", "", "write every frame of the run to `FILE` (pcap, for tshark and Wireshark; with --net os, from a packet socket: root)")
 	fs.stringVar(&sf.diagram, "diagram", "", "draw the run as a ladder diagram in `FILE.svg`")
+	fs.stringVar(&sf.graph, "graph", "", "draw each data connection's time-sequence graph, with the sender's congestion window, in `FILE.svg`")
 	fs.boolVar(&sf.explain, "explain", false, "with --trace: show the netstack functions that produced each outgoing segment; with --net os, the kernel functions behind each change of state (root)")
-	fs.boolVar(&sf.stats, "stats", false, "end with the netstack counters that changed, per host; with --net os, the kernel's")
+	fs.boolVar(&sf.stats, "stats", false, "end with the netstack counters that changed, per host, and what TCP did under pressure: retransmissions, timeouts, recoveries, largest cwnd, SRTT, goodput; with --net os, the kernel's counters")
 	fs.boolVar(&sf.verbose, "v", false, "print the FTP commands and replies")
 }
 
@@ -63,7 +65,9 @@ type seeing struct {
 	e        *env
 	rec      *trace.Recorder // nil when nothing is traced, drawn or stepped
 	stackEvs bool            // the stack records its events (not only the FTP dialogue)
+	samples  bool            // and TCB samples
 	keep     *trace.Keep     // every event, for the diagram
+	course   *course         // --stats' figures from the events
 	step     *stepper
 	recFile  *os.File // --record's file
 	pcapFile *os.File
@@ -97,9 +101,13 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 			sinks = append(sinks, trace.NewText(out, trace.TextOptions{FTP: side}))
 		}
 	}
-	if sf.diagram != "" {
+	if sf.diagram != "" || sf.graph != "" {
 		s.keep = &trace.Keep{}
 		sinks = append(sinks, s.keep)
+	}
+	if sf.stats {
+		s.course = newCourse()
+		sinks = append(sinks, s.course)
 	}
 	if sf.record != "" {
 		f, err := os.Create(sf.record)
@@ -109,7 +117,10 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 		s.recFile = f
 		sinks = append(sinks, trace.NewJSONWriter(f))
 	}
-	s.stackEvs = sf.trace.format != "" || sf.diagram != "" || sf.step || sf.record != ""
+	s.stackEvs = sf.trace.format != "" || sf.diagram != "" || sf.graph != "" || sf.step || sf.record != "" || sf.stats
+	// The congestion window's samples are for the graph, --stats and
+	// programs.
+	s.samples = sf.graph != "" || sf.trace.format == "json" || sf.record != "" || sf.stats
 	if len(sinks) > 0 || sf.step {
 		s.rec = trace.NewRecorder(sinks...)
 	}
@@ -155,6 +166,7 @@ func (s *seeing) hostConfig(name string, role trace.Role, capture bool) stack.Ho
 	if s.rec != nil && s.stackEvs {
 		cfg.Observer = s.rec.Record
 		cfg.Explain = s.sf.explain
+		cfg.Samples = s.samples
 		if s.step != nil {
 			cfg.Gate = s.step
 		}
@@ -163,6 +175,22 @@ func (s *seeing) hostConfig(name string, role trace.Role, capture bool) stack.Ho
 		cfg.Capture = &stack.CaptureConfig{PCAP: s.pcapBuf}
 	}
 	return cfg
+}
+
+// wireObserver receives a virtual wire's lost frames, or is nil.
+func (s *seeing) wireObserver() trace.Observer {
+	if s.rec == nil || !s.stackEvs {
+		return nil
+	}
+	return s.rec.Record
+}
+
+// wireCapture is the pcap a virtual wire writes every frame to, or nil.
+func (s *seeing) wireCapture() io.Writer {
+	if s.pcapBuf == nil {
+		return nil
+	}
+	return s.pcapBuf
 }
 
 // hostStarted notes a host whose counters --stats reports.
@@ -233,8 +261,11 @@ func (s *seeing) finish(title string) error {
 			errs = append(errs, &fileError{fmt.Errorf("writing %s: %w", s.sf.record, err)})
 		}
 	}
-	if s.sf.diagram != "" {
+	if s.keep != nil && s.sf.diagram != "" {
 		errs = append(errs, writeDiagramFile(s.sf.diagram, s.keep.Events, title))
+	}
+	if s.keep != nil && s.sf.graph != "" {
+		errs = append(errs, writeGraphFile(s.sf.graph, s.keep.Events, ""))
 	}
 	if s.pcapFile != nil {
 		if err := s.pcapBuf.Flush(); err != nil {
@@ -248,6 +279,7 @@ func (s *seeing) finish(title string) error {
 		for i, h := range s.hosts {
 			printStats(s.e.stderr, h.Name(), h.Stats().Sub(s.before[i]))
 		}
+		s.course.print(s.e.stderr, s.hosts, s.before)
 		if s.kernelBefore != nil {
 			s.printKernelStats()
 		}
@@ -262,6 +294,25 @@ func writeDiagramFile(path string, events []trace.Event, title string) error {
 	}
 	w := bufio.NewWriter(f)
 	err = trace.WriteLadder(w, events, trace.LadderOptions{Title: title})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &fileError{fmt.Errorf("writing %s: %w", path, err)}
+	}
+	return nil
+}
+
+func writeGraphFile(path string, events []trace.Event, title string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return &fileError{fmt.Errorf("--graph: %w", err)}
+	}
+	w := bufio.NewWriter(f)
+	err = trace.WriteGraph(w, events, trace.GraphOptions{Title: title})
 	if err == nil {
 		err = w.Flush()
 	}
