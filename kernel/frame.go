@@ -82,8 +82,11 @@ func decodeTransport(seg *trace.Segment, proto uint8, b []byte, payload int, src
 		seg.Flags = trace.TCPFlags(b[13])
 		seg.Window = binary.BigEndian.Uint16(b[14:16])
 		seg.Len = max(payload-off, 0)
-		if seg.Flags.Has(trace.SYN) && off >= 20 && off <= len(b) {
-			seg.Options, seg.WindowScale = synOptions(b[20:off])
+		if off > 20 && off <= len(b) {
+			if seg.Flags.Has(trace.SYN) {
+				seg.Options, seg.WindowScale = synOptions(b[20:off])
+			}
+			seg.SACK = sackBlocks(b[20:off])
 		}
 	case 17:
 		seg.Proto = "udp"
@@ -157,4 +160,31 @@ func synOptions(b []byte) (string, int) {
 		add(fmt.Sprintf("wscale=%d", ws))
 	}
 	return s, ws
+}
+
+// sackBlocks reads a SACK option's blocks (RFC 2018), if there is one.
+func sackBlocks(b []byte) []trace.SACKBlock {
+	for i := 0; i < len(b); {
+		kind := b[i]
+		if kind == 0 {
+			break
+		}
+		if kind == 1 {
+			i++
+			continue
+		}
+		if i+1 >= len(b) || b[i+1] < 2 || i+int(b[i+1]) > len(b) {
+			break
+		}
+		l := int(b[i+1])
+		if kind == 5 {
+			var blocks []trace.SACKBlock
+			for j := i + 2; j+8 <= i+l; j += 8 {
+				blocks = append(blocks, trace.SACKBlock{Start: binary.BigEndian.Uint32(b[j:]), End: binary.BigEndian.Uint32(b[j+4:])})
+			}
+			return blocks
+		}
+		i += l
+	}
+	return nil
 }

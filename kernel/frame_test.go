@@ -44,6 +44,14 @@ func TestDecodeFrame(t *testing.T) {
 	if seg.Options != "mss=1460,sackOK,ts,wscale=10" || seg.WindowScale != 10 {
 		t.Errorf("options %q, window scale %d", seg.Options, seg.WindowScale)
 	}
+	// An ACK with a SACK block (RFC 2018): kind 5, length 10, after two NOPs.
+	ack := append([]byte(nil), f...)
+	tcp := ack[34:]
+	tcp[13] = byte(trace.ACK)
+	copy(tcp[20:], []byte{1, 1, 5, 10, 0, 0, 0x10, 0, 0, 0, 0x20, 0, 1, 1, 1, 1, 1, 1, 1, 1})
+	if seg := decodeFrame(ack, len(ack)); len(seg.SACK) != 1 || seg.SACK[0] != (trace.SACKBlock{Start: 0x1000, End: 0x2000}) || seg.Options != "" {
+		t.Errorf("SACK blocks %+v, options %q", seg.SACK, seg.Options)
+	}
 	if seg := decodeFrame(f[:10], 10); seg.Proto != "ethernet" {
 		t.Errorf("a truncated frame: %+v", seg)
 	}
