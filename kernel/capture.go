@@ -32,34 +32,7 @@ type capture struct {
 	drops int       // frames the packet socket dropped
 	last  time.Time // the last frame's time
 
-	mu   sync.Mutex
-	cond *sync.Cond
-	upTo time.Time // every frame captured before it was recorded
-}
-
-// advance tells the timeline every frame up to upTo was recorded.
-func (c *capture) advance(upTo time.Time) {
-	c.src.Advance(upTo)
-	c.mu.Lock()
-	c.upTo = upTo
-	c.cond.Broadcast()
-	c.mu.Unlock()
-}
-
-// catchUp waits, briefly, until every frame up to upTo was recorded.
-func (c *capture) catchUp(upTo time.Time) {
-	deadline := time.Now().Add(200 * time.Millisecond)
-	timer := time.AfterFunc(200*time.Millisecond, func() {
-		c.mu.Lock()
-		c.cond.Broadcast()
-		c.mu.Unlock()
-	})
-	defer timer.Stop()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for c.upTo.Before(upTo) && time.Now().Before(deadline) {
-		c.cond.Wait()
-	}
+	mark *watermark // every frame captured before it was recorded
 }
 
 func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
@@ -116,8 +89,8 @@ func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
 		}
 	}
 	if cfg.Recorder != nil && cfg.Segments {
-		c.cond = sync.NewCond(&c.mu)
-		c.src = cfg.Recorder.NewSource(c.catchUp)
+		c.mark = newWatermark(cfg.Recorder.Now())
+		c.src = cfg.Recorder.NewSource(func(upTo time.Time) { c.mark.wait(upTo, 200*time.Millisecond) })
 	}
 	go c.read()
 	return c, nil
@@ -175,7 +148,8 @@ func (c *capture) read() {
 			n, oobn, flags, from, err := unix.Recvmsg(c.fd, buf, oob, unix.MSG_TRUNC|unix.MSG_DONTWAIT)
 			if err != nil {
 				if c.src != nil && (err == unix.EAGAIN || err == unix.EINTR) {
-					c.advance(now.Add(-captureMargin))
+					c.src.Advance(now.Add(-captureMargin))
+					c.mark.set(now.Add(-captureMargin))
 				}
 				break
 			}

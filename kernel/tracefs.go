@@ -39,10 +39,7 @@ type tracefs struct {
 	lost     int
 	closeOne sync.Once
 	closeErr error
-
-	mu   sync.Mutex
-	cond *sync.Cond
-	upTo int64 // monotonic ns: everything before was read
+	mark     *watermark // everything that happened before it was read
 }
 
 // The tracepoints the run enables, and which take a stack trace of the
@@ -73,15 +70,14 @@ func startTracefs(w *Watch, rec *trace.Recorder) (*tracefs, error) {
 		return nil, err
 	}
 	t := &tracefs{w: w, root: root, mounted: mounted, pipe: -1, stop: make(chan struct{}), done: make(chan struct{})}
-	t.cond = sync.NewCond(&t.mu)
 	removeStaleInstances(root)
 	if err := t.setup(); err != nil {
 		t.teardown()
 		return nil, err
 	}
 	t.clock = newClock(rec)
-	t.upTo = t.clock.mono()
-	t.src = rec.NewSource(t.catchUp)
+	t.mark = newWatermark(t.clock.at(t.clock.mono()))
+	t.src = rec.NewSource(func(upTo time.Time) { t.mark.wait(upTo, 200*time.Millisecond) })
 	go t.read()
 	return t, nil
 }
@@ -342,35 +338,8 @@ func (t *tracefs) advance(mono int64) {
 	if p := t.parser.oldest(); p > 0 && p <= mono {
 		mono = p - 1
 	}
-	t.mu.Lock()
-	if mono > t.upTo {
-		t.upTo = mono
-	}
-	t.cond.Broadcast()
-	t.mu.Unlock()
 	t.src.Advance(t.clock.at(mono))
-}
-
-// catchUp waits, briefly, until the reader has read up to upTo.
-func (t *tracefs) catchUp(upTo time.Time) {
-	want := t.clock.monoOf(upTo)
-	deadline := time.Now().Add(200 * time.Millisecond)
-	timer := time.AfterFunc(200*time.Millisecond, func() {
-		t.mu.Lock()
-		t.cond.Broadcast()
-		t.mu.Unlock()
-	})
-	defer timer.Stop()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for t.upTo < want && time.Now().Before(deadline) {
-		select {
-		case <-t.done:
-			return
-		default:
-		}
-		t.cond.Wait()
-	}
+	t.mark.set(t.clock.at(mono))
 }
 
 // record turns a parsed event into the timeline's.
@@ -390,7 +359,7 @@ func (t *tracefs) record(r *record) {
 // close reads what is left, stops the reader and removes the instance.
 func (t *tracefs) close() error {
 	t.closeOne.Do(func() {
-		t.catchUp(time.Now().Add(margin))
+		t.mark.wait(t.clock.at(t.clock.mono()+int64(margin)), 200*time.Millisecond)
 		close(t.stop)
 		<-t.done
 		t.parser.expire(1<<62, t.record)
@@ -423,5 +392,3 @@ func monoNow() int64 {
 func (c clock) mono() int64 { return monoNow() }
 
 func (c clock) at(mono int64) time.Time { return c.wall.Add(time.Duration(mono - c.mono0)) }
-
-func (c clock) monoOf(t time.Time) int64 { return c.mono0 + int64(t.Sub(c.wall)) }
