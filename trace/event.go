@@ -14,6 +14,10 @@ const (
 	LayerFTP   Layer = "ftp"   // the FTP client or server: commands, replies, data connections
 	LayerRun   Layer = "nsftp" // the command itself: what the run is
 	LayerWire  Layer = "wire"  // the virtual wire: frames it lost
+	// LayerKernel is the operating system's TCP (--net os): the socket
+	// calls nsftp made to it, and what the kernel itself reported of
+	// them (tracefs, a packet socket).
+	LayerKernel Layer = "kernel"
 )
 
 // Kind says what an event records.
@@ -28,6 +32,10 @@ const (
 	KindState   Kind = "state"   // a TCP connection changed state
 	KindTCB     Kind = "tcb"     // a sample of a connection's transmission control block
 	KindDrop    Kind = "drop"    // the wire lost a frame (LayerWire)
+	// KindTCPEvent is something a kernel's TCP did on its own that is
+	// neither a segment nor a change of state: a retransmission, a reset
+	// sent or received (LayerKernel).
+	KindTCPEvent Kind = "tcp-event"
 
 	KindCommand   Kind = "command"    // an FTP command sent (client) or received (server)
 	KindReply     Kind = "reply"      // an FTP reply received (client) or sent (server)
@@ -96,6 +104,7 @@ type Event struct {
 	State    *State    `json:"state,omitempty"`
 	TCB      *TCB      `json:"tcb,omitempty"`
 	Drop     *Drop     `json:"drop,omitempty"`
+	TCPEvent *TCPEvent `json:"tcp_event,omitempty"`
 	*Message
 }
 
@@ -117,6 +126,9 @@ type HostInfo struct {
 	// TimeWait is how long a connection stays in TIME-WAIT on this host
 	// (RFC 793's 2 MSL; netstack's default is 60s, as Linux's).
 	TimeWait time.Duration `json:"time_wait_ns,omitempty"`
+	// Kernel is, for a host on the operating system's TCP (LayerKernel),
+	// the release of the Linux kernel (uname -r); empty for netstack.
+	Kernel string `json:"kernel,omitempty"`
 }
 
 // Call describes one BSD socket call: what a program asked for, what the
@@ -131,7 +143,17 @@ type Call struct {
 
 	Article  string `json:"article"`  // e.g. "sock->ops->bind"
 	Kernel   string `json:"kernel"`   // e.g. "inet_bind"
-	Netstack string `json:"netstack"` // e.g. "tcp.endpoint.Bind"
+	Netstack string `json:"netstack"` // e.g. "tcp.endpoint.Bind"; empty for the kernel's calls
+	// Syscall is, for the kernel's calls (LayerKernel), the system calls
+	// nsftp made for this one, when there is more to say than the op:
+	// a connect on a non-blocking socket is connect(2), EINPROGRESS, then
+	// a wait in epoll and getsockopt(SO_ERROR).
+	Syscall string `json:"syscall,omitempty"`
+	// FD is, for the kernel's calls, the socket's file descriptor. Socket
+	// numbers are the run's own: the kernel hands a closed descriptor's
+	// number to the next socket, while the closed connection goes on
+	// (FIN-WAIT, TIME-WAIT).
+	FD int `json:"fd,omitempty"`
 
 	Local  netip.AddrPort `json:"local,omitzero"`
 	Remote netip.AddrPort `json:"remote,omitzero"`
@@ -249,6 +271,10 @@ type State struct {
 	// Listener is, for a connection born on a listening socket (LISTEN ->
 	// SYN-RECEIVED), the listening socket's number.
 	Listener int `json:"listener,omitempty"`
+	// Stack is, for the kernel's changes (LayerKernel, with tracefs), the
+	// kernel functions that made the change, outermost first, read off
+	// the kernel's own stack at the moment (tracefs' stacktrace trigger).
+	Stack []string `json:"stack,omitempty"`
 }
 
 // CauseKind is what kind of thing moved a connection to a new state.
@@ -292,6 +318,36 @@ type TCB struct {
 	// handshake's numbers.
 	Synced bool `json:"synced,omitempty"`
 }
+
+// TCPEvent is something the kernel's TCP did on its own, as its
+// tracepoints report it (tcp:tcp_retransmit_skb, tcp:tcp_send_reset,
+// tcp:tcp_receive_reset).
+type TCPEvent struct {
+	Socket int   `json:"socket"`
+	Label  Conn  `json:"label,omitempty"`
+	What   TCPDo `json:"what"`
+	// Src and Dst are the connection's ends as the event gives them:
+	// ours first for a retransmission or a reset sent.
+	Src netip.AddrPort `json:"src,omitzero"`
+	Dst netip.AddrPort `json:"dst,omitzero"`
+	// State is the connection's state when it happened.
+	State TCPState `json:"state,omitempty"`
+	// Reason is the kernel's reason for a reset it sent
+	// (TCP_ABORT_ON_CLOSE, NO_SOCKET, ...).
+	Reason string `json:"reason,omitempty"`
+	// Stack is the kernel functions that did it, outermost first.
+	Stack []string `json:"stack,omitempty"`
+}
+
+// TCPDo names what a TCPEvent reports.
+type TCPDo string
+
+// The things a kernel's TCP does on its own.
+const (
+	Retransmit    TCPDo = "retransmit"     // a segment sent again
+	ResetSent     TCPDo = "reset-sent"     // a RST sent
+	ResetReceived TCPDo = "reset-received" // a RST received and acted on
+)
 
 // Message is one step of an FTP dialogue (layer "ftp"). Passwords never
 // appear in a Message: a PASS command's argument is "****".

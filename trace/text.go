@@ -251,6 +251,8 @@ func (t *Text) show(e *Event) {
 		t.stateLine(e)
 	case KindDrop:
 		t.dropLine(e)
+	case KindTCPEvent:
+		t.tcpEventLine(e)
 	default:
 		if e.Message != nil {
 			t.line(t.wrap(t.ftpLine(e), headWidth+3))
@@ -330,6 +332,10 @@ func (t *Text) fit(head, body, tail string) string {
 	if indent+n > t.opt.Width {
 		indent = max(4, t.opt.Width-n)
 	}
+	if indent+n > t.opt.Width {
+		// Longer than a line (a kernel's cause can be): broken at spaces.
+		return head + body + "\n" + t.wrap(strings.Repeat(" ", indent)+tail, indent)
+	}
 	return head + body + "\n" + strings.Repeat(" ", indent) + tail
 }
 
@@ -388,9 +394,14 @@ func (t *Text) wrap(s string, indent int) string {
 }
 
 // names is the article's kernel call, today's kernel function and the
-// netstack call behind a socket call.
+// netstack call behind a socket call; for the kernel's calls, the system
+// calls nsftp made.
 func names(c *Call) string {
-	return fmt.Sprintf("%s -> %s | %s", c.Article, c.Kernel, c.Netstack)
+	how := c.Netstack
+	if how == "" {
+		how = c.Syscall
+	}
+	return fmt.Sprintf("%s -> %s | %s", c.Article, c.Kernel, how)
 }
 
 func (t *Text) beginLine(e *Event) {
@@ -433,7 +444,11 @@ func (t *Text) resultLine(e *Event) {
 		t.line(t.head(e.Time, e.Host, c.Socket, c.Label) + t.paint("dim", body))
 		return
 	}
-	tail := t.paint("dim", fmt.Sprintf("%s  %v", c.StateAfter, c.Duration.Round(time.Microsecond))) + t.errText(c)
+	tail := fmt.Sprint(c.Duration.Round(time.Microsecond))
+	if c.StateAfter != "" {
+		tail = string(c.StateAfter) + "  " + tail
+	}
+	tail = t.paint("dim", tail) + t.errText(c)
 	t.line(t.fit(t.head(e.Time, e.Host, c.Socket, c.Label), body, tail))
 }
 
@@ -519,11 +534,65 @@ func (t *Text) stateLine(e *Event) {
 		tail += fmt.Sprintf(" on fd%d: a new connection", s.Listener)
 	}
 	if s.To == StateTimeWait {
-		if info := t.infos[e.Host]; info != nil && info.TimeWait > 0 && info.TimeWait != 60*time.Second {
+		switch info := t.infos[e.Host]; {
+		case info == nil || info.TimeWait == 0:
+		case info.Kernel != "":
+			tail += fmt.Sprintf("; TIME-WAIT lasts %ds on Linux (TCP_TIMEWAIT_LEN, 2 MSL)", int(info.TimeWait.Seconds()))
+		case info.TimeWait != 60*time.Second:
 			tail += fmt.Sprintf("; TIME-WAIT lasts %v here (2 MSL; Linux: 60s)", info.TimeWait)
 		}
 	}
 	t.line(t.fit(t.head(e.Time, e.Host, s.Socket, s.Label), body, t.paint("dim", tail)))
+	t.kernelStack(s.Stack)
+}
+
+// kernelStack shows, with Explain, the kernel functions that did what the
+// line above says: the article's Figure 3, for the kernel.
+func (t *Text) kernelStack(stack []string) {
+	if !t.opt.Explain || len(stack) == 0 {
+		return
+	}
+	indent := strings.Repeat(" ", headWidth+4)
+	chain := strings.Join(stack, " -> ")
+	if chain == t.lastChain {
+		t.line(indent + t.paint("dim", "(by the same kernel functions as above)"))
+		return
+	}
+	t.line(t.wrap(indent+t.paint("dim", "in the kernel: ")+chain, headWidth+6))
+	t.lastChain = chain
+}
+
+// tcpEventLine shows what a kernel's TCP did on its own: a retransmission,
+// a reset.
+func (t *Text) tcpEventLine(e *Event) {
+	te := e.TCPEvent
+	if te == nil {
+		return
+	}
+	var what string
+	switch te.What {
+	case Retransmit:
+		what = "the kernel retransmits"
+	case ResetSent:
+		what = "the kernel sends a reset"
+	case ResetReceived:
+		what = "the kernel takes a reset"
+	default:
+		what = string(te.What)
+	}
+	body := "  " + t.paint("error", "! "+what)
+	if te.State != "" {
+		body += " in " + string(te.State)
+	}
+	tail := ""
+	if te.Reason != "" {
+		tail = "reason " + Clean(te.Reason) + "  "
+	}
+	if te.Src.IsValid() {
+		tail += fmt.Sprintf("%s > %s", te.Src, te.Dst)
+	}
+	t.line(t.fit(t.head(e.Time, e.Host, te.Socket, te.Label), body, t.paint("dim", tail)))
+	t.kernelStack(te.Stack)
 }
 
 // dropLine shows a frame the wire lost: the segment, and why.

@@ -11,7 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"math/rand/v2"
-	"net/netip"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -35,6 +35,34 @@ const demoFile = "hello.txt"
 // Linux's 60s).
 const demoTimeWait = 50 * time.Millisecond
 
+// demoRun is one run of the demo's session: how, and what it serves.
+type demoRun struct {
+	passive  bool
+	mtu      int
+	offload  stack.Offload
+	up, down stack.Path
+	step     bool
+	root     string // the tree served
+	file     string // the file downloaded
+	size     int64  // its size, when it is generated (--size)
+	want     []byte // its sha256
+}
+
+// demoResult is what a run's download got.
+type demoResult struct {
+	n    int64
+	took time.Duration
+	sum  []byte // sha256
+	kept []byte // the file itself, when small enough to print
+}
+
+func (d *demoRun) mode() (mode, how string) {
+	if d.passive {
+		return "passive", "passive mode (EPSV): the client connects to the server's data port"
+	}
+	return "active", "active mode (PORT): the server connects back to the client"
+}
+
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fset := newFlagSet("demo", `nsftp demo [flags]
 
@@ -45,166 +73,112 @@ client listens, sends PORT and RETR, and the server connects back.
 
 With --size the file is N bytes of generated data instead, and the path
 flags make the wire a slow, lossy or congested link, to watch TCP's
-congestion control at work (--graph draws it).`, e.stdout)
+congestion control at work (--graph draws it).
+
+With --net os the same session runs on the kernel's TCP, over loopback
+(in a network namespace made for the run when root); with --compare it
+runs on both, and shows them side by side with what differs.`, e.stdout)
 	var (
-		passive bool
+		d       demoRun
 		quiet   bool
 		size    string
 		see     seeFlags
-		mtu     int
 		offload offloadFlag
 		path    pathFlags
+		netOS   string
+		compare bool
 	)
 	fset.group("Demo")
-	fset.boolVar(&passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
+	fset.boolVar(&d.passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
 	fset.boolVar(&quiet, "q", false, "print only the result (and what --trace, --pcap, --diagram ask for)")
 	fset.stringVar(&size, "size", "", "download `SIZE` bytes of generated data (32MiB, 1GiB) instead of hello.txt")
+	fset.stringVar(&netOS, "net", "", "run on the operating system's TCP (the only value is `os`): nsftp's socket calls on the kernel's stack, over loopback")
+	fset.boolVar(&compare, "compare", false, "run the session on nsftp's stack and on the kernel's, and show both side by side with what differs")
 	see.register(fset)
 	fset.group("Virtual wire")
-	fset.intVar(&mtu, "mtu", 1500, "the wire's MTU `N` (576-65000)")
+	fset.intVar(&d.mtu, "mtu", 1500, "the wire's MTU `N` (576-65000); with --net os, loopback's in the run's namespace")
 	fset.varFlag(&offload, "offload", "let the stacks hand the wire 64 KiB segments: --offload passes them whole (as veth and loopback do; fastest), --offload=tso cuts them into MTU-sized frames at the wire and merges them again at the receiver (GRO), so the wire and its capture carry real frames")
 	path.register(fset)
 	_, err := fset.parse(args, 0, 0, "demo takes no arguments")
 	if err != nil {
 		return err
 	}
-	if mtu < 576 || mtu > stack.MaxMTU {
-		return usagef("--mtu %d out of range 576-%d", mtu, stack.MaxMTU)
+	if d.mtu < 576 || d.mtu > stack.MaxMTU {
+		return usagef("--mtu %d out of range 576-%d", d.mtu, stack.MaxMTU)
 	}
-	up, down, err := path.paths()
-	if err != nil {
+	if d.up, d.down, err = path.paths(); err != nil {
 		return err
 	}
-	if offload.mode == stack.OffloadGSO && (up.Corrupt > 0 || down.Corrupt > 0) {
+	d.offload = offload.mode
+	switch {
+	case offload.mode == stack.OffloadGSO && (d.up.Corrupt > 0 || d.down.Corrupt > 0):
 		return usagef("--corrupt needs checksums, which --offload leaves out (as veth does): use --offload=tso")
+	case netOS != "" && netOS != "os":
+		return usagef("--net takes only \"os\"")
+	case (netOS != "" || compare) && (!reflect.DeepEqual(d.up, stack.Path{}) || !reflect.DeepEqual(d.down, stack.Path{}) || offload.mode != stack.OffloadNone):
+		return usagef("the path flags and --offload shape nsftp's virtual wire; the kernel's loopback has none of them (--net os, --compare)")
+	case compare && netOS != "":
+		return usagef("--compare runs on both stacks: leave out --net os")
+	case compare && (see.trace.format != "" || see.record != "" || see.step || see.pcap != "" || see.diagram != "" || see.graph != "" || see.stats || see.explain || see.verbose):
+		return usagef("--compare shows its own view: it takes --passive, --size, --mtu and -q only")
 	}
-	file := demoFile
-	var fileSize int64
+	d.file = demoFile
 	if size != "" {
-		if fileSize, err = parseSize(size); err != nil {
+		if d.size, err = parseSize(size); err != nil {
 			return usagef("--size %v", err)
 		}
-		file = "data.bin"
+		d.file = "data.bin"
+	}
+	if d.root, err = os.MkdirTemp("", "nsftp-demo-"); err != nil {
+		return &fileError{err}
+	}
+	defer os.RemoveAll(d.root)
+	if err := d.writeTree(); err != nil {
+		return &fileError{err}
+	}
+	if compare {
+		return runCompare(ctx, e, &d, quiet)
 	}
 
 	// The demo is a lesson: without -q it traces as --trace would.
 	if see.trace.format == "" && !quiet {
 		see.trace.format = "text"
 	}
-	if err := see.validate(true); err != nil {
+	if err := see.validate(); err != nil {
 		return err
 	}
+	d.step = see.step
 	format := see.trace.format
 	sg, err := see.start(e, e.stdout, trace.Client, e.stop)
 	if err != nil {
 		return err
 	}
-	mode, how := "active", "active mode (PORT): the server connects back to the client"
-	if passive {
-		mode, how = "passive", "passive mode (EPSV): the client connects to the server's data port"
-	}
-	what := file
-	if size != "" {
-		what += " (" + trace.Bytes(fileSize) + ")"
+	mode, _ := d.mode()
+	what := d.file
+	if d.size > 0 {
+		what += " (" + trace.Bytes(d.size) + ")"
 	}
 	title := "nsftp demo: " + mode + "-mode download of " + what
+	if netOS != "" {
+		title += " on the kernel's TCP"
+	}
 	defer sg.finish(title)
-	off := ""
-	switch offload.mode {
-	case stack.OffloadGSO:
-		off = ", 64 KiB segments passed whole"
-	case stack.OffloadTSO:
-		off = ", 64 KiB segments cut into frames at the wire and merged at the receiver"
-	}
-	sg.begin("nsftp demo", fmt.Sprintf("client %s and server %s on a virtual wire (MTU %d%s%s), %s",
-		stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), mtu, off, pathSummary(up, down), how))
 
-	root, err := os.MkdirTemp("", "nsftp-demo-")
-	if err != nil {
-		return &fileError{err}
-	}
-	defer os.RemoveAll(root)
-	if err := writeDemoTree(root); err != nil {
-		return &fileError{err}
-	}
-	var want []byte // the file's sha256
-	if size != "" {
-		if want, err = writeGenerated(filepath.Join(root, file), fileSize); err != nil {
-			return &fileError{err}
-		}
+	var res demoResult
+	var trErr error
+	if netOS != "" {
+		res, trErr, err = d.onKernel(ctx, e, sg)
 	} else {
-		b, _ := demoTree.ReadFile("demotree/" + demoFile)
-		sum := sha256.Sum256(b)
-		want = sum[:]
+		res, trErr, err = d.onNetstack(ctx, sg)
 	}
-
-	// The capture is the wire's: every frame once, as its sender sent it,
-	// whatever the path then does to it. TIME-WAIT is short, so the lesson
-	// can show it end.
-	clientCfg := sg.hostConfig("client", trace.Client, false)
-	serverCfg := sg.hostConfig("server", trace.Server, false)
-	clientCfg.TimeWait, serverCfg.TimeWait = demoTimeWait, demoTimeWait
-	// A lesson's capture should show the checksums a real NIC would.
-	wire := stack.WireConfig{MTU: mtu, Path: up, Offload: offload.mode, PCAP: sg.wireCapture(), Observer: sg.wireObserver()}
-	// A lesson's capture shows the checksums a real NIC would; with the
-	// stacks' segments passed whole there are none to show, as on veth.
-	wire.Checksums = offload.mode != stack.OffloadGSO
-	if !reflect.DeepEqual(up, down) {
-		wire.Out = map[int]stack.Path{stack.ClientPort: up, stack.ServerPort: down}
-	}
-	p, err := stack.NewPair(stack.PairConfig{Wire: wire, Client: clientCfg, Server: serverCfg})
-	if err != nil {
-		return &setupError{err}
-	}
-	defer p.Close()
-	sg.hostStarted(p.Client)
-	sg.hostStarted(p.Server)
-
-	scfg := ftp.ServerConfig{Root: root, Anonymous: true, Network: p.Server}
-	if see.step {
-		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
-	}
-	srv, err := ftp.NewServer(scfg)
-	if err != nil {
-		return &setupError{err}
-	}
-	defer srv.Close()
-	serverAddr := netip.AddrPortFrom(stack.ServerAddr4.Addr(), 21).String()
-	l, err := p.Server.Listen(ctx, trace.Control, serverAddr, 8)
-	if err != nil {
-		return &setupError{err}
-	}
-	serveErr := make(chan error, 1)
-	// The server outlives the client: step mode's q, or Ctrl-C, stops the
-	// client, which still ends its session with QUIT; srv.Close follows.
-	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), l) }()
-
-	// A small file is kept to print; a large one only hashed.
-	var kept bytes.Buffer
-	h := sha256.New()
-	dst := io.Writer(h)
-	if size == "" {
-		dst = io.MultiWriter(h, &kept)
-	}
-	n, took, err := demoDownload(ctx, p.Client, serverAddr, file, !passive, sg.ftpObserver(), see.step, dst)
-	srv.Close()
-	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
-		err = serr
-	}
-	// The lesson ends when every connection has: last ACKs in, TIME-WAIT
-	// over. What follows is teardown, and the trace ends here.
-	sg.settle(ctx, demoTimeWait+2*time.Second)
-	trErr := sg.stopTrace()
 	if err != nil {
 		return err
 	}
-	p.Close()
 	if err := sg.finish(title); err != nil {
 		return err
 	}
-	got := h.Sum(nil)
-	if !bytes.Equal(got, want) {
-		return fmt.Errorf("%w: %s arrived with %d bytes that differ from those served", ftp.ErrIncomplete, file, n)
+	if err := d.check(res); err != nil {
+		return err
 	}
 	if trErr != nil {
 		return trErr
@@ -213,17 +187,75 @@ congestion control at work (--graph draws it).`, e.stdout)
 		if format == "text" {
 			fmt.Fprintln(e.stdout) // after the trace
 		}
-		fmt.Fprintf(e.stdout, "%s: %d bytes, sha256 %x, identical to the file served", file, n, got[:8])
-		if size != "" && took > 0 {
-			fmt.Fprintf(e.stdout, ", in %v (%s, %s/s)", took.Round(time.Millisecond),
-				trace.BitRate(float64(n)*8/took.Seconds()), humanBytes(float64(n)/took.Seconds()))
+		fmt.Fprintf(e.stdout, "%s: %d bytes, sha256 %x, identical to the file served", d.file, res.n, res.sum[:8])
+		if d.size > 0 && res.took > 0 {
+			fmt.Fprintf(e.stdout, ", in %v (%s, %s/s)", res.took.Round(time.Millisecond),
+				trace.BitRate(float64(res.n)*8/res.took.Seconds()), humanBytes(float64(res.n)/res.took.Seconds()))
 		}
 		fmt.Fprintln(e.stdout, ".")
-		if !quiet && size == "" {
-			fmt.Fprintf(e.stdout, "\n%s", kept.Bytes())
+		if !quiet && d.size == 0 {
+			fmt.Fprintf(e.stdout, "\n%s", res.kept)
 		}
 	}
 	return nil
+}
+
+// writeTree writes the tree the demo serves, and the generated file when
+// there is one, noting the sha256 of the file to download.
+func (d *demoRun) writeTree() error {
+	if err := writeDemoTree(d.root); err != nil {
+		return err
+	}
+	if d.size > 0 {
+		var err error
+		d.want, err = writeGenerated(filepath.Join(d.root, d.file), d.size)
+		return err
+	}
+	b, _ := demoTree.ReadFile("demotree/" + demoFile)
+	sum := sha256.Sum256(b)
+	d.want = sum[:]
+	return nil
+}
+
+// check checks the download against the file served.
+func (d *demoRun) check(res demoResult) error {
+	if !bytes.Equal(res.sum, d.want) {
+		return fmt.Errorf("%w: %s arrived with %d bytes that differ from those served", ftp.ErrIncomplete, d.file, res.n)
+	}
+	return nil
+}
+
+// serveAndDownload serves the demo's tree on l, through server, while
+// the client downloads the file from addr through client; it returns what
+// the download got once the session is over.
+func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Network, l net.Listener, addr string, obs trace.Observer) (demoResult, error) {
+	scfg := ftp.ServerConfig{Root: d.root, Anonymous: true, Network: server}
+	if d.step {
+		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
+	}
+	srv, err := ftp.NewServer(scfg)
+	if err != nil {
+		l.Close()
+		return demoResult{}, &setupError{err}
+	}
+	defer srv.Close()
+	serveErr := make(chan error, 1)
+	// The server outlives the client: step mode's q, or Ctrl-C, stops the
+	// client, which still ends its session with QUIT; srv.Close follows.
+	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), l) }()
+	// A small file is kept to print; a large one only hashed.
+	var kept bytes.Buffer
+	h := sha256.New()
+	dst := io.Writer(h)
+	if d.size == 0 {
+		dst = io.MultiWriter(h, &kept)
+	}
+	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, d.step, dst)
+	srv.Close()
+	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
+		err = serr
+	}
+	return demoResult{n: n, took: took, sum: h.Sum(nil), kept: kept.Bytes()}, err
 }
 
 // pathSummary describes the wire's path for the run's heading.

@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"net"
 	"net/netip"
-	"time"
 
 	"nsftp/ftp"
 	"nsftp/stack"
@@ -84,7 +82,7 @@ func (n *network) Close() error {
 // names its side.
 func (n *netFlags) open(ctx context.Context, see *seeing, role trace.Role) (*network, error) {
 	if n.net == "os" {
-		return &network{Network: &ftp.OSNetwork{Dialer: net.Dialer{KeepAlive: 30 * time.Second}}}, nil
+		return openOS(see, role)
 	}
 	return openTAP(ctx, n, see, role)
 }

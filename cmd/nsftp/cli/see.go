@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"nsftp/kernel"
 	"nsftp/stack"
 	"nsftp/trace"
 )
@@ -36,27 +37,18 @@ func (sf *seeFlags) register(fs *flagSet) {
 	fs.stringVar(&sf.record, "record", "", "also write the run's events to `FILE` as JSON lines, for 'nsftp show' to render anywhere")
 	fs.boolVar(&sf.every, "every-segment", false, "with --trace: show every segment of bulk data, not one line per run of them")
 	fs.boolVar(&sf.step, "step", false, "pause before each socket call (Enter) or each segment (s); c runs to the end, q stops cleanly")
-	fs.stringVar(&sf.pcap, "pcap", "", "write every frame of the run to `FILE` (pcap, for tshark and Wireshark)")
+	fs.stringVar(&sf.pcap, "pcap", "", "write every frame of the run to `FILE` (pcap, for tshark and Wireshark; with --net os, from a packet socket: root)")
 	fs.stringVar(&sf.diagram, "diagram", "", "draw the run as a ladder diagram in `FILE.svg`")
 	fs.stringVar(&sf.graph, "graph", "", "draw each data connection's time-sequence graph, with the sender's congestion window, in `FILE.svg`")
-	fs.boolVar(&sf.explain, "explain", false, "with --trace: show the netstack functions that produced each outgoing segment")
-	fs.boolVar(&sf.stats, "stats", false, "end with the netstack counters that changed, per host, and what TCP did under pressure: retransmissions, timeouts, recoveries, largest cwnd, SRTT, goodput")
+	fs.boolVar(&sf.explain, "explain", false, "with --trace: show the netstack functions that produced each outgoing segment; with --net os, the kernel functions behind each change of state (root)")
+	fs.boolVar(&sf.stats, "stats", false, "end with the netstack counters that changed, per host, and what TCP did under pressure: retransmissions, timeouts, recoveries, largest cwnd, SRTT, goodput; with --net os, the kernel's counters")
 	fs.boolVar(&sf.verbose, "v", false, "print the FTP commands and replies")
 }
 
-// validate checks the teaching options against the network: the stack's
-// views need nsftp's own stack.
-func (sf *seeFlags) validate(ownStack bool) error {
-	if !ownStack {
-		for _, f := range []struct {
-			set  bool
-			name string
-		}{{sf.step, "--step"}, {sf.pcap != "", "--pcap"}, {sf.explain, "--explain"}, {sf.stats, "--stats"}} {
-			if f.set {
-				return usagef("%s needs nsftp's own stack (--tap, or 'nsftp demo'); with --net os the kernel does the networking out of sight", f.name)
-			}
-		}
-	}
+// validate checks the teaching options. Every one works on either stack:
+// on the kernel's (--net os) what needs privilege says so when the run
+// starts.
+func (sf *seeFlags) validate() error {
 	if sf.explain && sf.trace.format == "" {
 		return usagef("--explain goes with --trace")
 	}
@@ -83,6 +75,14 @@ type seeing struct {
 	hosts    []*stack.Host
 	before   []stack.Stats
 	finished bool
+
+	// The kernel's side, for runs on its TCP (--net os).
+	watch        *kernel.Watch
+	kernelNS     *kernel.NetNS
+	kernelBefore kernel.Counters
+	kernelAfter  kernel.Counters
+	kernelErr    error
+	dropsSaid    bool
 }
 
 // start sets up what the flags ask for; the trace goes to out. side is
@@ -221,14 +221,31 @@ func (s *seeing) settle(ctx context.Context, d time.Duration) {
 }
 
 // stopTrace ends the trace: what follows is teardown, not the lesson.
+// On the kernel's TCP, the connections get a moment to end first, and
+// what the kernel told of them is read to the end.
 func (s *seeing) stopTrace() error {
+	var errs []error
+	if s.watch != nil {
+		s.watch.Settle(time.Second)
+		if err := s.watch.Close(); err != nil {
+			errs = append(errs, &fileError{err})
+		}
+		if s.kernelBefore != nil && s.kernelAfter == nil {
+			// Now, while the run's namespace is there to read them in.
+			s.kernelAfter, s.kernelErr = kernel.ReadCounters(s.kernelNS)
+		}
+		if n := s.watch.Drops(); n > 0 && !s.dropsSaid {
+			s.dropsSaid = true
+			fmt.Fprintf(s.e.stderr, "nsftp: the packet socket dropped %d frames: the trace and the pcap miss them\n", n)
+		}
+	}
 	if s.rec == nil {
-		return nil
+		return errors.Join(errs...)
 	}
 	if err := s.rec.Stop(); err != nil {
-		return &fileError{fmt.Errorf("writing the trace: %w", err)}
+		errs = append(errs, &fileError{fmt.Errorf("writing the trace: %w", err)})
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // finish writes what is written at the end: the diagram, the pcap, the
@@ -263,6 +280,9 @@ func (s *seeing) finish(title string) error {
 			printStats(s.e.stderr, h.Name(), h.Stats().Sub(s.before[i]))
 		}
 		s.course.print(s.e.stderr, s.hosts, s.before)
+		if s.kernelBefore != nil {
+			s.printKernelStats()
+		}
 	}
 	return errors.Join(errs...)
 }

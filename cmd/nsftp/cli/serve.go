@@ -52,7 +52,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := nf.validate(); err != nil {
 		return err
 	}
-	if err := see.validate(nf.tap != ""); err != nil {
+	if err := see.validate(); err != nil {
 		return err
 	}
 	if password == "" {
