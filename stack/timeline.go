@@ -96,16 +96,24 @@ type conn struct {
 	// state: a later one is the cause of the next change it can make.
 	in          []inSeg
 	nIn, usedIn int
-	finSent     bool // we sent a FIN, ending at finEnd
-	finEnd      uint32
 	listening   bool // a listening socket: its segments are SYNs for new connections
-	tcb         trace.TCB
-	sampled     trace.TCB // the last TCB sample recorded
-	rto         bool      // the congestion window collapsed to 1: a retransmission timeout
-	ws          [2]int    // window scale announced in our SYN [0] and in theirs [1]; -1 none
-	sndInit     bool      // SND.NXT known
-	rcvInit     bool      // RCV.NXT known
-	entry       waiter.Entry
+	wireTCB
+	sampled trace.TCB // the last TCB sample recorded
+	rto     bool      // the congestion window collapsed to 1: a retransmission timeout
+	entry   waiter.Entry
+}
+
+// wireTCB is a connection's TCB as netstack last reported it, moved on by
+// the frames seen since. It is small and holds no references, so a copy
+// can be moved on by a frame about to leave (for a step-mode prompt)
+// without touching the connection.
+type wireTCB struct {
+	tcb     trace.TCB
+	ws      [2]int // window scale announced in our SYN [0] and in theirs [1]; -1 none
+	sndInit bool   // SND.NXT known
+	rcvInit bool   // RCV.NXT known
+	finSent bool   // we sent a FIN, ending at finEnd
+	finEnd  uint32
 }
 
 // inSeg is a segment received, as much as a cause needs.
@@ -166,7 +174,8 @@ func (t *timeline) adoptLocked(ep *tcp.Endpoint, id int, label trace.Conn, liste
 	if id == 0 {
 		id = t.h.newSocketID()
 	}
-	c := &conn{id: id, label: label, ep: ep, state: trace.StateInitial, listener: listener, ws: [2]int{-1, -1}}
+	c := &conn{id: id, label: label, ep: ep, state: trace.StateInitial, listener: listener}
+	c.ws = [2]int{-1, -1}
 	if listener != nil {
 		// Born as a copy of the listening socket (RFC 793, page 65:
 		// "a new connection is created ... in the LISTEN state").
@@ -552,8 +561,8 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 				seg.Socket, seg.Label = rc.id, rc.label
 				// netstack moved SND.NXT before it sent the frame: show
 				// the TCB as it holds it now.
-				now := *rc
-				if dir == trace.Out && !now.listening {
+				now := rc.wireTCB
+				if dir == trace.Out && !rc.listening {
 					now.onSegment(&seg)
 				}
 				now.tcb.State = rc.state
@@ -597,7 +606,7 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 // onSegment follows the connection's TCB from the wire between netstack's
 // own reports (the probe): what was sent moves SND.NXT, RCV.NXT and
 // RCV.WND; what was acknowledged moves SND.UNA and SND.WND.
-func (c *conn) onSegment(s *trace.Segment) {
+func (c *wireTCB) onSegment(s *trace.Segment) {
 	b := &c.tcb
 	syn, fin := s.Flags.Has(trace.SYN), s.Flags.Has(trace.FIN)
 	scaled := c.ws[0] >= 0 && c.ws[1] >= 0

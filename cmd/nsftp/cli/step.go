@@ -245,19 +245,42 @@ func newKeyReader(stdin io.Reader) keyReader {
 }
 
 // lineKeys reads one line per key; its first character is the key. The
-// end of input runs to the end.
-type lineKeys struct{ r *bufio.Reader }
+// end of input runs to the end. A line is read apart, so a run being
+// stopped (Ctrl-C) is not held up by a prompt waiting for input; the read
+// then finishes on its own, and its line is the next key asked for.
+type lineKeys struct {
+	r       *bufio.Reader
+	pending chan lineRead // a read in flight; next is called under the stepper's lock
+}
+
+type lineRead struct {
+	line string
+	err  error
+}
 
 func (l *lineKeys) next(ctx context.Context) (byte, error) {
-	line, err := l.r.ReadString('\n')
-	if err != nil && line == "" {
-		return 'c', nil
+	if l.pending == nil {
+		ch := make(chan lineRead, 1)
+		l.pending = ch
+		go func() {
+			line, err := l.r.ReadString('\n')
+			ch <- lineRead{line, err}
+		}()
 	}
-	line = strings.TrimSpace(line)
-	if line == "" {
-		return '\n', nil
+	select {
+	case r := <-l.pending:
+		l.pending = nil
+		if r.err != nil && r.line == "" {
+			return 'c', nil
+		}
+		line := strings.TrimSpace(r.line)
+		if line == "" {
+			return '\n', nil
+		}
+		return line[0], nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
-	return line[0], nil
 }
 
 // terminalKeys reads single key presses from a terminal in raw mode.
