@@ -273,6 +273,11 @@ func (s *Socket) send(ctx context.Context, b []byte) (int, error) {
 		}
 		r.Reset(b[n:])
 		m, terr := s.ep.Write(&r, tcpip.WriteOptions{})
+		// The endpoint keeps the last reader it was given (in a cached
+		// io.LimitedReader) until the next write: emptied, r no longer
+		// holds the caller's buffer, which would otherwise stay alive as
+		// long as the endpoint does (a whole TIME-WAIT).
+		r.Reset(nil)
 		n += int(m)
 		switch terr.(type) {
 		case nil:
