@@ -43,7 +43,7 @@ func handleRETR(s *session, arg string) {
 	// The size is what this transfer will send; some clients show it.
 	s.reply(150, fmt.Sprintf("Opening BINARY mode data connection for %s (%d bytes).", arg, fi.Size()-offset))
 	r := s.transfer(p, "RETR "+arg, func(data io.ReadWriter) error {
-		_, err := copyData(data, f)
+		_, err := s.copyData(data, f, fi.Size()-offset)
 		return err
 	})
 	s.finish(r, "Transfer complete.")
@@ -116,7 +116,7 @@ func store(s *session, arg string, appending bool) {
 
 	s.reply(150, fmt.Sprintf("Opening BINARY mode data connection for %s.", arg))
 	r := s.transfer(s.takePlan(), "STOR "+arg, func(data io.ReadWriter) error {
-		if _, err := copyData(f, data); err != nil {
+		if _, err := s.copyData(f, data, -1); err != nil {
 			return err
 		}
 		if err := f.Close(); err != nil {

@@ -148,6 +148,12 @@ type Server struct {
 	// session ended) that have not returned yet, and stuckNames the
 	// names they were made on; see bounded.
 	stuck      atomic.Int64
+	// bigBuffers counts the transfers holding a large copy buffer; see
+	// dataBuffer.
+	bigBuffers atomic.Int32
+	// writesResumed counts data writes the end of a rate window cut short
+	// and that went on (see dataConn.Write), for tests.
+	writesResumed atomic.Int64
 	stuckMu    sync.Mutex // guards stuckNames; never held while blocking
 	stuckNames map[string]int
 	// testHookFS, if set, runs before every bounded file system call, on

@@ -1,8 +1,13 @@
 package ftp
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -151,5 +156,58 @@ func TestServerDataSlowButFair(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(ts.root, "fair"))
 	if err != nil || string(got) != string(sent) {
 		t.Errorf("stored %d bytes, %v; want the %d sent", len(got), err, len(sent))
+	}
+}
+
+// TestServerDataSlowReaderFair: a download read steadily, far above
+// MinDataRate but slower than one large write can drain within a rate
+// window, completes intact: the server's writes are cut short at each
+// window's end and go on, since each window saw its need.
+func TestServerDataSlowReaderFair(t *testing.T) {
+	ts := startTestServer(t, ServerConfig{DataTimeout: 200 * time.Millisecond, MinDataRate: 64 << 10})
+	want := randomBytes(t, 12<<20)
+	if err := os.WriteFile(filepath.Join(ts.root, "file"), want, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := dialRaw(t, ts.addr)
+	c.login()
+	r := c.want("EPSV", 229)
+	port, err := ParseEPSV(r.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _, _ := net.SplitHostPort(c.conn.RemoteAddr().String())
+	// A small receive buffer, so that the server's writes wait for this
+	// reader rather than for the kernel's buffers.
+	dialer := net.Dialer{Timeout: 5 * time.Second, Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 32<<10) })
+	}}
+	conn, err := dialer.Dial("tcp", net.JoinHostPort(host, fmt.Sprint(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(60 * time.Second))
+	c.want("RETR file", 150)
+	// 64 KiB every 10 ms: about 6 MB/s, a hundred times the rate asked
+	// for, but 1 MiB takes longer than a 200 ms window.
+	var got []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := io.ReadFull(conn, buf)
+		got = append(got, buf[:n]...)
+		if err != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.wantReply(226)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("received %d bytes, want the %d of the file", len(got), len(want))
+	}
+	if n := ts.writesResumed.Load(); n == 0 {
+		t.Errorf("no write was cut short by a window's end and went on: the test did not test that")
+	} else {
+		t.Logf("%d writes went on past a window's end", n)
 	}
 }
