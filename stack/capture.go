@@ -122,7 +122,9 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 		c.writeRecord(time.Now(), slices, size)
 	}
 	if c.tl != nil {
-		var head [160]byte
+		// Enough for any header, and for the DHCP and DNS messages the
+		// trace reads (a DHCP message is at least 300 bytes).
+		var head [headBytes]byte
 		n := 0
 		for _, s := range slices {
 			n += copy(head[n:], s)
@@ -133,6 +135,9 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 		c.tl.frame(dir, head[:n], size, c.ether, chain)
 	}
 }
+
+// headBytes is how much of each frame the timeline is given.
+const headBytes = 640
 
 func (c *captureEndpoint) writeRecord(now time.Time, slices [][]byte, size int) {
 	c.mu.Lock()
@@ -235,12 +240,23 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 		}
 		ip := header.IPv6(b)
 		src, dst := fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress())
-		switch next := tcpip.TransportProtocolNumber(ip.NextHeader()); next {
+		next, rest, payload := ip.NextHeader(), b[header.IPv6MinimumSize:], int(ip.PayloadLength())
+		// Hop-by-hop and destination options (an MLD report carries a
+		// router alert in one) come before the transport header: skip
+		// them, as each says its own length (RFC 8200 section 4.3).
+		for (next == 0 || next == 60) && len(rest) >= 8 {
+			n := 8 + 8*int(rest[1])
+			if n > len(rest) {
+				break
+			}
+			next, rest, payload = rest[0], rest[n:], payload-n
+		}
+		switch tcpip.TransportProtocolNumber(next) {
 		case header.TCPProtocolNumber, header.ICMPv6ProtocolNumber, header.UDPProtocolNumber:
-			decodeTransport(&seg, uint8(next), b[header.IPv6MinimumSize:], int(ip.PayloadLength()), src, dst)
+			decodeTransport(&seg, next, rest, payload, src, dst)
 		default:
-			// Extension headers: the transport header is further on; the
-			// summary names the first header only.
+			// A fragment, a routing header, or what the trace cannot
+			// read: the header is named.
 			seg.Proto = "ipv6"
 			seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
 			seg.Info = fmt.Sprintf("next header %d", next)
@@ -285,6 +301,10 @@ func decodeTransport(seg *trace.Segment, proto uint8, b []byte, payload int, src
 			seg.Src = netip.AddrPortFrom(src, u.SourcePort())
 			seg.Dst = netip.AddrPortFrom(dst, u.DestinationPort())
 			seg.Len = max(payload-header.UDPMinimumSize, 0)
+			data := b[header.UDPMinimumSize:]
+			whole := len(data) >= seg.Len
+			data = data[:min(len(data), seg.Len)]
+			seg.Info = datagramInfo(u.SourcePort(), u.DestinationPort(), data, whole)
 		}
 	case header.ICMPv4ProtocolNumber:
 		seg.Proto = "icmp"

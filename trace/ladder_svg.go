@@ -152,6 +152,8 @@ func ladderHeight(it ladderItem) float64 {
 	case it.band != nil:
 		n := max(1, len(it.band.calls[sideClient]), len(it.band.calls[sideServer]))
 		return rowBand + float64(n-1)*rowCall
+	case it.config != nil:
+		return rowNote
 	case it.ftp.Kind == KindCommand, it.ftp.Kind == KindReply:
 		return rowMsg
 	case it.ftp.Kind == KindDataOpen:
@@ -335,6 +337,8 @@ func (d *ladder) row(b *ladderSVG, it ladderItem, y float64) {
 		d.stateRow(b, it.state, y)
 	case it.band != nil:
 		d.drawBand(b, it.band, y)
+	case it.config != nil:
+		d.configRow(b, it.config, y)
 	default:
 		d.ftpRow(b, it.ftp, y)
 	}
@@ -456,6 +460,17 @@ func (d *ladder) ftpRow(b *ladderSVG, ev *Event, y float64) {
 		b.text(diagramW/2, y+13, "note h", "middle", "", svgFit(text, 120))
 		b.f("</g>\n")
 	}
+}
+
+// configRow writes a host's change of configuration across the page, as
+// a note: an address it was leased, a router it learnt of.
+func (d *ladder) configRow(b *ladderSVG, e *Event, y float64) {
+	d.timeLabel(b, e.Time, y+13)
+	text := e.Host + ": " + ConfigText(e.Config)
+	b.f("<g>")
+	b.title(text)
+	b.text(diagramW/2, y+13, "note h", "middle", "", svgFit(text, 120))
+	b.f("</g>\n")
 }
 
 // callBox draws a socket call as a box beside the calling host's
