@@ -115,32 +115,30 @@ func dnsInfo(b []byte) string {
 	}
 	p.SkipAllQuestions()
 	var answers []string
-	for {
+	for len(answers) < 8 {
 		rh, err := p.AnswerHeader()
 		if err != nil {
 			break
 		}
+		var a string
 		switch rh.Type {
 		case dnsmessage.TypeA:
-			r, err := p.AResource()
-			if err != nil {
-				break
-			}
-			answers = append(answers, netip.AddrFrom4(r.A).String())
+			r, rerr := p.AResource()
+			a, err = netip.AddrFrom4(r.A).String(), rerr
 		case dnsmessage.TypeAAAA:
-			r, err := p.AAAAResource()
-			if err != nil {
-				break
-			}
-			answers = append(answers, netip.AddrFrom16(r.AAAA).String())
+			r, rerr := p.AAAAResource()
+			a, err = netip.AddrFrom16(r.AAAA).String(), rerr
 		case dnsmessage.TypeCNAME:
-			r, err := p.CNAMEResource()
-			if err != nil {
-				break
-			}
-			answers = append(answers, "CNAME "+r.CNAME.String())
+			r, rerr := p.CNAMEResource()
+			a, err = "CNAME "+r.CNAME.String(), rerr
 		default:
-			p.SkipAnswer()
+			err = p.SkipAnswer()
+		}
+		if err != nil {
+			break // a record the parser cannot read: what came before stands
+		}
+		if a != "" {
+			answers = append(answers, a)
 		}
 	}
 	s := fmt.Sprintf("DNS answer %s", question)

@@ -170,7 +170,7 @@ func (s *UDPSocket) Connect(ctx context.Context, addr netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	if terr := s.ep.Connect(toFull(addr)); terr != nil {
+	if terr := s.ep.Connect(s.peer(addr)); terr != nil {
 		err = s.opError("dial", udpAddr(addr), sysErr("connect", terr))
 	} else {
 		s.mu.Lock()
@@ -218,7 +218,7 @@ func (s *UDPSocket) sendTo(ctx context.Context, b []byte, addr netip.AddrPort) (
 	}
 	var opts tcpip.WriteOptions
 	if addr.IsValid() {
-		fa := toFull(addr)
+		fa := s.peer(addr)
 		opts.To = &fa
 	}
 	var entry waiter.Entry
@@ -368,6 +368,16 @@ func (s *UDPSocket) SetReadDeadline(t time.Time) error { s.rd.set(t); return nil
 // SetWriteDeadline implements net.Conn.
 func (s *UDPSocket) SetWriteDeadline(t time.Time) error { s.wd.set(t); return nil }
 
+// peer is a destination as netstack takes it: a link-local one (a
+// router's name server, fe80::...) names the interface, as a zone would.
+func (s *UDPSocket) peer(addr netip.AddrPort) tcpip.FullAddress {
+	fa := toFull(addr)
+	if a := addr.Addr(); a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() {
+		fa.NIC = s.h.nic
+	}
+	return fa
+}
+
 func (s *UDPSocket) isClosed() bool {
 	select {
 	case <-s.done:
@@ -404,7 +414,17 @@ func (s *UDPSocket) readLocal() netip.AddrPort {
 	if err != nil {
 		return netip.AddrPort{}
 	}
-	return fromFull(a)
+	ap := fromFull(a)
+	if !ap.Addr().IsValid() {
+		// Bound to no address in particular: the wildcard, as
+		// getsockname(2) says.
+		wild := netip.IPv4Unspecified()
+		if s.family == ipv6Proto {
+			wild = netip.IPv6Unspecified()
+		}
+		ap = netip.AddrPortFrom(wild, ap.Port())
+	}
+	return ap
 }
 
 func (s *UDPSocket) localAddrPort() netip.AddrPort {
