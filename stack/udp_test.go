@@ -193,7 +193,9 @@ func TestUnconfiguredBroadcast(t *testing.T) {
 	if err := ss.Bind(ctx, netip.MustParseAddrPort("0.0.0.0:67")); err != nil {
 		t.Fatal(err)
 	}
-	bcast := func(port uint16) netip.AddrPort { return netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port) }
+	bcast := func(port uint16) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port)
+	}
 	err = client.Unconfigured(func() error {
 		cs, err := client.UDPSocket(ctx, "udp4", trace.DHCP)
 		if err != nil {
