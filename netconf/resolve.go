@@ -63,9 +63,9 @@ func (r *Resolver) LookupNetIP(ctx context.Context, host string) ([]netip.Addr, 
 	}
 	var tried []string
 	for _, server := range servers {
-		var nxdomain atomic.Bool
+		var heard heard
 		res := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return r.dial(ctx, network, server, &nxdomain)
+			return r.dial(ctx, network, server, &heard)
 		}}
 		sctx, cancel := context.WithTimeout(ctx, wait)
 		addrs, err := res.LookupNetIP(sctx, "ip", host)
@@ -83,11 +83,11 @@ func (r *Resolver) LookupNetIP(ctx context.Context, host string) ([]netip.Addr, 
 		switch {
 		case errors.As(err, &de) && de.IsNotFound:
 			why := "it has no A or AAAA record for it"
-			if nxdomain.Load() {
+			if heard.nxdomain.Load() {
 				why = "NXDOMAIN: no such name"
 			}
 			return nil, &Error{Err: ErrNoSuchHost, msg: fmt.Sprintf("%s: no such host (the name server %v says %s)", host, server, why)}
-		case errors.Is(err, syscall.ECONNREFUSED):
+		case heard.refused.Load():
 			tried = append(tried, fmt.Sprintf("%v refused the query (port 53 unreachable)", server))
 		case errors.As(err, &de) && de.IsTimeout, errors.Is(err, context.DeadlineExceeded):
 			tried = append(tried, fmt.Sprintf("%v did not answer in %v", server, wait))
@@ -101,7 +101,7 @@ func (r *Resolver) LookupNetIP(ctx context.Context, host string) ([]netip.Addr, 
 
 // dial opens a connection to a name server through the host, as Go's
 // resolver asks: a connected UDP socket, or a TCP connection.
-func (r *Resolver) dial(ctx context.Context, network string, server netip.Addr, nxdomain *atomic.Bool) (net.Conn, error) {
+func (r *Resolver) dial(ctx context.Context, network string, server netip.Addr, heard *heard) (net.Conn, error) {
 	ap := netip.AddrPortFrom(server, 53)
 	switch network {
 	case "udp", "udp4", "udp6":
@@ -117,26 +117,35 @@ func (r *Resolver) dial(ctx context.Context, network string, server netip.Addr, 
 			s.Close()
 			return nil, err
 		}
-		return &dnsConn{UDPSocket: s, nxdomain: nxdomain}, nil
+		return &dnsConn{UDPSocket: s, heard: heard}, nil
 	case "tcp", "tcp4", "tcp6":
 		return r.h.Dial(ctx, trace.DNS, ap.String())
 	}
 	return nil, fmt.Errorf("netconf: cannot dial %s to a name server", network)
 }
 
-// dnsConn is a name server's UDP socket that notes an NXDOMAIN answer,
-// which Go's resolver reports no differently from a name without records.
+// heard is what a name server's answers said that Go's resolver does not
+// report: an NXDOMAIN (reported as any name without an address is), an
+// ICMP port unreachable (reported in a message only).
+type heard struct {
+	nxdomain, refused atomic.Bool
+}
+
+// dnsConn is a name server's UDP socket that notes what it heard.
 type dnsConn struct {
 	*stack.UDPSocket
-	nxdomain *atomic.Bool
+	heard *heard
 }
 
 func (c *dnsConn) Read(b []byte) (int, error) {
 	n, err := c.UDPSocket.Read(b)
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		c.heard.refused.Store(true)
+	}
 	if err == nil {
 		var p dnsmessage.Parser
 		if h, perr := p.Start(b[:n]); perr == nil && h.Response && h.RCode == dnsmessage.RCodeNameError {
-			c.nxdomain.Store(true)
+			c.heard.nxdomain.Store(true)
 		}
 	}
 	return n, err
