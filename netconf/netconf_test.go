@@ -19,6 +19,7 @@ import (
 	"nsftp/stack"
 	"nsftp/stack/stacktest"
 	"nsftp/trace"
+	"nsftp/trace/tracetest"
 )
 
 // The network of these tests: a server host at 192.0.2.1 (and
@@ -244,8 +245,10 @@ func TestAcquireAndRelease(t *testing.T) {
 
 	// The trace tells it all: the exchange as UDP socket calls and
 	// datagrams, and the configuration it brought.
+	evs := l.events()
+	tracetest.Causal(t, evs)
 	var calls, datagrams, configs []string
-	for _, e := range l.events() {
+	for _, e := range evs {
 		switch {
 		case e.Kind == trace.KindCall && e.Phase == trace.End && e.Call.Label == trace.DHCP:
 			calls = append(calls, trace.BSDCall(e.Call, true))
