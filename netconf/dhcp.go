@@ -56,6 +56,9 @@ type Lease struct {
 	h      *stack.Host
 	ack    *dhcpv4.DHCPv4
 	device string
+
+	stop chan struct{} // closed by Release: the renewals end
+	done chan struct{} // closed when they have
 }
 
 // Acquire gets an IPv4 lease for h over its own UDP sockets (the DORA
@@ -113,6 +116,8 @@ func Acquire(ctx context.Context, h *stack.Host, cfg DHCPConfig) (*Lease, error)
 		Server: l.Server, Lease: l.Duration}); err != nil {
 		return nil, err
 	}
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	go l.keep(time.Now())
 	return l, nil
 }
 
@@ -166,11 +171,15 @@ func (c *client) dora(ctx context.Context) (*Lease, error) {
 // A DHCPNAK to a REQUEST is errNak. Anything else that arrives (another
 // client's traffic, a second server's offer) is skipped.
 func (c *client) exchange(ctx context.Context, m *dhcpv4.DHCPv4, sent *int, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
-	bcast := netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), serverPort)
+	return c.exchangeTo(ctx, m, netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), serverPort), sent, want)
+}
+
+// exchangeTo is exchange with m sent to dst.
+func (c *client) exchangeTo(ctx context.Context, m *dhcpv4.DHCPv4, dst netip.AddrPort, sent *int, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, error) {
 	wait := firstRetransmit
 	buf := make([]byte, 1500)
 	for {
-		if _, err := c.s.SendTo(ctx, m.ToBytes(), bcast); err != nil {
+		if _, err := c.s.SendTo(ctx, m.ToBytes(), dst); err != nil {
 			return nil, err
 		}
 		*sent++
@@ -268,11 +277,96 @@ func (c *client) failure(err error) error {
 	return &Error{Err: err, msg: fmt.Sprintf("DHCP on %s: %v", c.cfg.Device, err)}
 }
 
+// keep renews the lease for as long as the host holds it (RFC 2131
+// section 4.4.5): at T1 (option 58, or half the lease) a REQUEST goes
+// straight to the server that granted it, and again at half the time
+// left, at least a minute apart, until an ACK extends the lease or it
+// runs out and the address is given up. Release stops it.
+func (l *Lease) keep(granted time.Time) {
+	defer close(l.done)
+	if l.Duration <= 0 || l.Duration >= dhcpv4.MaxLeaseTime {
+		return // infinite
+	}
+	next := granted.Add(l.ack.IPAddressRenewalTime(l.Duration / 2))
+	for {
+		expiry := granted.Add(l.Duration)
+		t := time.NewTimer(time.Until(next))
+		select {
+		case <-l.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if !time.Now().Before(expiry) {
+			l.h.Configure(trace.Config{Source: trace.FromDHCP, Removed: true, Addr: l.Addr, Router: l.Router, DNS: l.DNS, Server: l.Server})
+			return
+		}
+		ack, err := l.renew(time.Until(expiry))
+		switch {
+		case err == nil:
+			granted, l.ack = time.Now(), ack
+			l.Duration = ack.IPAddressLeaseTime(l.Duration)
+			next = granted.Add(ack.IPAddressRenewalTime(l.Duration / 2))
+			l.h.Configure(trace.Config{Source: trace.FromDHCP, Addr: l.Addr, Server: l.Server, Lease: l.Duration})
+		case errors.Is(err, errNak):
+			// The server takes the address back.
+			l.h.Configure(trace.Config{Source: trace.FromDHCP, Removed: true, Addr: l.Addr, Router: l.Router, DNS: l.DNS, Server: l.Server})
+			return
+		default:
+			next = time.Now().Add(max(time.Until(expiry)/2, time.Minute))
+			if next.After(expiry) {
+				next = expiry
+			}
+		}
+	}
+}
+
+// renew asks the server to extend the lease: a REQUEST from the address
+// itself (ciaddr set, RFC 2131 section 4.3.2, RENEWING), unicast.
+func (l *Lease) renew(left time.Duration) (*dhcpv4.DHCPv4, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), min(left, 10*time.Second))
+	defer cancel()
+	go func() {
+		select {
+		case <-l.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	s, err := l.h.UDPSocket(ctx, "udp4", trace.DHCP)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	if err := s.Bind(ctx, netip.AddrPortFrom(l.Addr.Addr(), clientPort)); err != nil {
+		return nil, err
+	}
+	m, err := dhcpv4.NewRenewFromAck(l.ack, dhcpv4.WithTransactionID(newXID(l.ack)))
+	if err != nil {
+		return nil, err
+	}
+	c := &client{h: l.h, s: s}
+	var sent int
+	return c.exchangeTo(ctx, m, netip.AddrPortFrom(l.Server, serverPort), &sent, dhcpv4.MessageTypeAck)
+}
+
+// newXID is a transaction ID for a new exchange: the old one, changed.
+func newXID(old *dhcpv4.DHCPv4) dhcpv4.TransactionID {
+	x := old.TransactionID
+	x[3]++
+	return x
+}
+
 // Release gives the address back (RFC 2131 section 4.4.6: DHCPRELEASE,
 // unicast from the address to the server) and removes it, its router and
 // its name servers from the host. The server's answer is not waited for:
-// there is none.
+// there is none. Renewals stop.
 func (l *Lease) Release(ctx context.Context) error {
+	close(l.stop)
+	<-l.done
+	if !l.h.HasAddress(l.Addr) {
+		return nil // it ran out, or the server took it back
+	}
 	s, err := l.h.UDPSocket(ctx, "udp4", trace.DHCP)
 	if err != nil {
 		return err

@@ -88,6 +88,12 @@ func (d *dhcpServer) types() string {
 // ACK, both broadcast (the client asked for broadcasts), until the test
 // ends. The router and name server are the server itself.
 func serveDHCP(t *testing.T, h *stack.Host, addr netip.Addr) *dhcpServer {
+	return serveDHCPFor(t, h, addr, time.Hour)
+}
+
+// serveDHCPFor is serveDHCP with leases that last the given time. A
+// REQUEST from an address (a renewal) is answered at that address.
+func serveDHCPFor(t *testing.T, h *stack.Host, addr netip.Addr, lease time.Duration) *dhcpServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := h.UDPSocket(ctx, "udp4", trace.DHCP)
@@ -131,11 +137,15 @@ func serveDHCP(t *testing.T, h *stack.Host, addr netip.Addr) *dhcpServer {
 				dhcpv4.WithYourIP(net.IP(addr.AsSlice())), dhcpv4.WithNetmask(net.CIDRMask(24, 32)),
 				dhcpv4.WithOption(dhcpv4.OptRouter(me)), dhcpv4.WithOption(dhcpv4.OptDNS(me)),
 				dhcpv4.WithOption(dhcpv4.OptServerIdentifier(me)),
-				dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(time.Hour)))
+				dhcpv4.WithOption(dhcpv4.OptIPAddressLeaseTime(lease)))
 			if err != nil {
 				continue
 			}
-			s.SendTo(ctx, r.ToBytes(), netip.MustParseAddrPort("255.255.255.255:68"))
+			to := netip.MustParseAddrPort("255.255.255.255:68")
+			if ci, ok := netip.AddrFromSlice(m.ClientIPAddr); ok && !ci.Unmap().IsUnspecified() {
+				to = netip.AddrPortFrom(ci.Unmap(), 68)
+			}
+			s.SendTo(ctx, r.ToBytes(), to)
 		}
 	}()
 	return d
@@ -272,6 +282,39 @@ func TestAcquireAndRelease(t *testing.T) {
 	}
 	if len(configs) != 2 || !strings.Contains(configs[0], "DHCP lease from 192.0.2.1 for 1h0m0s") || !strings.HasPrefix(configs[1], "gave up address 192.0.2.57/24") {
 		t.Errorf("config events: %q", configs)
+	}
+}
+
+// TestLeaseRenewed: a lease is renewed at T1, half its time (RFC 2131
+// section 4.4.5), by a REQUEST from the leased address itself, and the
+// host keeps the address.
+func TestLeaseRenewed(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	l := newLab(t)
+	srv := serveDHCPFor(t, l.server, leaseAddr, 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	lease, err := netconf.Acquire(ctx, l.client, netconf.DHCPConfig{Device: "wire0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); srv.types() != "DISCOVER REQUEST REQUEST" && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := srv.types(); got != "DISCOVER REQUEST REQUEST" {
+		t.Fatalf("the server heard %s, want a renewing REQUEST after the first", got)
+	}
+	srv.mu.Lock()
+	if ci := srv.last.ClientIPAddr.String(); ci != leaseAddr.String() {
+		t.Errorf("the renewal comes from %s, want %s", ci, leaseAddr)
+	}
+	srv.mu.Unlock()
+	time.Sleep(1500 * time.Millisecond) // past the first lease's end
+	if !l.client.HasAddress(lease.Addr) {
+		t.Errorf("the client lost %v although the lease was renewed", lease.Addr)
+	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatal(err)
 	}
 }
 

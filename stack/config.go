@@ -84,8 +84,11 @@ func (h *Host) Configure(c trace.Config) error {
 			h.conf.mu.Lock()
 			h.conf.addrs = slices.DeleteFunc(h.conf.addrs, func(q netip.Prefix) bool { return q.Addr() == p.Addr() })
 			h.conf.mu.Unlock()
-		} else if err := h.addAddress(p); err != nil {
-			return err
+		} else if !h.hasAddress(p) {
+			// (A lease renewed keeps the address it had.)
+			if err := h.addAddress(p); err != nil {
+				return err
+			}
 		}
 	}
 	h.conf.mu.Lock()
@@ -136,6 +139,15 @@ func (h *Host) Changed() <-chan struct{} {
 		h.conf.changed = make(chan struct{})
 	}
 	return h.conf.changed
+}
+
+// HasAddress reports whether the interface has p now.
+func (h *Host) HasAddress(p netip.Prefix) bool { return h.hasAddress(p) }
+
+func (h *Host) hasAddress(p netip.Prefix) bool {
+	h.conf.mu.Lock()
+	defer h.conf.mu.Unlock()
+	return slices.Contains(h.conf.addrs, p)
 }
 
 // addAddress assigns p to the interface and remembers it for the route

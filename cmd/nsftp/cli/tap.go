@@ -10,10 +10,16 @@ import (
 	"os"
 	"time"
 
+	"nsftp/ftp"
 	"nsftp/netconf"
 	"nsftp/stack"
 	"nsftp/tap"
 	"nsftp/trace"
+)
+
+var (
+	_ ftp.Network     = (*netconf.Network)(nil)
+	_ ftp.LocalDialer = (*netconf.Network)(nil)
 )
 
 // openTAP puts a netstack host on the TAP device the flags name: the
