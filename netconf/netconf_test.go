@@ -2,11 +2,14 @@ package netconf_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -152,8 +155,10 @@ func serveDHCPFor(t *testing.T, h *stack.Host, addr netip.Addr, lease time.Durat
 }
 
 // serveDNS answers A and AAAA questions from records, NXDOMAIN for any
-// other name, on port 53 of the host's addresses, until the test ends.
-func serveDNS(t *testing.T, h *stack.Host, records map[string][]netip.Addr) {
+// other name, on port 53 of the host's addresses, over UDP and TCP, until
+// the test ends. Over UDP a name in truncated gets an answer with the TC
+// bit and no records (RFC 1035 section 4.2.1): ask again over TCP.
+func serveDNS(t *testing.T, h *stack.Host, records map[string][]netip.Addr, truncated ...string) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := h.UDPSocket(ctx, "udp4", trace.DNS)
@@ -163,48 +168,77 @@ func serveDNS(t *testing.T, h *stack.Host, records map[string][]netip.Addr) {
 	if err := s.Bind(ctx, netip.MustParseAddrPort("0.0.0.0:53")); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	t.Cleanup(func() { cancel(); s.Close(); <-done })
+	ln, err := h.Listen(ctx, trace.DNS, "0.0.0.0:53", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); s.Close(); ln.Close(); wg.Wait() })
+	answer := func(query []byte, udp bool) []byte {
+		var p dnsmessage.Parser
+		hdr, err := p.Start(query)
+		if err != nil {
+			return nil
+		}
+		q, err := p.Question()
+		if err != nil {
+			return nil
+		}
+		addrs, known := records[q.Name.String()]
+		rh := dnsmessage.Header{ID: hdr.ID, Response: true, Authoritative: true, RecursionDesired: hdr.RecursionDesired}
+		if !known {
+			rh.RCode = dnsmessage.RCodeNameError
+		}
+		if udp && slices.Contains(truncated, q.Name.String()) {
+			rh.Truncated, addrs = true, nil
+		}
+		b := dnsmessage.NewBuilder(nil, rh)
+		b.StartQuestions()
+		b.Question(q)
+		b.StartAnswers()
+		for _, a := range addrs {
+			h := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
+			switch {
+			case a.Is4() && q.Type == dnsmessage.TypeA:
+				b.AResource(h, dnsmessage.AResource{A: a.As4()})
+			case a.Is6() && q.Type == dnsmessage.TypeAAAA:
+				b.AAAAResource(h, dnsmessage.AAAAResource{AAAA: a.As16()})
+			}
+		}
+		msg, _ := b.Finish()
+		return msg
+	}
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		buf := make([]byte, 1500)
 		for {
 			n, from, err := s.RecvFrom(ctx, buf)
 			if err != nil {
 				return
 			}
-			var p dnsmessage.Parser
-			hdr, err := p.Start(buf[:n])
+			if msg := answer(buf[:n], true); msg != nil {
+				s.SendTo(ctx, msg, from)
+			}
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
 			if err != nil {
-				continue
+				return
 			}
-			q, err := p.Question()
-			if err != nil {
-				continue
-			}
-			addrs, known := records[q.Name.String()]
-			rh := dnsmessage.Header{ID: hdr.ID, Response: true, Authoritative: true, RecursionDesired: hdr.RecursionDesired}
-			if !known {
-				rh.RCode = dnsmessage.RCodeNameError
-			}
-			b := dnsmessage.NewBuilder(nil, rh)
-			b.StartQuestions()
-			b.Question(q)
-			b.StartAnswers()
-			for _, a := range addrs {
-				h := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
-				switch {
-				case a.Is4() && q.Type == dnsmessage.TypeA:
-					b.AResource(h, dnsmessage.AResource{A: a.As4()})
-				case a.Is6() && q.Type == dnsmessage.TypeAAAA:
-					b.AAAAResource(h, dnsmessage.AAAAResource{AAAA: a.As16()})
+			// One query, length-prefixed (RFC 1035 section 4.2.2).
+			var n [2]byte
+			if _, err := io.ReadFull(c, n[:]); err == nil {
+				q := make([]byte, binary.BigEndian.Uint16(n[:]))
+				if _, err := io.ReadFull(c, q); err == nil {
+					msg := answer(q, false)
+					c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...))
 				}
 			}
-			msg, err := b.Finish()
-			if err != nil {
-				continue
-			}
-			s.SendTo(ctx, msg, from)
+			c.Close()
 		}
 	}()
 }
@@ -431,6 +465,31 @@ func TestResolver(t *testing.T) {
 	}
 	if queries != 2 || answers != 2 {
 		t.Errorf("the trace shows %d queries and %d answers for ftp.example.test, want 2 and 2", queries, answers)
+	}
+}
+
+// TestResolverTCP: an answer too long for UDP comes back truncated, and
+// the question goes again over TCP (RFC 7766), through the stack too.
+func TestResolverTCP(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	l := newLab(t)
+	serveDNS(t, l.server, records, "ftp.example.test.")
+	configured(t, l, serverAddr4.Addr())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	addrs, err := netconf.NewResolver(l.client, "wire0").LookupNetIP(ctx, "ftp.example.test")
+	if err != nil || len(addrs) != 2 {
+		t.Fatalf("lookup over TCP: %v, %v", addrs, err)
+	}
+	var tcp int
+	for _, e := range l.events() {
+		if e.Kind == trace.KindCall && e.Phase == trace.End && e.Call.Op == trace.OpConnect && e.Call.Proto == "" &&
+			e.Call.Label == trace.DNS && e.Call.Remote == netip.MustParseAddrPort("192.0.2.1:53") && e.Call.Err == "" {
+			tcp++
+		}
+	}
+	if tcp != 2 {
+		t.Errorf("%d TCP connections to the name server, want 2 (A and AAAA)", tcp)
 	}
 }
 

@@ -102,6 +102,22 @@ func (r *Resolver) LookupNetIP(ctx context.Context, host string) ([]netip.Addr, 
 // dial opens a connection to a name server through the host, as Go's
 // resolver asks: a connected UDP socket, or a TCP connection.
 func (r *Resolver) dial(ctx context.Context, network string, server netip.Addr, heard *heard) (net.Conn, error) {
+	// Go's resolver goes on with a lookup its caller gave up on (it may
+	// share the answer), and it bounds a query by the connection's
+	// deadline, its own timeout (5s), not by ctx. A connection closed when
+	// ctx is done ends an abandoned lookup at once, and one never opened
+	// for a done ctx ends its further attempts.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c, err := r.dialServer(ctx, network, server, heard)
+	if err == nil {
+		context.AfterFunc(ctx, func() { c.Close() })
+	}
+	return c, err
+}
+
+func (r *Resolver) dialServer(ctx context.Context, network string, server netip.Addr, heard *heard) (net.Conn, error) {
 	ap := netip.AddrPortFrom(server, 53)
 	switch network {
 	case "udp", "udp4", "udp6":

@@ -310,7 +310,7 @@ func decodeTransport(seg *trace.Segment, proto uint8, b []byte, payload int, src
 		seg.Proto = "icmp"
 		seg.Len = payload
 		if len(b) >= header.ICMPv4MinimumSize {
-			seg.Info = fmt.Sprintf("type %d code %d", header.ICMPv4(b).Type(), header.ICMPv4(b).Code())
+			seg.Info = icmpv4Name(header.ICMPv4(b).Type(), header.ICMPv4(b).Code())
 		}
 	case header.ICMPv6ProtocolNumber:
 		seg.Proto = "icmpv6"
@@ -336,6 +336,32 @@ func synOptions(o header.TCPSynOptions) string {
 		s += fmt.Sprintf(",wscale=%d", o.WS)
 	}
 	return s
+}
+
+// icmpv4Name names an ICMP message (RFC 792): a closed UDP port answers
+// with "destination unreachable: port unreachable".
+func icmpv4Name(t header.ICMPv4Type, code header.ICMPv4Code) string {
+	switch t {
+	case header.ICMPv4EchoReply:
+		return "echo reply"
+	case header.ICMPv4Echo:
+		return "echo request"
+	case header.ICMPv4TimeExceeded:
+		return "time exceeded"
+	case header.ICMPv4Redirect:
+		return "redirect"
+	case header.ICMPv4DstUnreachable:
+		why := map[header.ICMPv4Code]string{
+			header.ICMPv4NetUnreachable: "network unreachable", header.ICMPv4HostUnreachable: "host unreachable",
+			header.ICMPv4ProtoUnreachable: "protocol unreachable", header.ICMPv4PortUnreachable: "port unreachable",
+			header.ICMPv4FragmentationNeeded: "fragmentation needed",
+		}[code]
+		if why == "" {
+			why = fmt.Sprintf("code %d", code)
+		}
+		return "destination unreachable: " + why
+	}
+	return fmt.Sprintf("type %d code %d", t, code)
 }
 
 func icmpv6Name(t header.ICMPv6Type) string {
