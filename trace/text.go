@@ -554,7 +554,15 @@ func (t *Text) segmentLine(e *Event) {
 		if s.Info != "" {
 			body += "  " + Clean(s.Info)
 		}
-		t.line(t.fit(head, body, t.paint("dim", s.Addrs())))
+		tail := t.paint("dim", s.Addrs())
+		if t.opt.Width > 0 && headWidth+visibleLen(body) > t.opt.Width {
+			// A DHCP answer says more than a line holds: its words wrap,
+			// the addresses go below.
+			t.line(t.wrap(head+body, headWidth+4))
+			t.line(strings.Repeat(" ", headWidth+4) + tail)
+			return
+		}
+		t.line(t.fit(head, body, tail))
 		return
 	}
 	if s.Proto != "tcp" {
