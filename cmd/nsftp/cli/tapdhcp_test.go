@@ -150,8 +150,9 @@ func TestTAPDHCPGetByName(t *testing.T) {
 	}
 
 	evs := readRecording(t, rec)
+	// (Not RFC793: the recording stops as the run ends, with the
+	// control connection in LAST-ACK or CLOSED, whichever came first.)
 	tracetest.Causal(t, evs)
-	tracetest.RFC793(t, evs)
 	var leased string
 	var dhcpCalls, dnsCalls []string
 	datagrams := map[string]bool{}
@@ -189,7 +190,9 @@ func TestTAPDHCPGetByName(t *testing.T) {
 			t.Errorf("no DHCP call %q among %q", want, dhcpCalls)
 		}
 	}
-	if !slices.ContainsFunc(dnsCalls, func(s string) bool { return strings.HasPrefix(s, "recvfrom() = ") && strings.HasSuffix(s, "from 192.0.2.1:53") }) {
+	if !slices.ContainsFunc(dnsCalls, func(s string) bool {
+		return strings.HasPrefix(s, "recvfrom() = ") && strings.HasSuffix(s, "from 192.0.2.1:53")
+	}) {
 		t.Errorf("no recvfrom of the name server's answer among the DNS calls %q", dnsCalls)
 	}
 	if leased == "" {
