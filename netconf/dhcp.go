@@ -263,6 +263,9 @@ func (c *client) failure(err error) error {
 		return err
 	}
 	waited := time.Since(c.start).Round(100 * time.Millisecond)
+	if errors.Is(err, context.Canceled) {
+		return err // the run was stopped: nothing to explain
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
 		if c.offer == nil {
 			return &Error{Err: ErrNoLease, msg: fmt.Sprintf(

@@ -102,11 +102,12 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 		}
 	}
 	if cfg.Autoconf {
+		up := time.Now()
 		lease, err := netconf.Acquire(ctx, host, netconf.DHCPConfig{Device: n.tap, Wait: n.dhcpWait, Hostname: "nsftp"})
 		switch {
 		case err == nil:
 			nw.leave = lease.Release
-		case errors.Is(err, netconf.ErrNoLease) && hasGlobal6(host):
+		case errors.Is(err, netconf.ErrNoLease) && awaitGlobal6(ctx, host, up.Add(autoconfWait(true))):
 			// An IPv6-only network: router advertisements gave an
 			// address, DHCP nothing.
 		default:
@@ -126,6 +127,23 @@ func autoconfWait(on bool) time.Duration {
 		return 0
 	}
 	return 4 * time.Second
+}
+
+// awaitGlobal6 waits, until deadline, for the host to have an IPv6
+// address beyond its link-local one, and reports whether it has.
+func awaitGlobal6(ctx context.Context, h *stack.Host, deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for !hasGlobal6(h) {
+		select {
+		case <-h.Changed():
+		case <-t.C:
+			return hasGlobal6(h)
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
 }
 
 // hasGlobal6 reports whether the host has an IPv6 address beyond its

@@ -46,17 +46,25 @@ func (ns *labNS) startDnsmasq(opts ...string) *dnsmasq {
 	needTAPRoot(tb, "dnsmasq")
 	dir := tb.TempDir()
 	d := &dnsmasq{log: filepath.Join(dir, "dnsmasq.log"), leases: filepath.Join(dir, "leases")}
+	// "-6" (ours, not dnsmasq's): no DHCPv4, router advertisements only.
+	v4 := !slices.Contains(opts, "-6")
+	opts = slices.DeleteFunc(slices.Clone(opts), func(o string) bool { return o == "-6" })
 	args := []string{
 		"--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=" + d.log,
 		"--pid-file=" + filepath.Join(dir, "pid"), "--dhcp-leasefile=" + d.leases,
-		"--interface=tap0", "--bind-interfaces", "--user=root", "--group=root",
+		"--interface=tap0", "--bind-dynamic", // and its addresses as they come: the link-local one does when nsftp attaches "--user=root", "--group=root",
 		"--no-resolv", "--no-hosts", "--local=/nsftp.test/",
 		"--log-dhcp", "--log-queries", "--dhcp-authoritative",
 		// dnsmasq pings an address before offering it; the duplicate
 		// address test must be able to offer a taken one.
 		"--no-ping",
-		"--dhcp-range=" + dhcpRange,
 		"--host-record=" + ftpName + "," + kernelIP,
+	}
+	ready := "sockets bound exclusively"
+	if v4 {
+		args = append(args, "--dhcp-range="+dhcpRange)
+	} else {
+		ready = "router advertisement on"
 	}
 	cmd := ns.command("dnsmasq", append(args, opts...)...)
 	var out bytes.Buffer
@@ -70,14 +78,14 @@ func (ns *labNS) startDnsmasq(opts ...string) *dnsmasq {
 		cmd.Process.Kill()
 		<-exited
 	})
-	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.logText(), "sockets bound exclusively"); {
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(d.logText(), ready); {
 		select {
 		case <-exited:
 			tb.Fatalf("dnsmasq exited: %s\n%s", out.String(), d.logText())
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("dnsmasq is not serving DHCP after 10s:\n%s%s", out.String(), d.logText())
+			tb.Fatalf("dnsmasq is not serving after 10s (no %q in its log):\n%s%s", ready, out.String(), d.logText())
 		}
 	}
 	return d
@@ -214,6 +222,19 @@ func TestTAPDHCPGetByName(t *testing.T) {
 
 func must(b []byte, _ error) string { return string(b) }
 
+// noDAD has the kernel use its link-local address on dev at once when the
+// link comes up (nsftp attaching raises the carrier), without a second
+// of duplicate address detection, as on a router whose link has long been
+// up: RFC 4861 section 6.1.2 makes hosts drop a router advertisement from
+// any other source, and dnsmasq would send its first ones from the
+// global address meanwhile.
+func (ns *labNS) noDAD(dev string) {
+	ns.tb.Helper()
+	if out, err := ns.command("sysctl", "-qw", "net.ipv6.conf."+dev+".accept_dad=0").CombinedOutput(); err != nil {
+		ns.tb.Fatalf("sysctl accept_dad in %s: %v: %s", ns.name, err, out)
+	}
+}
+
 // farNS is a second namespace behind ns, reached through ns as a router:
 // 198.51.100.0/24 and 2001:db8:2::/64 on a veth pair, forwarding on in
 // ns, the far host at .10 and ::10 routing back through ns.
@@ -246,6 +267,7 @@ func TestTAPDHCPGateway(t *testing.T) {
 	ns := newLabNS(t)
 	ns.tap("tap0", kernelCIDR, 0)
 	ns.ip("addr", "add", "2001:db8:1::1/64", "dev", "tap0", "nodad")
+	ns.noDAD("tap0")
 	far := ns.farNS()
 	ns.startDnsmasq("--enable-ra", "--dhcp-range=2001:db8:1::,ra-stateless,64",
 		"--host-record=far4.nsftp.test,198.51.100.10", "--host-record=far6.nsftp.test,2001:db8:2::10")
@@ -281,6 +303,47 @@ func TestTAPDHCPGateway(t *testing.T) {
 				t.Errorf("connected to %s through routers%s; want %s through %s", remote, router, wantRemote, wantRouter)
 			}
 		})
+	}
+}
+
+// TestTAPIPv6Only runs nsftp on a network with router advertisements and
+// no DHCP: DHCP gives up, IPv6 goes on. The address comes from the
+// advertised prefix (SLAAC), the name server from the advertisement
+// (RDNSS, RFC 8106: a link-local address), and the server is reached over
+// IPv6 by name.
+func TestTAPIPv6Only(t *testing.T) {
+	needTAPRoot(t, "vsftpd", "dnsmasq", "ss", "sysctl")
+	stacktest.CheckGoroutines(t)
+	ns := newLabNS(t)
+	ns.tap("tap0", kernelCIDR, 0)
+	ns.ip("addr", "add", "2001:db8:1::1/64", "dev", "tap0", "nodad")
+	ns.noDAD("tap0")
+	ns.startDnsmasq("-6", "--enable-ra", "--dhcp-range=2001:db8:1::,ra-stateless,64", "--host-record=ftp6.nsftp.test,2001:db8:1::1")
+	srv := ns.startVsftpd(kernelIP, "listen=NO", "listen_ipv6=YES", "listen_address6=2001:db8:1::1")
+	sum := writeRandomFile(t, filepath.Join(srv.root, "f.bin"), 1<<20, 9)
+	dir := t.TempDir()
+	dest, rec := filepath.Join(dir, "f.bin"), filepath.Join(dir, "run.jsonl")
+	_, errOut, code := runTAP(t, slices.Concat([]string{"get", "ftp://ftp6.nsftp.test/f.bin", dest, "-q", "--record", rec}, ns.dhcpFlags("--dhcp-timeout", "2s"))...)
+	if code != 0 {
+		t.Fatalf("nsftp get over IPv6 only: exit %d: %s", code, errOut)
+	}
+	if got := fileSHA(t, dest); got != sum {
+		t.Fatalf("sha256 %s, served %s", got, sum)
+	}
+	var dns, slaac string
+	for _, e := range readRecording(t, rec) {
+		if e.Kind == trace.KindConfig && e.Config.Source == trace.FromRA && len(e.Config.DNS) > 0 {
+			dns = e.Config.DNS[0].String()
+		}
+		if e.Kind == trace.KindConfig && e.Config.Source == trace.FromSLAAC {
+			slaac = e.Config.Addr.String()
+		}
+		if e.Kind == trace.KindSegment && e.Segment.Label == trace.DNS && e.Segment.Dir == trace.Out && dns != "" && e.Segment.Dst.Addr().String() != dns {
+			t.Errorf("a DNS query to %v, not to the advertised name server %s", e.Segment.Dst, dns)
+		}
+	}
+	if !strings.HasPrefix(dns, "fe80::") || !strings.HasPrefix(slaac, "2001:db8:1:0:") {
+		t.Errorf("the advertised name server %q and the SLAAC address %q are not what dnsmasq advertised", dns, slaac)
 	}
 }
 
