@@ -52,7 +52,9 @@ func (ns *labNS) startDnsmasq(opts ...string) *dnsmasq {
 	args := []string{
 		"--keep-in-foreground", "--conf-file=/dev/null", "--log-facility=" + d.log,
 		"--pid-file=" + filepath.Join(dir, "pid"), "--dhcp-leasefile=" + d.leases,
-		"--interface=tap0", "--bind-dynamic", // and its addresses as they come: the link-local one does when nsftp attaches "--user=root", "--group=root",
+		// --bind-dynamic: tap0's addresses as they come too; its
+		// link-local one does when nsftp attaches.
+		"--interface=tap0", "--bind-dynamic", "--user=root", "--group=root",
 		"--no-resolv", "--no-hosts", "--local=/nsftp.test/",
 		"--log-dhcp", "--log-queries", "--dhcp-authoritative",
 		// dnsmasq pings an address before offering it; the duplicate
