@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -305,6 +306,35 @@ func TestTAPDHCPGateway(t *testing.T) {
 				t.Errorf("connected to %s through routers%s; want %s through %s", remote, router, wantRemote, wantRouter)
 			}
 		})
+	}
+}
+
+// TestTAPServeDHCP serves a directory from an address DHCP gave: nsftp
+// serve with no --addr listens on its lease, curl on the kernel's side
+// downloads from it, and the lease is released when serve ends.
+func TestTAPServeDHCP(t *testing.T) {
+	needTAPRoot(t, "dnsmasq", "curl")
+	stacktest.CheckGoroutines(t)
+	ns := newLabNS(t)
+	ns.tap("tap0", kernelCIDR, 0)
+	dm := ns.startDnsmasq()
+	root := t.TempDir()
+	sum := writeRandomFile(t, filepath.Join(root, "f"), 1<<20, 10)
+	srv := startServeArgs(t, slices.Concat([]string{"serve", root}, ns.dhcpFlags()))
+	m := regexp.MustCompile(`serving \S+ on (192\.0\.2\.\d+):21 `).FindStringSubmatch(srv.stderr.String())
+	if m == nil {
+		t.Fatalf("nsftp serve does not say it serves on a leased address:\n%s", srv.stderr.String())
+	}
+	got := filepath.Join(t.TempDir(), "f")
+	if out, err := ns.command("curl", "-sS", "--max-time", "60", "-o", got, "ftp://"+m[1]+"/f").CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v\n%s\nnsftp serve:\n%s", err, out, srv.stderr.String())
+	}
+	if s := fileSHA(t, got); s != sum {
+		t.Errorf("curl's download: sha256 %s, want %s", s, sum)
+	}
+	srv.stop(t)
+	if !dm.released(m[1]) {
+		t.Errorf("dnsmasq did not see %s released when serve ended:\n%s", m[1], dm.logText())
 	}
 }
 
