@@ -37,12 +37,14 @@ type netState struct {
 	applyMu sync.Mutex // serialises route table updates; taken before mu
 }
 
+func (n *netState) init() {
+	n.routers = map[trace.ConfigSource][]netip.Addr{}
+	n.dns = map[trace.ConfigSource][]netip.Addr{}
+}
+
 func (n *netState) setRouter(a netip.Addr, src trace.ConfigSource) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.routers == nil {
-		n.routers = map[trace.ConfigSource][]netip.Addr{}
-	}
 	n.routers[src] = append(slices.DeleteFunc(n.routers[src], func(b netip.Addr) bool { return b.Is4() == a.Is4() }), a)
 }
 
@@ -92,23 +94,21 @@ func (h *Host) Configure(c trace.Config) error {
 		}
 	}
 	h.conf.mu.Lock()
-	if h.conf.routers == nil {
-		h.conf.routers = map[trace.ConfigSource][]netip.Addr{}
-		h.conf.dns = map[trace.ConfigSource][]netip.Addr{}
-	}
 	if r := c.Router.Unmap(); r.IsValid() {
-		rs := slices.DeleteFunc(h.conf.routers[c.Source], func(b netip.Addr) bool { return b == r || !c.Removed && b.Is4() == r.Is4() && c.Source != trace.FromRA })
+		h.conf.routers[c.Source] = slices.DeleteFunc(h.conf.routers[c.Source], func(b netip.Addr) bool {
+			// The user and DHCP name one router a family; router
+			// advertisements may name several.
+			return b == r || c.Source != trace.FromRA && b.Is4() == r.Is4()
+		})
 		if !c.Removed {
-			rs = append(rs, r)
+			h.conf.routers[c.Source] = append(h.conf.routers[c.Source], r)
 		}
-		h.conf.routers[c.Source] = rs
 	}
-	if len(c.DNS) > 0 || c.Removed && !c.Addr.IsValid() && !c.Router.IsValid() {
-		if c.Removed {
-			delete(h.conf.dns, c.Source)
-		} else {
-			h.conf.dns[c.Source] = slices.Clone(c.DNS)
-		}
+	switch {
+	case len(c.DNS) > 0 && c.Removed:
+		delete(h.conf.dns, c.Source)
+	case len(c.DNS) > 0:
+		h.conf.dns[c.Source] = slices.Clone(c.DNS)
 	}
 	h.conf.mu.Unlock()
 	h.record(c)
@@ -362,10 +362,6 @@ func (d *ndpEvents) OnOffLinkRouteUpdated(_ tcpip.NICID, dest tcpip.Subnet, rout
 	r := fromTCPIP(router)
 	n := &d.h.conf
 	n.mu.Lock()
-	if n.routers == nil {
-		n.routers = map[trace.ConfigSource][]netip.Addr{}
-		n.dns = map[trace.ConfigSource][]netip.Addr{}
-	}
 	known := slices.Contains(n.routers[trace.FromRA], r)
 	if !known {
 		n.routers[trace.FromRA] = append(n.routers[trace.FromRA], r)
@@ -466,10 +462,6 @@ func (d *ndpEvents) OnRecursiveDNSServerOption(_ tcpip.NICID, addrs []tcpip.Addr
 	}
 	n := &d.h.conf
 	n.mu.Lock()
-	if n.dns == nil {
-		n.routers = map[trace.ConfigSource][]netip.Addr{}
-		n.dns = map[trace.ConfigSource][]netip.Addr{}
-	}
 	old := n.dns[trace.FromRA]
 	changed := !slices.Equal(old, got)
 	n.dns[trace.FromRA] = got

@@ -126,6 +126,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	}
 	quietNetstack()
 	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait}
+	h.conf.init()
 	if h.probeWait <= 0 {
 		h.probeWait = DefaultProbeWait
 	}

@@ -560,9 +560,10 @@ func (t *Text) segmentLine(e *Event) {
 			// the addresses go below.
 			t.line(t.wrap(head+body, headWidth+4))
 			t.line(strings.Repeat(" ", headWidth+4) + tail)
-			return
+		} else {
+			t.line(t.fit(head, body, tail))
 		}
-		t.line(t.fit(head, body, tail))
+		t.chainLine(s)
 		return
 	}
 	if s.Proto != "tcp" {
@@ -588,15 +589,22 @@ func (t *Text) segmentLine(e *Event) {
 	default:
 		t.line(t.fit(head, body, t.paint("dim", tail)))
 	}
-	if t.opt.Explain && s.Dir == Out && len(s.Chain) > 0 {
-		indent := strings.Repeat(" ", headWidth+4)
-		chain := strings.Join(s.Chain, " -> ")
-		if chain == t.lastChain {
-			t.line(indent + t.paint("dim", "(made by the same netstack calls as above)"))
-		} else {
-			t.line(indent + t.paint("dim", "made by: ") + chain)
-			t.lastChain = chain
-		}
+	t.chainLine(s)
+}
+
+// chainLine shows, with Explain, the netstack functions that made an
+// outgoing frame.
+func (t *Text) chainLine(s *Segment) {
+	if !t.opt.Explain || s.Dir != Out || len(s.Chain) == 0 {
+		return
+	}
+	indent := strings.Repeat(" ", headWidth+4)
+	chain := strings.Join(s.Chain, " -> ")
+	if chain == t.lastChain {
+		t.line(indent + t.paint("dim", "(made by the same netstack calls as above)"))
+	} else {
+		t.line(indent + t.paint("dim", "made by: ") + chain)
+		t.lastChain = chain
 	}
 }
 
