@@ -97,8 +97,10 @@ type HostConfig struct {
 }
 
 // Host is a TCP/IP stack owned by this program: one gVisor netstack with
-// IPv4, IPv6, ARP, NDP and TCP (SACK on), one network interface, and
-// traced BSD-style sockets (see Socket).
+// IPv4, IPv6, ARP, NDP, TCP (SACK on) and UDP, one network interface, and
+// traced BSD-style sockets (see Socket and UDPSocket). Its addresses,
+// routers and name servers may change as it runs (Configure, and router
+// advertisements with HostConfig.Autoconf).
 type Host struct {
 	name    string
 	s       *gstack.Stack
