@@ -122,9 +122,14 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 		c.writeRecord(time.Now(), slices, size)
 	}
 	if c.tl != nil {
-		// Enough for any header, and for the DHCP and DNS messages the
-		// trace reads (a DHCP message is at least 300 bytes).
-		var head [headBytes]byte
+		// Enough for any header, and for a datagram, the DHCP and DNS
+		// messages the trace reads (a DHCP message is at least 300
+		// bytes); a TCP segment's headers are all it needs.
+		var buf [headBytes]byte
+		head := buf[:]
+		if len(slices) > 0 && !c.maybeUDP(slices[0]) {
+			head = buf[:headerBytes]
+		}
 		n := 0
 		for _, s := range slices {
 			n += copy(head[n:], s)
@@ -136,8 +141,31 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 	}
 }
 
-// headBytes is how much of each frame the timeline is given.
-const headBytes = 640
+// maybeUDP reports whether a frame, from its first bytes, may be a UDP
+// datagram: an IPv4 or IPv6 packet whose protocol field says UDP.
+func (c *captureEndpoint) maybeUDP(b []byte) bool {
+	if c.ether {
+		if len(b) < header.EthernetMinimumSize {
+			return false
+		}
+		b = b[header.EthernetMinimumSize:]
+	}
+	switch {
+	case len(b) >= header.IPv4MinimumSize && b[0]>>4 == 4:
+		return tcpip.TransportProtocolNumber(b[9]) == header.UDPProtocolNumber
+	case len(b) >= header.IPv6MinimumSize && b[0]>>4 == 6:
+		return tcpip.TransportProtocolNumber(b[6]) == header.UDPProtocolNumber
+	}
+	// The headers are in a later slice: copy the lot.
+	return true
+}
+
+// headBytes is how much of a datagram the timeline is given, and
+// headerBytes how much of any other frame: all its headers.
+const (
+	headBytes   = 640
+	headerBytes = 160
+)
 
 func (c *captureEndpoint) writeRecord(now time.Time, slices [][]byte, size int) {
 	c.mu.Lock()
