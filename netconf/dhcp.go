@@ -72,6 +72,9 @@ func Acquire(ctx context.Context, h *stack.Host, cfg DHCPConfig) (*Lease, error)
 		cfg.Wait = DefaultDHCPWait
 	}
 	c := &client{h: h, cfg: cfg, mac: h.MAC(), start: time.Now()}
+	// The wait bounds the exchange; the probe that follows has its own
+	// time (stack.HostConfig.ProbeWait).
+	run := ctx
 	ctx, cancel := context.WithTimeout(ctx, cfg.Wait)
 	defer cancel()
 	var l *Lease
@@ -86,9 +89,9 @@ func Acquire(ctx context.Context, h *stack.Host, cfg DHCPConfig) (*Lease, error)
 			return err
 		}
 		c.s = s
-		for {
+		for naks := 0; ; naks++ {
 			l, err = c.dora(ctx)
-			if !errors.Is(err, errNak) {
+			if !errors.Is(err, errNak) || naks == maxNaks {
 				break
 			}
 			// A NAK sends the client back to DISCOVER (RFC 2131
@@ -97,10 +100,10 @@ func Acquire(ctx context.Context, h *stack.Host, cfg DHCPConfig) (*Lease, error)
 		if err != nil {
 			return err
 		}
-		if err := h.ProbeAddress(ctx, l.Addr.Addr()); err != nil {
+		if err := h.ProbeAddress(run, l.Addr.Addr()); err != nil {
 			var dup *stack.DuplicateAddressError
 			if errors.As(err, &dup) {
-				c.decline(ctx, l)
+				c.decline(run, l)
 				return &Error{Err: err, msg: fmt.Sprintf(
 					"the DHCP server %v leased us %v, but that address is already in use on %s: %v answered our ARP probe (RFC 5227); DHCPDECLINE sent to the server",
 					l.Server, l.Addr.Addr(), cfg.Device, dup.Holder)}
@@ -131,9 +134,14 @@ type client struct {
 
 	discovers, requests int
 	offer               *dhcpv4.DHCPv4 // the last offer, for messages
+	nak                 *dhcpv4.DHCPv4 // the last refusal
 }
 
 var errNak = errors.New("DHCPNAK")
+
+// maxNaks is how many times a server may refuse a REQUEST before the
+// client gives up rather than ask again.
+const maxNaks = 3
 
 // dora runs DISCOVER, OFFER, REQUEST, ACK once.
 func (c *client) dora(ctx context.Context) (*Lease, error) {
@@ -201,6 +209,7 @@ func (c *client) exchangeTo(ctx context.Context, m *dhcpv4.DHCPv4, dst netip.Add
 				return r, nil
 			case dhcpv4.MessageTypeNak:
 				if want == dhcpv4.MessageTypeAck {
+					c.nak = r
 					return nil, errNak
 				}
 			}
@@ -263,6 +272,15 @@ func (c *client) failure(err error) error {
 		return err
 	}
 	waited := time.Since(c.start).Round(100 * time.Millisecond)
+	if errors.Is(err, errNak) && c.nak != nil {
+		sid, _ := netip.AddrFromSlice(c.nak.ServerIdentifier())
+		why := ""
+		if m := c.nak.Message(); m != "" {
+			why = ": " + m
+		}
+		return &Error{Err: ErrNoLease, msg: fmt.Sprintf("the DHCP server %v refused our DHCPREQUEST for %v on %s %d times (DHCPNAK%s); give nsftp an address with --addr CIDR",
+			sid.Unmap(), c.offer.YourIPAddr, c.cfg.Device, maxNaks+1, why)}
+	}
 	if errors.Is(err, context.Canceled) {
 		return err // the run was stopped: nothing to explain
 	}

@@ -91,12 +91,14 @@ func (d *dhcpServer) types() string {
 // ACK, both broadcast (the client asked for broadcasts), until the test
 // ends. The router and name server are the server itself.
 func serveDHCP(t *testing.T, h *stack.Host, addr netip.Addr) *dhcpServer {
-	return serveDHCPFor(t, h, addr, time.Hour)
+	return serveDHCPFor(t, h, addr, time.Hour, false)
 }
 
 // serveDHCPFor is serveDHCP with leases that last the given time. A
 // REQUEST from an address (a renewal) is answered at that address.
-func serveDHCPFor(t *testing.T, h *stack.Host, addr netip.Addr, lease time.Duration) *dhcpServer {
+//
+// A server that naks answers every REQUEST with a DHCPNAK.
+func serveDHCPFor(t *testing.T, h *stack.Host, addr netip.Addr, lease time.Duration, naks bool) *dhcpServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s, err := h.UDPSocket(ctx, "udp4", trace.DHCP)
@@ -133,6 +135,9 @@ func serveDHCPFor(t *testing.T, h *stack.Host, addr netip.Addr, lease time.Durat
 				typ = dhcpv4.MessageTypeOffer
 			case dhcpv4.MessageTypeRequest:
 				typ = dhcpv4.MessageTypeAck
+				if naks {
+					typ = dhcpv4.MessageTypeNak
+				}
 			default:
 				continue
 			}
@@ -325,7 +330,7 @@ func TestAcquireAndRelease(t *testing.T) {
 func TestLeaseRenewed(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	l := newLab(t)
-	srv := serveDHCPFor(t, l.server, leaseAddr, 2*time.Second)
+	srv := serveDHCPFor(t, l.server, leaseAddr, 2*time.Second, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	lease, err := netconf.Acquire(ctx, l.client, netconf.DHCPConfig{Device: "wire0"})
@@ -349,6 +354,22 @@ func TestLeaseRenewed(t *testing.T) {
 	}
 	if err := lease.Release(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAcquireRefused: a server that answers every REQUEST with a DHCPNAK
+// sends the client back to DISCOVER (RFC 2131 section 3.1, step 5) a few
+// times, then the client gives up and says so.
+func TestAcquireRefused(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	l := newLab(t)
+	srv := serveDHCPFor(t, l.server, leaseAddr, time.Hour, true)
+	_, err := netconf.Acquire(context.Background(), l.client, netconf.DHCPConfig{Device: "wire0"})
+	if !errors.Is(err, netconf.ErrNoLease) || !strings.Contains(err.Error(), "refused our DHCPREQUEST for 192.0.2.57 on wire0 4 times") {
+		t.Fatalf("Acquire from a server that refuses: %v", err)
+	}
+	if got := srv.types(); got != strings.Repeat("DISCOVER REQUEST ", 3)+"DISCOVER REQUEST" {
+		t.Errorf("the server heard %s", got)
 	}
 }
 

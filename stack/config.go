@@ -324,11 +324,12 @@ func (h *Host) ProbeAddress(ctx context.Context, addr netip.Addr) error {
 	}
 }
 
-// Unconfigured runs fn with the interface able to send from 0.0.0.0 and
-// to receive IPv4 broadcasts before it has an IPv4 address, as a DHCP
-// client must (RFC 2131 section 4.1): netstack picks a source address for
-// a datagram only among the interface's own, so 0.0.0.0 is one of them,
-// never chosen for anything else, while fn runs.
+// Unconfigured runs fn with the interface able to send from 0.0.0.0
+// before it has an IPv4 address, as a DHCP client must (RFC 2131 section
+// 4.1). netstack picks a datagram's source only among the interface's own
+// addresses, so while fn runs 0.0.0.0 is one, the first; it is removed
+// when fn returns. (Broadcasts to 255.255.255.255 are received anyway:
+// netstack's IPv4 always accepts them.)
 func (h *Host) Unconfigured(fn func() error) error {
 	any4 := tcpip.ProtocolAddress{
 		Protocol:          ipv4.ProtocolNumber,
