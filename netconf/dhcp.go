@@ -214,9 +214,13 @@ func (c *client) exchangeTo(ctx context.Context, m *dhcpv4.DHCPv4, dst netip.Add
 				}
 			}
 		}
-		wait *= 2
+		wait = min(2*wait, maxRetransmit)
 	}
 }
+
+// maxRetransmit is the longest wait between two sendings of a message
+// (RFC 2131 section 4.1: doubling up to 64 seconds).
+const maxRetransmit = 64 * time.Second
 
 // lease reads what an ACK grants.
 func (c *client) lease(ack *dhcpv4.DHCPv4) (*Lease, error) {

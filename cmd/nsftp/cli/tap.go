@@ -101,9 +101,14 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 			return fail(&setupError{err})
 		}
 	}
+	dhcpWait, serverWait := n.dhcpWait, time.Duration(0)
+	if see.step != nil {
+		// The person at the prompt takes as long as they need.
+		dhcpWait, serverWait = stepTimeout, stepTimeout
+	}
 	if cfg.Autoconf {
 		up := time.Now()
-		lease, err := netconf.Acquire(ctx, host, netconf.DHCPConfig{Device: n.tap, Wait: n.dhcpWait, Hostname: "nsftp"})
+		lease, err := netconf.Acquire(ctx, host, netconf.DHCPConfig{Device: n.tap, Wait: dhcpWait, Hostname: "nsftp"})
 		switch {
 		case err == nil:
 			nw.leave = lease.Release
@@ -114,8 +119,9 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 			return fail(err)
 		}
 	}
-	nw.Network = &netconf.Network{Host: host, Resolver: netconf.NewResolver(host, n.tap), Device: n.tap,
-		AutoconfWait: autoconfWait(cfg.Autoconf)}
+	r := netconf.NewResolver(host, n.tap)
+	r.ServerWait = serverWait
+	nw.Network = &netconf.Network{Host: host, Resolver: r, Device: n.tap, AutoconfWait: autoconfWait(cfg.Autoconf)}
 	return nw, nil
 }
 
