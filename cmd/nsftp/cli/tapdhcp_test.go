@@ -309,6 +309,29 @@ func TestTAPDHCPGateway(t *testing.T) {
 	}
 }
 
+// TestTAPGatewayAndDNSFlags: --gateway and --dns take the place of what
+// DHCP said. dnsmasq names no router and a name server that is not there;
+// with the flags nsftp reaches the server on the other subnet by name.
+func TestTAPGatewayAndDNSFlags(t *testing.T) {
+	needTAPRoot(t, "vsftpd", "dnsmasq", "ss", "sysctl")
+	stacktest.CheckGoroutines(t)
+	ns := newLabNS(t)
+	ns.tap("tap0", kernelCIDR, 0)
+	far := ns.farNS()
+	ns.startDnsmasq("--dhcp-option=3", "--dhcp-option=option:dns-server,192.0.2.9", "--host-record=far4.nsftp.test,198.51.100.10")
+	srv := far.startVsftpd("198.51.100.10")
+	sum := writeRandomFile(t, filepath.Join(srv.root, "f.bin"), 1<<20, 11)
+	dest := filepath.Join(t.TempDir(), "f.bin")
+	_, errOut, code := runTAP(t, slices.Concat([]string{"get", "ftp://far4.nsftp.test/f.bin", dest, "-q"},
+		ns.dhcpFlags("--gateway", kernelIP, "--dns", kernelIP))...)
+	if code != 0 {
+		t.Fatalf("nsftp get with --gateway and --dns: exit %d: %s", code, errOut)
+	}
+	if got := fileSHA(t, dest); got != sum {
+		t.Fatalf("sha256 %s, served %s", got, sum)
+	}
+}
+
 // TestTAPServeDHCP serves a directory from an address DHCP gave: nsftp
 // serve with no --addr listens on its lease, curl on the kernel's side
 // downloads from it, and the lease is released when serve ends.
