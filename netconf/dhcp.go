@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
@@ -57,8 +58,9 @@ type Lease struct {
 	ack    *dhcpv4.DHCPv4
 	device string
 
-	stop chan struct{} // closed by Release: the renewals end
-	done chan struct{} // closed when they have
+	stop     chan struct{} // closed by Release: the renewals end
+	done     chan struct{} // closed when they have
+	stopOnce sync.Once
 }
 
 // Acquire gets an IPv4 lease for h over its own UDP sockets (the DORA
@@ -385,12 +387,13 @@ func newXID(old *dhcpv4.DHCPv4) dhcpv4.TransactionID {
 // Release gives the address back (RFC 2131 section 4.4.6: DHCPRELEASE,
 // unicast from the address to the server) and removes it, its router and
 // its name servers from the host. The server's answer is not waited for:
-// there is none. Renewals stop.
+// there is none. Renewals stop. Releasing again does nothing.
 func (l *Lease) Release(ctx context.Context) error {
-	close(l.stop)
+	first := false
+	l.stopOnce.Do(func() { close(l.stop); first = true })
 	<-l.done
-	if !l.h.HasAddress(l.Addr) {
-		return nil // it ran out, or the server took it back
+	if !first || !l.h.HasAddress(l.Addr) {
+		return nil // released already, ran out, or the server took it back
 	}
 	s, err := l.h.UDPSocket(ctx, "udp4", trace.DHCP)
 	if err != nil {

@@ -277,6 +277,9 @@ func TestAcquireAndRelease(t *testing.T) {
 	if err := lease.Release(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if err := lease.Release(ctx); err != nil {
+		t.Fatalf("releasing twice: %v", err)
+	}
 	for deadline := time.Now().Add(5 * time.Second); !strings.HasSuffix(srv.types(), "RELEASE") && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
