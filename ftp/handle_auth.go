@@ -40,6 +40,7 @@ func handlePASS(s *session, arg string) {
 	if s.checkLogin(user, arg) {
 		s.loggedIn = true
 		s.user = user
+		s.slot.markLoggedIn()
 		s.reply(230, "Login successful.")
 		return
 	}

@@ -285,31 +285,90 @@ func (s *session) dataEvent(kind trace.Kind, mode, local, remote string) event {
 // stays at this, whatever the file size.
 const dataBufferSize = 64 << 10
 
-// dataConn is an open data connection. Every Read and Write first pushes
-// the deadline DataTimeout ahead, so only a peer that stops making progress
-// times out, and the bytes moved are counted for STAT and the trace.
+// dataConn is an open data connection, with its two defences against a
+// client that holds a session by moving data slowly:
+//
+//   - a stall: nothing moves for DataTimeout (a client that opens the
+//     connection and never reads, or never sends);
+//   - a trickle: less than need bytes move in a window of DataTimeout (a
+//     client that reads or sends a byte now and then, which no stall timer
+//     catches). A window starts when the last one's need was met.
+//
+// Both are one deadline: the end of the current window, set before every
+// Read and Write. Writes go out in pieces no bigger than a window's need
+// (see chunk), so that a reader who keeps up the rate finishes each one
+// within its window. The bytes moved are counted for STAT and the trace.
 type dataConn struct {
 	conn    net.Conn
 	timeout time.Duration
+	need    int64 // bytes each window must move: MinDataRate times DataTimeout
 	moved   *atomic.Int64
+
+	windowEnd   time.Time // zero until the first call
+	windowMoved int64
 }
 
 var _ io.ReadWriter = (*dataConn)(nil)
 
+// maxDataWrite bounds one Write on the data connection; see dataConn.
+const maxDataWrite = 64 << 10
+
+func newDataConn(c net.Conn, cfg *ServerConfig, moved *atomic.Int64) *dataConn {
+	need := max(1, int64(float64(cfg.MinDataRate)*cfg.DataTimeout.Seconds()))
+	return &dataConn{conn: c, timeout: cfg.DataTimeout, need: need, moved: moved}
+}
+
+// deadline is when the current window ends.
+func (d *dataConn) deadline() time.Time {
+	if d.windowEnd.IsZero() {
+		d.windowEnd = time.Now().Add(d.timeout)
+	}
+	return d.windowEnd
+}
+
+// count records n bytes moved, and starts a new window once the current
+// one has seen what it needs.
+func (d *dataConn) count(n int) {
+	d.moved.Add(int64(n))
+	d.windowMoved += int64(n)
+	if d.windowMoved >= d.need {
+		d.windowMoved = 0
+		d.windowEnd = time.Now().Add(d.timeout)
+	}
+}
+
 // Read implements io.Reader.
 func (d *dataConn) Read(p []byte) (int, error) {
-	d.conn.SetReadDeadline(time.Now().Add(d.timeout))
+	d.conn.SetReadDeadline(d.deadline())
 	n, err := d.conn.Read(p)
-	d.moved.Add(int64(n))
+	d.count(n)
 	return n, err
 }
 
 // Write implements io.Writer.
 func (d *dataConn) Write(p []byte) (int, error) {
-	d.conn.SetWriteDeadline(time.Now().Add(d.timeout))
-	n, err := d.conn.Write(p)
-	d.moved.Add(int64(n))
-	return n, err
+	written := 0
+	for written < len(p) {
+		chunk := p[written:]
+		if int64(len(chunk)) > d.chunk() {
+			chunk = chunk[:d.chunk()]
+		}
+		d.conn.SetWriteDeadline(d.deadline())
+		n, err := d.conn.Write(chunk)
+		d.count(n)
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+	return written, nil
+}
+
+// chunk is the most one Write call sends: what a window needs, but no
+// less than 4 KiB (a system call per byte would help no one) and no more
+// than maxDataWrite.
+func (d *dataConn) chunk() int64 {
+	return min(max(d.need, 4<<10), maxDataWrite)
 }
 
 // localError marks a failure of the server's own file system, not of the
@@ -318,25 +377,6 @@ type localError struct{ err error }
 
 func (e *localError) Error() string   { return "local file: " + e.err.Error() }
 func (e *localError) Unwrap() []error { return []error{ErrLocalFile, e.err} }
-
-// localIO tags the errors of a file's Read and Write as local.
-type localIO struct{ rw io.ReadWriter }
-
-func (l localIO) Read(p []byte) (int, error) {
-	n, err := l.rw.Read(p)
-	if err != nil && err != io.EOF {
-		err = &localError{err}
-	}
-	return n, err
-}
-
-func (l localIO) Write(p []byte) (int, error) {
-	n, err := l.rw.Write(p)
-	if err != nil {
-		err = &localError{err}
-	}
-	return n, err
-}
 
 // copyData copies src to dst through one fixed buffer. The struct wrappers
 // hide ReaderFrom and WriterTo, which would go around the buffer and the
@@ -422,9 +462,15 @@ func (s *session) runData(ctx context.Context, p *dataPlan, moved *atomic.Int64,
 	// ABOR and shutdown cut the transfer short, with a reset: a plain
 	// close would still drain the socket buffer to the client.
 	stop := afterDone(ctx, func() { resetClose(c) })
-	err = move(&dataConn{conn: c, timeout: s.cfg.DataTimeout, moved: moved})
+	err = move(newDataConn(c, s.cfg, moved))
 	stop()
-	if cerr := c.Close(); err == nil && ctx.Err() == nil && cerr != nil {
+	var local *localError
+	if errors.As(err, &local) {
+		// The server's own failure, mid-file: in stream mode a clean
+		// close is how a complete file ends (RFC 959 section 3.4), so
+		// the client must see a reset instead.
+		resetClose(c)
+	} else if cerr := c.Close(); err == nil && ctx.Err() == nil && cerr != nil {
 		err = fmt.Errorf("ftp: closing data connection: %w", cerr)
 	}
 
@@ -457,6 +503,8 @@ func resetClose(c net.Conn) {
 func (s *session) finish(r transferResult, ok string) {
 	var local *localError
 	switch {
+	case errors.Is(r.err, errFileSystemStuck) || s.fs.stuck():
+		s.fileSystemStuck()
 	case r.aborted && r.err == nil:
 		// ABOR came too late to stop anything (RFC 959 section 4.1.3).
 		s.reply(226, ok)

@@ -27,7 +27,7 @@ func handleCWD(s *session, arg string) {
 		s.reply(501, "Invalid directory name.")
 		return
 	}
-	fi, err := s.srv.root.Stat(rel)
+	fi, err := s.fs.Stat(rel)
 	if err != nil {
 		s.replyFSError(err)
 		return
@@ -48,7 +48,7 @@ func handleMKD(s *session, arg string) {
 		s.reply(501, "Invalid directory name.")
 		return
 	}
-	if err := s.srv.root.Mkdir(rel, 0o755); err != nil {
+	if err := s.fs.Mkdir(rel, 0o755); err != nil {
 		s.replyFSError(err)
 		return
 	}
@@ -66,7 +66,7 @@ func handleRMD(s *session, arg string) {
 		return
 	}
 	// Lstat: a symbolic link to a directory is not a directory to remove.
-	fi, err := s.srv.root.Lstat(rel)
+	fi, err := s.fs.Lstat(rel)
 	if err != nil {
 		s.replyFSError(err)
 		return
@@ -75,7 +75,7 @@ func handleRMD(s *session, arg string) {
 		s.reply(550, "Not a directory.")
 		return
 	}
-	if err := s.srv.root.Remove(rel); err != nil {
+	if err := s.fs.Remove(rel); err != nil {
 		s.replyFSError(err)
 		return
 	}
@@ -124,7 +124,7 @@ func list(s *session, arg, verb string, format listFormat) {
 		s.reply(501, "Invalid file name.")
 		return
 	}
-	if _, err := s.srv.root.Stat(rel); err != nil {
+	if _, err := s.fs.Stat(rel); err != nil {
 		s.replyFSError(err)
 		return
 	}
@@ -165,12 +165,12 @@ const maxReadDir = 256
 // structure of every listing format. Errors of each are returned as they
 // are; errors reading the directory are local.
 func (s *session) entries(rel string, each func(listItem) error) error {
-	fi, err := s.srv.root.Lstat(rel)
+	fi, err := s.fs.Lstat(rel)
 	if err != nil {
 		return &localError{err}
 	}
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		if t, err := s.srv.root.Stat(rel); err == nil && t.IsDir() {
+		if t, err := s.fs.Stat(rel); err == nil && t.IsDir() {
 			fi = t // a link to a directory: list the directory
 		}
 	}
@@ -180,22 +180,15 @@ func (s *session) entries(rel string, each func(listItem) error) error {
 		}
 		return each(listItem{name: path.Base(rel), rel: rel, fi: fi})
 	}
-	d, err := s.srv.root.Open(rel)
+	d, err := s.fs.openDir(rel)
 	if err != nil {
 		return &localError{err}
 	}
 	defer d.Close()
 	for {
-		batch, err := d.ReadDir(maxReadDir)
-		for _, de := range batch {
-			if !listable(de.Name()) {
-				continue
-			}
-			info, err := de.Info()
-			if err != nil {
-				continue // removed since ReadDir saw it
-			}
-			if err := each(listItem{name: de.Name(), rel: path.Join(rel, de.Name()), fi: info}); err != nil {
+		batch, err := d.readDir(maxReadDir)
+		for _, info := range batch {
+			if err := each(listItem{name: info.Name(), rel: path.Join(rel, info.Name()), fi: info}); err != nil {
 				return err
 			}
 		}
@@ -220,7 +213,7 @@ func (s *session) listEntry(it listItem) Entry {
 		e.Type = "dir"
 	case m&fs.ModeSymlink != 0:
 		e.Type = "link"
-		if t, err := s.srv.root.Readlink(it.rel); err == nil && listable(t) {
+		if t, err := s.fs.Readlink(it.rel); err == nil && listable(t) {
 			e.Target = t
 		}
 	case m.IsRegular():
@@ -257,7 +250,7 @@ func lsMode(m fs.FileMode) string {
 func (s *session) mlsdEntry(it listItem) Entry {
 	fi := it.fi
 	if fi.Mode()&fs.ModeSymlink != 0 {
-		t, err := s.srv.root.Stat(it.rel)
+		t, err := s.fs.Stat(it.rel)
 		if err != nil {
 			return Entry{Name: it.name, Type: "OS.unix=slink", Size: -1, ModTime: fi.ModTime()}
 		}
@@ -289,7 +282,7 @@ func handleMLST(s *session, arg string) {
 		s.reply(501, "Invalid file name.")
 		return
 	}
-	fi, err := s.srv.root.Stat(rel)
+	fi, err := s.fs.Stat(rel)
 	if err != nil {
 		s.replyFSError(err)
 		return
@@ -309,7 +302,7 @@ func statPath(s *session, arg string) {
 		s.reply(501, "Invalid file name.")
 		return
 	}
-	if _, err := s.srv.root.Stat(rel); err != nil {
+	if _, err := s.fs.Stat(rel); err != nil {
 		s.replyFSError(err)
 		return
 	}

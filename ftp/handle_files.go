@@ -11,6 +11,9 @@ import (
 	"strconv"
 )
 
+// handleRETR sends a regular file; anything else (a FIFO, a device, a
+// socket) is refused with 550 before the data connection is touched, and
+// without blocking (see tree.openRegular).
 func handleRETR(s *session, arg string) {
 	offset := s.takeRest()
 	_, rel, ok := s.resolve(arg)
@@ -18,21 +21,12 @@ func handleRETR(s *session, arg string) {
 		s.reply(501, "Invalid file name.")
 		return
 	}
-	f, err := s.srv.root.Open(rel)
+	f, fi, err := s.fs.openRegular(rel, os.O_RDONLY, 0)
 	if err != nil {
 		s.replyFSError(err)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		s.replyFSError(err)
-		return
-	}
-	if !fi.Mode().IsRegular() {
-		s.reply(550, "Not a plain file.")
-		return
-	}
 	if offset > fi.Size() {
 		s.reply(554, "Restart offset is past the end of the file.")
 		return
@@ -49,7 +43,7 @@ func handleRETR(s *session, arg string) {
 	// The size is what this transfer will send; some clients show it.
 	s.reply(150, fmt.Sprintf("Opening BINARY mode data connection for %s (%d bytes).", arg, fi.Size()-offset))
 	r := s.transfer(p, "RETR "+arg, func(data io.ReadWriter) error {
-		_, err := copyData(data, localIO{f})
+		_, err := copyData(data, f)
 		return err
 	})
 	s.finish(r, "Transfer complete.")
@@ -73,10 +67,12 @@ func store(s *session, arg string, appending bool) {
 		s.reply(501, "Invalid file name.")
 		return
 	}
-	old, err := s.srv.root.Stat(rel)
+	// Only a regular file or a new name: writing into a FIFO or a device
+	// is not an upload. (The open below checks again what it opened.)
+	old, err := s.fs.Stat(rel)
 	switch {
 	case err == nil && !old.Mode().IsRegular():
-		s.reply(550, "Not a plain file.")
+		s.replyFSError(&notRegularError{old.Mode()})
 		return
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		s.replyFSError(err)
@@ -87,27 +83,26 @@ func store(s *session, arg string, appending bool) {
 		return
 	}
 
-	var f *os.File
+	var f *treeFile
 	tmp := "" // the temporary name, for a plain STOR
 	switch {
 	case appending:
-		f, err = s.srv.root.OpenFile(rel, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		f, _, err = s.fs.openRegular(rel, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	case offset > 0:
 		if old == nil || offset > old.Size() {
 			s.reply(554, "Restart offset is past the end of the file.")
 			return
 		}
-		f, err = s.srv.root.OpenFile(rel, os.O_WRONLY, 0)
+		f, _, err = s.fs.openRegular(rel, os.O_WRONLY, 0)
 		if err == nil {
-			_, err = f.Seek(offset, io.SeekStart)
+			if _, err = f.Seek(offset, io.SeekStart); err != nil {
+				f.Close()
+			}
 		}
 	default:
-		f, tmp, err = createTemp(s.srv.root, rel, old)
+		f, tmp, err = createTemp(s.fs, rel, old)
 	}
 	if err != nil {
-		if f != nil {
-			f.Close()
-		}
 		s.replyFSError(err)
 		return
 	}
@@ -115,20 +110,20 @@ func store(s *session, arg string, appending bool) {
 	defer func() {
 		f.Close()
 		if tmp != "" && !renamed {
-			s.srv.root.Remove(tmp)
+			s.fs.removeTemp(tmp)
 		}
 	}()
 
 	s.reply(150, fmt.Sprintf("Opening BINARY mode data connection for %s.", arg))
 	r := s.transfer(s.takePlan(), "STOR "+arg, func(data io.ReadWriter) error {
-		if _, err := copyData(localIO{f}, data); err != nil {
+		if _, err := copyData(f, data); err != nil {
 			return err
 		}
 		if err := f.Close(); err != nil {
 			return &localError{err}
 		}
 		if tmp != "" {
-			if err := s.srv.root.Rename(tmp, rel); err != nil {
+			if err := s.fs.Rename(tmp, rel); err != nil {
 				return &localError{err}
 			}
 			renamed = true
@@ -140,7 +135,7 @@ func store(s *session, arg string, appending bool) {
 
 // createTemp creates an empty file next to rel to receive an upload, with
 // the mode of the file it will replace, if any.
-func createTemp(root *os.Root, rel string, old fs.FileInfo) (*os.File, string, error) {
+func createTemp(t *tree, rel string, old fs.FileInfo) (*treeFile, string, error) {
 	perm := fs.FileMode(0o644)
 	if old != nil {
 		perm = old.Mode().Perm()
@@ -148,7 +143,7 @@ func createTemp(root *os.Root, rel string, old fs.FileInfo) (*os.File, string, e
 	// rand.Text makes a collision with another upload out of the question;
 	// O_EXCL would refuse it anyway.
 	tmp := path.Join(path.Dir(rel), ".nsftp-upload-"+rand.Text())
-	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := t.createExcl(tmp, perm)
 	if err != nil {
 		return nil, "", err
 	}
@@ -188,7 +183,7 @@ func handleSIZE(s *session, arg string) {
 		return
 	}
 	if !fi.Mode().IsRegular() {
-		s.reply(550, "Not a plain file.")
+		s.replyFSError(&notRegularError{fi.Mode()})
 		return
 	}
 	s.reply(213, strconv.FormatInt(fi.Size(), 10))
@@ -214,7 +209,7 @@ func (s *session) stat(arg string) (fs.FileInfo, bool) {
 		s.reply(501, "Invalid file name.")
 		return nil, false
 	}
-	fi, err := s.srv.root.Stat(rel)
+	fi, err := s.fs.Stat(rel)
 	if err != nil {
 		s.replyFSError(err)
 		return nil, false
@@ -229,7 +224,7 @@ func handleDELE(s *session, arg string) {
 		return
 	}
 	// Lstat: deleting a symbolic link deletes the link, not its target.
-	fi, err := s.srv.root.Lstat(rel)
+	fi, err := s.fs.Lstat(rel)
 	if err != nil {
 		s.replyFSError(err)
 		return
@@ -238,7 +233,7 @@ func handleDELE(s *session, arg string) {
 		s.reply(550, "Is a directory; use RMD.")
 		return
 	}
-	if err := s.srv.root.Remove(rel); err != nil {
+	if err := s.fs.Remove(rel); err != nil {
 		s.replyFSError(err)
 		return
 	}
@@ -255,7 +250,7 @@ func handleRNFR(s *session, arg string) {
 		s.reply(550, "Cannot rename the root directory.")
 		return
 	}
-	if _, err := s.srv.root.Lstat(rel); err != nil {
+	if _, err := s.fs.Lstat(rel); err != nil {
 		s.replyFSError(err)
 		return
 	}
@@ -279,7 +274,7 @@ func handleRNTO(s *session, arg string) {
 		s.reply(550, "Cannot rename over the root directory.")
 		return
 	}
-	if err := s.srv.root.Rename(from, rel); err != nil {
+	if err := s.fs.Rename(from, rel); err != nil {
 		s.replyFSError(err)
 		return
 	}
@@ -287,9 +282,17 @@ func handleRNTO(s *session, arg string) {
 }
 
 // replyFSError answers a failed file system operation with 550 and a reason
-// that shows no path: the client knows which name it sent.
+// that shows no path: the client knows which name it sent. A file system
+// that did not answer in time ends the session instead (see bounded).
 func (s *session) replyFSError(err error) {
+	var notRegular *notRegularError
 	switch {
+	case s.ctx.Err() != nil:
+		// The session is ending; nobody is left to answer.
+	case errors.Is(err, errFileSystemStuck):
+		s.fileSystemStuck()
+	case errors.As(err, &notRegular):
+		s.reply(550, capitalize(notRegular.Error())+".")
 	case errors.Is(err, fs.ErrNotExist):
 		s.reply(550, "No such file or directory.")
 	case errors.Is(err, fs.ErrPermission):
@@ -302,4 +305,20 @@ func (s *session) replyFSError(err error) {
 		s.srv.logf("ftp: %s: %v", s.remote, err)
 		s.reply(550, "Requested action not taken.")
 	}
+}
+
+// fileSystemStuck ends the session after a file system call that did not
+// return within FileTimeout. The slot is freed when run returns, which
+// nothing stuck in the kernel can delay: the call runs on a goroutine of
+// its own.
+func (s *session) fileSystemStuck() {
+	s.reply(421, "File system not responding; closing the session.")
+	s.quit = true
+}
+
+func capitalize(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return string(s[0]-'a'+'A') + s[1:]
 }

@@ -262,11 +262,11 @@ func TestServerResetConnections(t *testing.T) {
 	a, b := net.Pipe()
 	defer b.Close()
 	go io.Copy(io.Discard, b)
-	srv.reject(resetConn{a})
+	srv.reject(resetConn{a}, refusedFull)
 
 	ctrl, peer := net.Pipe()
 	defer peer.Close()
-	s := newSession(context.Background(), srv, ctrl)
+	s := newSession(context.Background(), srv, ctrl, nil)
 	defer s.cancel()
 	var moved atomic.Int64
 	r := s.runData(s.ctx, &dataPlan{mode: "active", target: netip.MustParseAddrPort("192.0.2.1:2000")}, &moved,

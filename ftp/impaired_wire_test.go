@@ -38,11 +38,12 @@ func TestImpairedWire(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	size := *impairedSize
 	for _, wc := range []stack.WireConfig{
-		{Loss: 5, Duplicate: 2, Reorder: 2, Corrupt: 1, Seed: 2},
-		{Loss: 10, Duplicate: 2, Reorder: 2, Corrupt: 1, Seed: 3},
-		{Loss: 10, Duplicate: 2, Reorder: 2, Corrupt: 1, Seed: 4},
+		{Path: stack.Path{Loss: 5, Duplicate: 2, Reorder: 2, Corrupt: 1}, Seed: 2},
+		{Path: stack.Path{Loss: 10, Duplicate: 2, Reorder: 2, Corrupt: 1}, Seed: 3},
+		{Path: stack.Path{Loss: 10, Duplicate: 2, Reorder: 2, Corrupt: 1}, Seed: 4},
 	} {
-		name := fmt.Sprintf("loss=%v,dup=%v,reorder=%v,corrupt=%v,seed=%d", wc.Loss, wc.Duplicate, wc.Reorder, wc.Corrupt, wc.Seed)
+		w := wc.Path
+		name := fmt.Sprintf("loss=%v,dup=%v,reorder=%v,corrupt=%v,seed=%d", w.Loss, w.Duplicate, w.Reorder, w.Corrupt, wc.Seed)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			// A short minimum RTO keeps retransmissions quick on a wire

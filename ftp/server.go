@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"nsftp/trace"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -35,16 +37,43 @@ type ServerConfig struct {
 	// MaxSessions bounds concurrent sessions (0 means 32). A connection
 	// over the limit is told "421 Too many connections" and closed.
 	MaxSessions int
+	// MaxPerAddr bounds the sessions from one client address: one IPv4
+	// address, or one IPv6 /64, which a single subscriber usually holds
+	// whole (0 means 8, or half of MaxSessions rounded up if that is
+	// less, so that one address never takes every slot). A connection
+	// over it is told "421 Too many connections from your address".
+	MaxPerAddr int
+	// MaxUnauthenticated bounds the sessions that have not logged in yet,
+	// from all addresses together (0 means 16, or MaxSessions if that is
+	// less). Connections that never log in cost an attacker nothing; the
+	// limit keeps the other slots for sessions that have. A connection
+	// over it is told "421 Too many connections not logged in".
+	MaxUnauthenticated int
 	// IdleTimeout ends a session that sends no command for this long
 	// (0 means 5 minutes), with "421 Idle timeout".
 	IdleTimeout time.Duration
 	// LoginTimeout ends a session not logged in within this long after
-	// connecting (0 means 30 seconds), with "421 Login timeout".
+	// connecting (0 means 20 seconds), with "421 Login timeout". It is
+	// how long an idle connection holds a slot of MaxUnauthenticated.
 	LoginTimeout time.Duration
 	// DataTimeout bounds the wait for a passive data connection, an active
-	// connect, inactivity on an open data connection, and how long writing
+	// connect, a stall of an open data connection, and how long writing
 	// one reply may stall (0 means 30 seconds).
 	DataTimeout time.Duration
+	// MinDataRate is the least average rate, in bytes per second, that an
+	// open data connection must keep over each DataTimeout (0 means 1024),
+	// so that a client that reads or sends a byte now and then, which
+	// resets no stall timer, cannot hold its session for good. Downloads
+	// are sent in pieces of at least 4 KiB, so for them a rate below 4 KiB
+	// per DataTimeout counts as that.
+	MinDataRate int
+	// FileTimeout bounds every file system call a session makes for its
+	// client: an open, stat, read, write, close or directory read (0 means
+	// 30 seconds). A call that overruns it, on a hung network mount for
+	// instance, ends the session with "421 File system not responding"
+	// and frees its slot; the call itself is left to return in its own
+	// time (see Server.Close).
+	FileTimeout time.Duration
 	// FailDelay is the delay before the 530 reply to the second failed
 	// login of a session; it doubles on each further failure, up to eight
 	// times FailDelay (0 means 1 second). The third failure ends the
@@ -83,12 +112,16 @@ type ServerConfig struct {
 
 // Defaults applied by NewServer to zero fields.
 const (
-	defaultMaxSessions  = 32
-	defaultIdleTimeout  = 5 * time.Minute
-	defaultLoginTimeout = 30 * time.Second
-	defaultDataTimeout  = 30 * time.Second
-	defaultFailDelay    = time.Second
-	defaultGreeting     = "nsftp ready"
+	defaultMaxSessions        = 32
+	defaultMaxPerAddr         = 8
+	defaultMaxUnauthenticated = 16
+	defaultIdleTimeout        = 5 * time.Minute
+	defaultLoginTimeout       = 20 * time.Second
+	defaultDataTimeout        = 30 * time.Second
+	defaultMinDataRate        = 1024
+	defaultFileTimeout        = 30 * time.Second
+	defaultFailDelay          = time.Second
+	defaultGreeting           = "nsftp ready"
 )
 
 // Server is an FTP server over one directory tree. Its methods are safe for
@@ -105,13 +138,26 @@ type Server struct {
 
 	obsMu sync.Mutex // serialises Observer calls
 
-	mu       sync.Mutex // guards closed and sessions; never held while blocking
+	mu       sync.Mutex // guards closed and the counts; never held while blocking
 	closed   bool
-	sessions int // sessions running, across every Serve
+	sessions int                  // sessions running, across every Serve
+	unauth   int                  // of those, the ones not logged in yet
+	perAddr  map[netip.Prefix]int // sessions by addrKey; no zero counts
+
+	// stuck counts file system calls given up on (FileTimeout, or the
+	// session ended) that have not returned yet, and stuckNames the
+	// names they were made on; see bounded.
+	stuck      atomic.Int64
+	stuckMu    sync.Mutex // guards stuckNames; never held while blocking
+	stuckNames map[string]int
+	// testHookFS, if set, runs before every bounded file system call, on
+	// the goroutine that makes it; tests use it to stand for a hung mount.
+	testHookFS func(op, name string)
 
 	// wg counts every Serve call in progress. Each Serve waits for the
 	// sessions it started, and each session for its own goroutines, so
-	// wg.Wait returning means no goroutine of the server is left.
+	// wg.Wait returning means no goroutine of the server is left but
+	// file system calls stuck in the kernel (see bounded).
 	wg sync.WaitGroup
 
 	closeOnce sync.Once
@@ -130,13 +176,18 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("ftp: ServerConfig allows no login: set Anonymous or User")
 	case cfg.User != "" && cfg.Password == "":
 		return nil, fmt.Errorf("ftp: ServerConfig.User %q has an empty Password", cfg.User)
-	case cfg.MaxSessions < 0, cfg.IdleTimeout < 0, cfg.LoginTimeout < 0, cfg.DataTimeout < 0, cfg.FailDelay < 0:
+	case cfg.MaxSessions < 0, cfg.MaxPerAddr < 0, cfg.MaxUnauthenticated < 0, cfg.MinDataRate < 0,
+		cfg.IdleTimeout < 0, cfg.LoginTimeout < 0, cfg.DataTimeout < 0, cfg.FileTimeout < 0, cfg.FailDelay < 0:
 		return nil, errors.New("ftp: ServerConfig has a negative limit or timeout")
 	}
 	cfg.MaxSessions = orDefault(cfg.MaxSessions, defaultMaxSessions)
+	cfg.MaxPerAddr = orDefault(cfg.MaxPerAddr, min(defaultMaxPerAddr, (cfg.MaxSessions+1)/2))
+	cfg.MaxUnauthenticated = orDefault(cfg.MaxUnauthenticated, min(defaultMaxUnauthenticated, cfg.MaxSessions))
 	cfg.IdleTimeout = orDefault(cfg.IdleTimeout, defaultIdleTimeout)
 	cfg.LoginTimeout = orDefault(cfg.LoginTimeout, defaultLoginTimeout)
 	cfg.DataTimeout = orDefault(cfg.DataTimeout, defaultDataTimeout)
+	cfg.MinDataRate = orDefault(cfg.MinDataRate, defaultMinDataRate)
+	cfg.FileTimeout = orDefault(cfg.FileTimeout, defaultFileTimeout)
 	cfg.FailDelay = orDefault(cfg.FailDelay, defaultFailDelay)
 	cfg.Greeting = orDefault(cfg.Greeting, defaultGreeting)
 	if (cfg.TLSRequired || cfg.TLSImplicit) && cfg.TLS == nil {
@@ -170,7 +221,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("ftp: server root: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, tls: tlsBase, root: root, commands: newCommandTable(), ctx: ctx, cancel: cancel}, nil
+	return &Server{cfg: cfg, tls: tlsBase, root: root, commands: newCommandTable(), ctx: ctx, cancel: cancel,
+		perAddr: map[netip.Prefix]int{}, stuckNames: map[string]int{}}, nil
 }
 
 func orDefault[T comparable](v, def T) T {
@@ -237,35 +289,33 @@ func (s *Server) Serve(ctx context.Context, l net.Listener) error {
 	}
 }
 
-// start runs a session for c, or turns c away if the server is full.
+// start runs a session for c, or turns c away if a limit is reached (see
+// admit).
 func (s *Server) start(ctx context.Context, c net.Conn, sessions *sync.WaitGroup) {
-	s.mu.Lock()
-	full := s.sessions >= s.cfg.MaxSessions
-	if !full {
-		s.sessions++
-	}
-	s.mu.Unlock()
-	if full {
+	sl, refusal := s.admit(addrPortOf(c.RemoteAddr()))
+	if sl == nil {
 		// Turned away in a goroutine: the write may stall, and the accept
 		// loop must not.
-		sessions.Go(func() { s.reject(c) })
+		sessions.Go(func() { s.reject(c, refusal) })
 		return
 	}
 	sessions.Go(func() {
-		defer func() {
-			s.mu.Lock()
-			s.sessions--
-			s.mu.Unlock()
-		}()
-		newSession(ctx, s, c).run()
+		defer sl.release()
+		newSession(ctx, s, c, sl).run()
 	})
 }
 
-// reject tells c the server is full and closes it.
-func (s *Server) reject(c net.Conn) {
+// rejectTimeout bounds the one reply written to a refused connection. A
+// connection just accepted has an empty send buffer, so the line leaves at
+// once unless the peer advertised no window at all; the bound keeps a
+// flood of such peers from holding goroutines.
+const rejectTimeout = time.Second
+
+// reject tells c why it is refused, in one 421 line, and closes it.
+func (s *Server) reject(c net.Conn, text string) {
 	defer c.Close()
-	const code, text = 421, "Too many connections"
-	c.SetWriteDeadline(time.Now().Add(s.cfg.DataTimeout))
+	const code = 421
+	c.SetWriteDeadline(time.Now().Add(rejectTimeout))
 	_, err := c.Write(FormatReply(code, text))
 	s.emit(event{Kind: trace.KindReply, Conn: trace.Control, Code: code, Text: text,
 		Local: addrText(c.LocalAddr()), Remote: addrText(c.RemoteAddr()), Err: errText(err)})
@@ -273,7 +323,11 @@ func (s *Server) reject(c net.Conn) {
 
 // Close stops every Serve, closes every session's connections, waits until
 // every goroutine the server started has returned, and closes the root.
-// Calls after the first return the first call's result.
+// The one exception is a file system call stuck in the kernel (a hung
+// network mount): no goroutine can be made to leave it, so Close does not
+// wait for it; it holds no session slot, and whatever it opens is closed
+// as soon as the kernel lets it return. Calls after the first return the
+// first call's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()

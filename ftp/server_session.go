@@ -107,6 +107,8 @@ type session struct {
 	srv  *Server
 	cfg  *ServerConfig
 	ctrl net.Conn
+	slot *slot // its place in the server's limits; released by Server.start
+	fs   *tree // the served root; every file system call goes through it
 	// local and remote are the control connection's addresses, with IPv4
 	// in IPv6 unmapped: they decide PASV's reply and who may connect.
 	local, remote netip.AddrPort
@@ -137,19 +139,22 @@ type session struct {
 	protP        bool                 // data connections run over TLS
 }
 
-func newSession(ctx context.Context, srv *Server, c net.Conn) *session {
+func newSession(ctx context.Context, srv *Server, c net.Conn, sl *slot) *session {
 	ctx, cancel := context.WithCancel(ctx)
 	var binding *sessionBinding
 	if srv.tls != nil {
 		binding = newSessionBinding()
 	}
+	remote := addrPortOf(c.RemoteAddr())
 	return &session{
 		binding: binding,
 		srv:     srv,
 		cfg:     &srv.cfg,
 		ctrl:    c,
+		slot:    sl,
+		fs:      &tree{srv: srv, root: srv.root, ctx: ctx, timeout: srv.cfg.FileTimeout, remote: remote},
 		local:   addrPortOf(c.LocalAddr()),
-		remote:  addrPortOf(c.RemoteAddr()),
+		remote:  remote,
 		ctx:     ctx,
 		cancel:  cancel,
 		cmds:    make(chan commandLine),
@@ -381,6 +386,12 @@ func (s *session) dispatch(c commandLine) {
 		s.renameFrom = ""
 	}
 	cmd.handle(s, c.arg)
+	if s.fs.stuck() && !s.quit {
+		// A call the handler could do without (a link's target in a
+		// listing) did not return: the file system is not answering, and
+		// the session ends all the same.
+		s.fileSystemStuck()
+	}
 }
 
 // reply sends one reply. A reply that cannot be written within DataTimeout

@@ -1129,7 +1129,7 @@ func TestServerPassiveTheft(t *testing.T) {
 }
 
 func TestServerSessionLimit(t *testing.T) {
-	ts := startTestServer(t, ServerConfig{MaxSessions: 2})
+	ts := startTestServer(t, ServerConfig{MaxSessions: 2, MaxPerAddr: 2})
 	a := dialRaw(t, ts.addr)
 	dialRaw(t, ts.addr)
 	c := dialRawNoGreeting(t, ts.addr)

@@ -1,11 +1,9 @@
 package stack
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"net/netip"
-	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -36,15 +34,10 @@ type CaptureConfig struct {
 // take the transfer down with it.
 type captureEndpoint struct {
 	nested.Endpoint
-	h       *Host
-	tl      *timeline // nil when nobody observes the host
-	pcap    io.Writer // nil when no pcap is written
-	snapLen int
-	ether   bool
-
-	mu  sync.Mutex // serialises pcap records; guards err and buf
-	err error      // first pcap write error; later records are dropped
-	buf []byte
+	h     *Host
+	tl    *timeline   // nil when nobody observes the host
+	pcap  *pcapWriter // nil when no pcap is written
+	ether bool
 }
 
 var (
@@ -52,46 +45,24 @@ var (
 	_ gstack.NetworkDispatcher = (*captureEndpoint)(nil)
 )
 
-// pcap link types.
-const (
-	linkTypeEthernet = 1
-	linkTypeRaw      = 101
-)
-
 func newCaptureEndpoint(lower LinkEndpoint, h *Host, cfg CaptureConfig) (*captureEndpoint, error) {
-	c := &captureEndpoint{h: h, tl: h.tl, pcap: cfg.PCAP, snapLen: cfg.SnapLen,
-		ether: lower.ARPHardwareType() == header.ARPHardwareEther}
-	if c.snapLen <= 0 {
-		c.snapLen = MaxMTU + 128
-	}
+	c := &captureEndpoint{h: h, tl: h.tl, ether: lower.ARPHardwareType() == header.ARPHardwareEther}
 	c.Endpoint.Init(lower, c)
-	if c.pcap != nil {
+	if cfg.PCAP != nil {
 		linkType := uint32(linkTypeRaw)
 		if c.ether {
 			linkType = linkTypeEthernet
 		}
-		var hdr [24]byte
-		binary.LittleEndian.PutUint32(hdr[0:], 0xa1b23c4d) // nanosecond-resolution pcap
-		binary.LittleEndian.PutUint16(hdr[4:], 2)
-		binary.LittleEndian.PutUint16(hdr[6:], 4)
-		binary.LittleEndian.PutUint32(hdr[16:], uint32(c.snapLen))
-		binary.LittleEndian.PutUint32(hdr[20:], linkType)
-		if _, err := c.pcap.Write(hdr[:]); err != nil {
-			return nil, fmt.Errorf("stack: writing pcap header: %w", err)
+		var err error
+		if c.pcap, err = newPCAPWriter(cfg.PCAP, cfg.SnapLen, linkType); err != nil {
+			return nil, err
 		}
 	}
 	return c, nil
 }
 
 // closeErr returns the first error writing the pcap, if any.
-func (c *captureEndpoint) closeErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return fmt.Errorf("stack: writing pcap: %w", c.err)
-	}
-	return nil
-}
+func (c *captureEndpoint) closeErr() error { return c.pcap.closeErr() }
 
 // WritePackets implements stack.LinkEndpoint.
 func (c *captureEndpoint) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
@@ -119,7 +90,7 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 		size += len(s)
 	}
 	if c.pcap != nil {
-		c.writeRecord(time.Now(), slices, size)
+		c.pcap.record(time.Now(), slices)
 	}
 	if c.tl != nil {
 		// Enough for any header, and for a datagram, the DHCP and DNS
@@ -166,35 +137,6 @@ const (
 	headBytes   = 640
 	headerBytes = 160
 )
-
-func (c *captureEndpoint) writeRecord(now time.Time, slices [][]byte, size int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.err != nil {
-		return
-	}
-	capLen := min(size, c.snapLen)
-	c.buf = c.buf[:0]
-	var rec [16]byte
-	binary.LittleEndian.PutUint32(rec[0:], uint32(now.Unix()))
-	binary.LittleEndian.PutUint32(rec[4:], uint32(now.Nanosecond()))
-	binary.LittleEndian.PutUint32(rec[8:], uint32(capLen))
-	binary.LittleEndian.PutUint32(rec[12:], uint32(size))
-	c.buf = append(c.buf, rec[:]...)
-	left := capLen
-	for _, s := range slices {
-		if left == 0 {
-			break
-		}
-		s = s[:min(len(s), left)]
-		c.buf = append(c.buf, s...)
-		left -= len(s)
-	}
-	// One Write per record, so a reader of a live pipe never sees half of one.
-	if _, err := c.pcap.Write(c.buf); err != nil {
-		c.err = err
-	}
-}
 
 // decodeFrame summarises a frame from its first bytes; size is its full
 // length.
@@ -308,13 +250,19 @@ func decodeTransport(seg *trace.Segment, proto uint8, b []byte, payload int, src
 		seg.Src = netip.AddrPortFrom(src, t.SourcePort())
 		seg.Dst = netip.AddrPortFrom(dst, t.DestinationPort())
 		seg.Flags = trace.TCPFlags(t.Flags())
-		if t.Flags()&header.TCPFlagSyn != 0 {
+		off := int(t.DataOffset())
+		switch {
+		case off <= header.TCPMinimumSize || off > len(b):
+		case t.Flags()&header.TCPFlagSyn != 0:
 			// The options of a SYN set up the connection: worth showing.
-			off := int(t.DataOffset())
-			if off >= header.TCPMinimumSize && off <= len(b) {
-				o := header.ParseSynOptions(b[header.TCPMinimumSize:off], t.Flags()&header.TCPFlagAck != 0)
-				seg.Options = synOptions(o)
-				seg.WindowScale = o.WS
+			o := header.ParseSynOptions(b[header.TCPMinimumSize:off], t.Flags()&header.TCPFlagAck != 0)
+			seg.Options = synOptions(o)
+			seg.WindowScale = o.WS
+		default:
+			// SACK blocks tell of data received out of order (RFC 2018):
+			// what a time-sequence graph draws.
+			for _, sb := range header.ParseTCPOptions(b[header.TCPMinimumSize:off]).SACKBlocks {
+				seg.SACK = append(seg.SACK, trace.SACKBlock{Start: uint32(sb.Start), End: uint32(sb.End)})
 			}
 		}
 		seg.Seq = t.SequenceNumber()

@@ -85,6 +85,11 @@ type HostConfig struct {
 	// its link with the socket it belongs to, and every change of state
 	// of every TCP connection, with its cause, as each happens.
 	Observer trace.Observer
+	// Samples, with Observer, records a sample of a sending connection's
+	// TCB (cwnd, ssthresh, SND.UNA, SRTT, ...) each time netstack has
+	// processed an ACK that changed it: what a time-sequence graph draws
+	// the congestion window from.
+	Samples bool
 	// Explain, with Observer, records with each outgoing frame the
 	// netstack functions that produced it (Segment.Chain). It costs a
 	// stack walk per frame, so it is only paid for when asked.
@@ -135,6 +140,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	tcpProto := tcp.NewProtocol
 	if cfg.Observer != nil {
 		h.tl = newTimeline(h, cfg.Observer, cfg.Gate, cfg.Explain)
+		h.tl.samples = cfg.Samples
 		// The probe tells of every segment a connection has processed:
 		// where most changes of state show.
 		tcpProto = tcp.NewProtocolProbe(h.tl.probe)

@@ -21,7 +21,7 @@ import (
 //	go test ./stack/ -run '^$' -bench ImpairedWire -benchtime 3x
 func BenchmarkImpairedWire(b *testing.B) {
 	const size = 4 << 20
-	for _, wc := range []stack.WireConfig{
+	for _, wc := range []stack.Path{
 		{},
 		{Loss: 1},
 		{Loss: 5},
@@ -37,6 +37,7 @@ func BenchmarkImpairedWire(b *testing.B) {
 		{Loss: 10, Duplicate: 2, Reorder: 2, Corrupt: 1},
 	} {
 		name := fmt.Sprintf("loss=%v/dup=%v/reorder=%v/corrupt=%v", wc.Loss, wc.Duplicate, wc.Reorder, wc.Corrupt)
+		wc := stack.WireConfig{Path: wc}
 		b.Run(name, func(b *testing.B) {
 			fast := stack.HostConfig{MinRTO: 10 * time.Millisecond}
 			p, err := stack.NewPair(stack.PairConfig{Wire: wc, Client: fast, Server: fast})

@@ -273,6 +273,11 @@ func (s *Socket) send(ctx context.Context, b []byte) (int, error) {
 		}
 		r.Reset(b[n:])
 		m, terr := s.ep.Write(&r, tcpip.WriteOptions{})
+		// The endpoint keeps the last reader it was given (in a cached
+		// io.LimitedReader) until the next write: emptied, r no longer
+		// holds the caller's buffer, which would otherwise stay alive as
+		// long as the endpoint does (a whole TIME-WAIT).
+		r.Reset(nil)
 		n += int(m)
 		switch terr.(type) {
 		case nil:
@@ -586,17 +591,9 @@ func (s *Socket) beginUngated(c trace.Call) pendingCall {
 
 // describe fills in a call's names, socket and current state.
 func (s *Socket) describe(c trace.Call) pendingCall {
-	names := calls[c.Op]
 	c.Socket, c.Label = s.id, s.label
-	c.Article, c.Kernel, c.Netstack = names.article, names.kernel, names.netstack
-	if s.family == ipv6Proto {
-		if names.kernel6 != "" {
-			c.Kernel = names.kernel6
-		}
-		if c.Op == trace.OpSocket {
-			c.Article = "sock_create(PF_INET6, SOCK_STREAM, IPPROTO_TCP)"
-		}
-	}
+	c.Article, c.Kernel = trace.Names(c.Op, s.family == ipv6Proto)
+	c.Netstack = netstackCalls[c.Op]
 	if s.ep != nil {
 		c.StateBefore = callState(s.ep)
 		if !c.Local.IsValid() {

@@ -220,7 +220,7 @@ func TestBulkEachWay(t *testing.T) {
 		minRTO time.Duration
 	}{
 		{"clean", stack.WireConfig{}, 0},
-		{"impaired", stack.WireConfig{Loss: 5, Duplicate: 2, Reorder: 2, Corrupt: 0.5, Seed: 7}, 10 * time.Millisecond},
+		{"impaired", stack.WireConfig{Path: stack.Path{Loss: 5, Duplicate: 2, Reorder: 2, Corrupt: 0.5}, Seed: 7}, 10 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if testing.Short() && tc.name == "impaired" {
@@ -286,7 +286,7 @@ func TestBulkEachWay(t *testing.T) {
 				t.Logf("%s: timeouts %d, retransmits %d, fast retransmits %d, SACK recovery %d, TLP %d", h.Name(),
 					st["TCP.Timeouts"], st["TCP.Retransmits"], st["TCP.FastRetransmit"], st["TCP.SACKRecovery"], st["TCP.TLPRecovery"])
 			}
-			if tc.wire.Corrupt > 0 {
+			if tc.wire.Path.Corrupt > 0 {
 				if ws.Corrupted == 0 {
 					t.Fatal("no frame was corrupted: the impairment is not being applied")
 				}
@@ -300,7 +300,7 @@ func TestBulkEachWay(t *testing.T) {
 					t.Error("corrupted frames were delivered but no checksum or header check caught any")
 				}
 			}
-			if tc.wire.Loss > 0 && ws.Lost == 0 {
+			if tc.wire.Path.Loss > 0 && ws.Lost == 0 {
 				t.Error("no frame was lost")
 			}
 		})

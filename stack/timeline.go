@@ -48,10 +48,11 @@ type Gate interface {
 // the observer's. Nothing is called in netstack with mu held but atomic
 // state reads; FindTransportEndpoint is called before taking mu.
 type timeline struct {
-	h      *Host
-	obs    trace.Observer
-	gate   Gate
-	chains *chainCache // nil unless outgoing frames' call chains are wanted
+	h       *Host
+	obs     trace.Observer
+	gate    Gate
+	chains  *chainCache // nil unless outgoing frames' call chains are wanted
+	samples bool        // record TCB samples of sending connections
 
 	mu      sync.Mutex
 	byEP    map[*tcp.Endpoint]*conn
@@ -106,14 +107,24 @@ type conn struct {
 	// state: a later one is the cause of the next change it can make.
 	in          []inSeg
 	nIn, usedIn int
-	finSent     bool // we sent a FIN, ending at finEnd
-	finEnd      uint32
 	listening   bool // a listening socket: its segments are SYNs for new connections
-	tcb         trace.TCB
-	ws          [2]int // window scale announced in our SYN [0] and in theirs [1]; -1 none
-	sndInit     bool   // SND.NXT known
-	rcvInit     bool   // RCV.NXT known
-	entry       waiter.Entry
+	wireTCB
+	sampled trace.TCB // the last TCB sample recorded
+	rto     bool      // the congestion window collapsed to 1: a retransmission timeout
+	entry   waiter.Entry
+}
+
+// wireTCB is a connection's TCB as netstack last reported it, moved on by
+// the frames seen since. It is small and holds no references, so a copy
+// can be moved on by a frame about to leave (for a step-mode prompt)
+// without touching the connection.
+type wireTCB struct {
+	tcb     trace.TCB
+	ws      [2]int // window scale announced in our SYN [0] and in theirs [1]; -1 none
+	sndInit bool   // SND.NXT known
+	rcvInit bool   // RCV.NXT known
+	finSent bool   // we sent a FIN, ending at finEnd
+	finEnd  uint32
 }
 
 // inSeg is a segment received, as much as a cause needs.
@@ -175,7 +186,8 @@ func (t *timeline) adoptLocked(ep *tcp.Endpoint, id int, label trace.Conn, liste
 	if id == 0 {
 		id = t.h.newSocketID()
 	}
-	c := &conn{id: id, label: label, ep: ep, state: trace.StateInitial, listener: listener, ws: [2]int{-1, -1}}
+	c := &conn{id: id, label: label, ep: ep, state: trace.StateInitial, listener: listener}
+	c.ws = [2]int{-1, -1}
 	if listener != nil {
 		// Born as a copy of the listening socket (RFC 793, page 65:
 		// "a new connection is created ... in the LISTEN state").
@@ -289,18 +301,48 @@ func (t *timeline) probe(st *tcp.TCPEndpointState) {
 		return
 	}
 	snd, rcv := &st.Sender, &st.Receiver
-	c.tcb.SndUna, c.tcb.SndNxt, c.tcb.SndWnd = uint32(snd.SndUna), uint32(snd.SndNxt), uint32(snd.SndWnd)
-	c.tcb.RcvNxt = uint32(rcv.RcvNxt)
-	c.tcb.RcvWnd = uint32(rcv.RcvNxt.Size(rcv.RcvAcc))
-	c.tcb.Cwnd, c.tcb.Ssthresh = snd.SndCwnd, snd.Ssthresh
-	c.tcb.MSS = snd.MaxPayloadSize
-	c.tcb.SRTT, c.tcb.RTO = snd.RTTState.SRTT, snd.RTO
-	c.tcb.Congestion = "open"
-	if snd.FastRecovery.Active {
-		c.tcb.Congestion = "fast-recovery"
+	b := &c.tcb
+	b.SndUna, b.SndNxt, b.SndWnd = uint32(snd.SndUna), uint32(snd.SndNxt), uint32(snd.SndWnd)
+	b.RcvNxt = uint32(rcv.RcvNxt)
+	b.RcvWnd = uint32(rcv.RcvNxt.Size(rcv.RcvAcc))
+	// netstack's RTO sets cwnd to 1; recovery from it lasts until the
+	// window has grown back to ssthresh.
+	switch {
+	case snd.SndCwnd == 1 && b.Cwnd > 1:
+		c.rto = true
+	case snd.FastRecovery.Active, snd.SndCwnd >= snd.Ssthresh:
+		c.rto = false
 	}
-	c.tcb.Synced = true
+	b.Cwnd, b.Ssthresh = snd.SndCwnd, snd.Ssthresh
+	b.MSS = snd.MaxPayloadSize
+	b.SRTT, b.RTO = snd.RTTState.SRTT, snd.RTO
+	b.Outstanding = snd.Outstanding
+	switch {
+	case snd.FastRecovery.Active && len(st.SACK.ReceivedBlocks) > 0:
+		b.Congestion = "sack-recovery"
+	case snd.FastRecovery.Active:
+		b.Congestion = "fast-recovery"
+	case c.rto:
+		b.Congestion = "rto-recovery"
+	default:
+		b.Congestion = "open"
+	}
+	b.Synced = true
 	t.checkLocked(c)
+	if t.samples && c.sndInit && seqAfter(b.SndNxt, b.ISS+1) && c.sampleChanged() {
+		c.sampled = *b
+		tcb := *b
+		t.emit(trace.Event{Kind: trace.KindTCB, TCB: &tcb})
+	}
+}
+
+// sampleChanged reports whether the TCB moved in a way a graph shows
+// since the last sample: the window, the threshold, what is acknowledged,
+// the congestion state.
+func (c *conn) sampleChanged() bool {
+	a, b := &c.sampled, &c.tcb
+	return a.Cwnd != b.Cwnd || a.Ssthresh != b.Ssthresh || a.SndUna != b.SndUna ||
+		a.SndWnd != b.SndWnd || a.Congestion != b.Congestion || a.State != b.State
 }
 
 // checkLocked records a change in c's state since last looked at, if any,
@@ -536,8 +578,8 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 				seg.Socket, seg.Label = rc.id, rc.label
 				// netstack moved SND.NXT before it sent the frame: show
 				// the TCB as it holds it now.
-				now := *rc
-				if dir == trace.Out && !now.listening {
+				now := rc.wireTCB
+				if dir == trace.Out && !rc.listening {
 					now.onSegment(&seg)
 				}
 				now.tcb.State = rc.state
@@ -637,7 +679,7 @@ func (t *timeline) udpOwnerLocked(seg *trace.Segment) (int, trace.Conn) {
 // onSegment follows the connection's TCB from the wire between netstack's
 // own reports (the probe): what was sent moves SND.NXT, RCV.NXT and
 // RCV.WND; what was acknowledged moves SND.UNA and SND.WND.
-func (c *conn) onSegment(s *trace.Segment) {
+func (c *wireTCB) onSegment(s *trace.Segment) {
 	b := &c.tcb
 	syn, fin := s.Flags.Has(trace.SYN), s.Flags.Has(trace.FIN)
 	scaled := c.ws[0] >= 0 && c.ws[1] >= 0

@@ -121,7 +121,7 @@ func TestTraceGolden(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	tl := newTimeline()
 	p := stacktest.Pair(t, stack.PairConfig{
-		Wire:   stack.WireConfig{Delay: 20 * time.Millisecond},
+		Wire:   stack.WireConfig{Path: stack.Path{Delay: 20 * time.Millisecond}},
 		Client: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 100 * time.Millisecond},
 		Server: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 100 * time.Millisecond},
 	})

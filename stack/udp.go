@@ -52,46 +52,15 @@ var (
 	_ net.Conn       = (*UDPSocket)(nil)
 )
 
-// udpCalls are the names of a UDP socket's calls: the article's generic
-// socket layer (its client had no UDP, but sock_sendmsg and sock_recvmsg
-// are what any socket's send and receive go through), the Linux function
-// that does the work, and netstack's.
-var udpCalls = map[trace.Op]callNames{
-	trace.OpSocket: {
-		article:  "sock_create(PF_INET, SOCK_DGRAM, IPPROTO_UDP)",
-		kernel:   "inet_create",
-		kernel6:  "inet6_create",
-		netstack: "stack.Stack.NewEndpoint",
-	},
-	trace.OpBind: {
-		article:  "sock->ops->bind",
-		kernel:   "inet_bind",
-		kernel6:  "inet6_bind",
-		netstack: "udp.endpoint.Bind",
-	},
-	trace.OpConnect: {
-		article:  "sock->ops->connect",
-		kernel:   "ip4_datagram_connect",
-		kernel6:  "ip6_datagram_connect",
-		netstack: "udp.endpoint.Connect",
-	},
-	trace.OpSendto: {
-		article:  "sock_sendmsg",
-		kernel:   "udp_sendmsg",
-		kernel6:  "udpv6_sendmsg",
-		netstack: "udp.endpoint.Write",
-	},
-	trace.OpRecvfrom: {
-		article:  "sock_recvmsg",
-		kernel:   "udp_recvmsg",
-		kernel6:  "udpv6_recvmsg",
-		netstack: "udp.endpoint.Read",
-	},
-	trace.OpClose: {
-		article:  "sock_release",
-		kernel:   "udp_lib_close",
-		netstack: "udp.endpoint.Close",
-	},
+// udpNetstack are the netstack calls that do a UDP socket call's work;
+// trace.UDPNames has the article's and the kernel's names.
+var udpNetstack = map[trace.Op]string{
+	trace.OpSocket:   "stack.Stack.NewEndpoint",
+	trace.OpBind:     "udp.endpoint.Bind",
+	trace.OpConnect:  "udp.endpoint.Connect",
+	trace.OpSendto:   "udp.endpoint.Write",
+	trace.OpRecvfrom: "udp.endpoint.Read",
+	trace.OpClose:    "udp.endpoint.Close",
 }
 
 // UDPSocket creates a UDP socket for network "udp4" or "udp6", like
@@ -476,17 +445,9 @@ func (s *UDPSocket) begin(ctx context.Context, c trace.Call, gated bool) (pendin
 	if tl == nil {
 		return pendingCall{Call: c}, nil
 	}
-	names := udpCalls[c.Op]
 	c.Socket, c.Label, c.Proto = s.id, s.label, "udp"
-	c.Article, c.Kernel, c.Netstack = names.article, names.kernel, names.netstack
-	if s.family == ipv6Proto {
-		if names.kernel6 != "" {
-			c.Kernel = names.kernel6
-		}
-		if c.Op == trace.OpSocket {
-			c.Article = "sock_create(PF_INET6, SOCK_DGRAM, IPPROTO_UDP)"
-		}
-	}
+	c.Article, c.Kernel = trace.UDPNames(c.Op, s.family == ipv6Proto)
+	c.Netstack = udpNetstack[c.Op]
 	if s.ep != nil && !c.Local.IsValid() {
 		c.Local = eventAddr(s.localAddrPort())
 	}

@@ -4,7 +4,9 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"nsftp/trace"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,33 +15,76 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 )
 
-// WireConfig describes a virtual wire: its MTU and the impairments applied
-// to every frame, each decided independently per frame and per receiver.
+// WireConfig describes a virtual wire: its MTU and the path every frame
+// takes, each decision made per frame and per receiver.
 type WireConfig struct {
 	// MTU is the largest IP packet the wire carries, 576 to 65000;
 	// 0 means 1500. The Ethernet header comes on top, as on a real link.
 	MTU int
-	// Loss, Duplicate, Reorder and Corrupt are percentages (0-100) of
-	// frames dropped, delivered twice, held back until the next frame has
-	// passed them, and delivered with one bit flipped.
-	Loss, Duplicate, Reorder, Corrupt float64
-	// Delay holds every frame this long before delivery.
-	Delay time.Duration
-	// Seed makes the impairment decisions repeatable; 0 picks 1.
+	// Path is what every frame goes through, both ways, unless Out gives
+	// its sender a path of its own.
+	Path Path
+	// Out gives a port its own path for the frames it sends, by the
+	// port's number: 1 for the first NewPort, 2 for the next (a Pair's
+	// client and server, ClientPort and ServerPort). The two directions
+	// of a link can so differ: a slow uplink, a lossy downlink.
+	Out map[int]Path
+	// Offload lets the hosts' TCP hand the wire segments larger than the
+	// MTU: whole (OffloadGSO) or cut up at the wire and merged again at
+	// the receiver (OffloadTSO). See Offload.
+	Offload Offload
+	// Seed makes the path's random decisions repeatable; 0 picks 1.
 	Seed uint64
 	// Checksums makes the stacks compute and verify every TCP checksum
 	// even on a wire that cannot corrupt frames. Without it such a wire
 	// tells the stacks that checksums are unnecessary, as Linux's loopback
 	// and veth devices do, which saves a pass over every byte; captures
-	// then show TCP checksums unfilled. With Corrupt > 0 checksums are
-	// always on: they are what catches the corruption.
+	// then show TCP checksums unfilled. A wire that corrupts frames always
+	// has them on: they are what catches the corruption.
 	Checksums bool
+	// Observer, if set, receives an event for every frame the wire loses
+	// (trace.KindDrop), with the frame and why: what a capture cannot
+	// show.
+	Observer trace.Observer
+	// PCAP, if set, receives every frame put on the wire, once, as its
+	// sender sent it (before the path loses, delays or corrupts it): what
+	// a sniffer beside the sender would see. Wrap a file in a
+	// bufio.Writer and flush it after Close.
+	PCAP io.Writer
+}
+
+// The port numbers of a Pair's hosts, for WireConfig.Out.
+const (
+	ClientPort = 1
+	ServerPort = 2
+)
+
+// pathOf is the path of port n's outgoing frames.
+func (c WireConfig) pathOf(n int) Path {
+	if p, ok := c.Out[n]; ok {
+		return p
+	}
+	return c.Path
+}
+
+// corrupts reports whether any path corrupts frames.
+func (c WireConfig) corrupts() bool {
+	if c.Path.Corrupt > 0 {
+		return true
+	}
+	for _, p := range c.Out {
+		if p.Corrupt > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // checksumsSkipped reports whether the stacks may skip TCP checksums.
-func (c WireConfig) checksumsSkipped() bool { return !c.Checksums && c.Corrupt == 0 }
+func (c WireConfig) checksumsSkipped() bool { return !c.Checksums && !c.corrupts() }
 
 // MaxMTU is the largest MTU a wire accepts: an IPv4 packet's length field
 // stops at 65,535, and 65,000 leaves room for headers and options.
@@ -49,11 +94,14 @@ const MaxMTU = 65000
 type WireStats struct {
 	Frames     uint64 // frames offered to the wire, per receiver
 	Delivered  uint64 // frames handed to a receiver, duplicates included
-	Lost       uint64
+	Lost       uint64 // frames lost at random (Path.Loss, Path.Burst)
+	LossRuns   uint64 // runs of consecutive frames lost at random: Lost/LossRuns is the mean burst
 	Duplicated uint64
 	Reordered  uint64
 	Corrupted  uint64 // bit flipped and delivered: the stack's checksums must catch these
 	FCSDropped uint64 // corrupted frames without a checksum of their own (ARP), dropped as a NIC drops a bad FCS
+	Bottleneck uint64 // frames dropped because the bottleneck's queue was full (Path.Queue)
+	Down       uint64 // frames lost while the link was down (Path.Down)
 	QueueDrops uint64 // frames dropped because a receiver's queue was full
 }
 
@@ -72,8 +120,11 @@ type Wire struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
+	start time.Time   // outages count from it
+	pcap  *pcapWriter // nil unless capturing
+
 	stats struct {
-		frames, delivered, lost, duplicated, reordered, corrupted, fcs, queueDrops atomic.Uint64
+		frames, delivered, lost, lossRuns, duplicated, reordered, corrupted, fcs, bottleneck, down, queueDrops atomic.Uint64
 	}
 
 	mu     sync.Mutex // guards nextID, closed and appends to ports
@@ -90,33 +141,33 @@ func NewWire(cfg WireConfig) (*Wire, error) {
 	if cfg.MTU < 576 || cfg.MTU > MaxMTU {
 		return nil, fmt.Errorf("stack: wire MTU %d out of range 576-%d", cfg.MTU, MaxMTU)
 	}
-	for _, p := range []struct {
-		name string
-		v    float64
-	}{{"loss", cfg.Loss}, {"duplicate", cfg.Duplicate}, {"reorder", cfg.Reorder}, {"corrupt", cfg.Corrupt}} {
-		if p.v < 0 || p.v > 100 || p.v != p.v {
-			return nil, fmt.Errorf("stack: wire %s %v%% out of range 0-100", p.name, p.v)
+	if err := cfg.Path.check(); err != nil {
+		return nil, fmt.Errorf("stack: wire: %w", err)
+	}
+	for n, p := range cfg.Out {
+		if err := p.check(); err != nil {
+			return nil, fmt.Errorf("stack: wire, port %d's path: %w", n, err)
 		}
 	}
-	if cfg.Delay < 0 {
-		return nil, fmt.Errorf("stack: wire delay %v is negative", cfg.Delay)
+	if cfg.Offload == OffloadGSO && cfg.corrupts() {
+		return nil, errors.New("stack: a wire that corrupts frames needs checksums, and with OffloadGSO nobody computes them: use OffloadTSO")
 	}
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
-	w := &Wire{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6e7366747000))}
+	w := &Wire{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6e7366747000)), start: time.Now()}
+	if cfg.PCAP != nil {
+		var err error
+		if w.pcap, err = newPCAPWriter(cfg.PCAP, 0, linkTypeEthernet); err != nil {
+			return nil, err
+		}
+	}
 	w.ports.Store(&[]*Port{})
 	return w, nil
 }
 
 // Config returns the wire's configuration with defaults filled in.
 func (w *Wire) Config() WireConfig { return w.cfg }
-
-// impaired reports whether any impairment is configured.
-func (w *Wire) impaired() bool {
-	c := w.cfg
-	return c.Loss > 0 || c.Duplicate > 0 || c.Reorder > 0 || c.Corrupt > 0 || c.Delay > 0
-}
 
 // NewPort adds a port to the wire, with a locally administered MAC address
 // (02:6e:73:66:74:NN, "nsft"), and returns it as the link for one host.
@@ -132,12 +183,17 @@ func (w *Wire) NewPort() (*Port, error) {
 	w.nextID++
 	p := &Port{
 		w:      w,
+		id:     w.nextID,
 		mtu:    uint32(w.cfg.MTU),
 		mac:    tcpip.LinkAddress([]byte{0x02, 0x6e, 0x73, 0x66, 0x74, byte(w.nextID)}),
 		signal: make(chan struct{}, 1),
 		done:   make(chan struct{}),
 		exited: make(chan struct{}),
 	}
+	if path := w.cfg.pathOf(p.id); path.impaired() {
+		p.path = &pathState{cfg: path, start: w.start}
+	}
+	p.gro.Init(w.cfg.Offload == OffloadTSO)
 	ports := append(append([]*Port(nil), *w.ports.Load()...), p)
 	w.ports.Store(&ports)
 	w.wg.Add(1)
@@ -149,8 +205,9 @@ func (w *Wire) NewPort() (*Port, error) {
 	return p, nil
 }
 
-// Close stops every port's goroutine and waits for them. Hosts on the
-// wire should be closed first.
+// Close stops every port's goroutine and waits for them, and reports the
+// first error writing the capture, if any. Hosts on the wire should be
+// closed first.
 func (w *Wire) Close() error {
 	w.mu.Lock()
 	w.closed = true
@@ -160,7 +217,7 @@ func (w *Wire) Close() error {
 		p.Close()
 	}
 	w.wg.Wait()
-	return nil
+	return w.pcap.closeErr()
 }
 
 // Stats returns the wire's counters.
@@ -169,10 +226,13 @@ func (w *Wire) Stats() WireStats {
 		Frames:     w.stats.frames.Load(),
 		Delivered:  w.stats.delivered.Load(),
 		Lost:       w.stats.lost.Load(),
+		LossRuns:   w.stats.lossRuns.Load(),
 		Duplicated: w.stats.duplicated.Load(),
 		Reordered:  w.stats.reordered.Load(),
 		Corrupted:  w.stats.corrupted.Load(),
 		FCSDropped: w.stats.fcs.Load(),
+		Bottleneck: w.stats.bottleneck.Load(),
+		Down:       w.stats.down.Load(),
 		QueueDrops: w.stats.queueDrops.Load(),
 	}
 }
@@ -187,6 +247,12 @@ func (w *Wire) roll(pct float64) bool {
 	return w.rng.Float64()*100 < pct
 }
 
+func (w *Wire) float() float64 {
+	w.rngMu.Lock()
+	defer w.rngMu.Unlock()
+	return w.rng.Float64()
+}
+
 func (w *Wire) intn(n int) int {
 	w.rngMu.Lock()
 	defer w.rngMu.Unlock()
@@ -195,6 +261,11 @@ func (w *Wire) intn(n int) int {
 
 // transmit sends one frame from port from to its receivers.
 func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) {
+	if w.pcap != nil {
+		var slices [][]byte
+		frame.Apply(func(v *buffer.View) { slices = append(slices, v.AsSlice()) })
+		w.pcap.record(time.Now(), slices)
+	}
 	unicast := len(dst) == header.EthernetAddressSize && dst[0]&1 == 0
 	ports := *w.ports.Load()
 	var to *Port
@@ -211,7 +282,7 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 			continue
 		}
 		w.stats.frames.Add(1)
-		w.impair(p, frame.Clone())
+		w.impair(from, p, frame.Clone())
 	}
 	// Each receiver got a reference of its own. Releasing ours returns the
 	// buffer's chunks to gVisor's pools once the receivers are done with
@@ -219,9 +290,16 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 	frame.Release()
 }
 
-// impair applies the wire's impairments to a frame bound for p.
-func (w *Wire) impair(p *Port, frame buffer.Buffer) {
-	if !w.impaired() {
+// impair sends a frame from one port to another along the sender's path.
+func (w *Wire) impair(from, p *Port, frame buffer.Buffer) {
+	ps := from.path
+	if ps == nil {
+		if w.cfg.Offload == OffloadTSO {
+			// The receiver merges the frames (GRO) on its own goroutine,
+			// a batch at a time.
+			p.enqueue(frame, time.Time{}, false)
+			return
+		}
 		// A clean wire hands the frame straight to the receiving stack,
 		// as gVisor's own pipe link does: the stack queues TCP segments
 		// to its processor goroutines, so the sender does not run the
@@ -229,23 +307,37 @@ func (w *Wire) impair(p *Port, frame buffer.Buffer) {
 		p.deliver(frame)
 		return
 	}
-	c := w.cfg
-	if w.roll(c.Loss) {
+	c := &ps.cfg
+	f, due, newRun := ps.send(time.Now(), int(frame.Size()), w.float)
+	switch f {
+	case lostRandom:
 		w.stats.lost.Add(1)
+		if newRun {
+			w.stats.lossRuns.Add(1)
+		}
+		w.dropped(from, p, frame, "loss")
+	case lostQueue:
+		w.stats.bottleneck.Add(1)
+		w.dropped(from, p, frame, "queue full")
+	case lostDown:
+		w.stats.down.Add(1)
+		w.dropped(from, p, frame, "link down")
+	}
+	if f != passes {
 		frame.Release()
 		return
 	}
 	if w.roll(c.Corrupt) {
+		orig := frame.Clone()
 		var ok bool
 		if frame, ok = w.corrupt(frame); !ok {
 			w.stats.fcs.Add(1)
+			w.dropped(from, p, orig, "bad FCS")
+			orig.Release()
 			return
 		}
+		orig.Release()
 		w.stats.corrupted.Add(1)
-	}
-	var due time.Time
-	if c.Delay > 0 {
-		due = time.Now().Add(c.Delay)
 	}
 	if w.roll(c.Duplicate) {
 		w.stats.duplicated.Add(1)
@@ -256,6 +348,20 @@ func (w *Wire) impair(p *Port, frame buffer.Buffer) {
 		w.stats.reordered.Add(1)
 	}
 	p.enqueue(frame, due, reorder)
+}
+
+// dropped tells the wire's observer of a frame it lost.
+func (w *Wire) dropped(from, to *Port, frame buffer.Buffer, reason string) {
+	if w.cfg.Observer == nil {
+		return
+	}
+	var head [160]byte
+	n := 0
+	frame.Apply(func(v *buffer.View) { n += copy(head[n:], v.AsSlice()) })
+	seg := decodeFrame(head[:n], int(frame.Size()), true)
+	seg.Dir = trace.Out
+	w.cfg.Observer(trace.Event{Layer: trace.LayerWire, Kind: trace.KindDrop, Segment: &seg,
+		Drop: &trace.Drop{Reason: reason, From: from.id, To: to.id}})
 }
 
 // corrupt flips one bit of a frame's IP packet, copying the frame first
@@ -282,7 +388,9 @@ func (w *Wire) corrupt(frame buffer.Buffer) (buffer.Buffer, bool) {
 
 // Port is one host's attachment to a Wire: an Ethernet link endpoint.
 type Port struct {
-	w *Wire
+	w    *Wire
+	id   int        // its number on the wire, from 1
+	path *pathState // its outgoing frames' path; nil when clean
 
 	mu         sync.Mutex // guards the fields below and the queue
 	dispatcher gstack.NetworkDispatcher
@@ -293,6 +401,7 @@ type Port struct {
 
 	queue  frameQueue
 	held   *queuedFrame // a frame being reordered: it goes after the next one
+	gro    gro.GRO      // with OffloadTSO: merges frames for the stack; run's goroutine only
 	signal chan struct{}
 	done   chan struct{}
 	exited chan struct{}
@@ -348,8 +457,9 @@ func (p *Port) enqueue(frame buffer.Buffer, due time.Time, reorder bool) {
 	size := int(frame.Size())
 	p.mu.Lock()
 	if p.closed || p.queue.bytes+size > queueLimit {
+		closed := p.closed
 		p.mu.Unlock()
-		if !p.closed {
+		if !closed {
 			p.w.stats.queueDrops.Add(1)
 		}
 		frame.Release()
@@ -430,8 +540,15 @@ func (p *Port) run() {
 		var next time.Time
 		batch, next = p.take(batch[:0], time.Now())
 		for i := range batch {
-			p.deliver(batch[i].frame)
+			if p.w.cfg.Offload == OffloadTSO {
+				p.merge(batch[i].frame)
+			} else {
+				p.deliver(batch[i].frame)
+			}
 			batch[i] = queuedFrame{}
+		}
+		if len(batch) > 0 && p.w.cfg.Offload == OffloadTSO {
+			p.gro.Flush()
 		}
 		if len(batch) > 0 {
 			continue
@@ -486,7 +603,11 @@ func (p *Port) deliver(frame buffer.Buffer) {
 	if !ok {
 		return
 	}
-	eth := header.Ethernet(hdr)
+	p.deliverPacket(d, mac, header.Ethernet(hdr), pkt)
+}
+
+// deliverPacket hands a frame, its Ethernet header consumed, to d.
+func (p *Port) deliverPacket(d gstack.NetworkDispatcher, mac tcpip.LinkAddress, eth header.Ethernet, pkt *gstack.PacketBuffer) {
 	switch dst := eth.DestinationAddress(); {
 	case dst == header.EthernetBroadcastAddress:
 		pkt.PktType = tcpip.PacketBroadcast
@@ -501,13 +622,69 @@ func (p *Port) deliver(frame buffer.Buffer) {
 	d.DeliverNetworkPacket(eth.Type(), pkt)
 }
 
+// merge hands one frame to the stack through GRO, which merges a TCP
+// stream's consecutive frames into one segment before the stack sees it,
+// as Linux's GRO does.
+func (p *Port) merge(frame buffer.Buffer) {
+	p.mu.Lock()
+	d := p.dispatcher
+	mac := p.mac
+	p.mu.Unlock()
+	if d == nil {
+		frame.Release()
+		return
+	}
+	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: frame})
+	defer pkt.DecRef()
+	hdr, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
+	if !ok {
+		return
+	}
+	eth := header.Ethernet(hdr)
+	if eth.DestinationAddress() != mac {
+		p.deliverPacket(d, mac, eth, pkt) // not a unicast TCP frame for us: as it is
+		return
+	}
+	pkt.PktType = tcpip.PacketHost
+	pkt.NetworkProtocolNumber = eth.Type()
+	// The wire computed the checksums (or, on a wire that skips them,
+	// nobody did): GRO checks them only where frames can be corrupted.
+	pkt.RXChecksumValidated = !p.w.cfg.corrupts()
+	p.w.stats.delivered.Add(1)
+	if d != p.gro.Dispatcher {
+		p.gro.Flush()
+		p.gro.Dispatcher = d
+	}
+	p.gro.Enqueue(pkt)
+}
+
 // WritePackets implements stack.LinkEndpoint.
 func (p *Port) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
 	n := 0
+	off := p.w.cfg.Offload
 	for _, pkt := range pkts.AsSlice() {
 		dst := header.Ethernet(pkt.LinkHeader().Slice()).DestinationAddress()
-		p.w.transmit(p, pkt.ToBuffer(), dst)
 		n++
+		switch {
+		case off == OffloadTSO && pkt.GSOOptions.Type != gstack.GSONone && pkt.Data().Size() > int(pkt.GSOOptions.MSS):
+			frames, err := segment(pkt, !p.w.cfg.checksumsSkipped())
+			if err != nil {
+				continue // a packet the wire cannot read is lost, as on a NIC
+			}
+			for _, f := range frames {
+				p.w.transmit(p, f, dst)
+			}
+		case off == OffloadTSO && !p.w.cfg.checksumsSkipped():
+			// The stack left checksums to the NIC, and this wire's
+			// frames should carry them.
+			b := pkt.ToBuffer()
+			flat := b.Flatten()
+			b.Release()
+			fillChecksum(flat)
+			p.w.transmit(p, buffer.MakeWithData(flat), dst)
+		default:
+			p.w.transmit(p, pkt.ToBuffer(), dst)
+		}
 	}
 	return n, nil
 }
@@ -561,8 +738,18 @@ func (p *Port) SetLinkAddress(mac tcpip.LinkAddress) {
 // with ARP and NDP. Checksums are left out only on a wire that cannot
 // corrupt frames, unless WireConfig.Checksums asks for them.
 func (p *Port) Capabilities() gstack.LinkEndpointCapabilities {
-	if p.w.cfg.checksumsSkipped() {
+	c := p.w.cfg
+	switch {
+	case c.checksumsSkipped():
 		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload | gstack.CapabilityRXChecksumOffload
+	case c.Offload != OffloadNone && !c.corrupts():
+		// The wire is the NIC that fills checksums in, and nothing on it
+		// can spoil them.
+		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload | gstack.CapabilityRXChecksumOffload
+	case c.Offload == OffloadTSO:
+		// The wire fills checksums in; the receiver (GRO, or its stack)
+		// checks every frame, since the path may have corrupted it.
+		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload
 	}
 	return gstack.CapabilityResolutionRequired
 }

@@ -13,6 +13,11 @@ const (
 	LayerStack Layer = "stack" // nsftp's embedded netstack: calls, segments, states
 	LayerFTP   Layer = "ftp"   // the FTP client or server: commands, replies, data connections
 	LayerRun   Layer = "nsftp" // the command itself: what the run is
+	LayerWire  Layer = "wire"  // the virtual wire: frames it lost
+	// LayerKernel is the operating system's TCP (--net os): the socket
+	// calls nsftp made to it, and what the kernel itself reported of
+	// them (tracefs, a packet socket).
+	LayerKernel Layer = "kernel"
 )
 
 // Kind says what an event records.
@@ -27,6 +32,11 @@ const (
 	KindState   Kind = "state"   // a TCP connection changed state
 	KindTCB     Kind = "tcb"     // a sample of a connection's transmission control block
 	KindConfig  Kind = "config"  // a host gained or gave up an address, a router or name servers
+	KindDrop    Kind = "drop"    // the wire lost a frame (LayerWire)
+	// KindTCPEvent is something a kernel's TCP did on its own that is
+	// neither a segment nor a change of state: a retransmission, a reset
+	// sent or received (LayerKernel).
+	KindTCPEvent Kind = "tcp-event"
 
 	KindCommand   Kind = "command"    // an FTP command sent (client) or received (server)
 	KindReply     Kind = "reply"      // an FTP reply received (client) or sent (server)
@@ -98,6 +108,8 @@ type Event struct {
 	State    *State    `json:"state,omitempty"`
 	TCB      *TCB      `json:"tcb,omitempty"`
 	Config   *Config   `json:"config,omitempty"`
+	Drop     *Drop     `json:"drop,omitempty"`
+	TCPEvent *TCPEvent `json:"tcp_event,omitempty"`
 	*Message
 }
 
@@ -119,6 +131,9 @@ type HostInfo struct {
 	// TimeWait is how long a connection stays in TIME-WAIT on this host
 	// (RFC 793's 2 MSL; netstack's default is 60s, as Linux's).
 	TimeWait time.Duration `json:"time_wait_ns,omitempty"`
+	// Kernel is, for a host on the operating system's TCP (LayerKernel),
+	// the release of the Linux kernel (uname -r); empty for netstack.
+	Kernel string `json:"kernel,omitempty"`
 }
 
 // Call describes one BSD socket call: what a program asked for, what the
@@ -136,7 +151,17 @@ type Call struct {
 
 	Article  string `json:"article"`  // e.g. "sock->ops->bind"
 	Kernel   string `json:"kernel"`   // e.g. "inet_bind"
-	Netstack string `json:"netstack"` // e.g. "tcp.endpoint.Bind"
+	Netstack string `json:"netstack"` // e.g. "tcp.endpoint.Bind"; empty for the kernel's calls
+	// Syscall is, for the kernel's calls (LayerKernel), the system calls
+	// nsftp made for this one, when there is more to say than the op:
+	// a connect on a non-blocking socket is connect(2), EINPROGRESS, then
+	// a wait in epoll and getsockopt(SO_ERROR).
+	Syscall string `json:"syscall,omitempty"`
+	// FD is, for the kernel's calls, the socket's file descriptor. Socket
+	// numbers are the run's own: the kernel hands a closed descriptor's
+	// number to the next socket, while the closed connection goes on
+	// (FIN-WAIT, TIME-WAIT).
+	FD int `json:"fd,omitempty"`
 
 	Local netip.AddrPort `json:"local,omitzero"`
 	// Remote is the peer: a TCP connection's, a sendto's destination, the
@@ -214,8 +239,11 @@ type Segment struct {
 	// set on SYNs only.
 	Options     string
 	WindowScale int
-	Len         int // TCP or UDP payload bytes; IP payload for others
-	Frame       int // frame length on the wire, link header included
+	// SACK lists the blocks a segment's SACK option acknowledges (RFC
+	// 2018), absolute sequence numbers.
+	SACK  []SACKBlock
+	Len   int // TCP or UDP payload bytes; IP payload for others
+	Frame int // frame length on the wire, link header included
 	// Info says what a frame other than TCP says: an ARP question, an
 	// ICMP type, a DHCP message or a DNS question and answer.
 	Info string
@@ -223,6 +251,25 @@ type Segment struct {
 	// functions that produced the frame, outermost first: the 2005
 	// article's Figure 3, for netstack, read off the real call stack.
 	Chain []string
+}
+
+// SACKBlock is one block of a SACK option: Start up to, not including,
+// End.
+type SACKBlock struct {
+	Start, End uint32
+}
+
+// Drop is a frame the virtual wire lost, with the frame (Segment, as its
+// sender sent it) and why.
+type Drop struct {
+	// Reason is "queue full" (the bottleneck's queue overflowed), "loss"
+	// (random or bursty loss), "link down" (an outage), "bad FCS" (a
+	// corrupted frame without a checksum of its own) or "receiver
+	// overrun" (the receiving port's ring was full).
+	Reason string `json:"reason"`
+	// From and To are the sending and receiving hosts' ports on the wire.
+	From int `json:"from"`
+	To   int `json:"to"`
 }
 
 // State is a TCP connection's change of state, with what caused it.
@@ -239,6 +286,10 @@ type State struct {
 	// Listener is, for a connection born on a listening socket (LISTEN ->
 	// SYN-RECEIVED), the listening socket's number.
 	Listener int `json:"listener,omitempty"`
+	// Stack is, for the kernel's changes (LayerKernel, with tracefs), the
+	// kernel functions that made the change, outermost first, read off
+	// the kernel's own stack at the moment (tracefs' stacktrace trigger).
+	Stack []string `json:"stack,omitempty"`
 }
 
 // CauseKind is what kind of thing moved a connection to a new state.
@@ -274,6 +325,9 @@ type TCB struct {
 	// Congestion is the sender's congestion-control state: "open",
 	// "disorder", "fast-recovery", "sack-recovery" or "rto-recovery".
 	Congestion string `json:"congestion,omitempty"`
+	// Outstanding is how many segments are in flight: sent and not
+	// acknowledged.
+	Outstanding int `json:"outstanding,omitempty"`
 	// Synced says the TCB was read from netstack (after a segment it
 	// received); a TCB seen only on the wire so far has just the
 	// handshake's numbers.
@@ -309,6 +363,36 @@ const (
 	FromSLAAC       ConfigSource = "slaac"      // an address formed from an advertised prefix (RFC 4862)
 	FromLinkLocal   ConfigSource = "link-local" // the IPv6 link-local address every interface has (RFC 4862)
 	FromResolvConf  ConfigSource = "resolv.conf"
+)
+
+// TCPEvent is something the kernel's TCP did on its own, as its
+// tracepoints report it (tcp:tcp_retransmit_skb, tcp:tcp_send_reset,
+// tcp:tcp_receive_reset).
+type TCPEvent struct {
+	Socket int   `json:"socket"`
+	Label  Conn  `json:"label,omitempty"`
+	What   TCPDo `json:"what"`
+	// Src and Dst are the connection's ends as the event gives them:
+	// ours first for a retransmission or a reset sent.
+	Src netip.AddrPort `json:"src,omitzero"`
+	Dst netip.AddrPort `json:"dst,omitzero"`
+	// State is the connection's state when it happened.
+	State TCPState `json:"state,omitempty"`
+	// Reason is the kernel's reason for a reset it sent
+	// (TCP_ABORT_ON_CLOSE, NO_SOCKET, ...).
+	Reason string `json:"reason,omitempty"`
+	// Stack is the kernel functions that did it, outermost first.
+	Stack []string `json:"stack,omitempty"`
+}
+
+// TCPDo names what a TCPEvent reports.
+type TCPDo string
+
+// The things a kernel's TCP does on its own.
+const (
+	Retransmit    TCPDo = "retransmit"     // a segment sent again
+	ResetSent     TCPDo = "reset-sent"     // a RST sent
+	ResetReceived TCPDo = "reset-received" // a RST received and acted on
 )
 
 // Message is one step of an FTP dialogue (layer "ftp"). Passwords never

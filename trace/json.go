@@ -12,22 +12,23 @@ import (
 // segmentJSON is a Segment as JSON: addresses as text, with a port for TCP
 // and UDP, as tcpdump writes them.
 type segmentJSON struct {
-	Dir         Direction `json:"dir"`
-	Proto       string    `json:"proto"`
-	Src         string    `json:"src,omitempty"`
-	Dst         string    `json:"dst,omitempty"`
-	Socket      int       `json:"socket,omitempty"`
-	Label       Conn      `json:"label,omitempty"`
-	Flags       TCPFlags  `json:"flags,omitempty"`
-	Seq         uint32    `json:"seq,omitempty"`
-	Ack         uint32    `json:"ack,omitempty"`
-	Window      uint16    `json:"window,omitempty"`
-	Options     string    `json:"options,omitempty"`
-	WindowScale *int      `json:"window_scale,omitempty"`
-	Len         int       `json:"len"`
-	Frame       int       `json:"frame"`
-	Info        string    `json:"info,omitempty"`
-	Chain       []string  `json:"chain,omitempty"`
+	Dir         Direction   `json:"dir"`
+	Proto       string      `json:"proto"`
+	Src         string      `json:"src,omitempty"`
+	Dst         string      `json:"dst,omitempty"`
+	Socket      int         `json:"socket,omitempty"`
+	Label       Conn        `json:"label,omitempty"`
+	Flags       TCPFlags    `json:"flags,omitempty"`
+	Seq         uint32      `json:"seq,omitempty"`
+	Ack         uint32      `json:"ack,omitempty"`
+	Window      uint16      `json:"window,omitempty"`
+	Options     string      `json:"options,omitempty"`
+	WindowScale *int        `json:"window_scale,omitempty"`
+	SACK        [][2]uint32 `json:"sack,omitempty"`
+	Len         int         `json:"len"`
+	Frame       int         `json:"frame"`
+	Info        string      `json:"info,omitempty"`
+	Chain       []string    `json:"chain,omitempty"`
 }
 
 // Addrs is the segment's "source > destination", with ports for TCP and
@@ -45,6 +46,9 @@ func (s Segment) MarshalJSON() ([]byte, error) {
 		Len: s.Len, Frame: s.Frame, Info: s.Info, Chain: s.Chain,
 	}
 	j.Src, j.Dst = s.addrText(s.Src), s.addrText(s.Dst)
+	for _, b := range s.SACK {
+		j.SACK = append(j.SACK, [2]uint32{b.Start, b.End})
+	}
 	if s.Options != "" {
 		ws := s.WindowScale
 		j.WindowScale = &ws
@@ -76,6 +80,9 @@ func (s *Segment) UnmarshalJSON(b []byte) error {
 	}
 	if j.WindowScale != nil {
 		s.WindowScale = *j.WindowScale
+	}
+	for _, b := range j.SACK {
+		s.SACK = append(s.SACK, SACKBlock{b[0], b[1]})
 	}
 	var err error
 	if s.Src, err = parseEnd(j.Src); err != nil {

@@ -105,19 +105,21 @@ type ladder struct {
 	name    [2]string
 	ip      [2]string
 	traced  map[netip.Addr]bool // addresses of hosts that record their frames
-	ftpSide Role                // the side whose FTP events are drawn
+	sideAt  map[netip.Addr]ladderSide
+	ftpSide Role // the side whose FTP events are drawn
 	t0      time.Time
 	// connOfSock is the connection each host's socket is on, from the
 	// frames: a band takes in the calls on its connection.
 	connOfSock map[sockKey]connKey
 	callY      map[*ladderCall]float64 // where each call's box is drawn
+	laneOfConn map[connKey]ladderLane  // a connection's lane, from its segments
 
 	stats struct{ events, segments, banded, bands, calls, states int }
 }
 
 func newLadder(events []Event, opt LadderOptions) *ladder {
-	d := &ladder{opt: opt, side: map[string]ladderSide{}, traced: map[netip.Addr]bool{}, title: opt.Title,
-		callY: map[*ladderCall]float64{}}
+	d := &ladder{opt: opt, side: map[string]ladderSide{}, traced: map[netip.Addr]bool{}, sideAt: map[netip.Addr]ladderSide{}, title: opt.Title,
+		callY: map[*ladderCall]float64{}, laneOfConn: map[connKey]ladderLane{}}
 	d.name = [2]string{"client", "server"}
 	named := [2]bool{}
 	place := func(host string, s ladderSide) {
@@ -152,6 +154,7 @@ func newLadder(events []Event, opt LadderOptions) *ladder {
 			place(e.Host, s)
 			for _, p := range e.HostInfo.Addrs {
 				d.traced[p.Addr()] = true
+				d.sideAt[p.Addr()] = s
 				if d.ip[s] == "" && p.Addr().Is4() {
 					d.ip[s] = p.Addr().String()
 				}
@@ -218,13 +221,14 @@ type ladderSeg struct {
 	lane ladderLane
 	conn connKey
 	tcp  bool
+	lost string // the wire lost it, and why
 }
 
 // bulk reports whether the segment can be part of a band: data on a
 // connection that is not the control connection (whose segments carry
 // the commands and replies), and no connection-changing flags.
 func (s *ladderSeg) bulk() bool {
-	return s.tcp && s.lane != laneControl && s.s.Len > 0 && !s.special()
+	return s.tcp && s.lane != laneControl && s.s.Len > 0 && !s.special() && s.lost == ""
 }
 
 // special reports whether the segment opens, closes or resets its
@@ -286,6 +290,7 @@ type ladderBand struct {
 	bytes    int64
 	maxLen   int
 	acks     int
+	drops    int // frames of the band the wire lost
 	first    time.Time
 	last     time.Time
 	calls    [2][]*bandCalls // per side: the sends and the recvs that moved the data
@@ -368,12 +373,25 @@ func (d *ladder) items(events []Event) []ladderItem {
 			si := &ladderSeg{s: s, at: e.Time, from: from, lane: laneOf(s.Label), tcp: s.Proto == "tcp"}
 			if si.tcp {
 				si.conn = connOf(s)
+				d.laneOfConn[si.conn] = si.lane
 			} else {
 				si.lane = laneOther
 			}
 			out = append(out, ladderItem{at: e.Time, seg: si})
 		case e.Kind == KindConfig && e.Config != nil:
 			out = append(out, ladderItem{at: e.Time, config: e})
+		case e.Kind == KindDrop && e.Segment != nil && e.Drop != nil:
+			s := e.Segment
+			from, ok := d.sideAt[s.Src.Addr()]
+			if !ok {
+				continue
+			}
+			si := &ladderSeg{s: s, at: e.Time, from: from, lane: laneOther, tcp: s.Proto == "tcp", lost: e.Drop.Reason}
+			if si.tcp {
+				si.conn = connOf(s)
+				si.lane = d.laneOfConn[si.conn]
+			}
+			out = append(out, ladderItem{at: e.Time, seg: si})
 		case e.Message != nil:
 			if e.Side != d.ftpSide {
 				continue // both ends traced: draw the dialogue once
@@ -440,6 +458,9 @@ func (d *ladder) collapseBands(in []ladderItem) []ladderItem {
 			b.bytes += int64(s.s.Len)
 			b.maxLen = max(b.maxLen, s.s.Len)
 			b.last = s.at
+			b.members = append(b.members, it)
+		case it.seg != nil && it.seg.lost != "" && b != nil && b.conn == it.seg.conn:
+			b.drops++
 			b.members = append(b.members, it)
 		case it.seg != nil && it.seg.bareACK() && b != nil && b.conn == it.seg.conn:
 			b.acks++

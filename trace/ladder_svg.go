@@ -394,6 +394,18 @@ func (d *ladder) segment(b *ladderSVG, s *ladderSeg, y float64) {
 	if !s.tcp {
 		x1, x2 = ladderX(s.from, laneControl), ladderX(s.from.other(), laneControl)
 	}
+	if s.lost != "" {
+		// Lost on the way: the arrow stops halfway, at a cross.
+		mid := (x1 + x2) / 2
+		b.f("<g>")
+		b.title(fmt.Sprintf("%s %s > %s, lost on the wire: %s", strings.ToUpper(s.s.Proto), s.s.addrText(s.s.Src), s.s.addrText(s.s.Dst), s.lost),
+			ladderSegDetail(s.s))
+		b.f(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-dasharray="2 2"/>`, svgNum(x1), svgNum(y+11), svgNum(mid), svgNum(y+13.5), color)
+		b.f(`<path d="M%s,%sl8,8M%s,%sl-8,8" stroke="%s" stroke-width="2"/>`, svgNum(mid-4), svgNum(y+9.5), svgNum(mid+4), svgNum(y+9.5), ladderError)
+		b.text(mid, y+8, "seg h", "middle", ladderError, svgFit(label+" lost: "+s.lost, 60))
+		b.f("</g>\n")
+		return
+	}
 	b.f("<g>")
 	b.title(fmt.Sprintf("%s %s > %s", strings.ToUpper(s.s.Proto), s.s.addrText(s.s.Src), s.s.addrText(s.s.Dst)),
 		ladderSegDetail(s.s))
@@ -686,6 +698,9 @@ func (d *ladder) drawBand(b *ladderSVG, bd *ladderBand, y float64) {
 	}
 	if bd.retrans > 0 {
 		sub += fmt.Sprintf(", %s retransmitted", thousands(bd.retrans))
+	}
+	if bd.drops > 0 {
+		sub += fmt.Sprintf(", %s lost on the wire", thousands(bd.drops))
 	}
 	b.text(mid, y+37, "band2", "middle", "", sub)
 	b.f("</g>\n")

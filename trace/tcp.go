@@ -98,7 +98,8 @@ const (
 // the additions a real stack makes and the RFC allows elsewhere: any
 // state may be reset or aborted to CLOSED (section 3.4 and 3.9, "ABORT
 // Call"), and netstack's INITIAL and BOUND stand for CLOSED before a
-// connection is opened.
+// connection is opened. Linux names a new socket CLOSED (TCP_CLOSE), as
+// the diagram does, and opens it from there.
 var rfc793 = map[TCPState][]TCPState{
 	StateInitial:     {StateBound, StateListen, StateSynSent, StateClosed},
 	StateBound:       {StateListen, StateSynSent, StateClosed},
@@ -112,6 +113,7 @@ var rfc793 = map[TCPState][]TCPState{
 	StateClosing:     {StateTimeWait, StateClosed},
 	StateLastAck:     {StateClosed},
 	StateTimeWait:    {StateClosed},
+	StateClosed:      {StateListen, StateSynSent},
 }
 
 // Allowed reports whether RFC 793's state diagram lets a connection move

@@ -127,6 +127,15 @@ func (t *Text) Event(e *Event) {
 		}
 		return
 	}
+	if e.Kind == KindDrop {
+		if t.band != nil && e.Segment != nil && e.Segment.Proto == "tcp" && connOf(e.Segment) == t.band.conn {
+			t.band.drops++
+			return
+		}
+		t.endBand()
+		t.show(e)
+		return
+	}
 	if s := e.Segment; s != nil {
 		t.learn(e)
 		if t.duplicate(e) {
@@ -248,6 +257,10 @@ func (t *Text) show(e *Event) {
 		if e.Config != nil {
 			t.line(t.wrap(t.head(e.Time, e.Host, 0, "")+"== "+ConfigText(e.Config), headWidth+3))
 		}
+	case KindDrop:
+		t.dropLine(e)
+	case KindTCPEvent:
+		t.tcpEventLine(e)
 	default:
 		if e.Message != nil {
 			t.line(t.wrap(t.ftpLine(e), headWidth+3))
@@ -327,6 +340,10 @@ func (t *Text) fit(head, body, tail string) string {
 	if indent+n > t.opt.Width {
 		indent = max(4, t.opt.Width-n)
 	}
+	if indent+n > t.opt.Width {
+		// Longer than a line (a kernel's cause can be): broken at spaces.
+		return head + body + "\n" + t.wrap(strings.Repeat(" ", indent)+tail, indent)
+	}
 	return head + body + "\n" + strings.Repeat(" ", indent) + tail
 }
 
@@ -385,9 +402,14 @@ func (t *Text) wrap(s string, indent int) string {
 }
 
 // names is the article's kernel call, today's kernel function and the
-// netstack call behind a socket call.
+// netstack call behind a socket call; for the kernel's calls, the system
+// calls nsftp made.
 func names(c *Call) string {
-	return fmt.Sprintf("%s -> %s | %s", c.Article, c.Kernel, c.Netstack)
+	how := c.Netstack
+	if how == "" {
+		how = c.Syscall
+	}
+	return fmt.Sprintf("%s -> %s | %s", c.Article, c.Kernel, how)
 }
 
 func (t *Text) beginLine(e *Event) {
@@ -430,11 +452,11 @@ func (t *Text) resultLine(e *Event) {
 		t.line(t.head(e.Time, e.Host, c.Socket, c.Label) + t.paint("dim", body))
 		return
 	}
-	took := c.Duration.Round(time.Microsecond).String()
+	tail := fmt.Sprint(c.Duration.Round(time.Microsecond))
 	if c.StateAfter != "" {
-		took = string(c.StateAfter) + "  " + took
+		tail = string(c.StateAfter) + "  " + tail
 	}
-	tail := t.paint("dim", took) + t.errText(c)
+	tail = t.paint("dim", tail) + t.errText(c)
 	t.line(t.fit(t.head(e.Time, e.Host, c.Socket, c.Label), body, tail))
 }
 
@@ -532,11 +554,81 @@ func (t *Text) stateLine(e *Event) {
 		tail += fmt.Sprintf(" on fd%d: a new connection", s.Listener)
 	}
 	if s.To == StateTimeWait {
-		if info := t.infos[e.Host]; info != nil && info.TimeWait > 0 && info.TimeWait != 60*time.Second {
+		switch info := t.infos[e.Host]; {
+		case info == nil || info.TimeWait == 0:
+		case info.Kernel != "":
+			tail += fmt.Sprintf("; TIME-WAIT lasts %ds on Linux (TCP_TIMEWAIT_LEN, 2 MSL)", int(info.TimeWait.Seconds()))
+		case info.TimeWait != 60*time.Second:
 			tail += fmt.Sprintf("; TIME-WAIT lasts %v here (2 MSL; Linux: 60s)", info.TimeWait)
 		}
 	}
 	t.line(t.fit(t.head(e.Time, e.Host, s.Socket, s.Label), body, t.paint("dim", tail)))
+	t.kernelStack(s.Stack)
+}
+
+// kernelStack shows, with Explain, the kernel functions that did what the
+// line above says: the article's Figure 3, for the kernel.
+func (t *Text) kernelStack(stack []string) {
+	if !t.opt.Explain || len(stack) == 0 {
+		return
+	}
+	indent := strings.Repeat(" ", headWidth+4)
+	chain := strings.Join(stack, " -> ")
+	if chain == t.lastChain {
+		t.line(indent + t.paint("dim", "(by the same kernel functions as above)"))
+		return
+	}
+	t.line(t.wrap(indent+t.paint("dim", "in the kernel: ")+chain, headWidth+6))
+	t.lastChain = chain
+}
+
+// tcpEventLine shows what a kernel's TCP did on its own: a retransmission,
+// a reset.
+func (t *Text) tcpEventLine(e *Event) {
+	te := e.TCPEvent
+	if te == nil {
+		return
+	}
+	var what string
+	switch te.What {
+	case Retransmit:
+		what = "the kernel retransmits"
+	case ResetSent:
+		what = "the kernel sends a reset"
+	case ResetReceived:
+		what = "the kernel takes a reset"
+	default:
+		what = string(te.What)
+	}
+	body := "  " + t.paint("error", "! "+what)
+	if te.State != "" {
+		body += " in " + string(te.State)
+	}
+	tail := ""
+	if te.Reason != "" {
+		tail = "reason " + Clean(te.Reason) + "  "
+	}
+	if te.Src.IsValid() {
+		tail += fmt.Sprintf("%s > %s", te.Src, te.Dst)
+	}
+	t.line(t.fit(t.head(e.Time, e.Host, te.Socket, te.Label), body, t.paint("dim", tail)))
+	t.kernelStack(te.Stack)
+}
+
+// dropLine shows a frame the wire lost: the segment, and why.
+func (t *Text) dropLine(e *Event) {
+	s, d := e.Segment, e.Drop
+	if s == nil || d == nil {
+		return
+	}
+	what := s.Proto
+	if s.Proto == "tcp" {
+		what = t.SegmentText(s)
+	} else if s.Info != "" {
+		what += " " + s.Info
+	}
+	body := "  " + t.paint("error", "✗ lost on the wire ("+d.Reason+"):") + " " + what
+	t.line(t.fit(t.head(e.Time, "wire", 0, s.Label), body, t.paint("dim", s.Addrs())))
 }
 
 func (t *Text) segmentLine(e *Event) {
@@ -769,6 +861,7 @@ type textBand struct {
 	// an ACK of another connection) that came while it ran: shown after
 	// its line rather than cutting it in two.
 	aside []Event
+	drops int // frames of the band the wire lost
 }
 
 func newTextBand(t *Text, e *Event) *textBand {
@@ -885,6 +978,9 @@ func (t *Text) showBand(b *textBand) {
 		body += t.paint("error", fmt.Sprintf("%d retransmitted", b.retrans))
 	} else {
 		body += "0 retransmitted"
+	}
+	if b.drops > 0 {
+		body += t.paint("error", fmt.Sprintf(", %d lost on the wire", b.drops))
 	}
 	tail := fmt.Sprintf("%s ACKs back", thousands(b.acks))
 	if n := b.calls[OpSend]; n > 0 {

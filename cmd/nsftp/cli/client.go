@@ -52,7 +52,7 @@ func (cf *clientFlags) validate() error {
 	if err := cf.tls.validate(); err != nil {
 		return err
 	}
-	return cf.see.validate(cf.tap != "")
+	return cf.see.validate()
 }
 
 // session is a logged-in client on an opened network.

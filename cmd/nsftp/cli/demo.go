@@ -1,16 +1,21 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
-	"net/netip"
+	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"time"
 
 	"nsftp/ftp"
@@ -30,156 +35,317 @@ const demoFile = "hello.txt"
 // Linux's 60s).
 const demoTimeWait = 50 * time.Millisecond
 
+// demoRun is one run of the demo's session: how, and what it serves.
+type demoRun struct {
+	passive  bool
+	mtu      int
+	offload  stack.Offload
+	up, down stack.Path
+	step     bool
+	root     string // the tree served
+	file     string // the file downloaded
+	size     int64  // its size, when it is generated (--size)
+	want     []byte // its sha256
+}
+
+// demoResult is what a run's download got.
+type demoResult struct {
+	n    int64
+	took time.Duration
+	sum  []byte // sha256
+	kept []byte // the file itself, when small enough to print
+}
+
+func (d *demoRun) mode() (mode, how string) {
+	if d.passive {
+		return "passive", "passive mode (EPSV): the client connects to the server's data port"
+	}
+	return "active", "active mode (PORT): the server connects back to the client"
+}
+
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fset := newFlagSet("demo", `nsftp demo [flags]
 
 Runs an FTP server and client as two hosts on a virtual Ethernet wire
 inside this process - no root, no TAP device, no files needed - and has the
 client download hello.txt in active mode, the 2005 article's way: the
-client listens, sends PORT and RETR, and the server connects back.`, e.stdout)
+client listens, sends PORT and RETR, and the server connects back.
+
+With --size the file is N bytes of generated data instead, and the path
+flags make the wire a slow, lossy or congested link, to watch TCP's
+congestion control at work (--graph draws it).
+
+With --net os the same session runs on the kernel's TCP, over loopback
+(in a network namespace made for the run when root); with --compare it
+runs on both, and shows them side by side with what differs.`, e.stdout)
 	var (
-		passive bool
+		d       demoRun
 		quiet   bool
+		size    string
 		see     seeFlags
-		mtu     int
-		loss    float64
-		delay   time.Duration
+		offload offloadFlag
+		path    pathFlags
+		netOS   string
+		compare bool
 	)
 	fset.group("Demo")
-	fset.boolVar(&passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
+	fset.boolVar(&d.passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
 	fset.boolVar(&quiet, "q", false, "print only the result (and what --trace, --pcap, --diagram ask for)")
+	fset.stringVar(&size, "size", "", "download `SIZE` bytes of generated data (32MiB, 1GiB) instead of hello.txt")
+	fset.stringVar(&netOS, "net", "", "run on the operating system's TCP (the only value is `os`): nsftp's socket calls on the kernel's stack, over loopback")
+	fset.boolVar(&compare, "compare", false, "run the session on nsftp's stack and on the kernel's, and show both side by side with what differs")
 	see.register(fset)
 	fset.group("Virtual wire")
-	fset.intVar(&mtu, "mtu", 1500, "the wire's MTU `N` (576-65000)")
-	fset.floatVar(&loss, "loss", 0, "`PERCENT` of frames the wire drops")
-	fset.durationVar(&delay, "delay", 0, "delay every frame on the wire by `DURATION`")
+	fset.intVar(&d.mtu, "mtu", 1500, "the wire's MTU `N` (576-65000); with --net os, loopback's in the run's namespace")
+	fset.varFlag(&offload, "offload", "let the stacks hand the wire 64 KiB segments: --offload passes them whole (as veth and loopback do; fastest), --offload=tso cuts them into MTU-sized frames at the wire and merges them again at the receiver (GRO), so the wire and its capture carry real frames")
+	path.register(fset)
 	_, err := fset.parse(args, 0, 0, "demo takes no arguments")
 	if err != nil {
 		return err
 	}
-	if mtu < 576 || mtu > stack.MaxMTU {
-		return usagef("--mtu %d out of range 576-%d", mtu, stack.MaxMTU)
+	if d.mtu < 576 || d.mtu > stack.MaxMTU {
+		return usagef("--mtu %d out of range 576-%d", d.mtu, stack.MaxMTU)
 	}
-	if loss < 0 || loss > 50 {
-		return usagef("--loss %v out of range 0-50", loss)
+	if d.up, d.down, err = path.paths(); err != nil {
+		return err
 	}
-	if delay < 0 || delay > 10*time.Second {
-		return usagef("--delay %v out of range 0-10s", delay)
+	d.offload = offload.mode
+	switch {
+	case offload.mode == stack.OffloadGSO && (d.up.Corrupt > 0 || d.down.Corrupt > 0):
+		return usagef("--corrupt needs checksums, which --offload leaves out (as veth does): use --offload=tso")
+	case netOS != "" && netOS != "os":
+		return usagef("--net takes only \"os\"")
+	case (netOS != "" || compare) && (!reflect.DeepEqual(d.up, stack.Path{}) || !reflect.DeepEqual(d.down, stack.Path{}) || offload.mode != stack.OffloadNone):
+		return usagef("the path flags and --offload shape nsftp's virtual wire; the kernel's loopback has none of them (--net os, --compare)")
+	case compare && netOS != "":
+		return usagef("--compare runs on both stacks: leave out --net os")
+	case compare && (see.trace.format != "" || see.record != "" || see.step || see.pcap != "" || see.diagram != "" || see.graph != "" || see.stats || see.explain || see.verbose):
+		return usagef("--compare shows its own view: it takes --passive, --size, --mtu and -q only")
+	}
+	d.file = demoFile
+	if size != "" {
+		if d.size, err = parseSize(size); err != nil {
+			return usagef("--size %v", err)
+		}
+		d.file = "data.bin"
+	}
+	if d.root, err = os.MkdirTemp("", "nsftp-demo-"); err != nil {
+		return &fileError{err}
+	}
+	defer os.RemoveAll(d.root)
+	if err := d.writeTree(); err != nil {
+		return &fileError{err}
+	}
+	if compare {
+		return runCompare(ctx, e, &d, quiet)
 	}
 
 	// The demo is a lesson: without -q it traces as --trace would.
 	if see.trace.format == "" && !quiet {
 		see.trace.format = "text"
 	}
-	if err := see.validate(true); err != nil {
+	if err := see.validate(); err != nil {
 		return err
 	}
+	d.step = see.step
 	format := see.trace.format
 	sg, err := see.start(e, e.stdout, trace.Client, e.stop)
 	if err != nil {
 		return err
 	}
-	mode, how := "active", "active mode (PORT): the server connects back to the client"
-	if passive {
-		mode, how = "passive", "passive mode (EPSV): the client connects to the server's data port"
+	mode, _ := d.mode()
+	what := d.file
+	if d.size > 0 {
+		what += " (" + trace.Bytes(d.size) + ")"
 	}
-	title := "nsftp demo: " + mode + "-mode download of " + demoFile
+	title := "nsftp demo: " + mode + "-mode download of " + what
+	if netOS != "" {
+		title += " on the kernel's TCP"
+	}
 	defer sg.finish(title)
-	sg.begin("nsftp demo", fmt.Sprintf("client %s and server %s on a virtual wire (MTU %d), %s",
-		stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), mtu, how))
 
-	root, err := os.MkdirTemp("", "nsftp-demo-")
-	if err != nil {
-		return &fileError{err}
+	var res demoResult
+	var trErr error
+	if netOS != "" {
+		res, trErr, err = d.onKernel(ctx, e, sg)
+	} else {
+		res, trErr, err = d.onNetstack(ctx, sg)
 	}
-	defer os.RemoveAll(root)
-	if err := writeDemoTree(root); err != nil {
-		return &fileError{err}
-	}
-
-	// On one wire the client's link sees every frame: capture it there
-	// only. TIME-WAIT is short, so the lesson can show it end.
-	clientCfg := sg.hostConfig("client", trace.Client, true)
-	serverCfg := sg.hostConfig("server", trace.Server, false)
-	clientCfg.TimeWait, serverCfg.TimeWait = demoTimeWait, demoTimeWait
-	p, err := stack.NewPair(stack.PairConfig{
-		// A lesson's capture should show the checksums a real NIC would.
-		Wire:   stack.WireConfig{MTU: mtu, Loss: loss, Delay: delay, Checksums: true},
-		Client: clientCfg,
-		Server: serverCfg,
-	})
-	if err != nil {
-		return &setupError{err}
-	}
-	defer p.Close()
-	sg.hostStarted(p.Client)
-	sg.hostStarted(p.Server)
-
-	scfg := ftp.ServerConfig{Root: root, Anonymous: true, Network: p.Server}
-	if see.step {
-		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
-	}
-	srv, err := ftp.NewServer(scfg)
-	if err != nil {
-		return &setupError{err}
-	}
-	defer srv.Close()
-	serverAddr := netip.AddrPortFrom(stack.ServerAddr4.Addr(), 21).String()
-	l, err := p.Server.Listen(ctx, trace.Control, serverAddr, 8)
-	if err != nil {
-		return &setupError{err}
-	}
-	serveErr := make(chan error, 1)
-	// The server outlives the client: step mode's q, or Ctrl-C, stops the
-	// client, which still ends its session with QUIT; srv.Close follows.
-	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), l) }()
-
-	got, err := demoDownload(ctx, p.Client, serverAddr, !passive, sg.ftpObserver(), see.step)
-	srv.Close()
-	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
-		err = serr
-	}
-	// The lesson ends when every connection has: last ACKs in, TIME-WAIT
-	// over. What follows is teardown, and the trace ends here.
-	sg.settle(ctx, demoTimeWait+2*time.Second)
-	trErr := sg.stopTrace()
 	if err != nil {
 		return err
 	}
-	p.Close()
 	if err := sg.finish(title); err != nil {
 		return err
 	}
-	want, _ := demoTree.ReadFile("demotree/" + demoFile)
-	if !bytes.Equal(got, want) {
-		return fmt.Errorf("%w: %s arrived with %d bytes that differ from the %d served", ftp.ErrIncomplete, demoFile, len(got), len(want))
+	if err := d.check(res); err != nil {
+		return err
 	}
 	if trErr != nil {
 		return trErr
 	}
 	if format != "json" {
-		sum := sha256.Sum256(got)
 		if format == "text" {
 			fmt.Fprintln(e.stdout) // after the trace
 		}
-		fmt.Fprintf(e.stdout, "%s: %d bytes, sha256 %x, identical to the file served.\n", demoFile, len(got), sum[:8])
-		if !quiet {
-			fmt.Fprintf(e.stdout, "\n%s", got)
+		fmt.Fprintf(e.stdout, "%s: %d bytes, sha256 %x, identical to the file served", d.file, res.n, res.sum[:8])
+		if d.size > 0 && res.took > 0 {
+			fmt.Fprintf(e.stdout, ", in %v (%s, %s/s)", res.took.Round(time.Millisecond),
+				trace.BitRate(float64(res.n)*8/res.took.Seconds()), humanBytes(float64(res.n)/res.took.Seconds()))
+		}
+		fmt.Fprintln(e.stdout, ".")
+		if !quiet && d.size == 0 {
+			fmt.Fprintf(e.stdout, "\n%s", res.kept)
 		}
 	}
 	return nil
 }
 
-// demoDownload logs in anonymously and downloads demoFile. A stop asked
-// for in step mode still ends the session with QUIT.
-func demoDownload(ctx context.Context, network ftp.Network, addr string, active bool, obs trace.Observer, step bool) (data []byte, err error) {
+// writeTree writes the tree the demo serves, and the generated file when
+// there is one, noting the sha256 of the file to download.
+func (d *demoRun) writeTree() error {
+	if err := writeDemoTree(d.root); err != nil {
+		return err
+	}
+	if d.size > 0 {
+		var err error
+		d.want, err = writeGenerated(filepath.Join(d.root, d.file), d.size)
+		return err
+	}
+	b, _ := demoTree.ReadFile("demotree/" + demoFile)
+	sum := sha256.Sum256(b)
+	d.want = sum[:]
+	return nil
+}
+
+// check checks the download against the file served.
+func (d *demoRun) check(res demoResult) error {
+	if !bytes.Equal(res.sum, d.want) {
+		return fmt.Errorf("%w: %s arrived with %d bytes that differ from those served", ftp.ErrIncomplete, d.file, res.n)
+	}
+	return nil
+}
+
+// serveAndDownload serves the demo's tree on l, through server, while
+// the client downloads the file from addr through client; it returns what
+// the download got once the session is over.
+func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Network, l net.Listener, addr string, obs trace.Observer) (demoResult, error) {
+	scfg := ftp.ServerConfig{Root: d.root, Anonymous: true, Network: server}
+	if d.step {
+		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
+	}
+	srv, err := ftp.NewServer(scfg)
+	if err != nil {
+		l.Close()
+		return demoResult{}, &setupError{err}
+	}
+	defer srv.Close()
+	serveErr := make(chan error, 1)
+	// The server outlives the client: step mode's q, or Ctrl-C, stops the
+	// client, which still ends its session with QUIT; srv.Close follows.
+	go func() { serveErr <- srv.Serve(context.WithoutCancel(ctx), l) }()
+	// A small file is kept to print; a large one only hashed.
+	var kept bytes.Buffer
+	h := sha256.New()
+	dst := io.Writer(h)
+	if d.size == 0 {
+		dst = io.MultiWriter(h, &kept)
+	}
+	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, d.step, dst)
+	srv.Close()
+	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
+		err = serr
+	}
+	return demoResult{n: n, took: took, sum: h.Sum(nil), kept: kept.Bytes()}, err
+}
+
+// pathSummary describes the wire's path for the run's heading.
+func pathSummary(up, down stack.Path) string {
+	describe := func(p stack.Path) string {
+		var parts []string
+		if p.Rate > 0 {
+			q := "1000 frames"
+			switch {
+			case p.QueueBytes > 0:
+				q = trace.Bytes(int64(p.QueueBytes))
+			case p.Queue > 0:
+				q = fmt.Sprintf("%d frames", p.Queue)
+			}
+			parts = append(parts, fmt.Sprintf("%s with a queue of %s", trace.BitRate(float64(p.Rate)), q))
+		}
+		if p.Delay > 0 {
+			d := "delay " + p.Delay.String()
+			if p.Jitter > 0 {
+				d += " ± " + p.Jitter.String()
+			}
+			parts = append(parts, d)
+		}
+		if p.Loss > 0 {
+			parts = append(parts, fmt.Sprintf("%v%% loss", p.Loss))
+		}
+		if b := p.Burst; b != nil {
+			parts = append(parts, fmt.Sprintf("bursty loss (p %v%%, r %v%%)", b.P, b.R))
+		}
+		for _, o := range p.Down {
+			parts = append(parts, fmt.Sprintf("down from %v for %v", o.At, o.For))
+		}
+		for _, x := range []struct {
+			v    float64
+			name string
+		}{{p.Duplicate, "duplicated"}, {p.Reorder, "reordered"}, {p.Corrupt, "corrupted"}} {
+			if x.v > 0 {
+				parts = append(parts, fmt.Sprintf("%v%% %s", x.v, x.name))
+			}
+		}
+		return strings.Join(parts, ", ")
+	}
+	u, d := describe(up), describe(down)
+	switch {
+	case u == "" && d == "":
+		return ""
+	case u == d:
+		return "; " + u
+	}
+	if u == "" {
+		u = "clean"
+	}
+	if d == "" {
+		d = "clean"
+	}
+	return "; client to server " + u + "; server to client " + d
+}
+
+// writeGenerated writes n bytes of repeatable pseudo-random data to path
+// and returns their sha256.
+func writeGenerated(path string, n int64) ([]byte, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	src := rand.NewChaCha8([32]byte{'n', 's', 'f', 't', 'p'})
+	if _, err := io.CopyN(w, src, n); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return h.Sum(nil), f.Close()
+}
+
+// demoDownload logs in anonymously and downloads name into dst, returning
+// how many bytes came and how long the transfer took. A stop asked for in
+// step mode still ends the session with QUIT.
+func demoDownload(ctx context.Context, network ftp.Network, addr, name string, active bool, obs trace.Observer, step bool, dst io.Writer) (n int64, took time.Duration, err error) {
 	cfg := ftp.ClientConfig{Network: network, Active: active, Observer: obs}
 	if step {
 		cfg.ConnectTimeout, cfg.ReplyTimeout, cfg.AcceptTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout, stepTimeout
 	}
 	c, err := ftp.Dial(ctx, addr, cfg)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	defer func() {
 		if err != nil {
@@ -190,19 +356,20 @@ func demoDownload(ctx context.Context, network ftp.Network, addr string, active 
 		c.Close()
 	}()
 	if err := c.Login(ctx, "", ""); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	if err := c.Type(ctx, "I"); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	var buf bytes.Buffer
-	if _, err := c.Retrieve(ctx, demoFile, 0, &buf); err != nil {
-		return nil, err
+	start := time.Now()
+	if n, err = c.Retrieve(ctx, name, 0, dst); err != nil {
+		return n, 0, err
 	}
+	took = time.Since(start)
 	if err := c.Quit(ctx); err != nil {
-		return nil, err
+		return n, took, err
 	}
-	return buf.Bytes(), nil
+	return n, took, nil
 }
 
 func writeDemoTree(root string) error {

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"nsftp/stack"
 	"strings"
 	"time"
 )
@@ -141,6 +142,9 @@ func (fs *flagSet) printUsage() {
 			if _, ok := f.Value.(*traceFlag); ok {
 				left, arg = "--trace[=json]", ""
 			}
+			if _, ok := f.Value.(*offloadFlag); ok {
+				left, arg = "--offload[=tso]", ""
+			}
 			if arg != "" {
 				left += " " + arg
 			}
@@ -151,6 +155,26 @@ func (fs *flagSet) printUsage() {
 		}
 	}
 	fmt.Fprint(fs.out, b.String())
+}
+
+// offloadFlag is --offload (large segments across the wire),
+// --offload=tso or --offload=none.
+type offloadFlag struct{ mode stack.Offload }
+
+func (o *offloadFlag) String() string   { return o.mode.String() }
+func (o *offloadFlag) IsBoolFlag() bool { return true }
+func (o *offloadFlag) Set(v string) error {
+	switch v {
+	case "true", "gso":
+		o.mode = stack.OffloadGSO
+	case "tso":
+		o.mode = stack.OffloadTSO
+	case "false", "none":
+		o.mode = stack.OffloadNone
+	default:
+		return fmt.Errorf("--offload takes gso (the default), tso or none, not %q", v)
+	}
+	return nil
 }
 
 // traceFlag is --trace (text) or --trace=json.

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"strings"
 	"time"
@@ -145,7 +144,7 @@ func (n *network) Close() error {
 // names its side.
 func (n *netFlags) open(ctx context.Context, see *seeing, role trace.Role) (*network, error) {
 	if n.net == "os" {
-		return &network{Network: &ftp.OSNetwork{Dialer: net.Dialer{KeepAlive: 30 * time.Second}}}, nil
+		return openOS(see, role)
 	}
 	return openTAP(ctx, n, see, role)
 }

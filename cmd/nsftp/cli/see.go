@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/term"
 
+	"nsftp/kernel"
 	"nsftp/stack"
 	"nsftp/trace"
 )
@@ -24,6 +25,7 @@ type seeFlags struct {
 	step    bool
 	pcap    string
 	diagram string
+	graph   string
 	explain bool
 	stats   bool
 	verbose bool
@@ -35,26 +37,18 @@ func (sf *seeFlags) register(fs *flagSet) {
 	fs.stringVar(&sf.record, "record", "", "also write the run's events to `FILE` as JSON lines, for 'nsftp show' to render anywhere")
 	fs.boolVar(&sf.every, "every-segment", false, "with --trace: show every segment of bulk data, not one line per run of them")
 	fs.boolVar(&sf.step, "step", false, "pause before each socket call (Enter) or each segment (s); c runs to the end, q stops cleanly")
-	fs.stringVar(&sf.pcap, "pcap", "", "write every frame of the run to `FILE` (pcap, for tshark and Wireshark)")
+	fs.stringVar(&sf.pcap, "pcap", "", "write every frame of the run to `FILE` (pcap, for tshark and Wireshark; with --net os, from a packet socket: root)")
 	fs.stringVar(&sf.diagram, "diagram", "", "draw the run as a ladder diagram in `FILE.svg`")
-	fs.boolVar(&sf.explain, "explain", false, "with --trace: show the netstack functions that produced each outgoing segment")
-	fs.boolVar(&sf.stats, "stats", false, "end with the netstack counters that changed, per host")
+	fs.stringVar(&sf.graph, "graph", "", "draw each data connection's time-sequence graph, with the sender's congestion window, in `FILE.svg`")
+	fs.boolVar(&sf.explain, "explain", false, "with --trace: show the netstack functions that produced each outgoing segment; with --net os, the kernel functions behind each change of state (root)")
+	fs.boolVar(&sf.stats, "stats", false, "end with the netstack counters that changed, per host, and what TCP did under pressure: retransmissions, timeouts, recoveries, largest cwnd, SRTT, goodput; with --net os, the kernel's counters")
 	fs.boolVar(&sf.verbose, "v", false, "print the FTP commands and replies")
 }
 
-// validate checks the teaching options against the network: the stack's
-// views need nsftp's own stack.
-func (sf *seeFlags) validate(ownStack bool) error {
-	if !ownStack {
-		for _, f := range []struct {
-			set  bool
-			name string
-		}{{sf.step, "--step"}, {sf.pcap != "", "--pcap"}, {sf.explain, "--explain"}, {sf.stats, "--stats"}} {
-			if f.set {
-				return usagef("%s needs nsftp's own stack (--tap, or 'nsftp demo'); with --net os the kernel does the networking out of sight", f.name)
-			}
-		}
-	}
+// validate checks the teaching options. Every one works on either stack:
+// on the kernel's (--net os) what needs privilege says so when the run
+// starts.
+func (sf *seeFlags) validate() error {
 	if sf.explain && sf.trace.format == "" {
 		return usagef("--explain goes with --trace")
 	}
@@ -71,7 +65,9 @@ type seeing struct {
 	e        *env
 	rec      *trace.Recorder // nil when nothing is traced, drawn or stepped
 	stackEvs bool            // the stack records its events (not only the FTP dialogue)
+	samples  bool            // and TCB samples
 	keep     *trace.Keep     // every event, for the diagram
+	course   *course         // --stats' figures from the events
 	step     *stepper
 	recFile  *os.File // --record's file
 	pcapFile *os.File
@@ -79,6 +75,14 @@ type seeing struct {
 	hosts    []*stack.Host
 	before   []stack.Stats
 	finished bool
+
+	// The kernel's side, for runs on its TCP (--net os).
+	watch        *kernel.Watch
+	kernelNS     *kernel.NetNS
+	kernelBefore kernel.Counters
+	kernelAfter  kernel.Counters
+	kernelErr    error
+	dropsSaid    bool
 }
 
 // start sets up what the flags ask for; the trace goes to out. side is
@@ -97,9 +101,13 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 			sinks = append(sinks, trace.NewText(out, trace.TextOptions{FTP: side}))
 		}
 	}
-	if sf.diagram != "" {
+	if sf.diagram != "" || sf.graph != "" {
 		s.keep = &trace.Keep{}
 		sinks = append(sinks, s.keep)
+	}
+	if sf.stats {
+		s.course = newCourse()
+		sinks = append(sinks, s.course)
 	}
 	if sf.record != "" {
 		f, err := os.Create(sf.record)
@@ -109,7 +117,10 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 		s.recFile = f
 		sinks = append(sinks, trace.NewJSONWriter(f))
 	}
-	s.stackEvs = sf.trace.format != "" || sf.diagram != "" || sf.step || sf.record != ""
+	s.stackEvs = sf.trace.format != "" || sf.diagram != "" || sf.graph != "" || sf.step || sf.record != "" || sf.stats
+	// The congestion window's samples are for the graph, --stats and
+	// programs.
+	s.samples = sf.graph != "" || sf.trace.format == "json" || sf.record != "" || sf.stats
 	if len(sinks) > 0 || sf.step {
 		s.rec = trace.NewRecorder(sinks...)
 	}
@@ -155,6 +166,7 @@ func (s *seeing) hostConfig(name string, role trace.Role, capture bool) stack.Ho
 	if s.rec != nil && s.stackEvs {
 		cfg.Observer = s.rec.Record
 		cfg.Explain = s.sf.explain
+		cfg.Samples = s.samples
 		if s.step != nil {
 			cfg.Gate = s.step
 		}
@@ -163,6 +175,22 @@ func (s *seeing) hostConfig(name string, role trace.Role, capture bool) stack.Ho
 		cfg.Capture = &stack.CaptureConfig{PCAP: s.pcapBuf}
 	}
 	return cfg
+}
+
+// wireObserver receives a virtual wire's lost frames, or is nil.
+func (s *seeing) wireObserver() trace.Observer {
+	if s.rec == nil || !s.stackEvs {
+		return nil
+	}
+	return s.rec.Record
+}
+
+// wireCapture is the pcap a virtual wire writes every frame to, or nil.
+func (s *seeing) wireCapture() io.Writer {
+	if s.pcapBuf == nil {
+		return nil
+	}
+	return s.pcapBuf
 }
 
 // hostStarted notes a host whose counters --stats reports.
@@ -193,14 +221,31 @@ func (s *seeing) settle(ctx context.Context, d time.Duration) {
 }
 
 // stopTrace ends the trace: what follows is teardown, not the lesson.
+// On the kernel's TCP, the connections get a moment to end first, and
+// what the kernel told of them is read to the end.
 func (s *seeing) stopTrace() error {
+	var errs []error
+	if s.watch != nil {
+		s.watch.Settle(time.Second)
+		if err := s.watch.Close(); err != nil {
+			errs = append(errs, &fileError{err})
+		}
+		if s.kernelBefore != nil && s.kernelAfter == nil {
+			// Now, while the run's namespace is there to read them in.
+			s.kernelAfter, s.kernelErr = kernel.ReadCounters(s.kernelNS)
+		}
+		if n := s.watch.Drops(); n > 0 && !s.dropsSaid {
+			s.dropsSaid = true
+			fmt.Fprintf(s.e.stderr, "nsftp: the packet socket dropped %d frames: the trace and the pcap miss them\n", n)
+		}
+	}
 	if s.rec == nil {
-		return nil
+		return errors.Join(errs...)
 	}
 	if err := s.rec.Stop(); err != nil {
-		return &fileError{fmt.Errorf("writing the trace: %w", err)}
+		errs = append(errs, &fileError{fmt.Errorf("writing the trace: %w", err)})
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // finish writes what is written at the end: the diagram, the pcap, the
@@ -216,8 +261,11 @@ func (s *seeing) finish(title string) error {
 			errs = append(errs, &fileError{fmt.Errorf("writing %s: %w", s.sf.record, err)})
 		}
 	}
-	if s.keep != nil {
+	if s.keep != nil && s.sf.diagram != "" {
 		errs = append(errs, writeDiagramFile(s.sf.diagram, s.keep.Events, title))
+	}
+	if s.keep != nil && s.sf.graph != "" {
+		errs = append(errs, writeGraphFile(s.sf.graph, s.keep.Events, ""))
 	}
 	if s.pcapFile != nil {
 		if err := s.pcapBuf.Flush(); err != nil {
@@ -231,6 +279,10 @@ func (s *seeing) finish(title string) error {
 		for i, h := range s.hosts {
 			printStats(s.e.stderr, h.Name(), h.Stats().Sub(s.before[i]))
 		}
+		s.course.print(s.e.stderr, s.hosts, s.before)
+		if s.kernelBefore != nil {
+			s.printKernelStats()
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -242,6 +294,25 @@ func writeDiagramFile(path string, events []trace.Event, title string) error {
 	}
 	w := bufio.NewWriter(f)
 	err = trace.WriteLadder(w, events, trace.LadderOptions{Title: title})
+	if err == nil {
+		err = w.Flush()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &fileError{fmt.Errorf("writing %s: %w", path, err)}
+	}
+	return nil
+}
+
+func writeGraphFile(path string, events []trace.Event, title string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return &fileError{fmt.Errorf("--graph: %w", err)}
+	}
+	w := bufio.NewWriter(f)
+	err = trace.WriteGraph(w, events, trace.GraphOptions{Title: title})
 	if err == nil {
 		err = w.Flush()
 	}

@@ -23,8 +23,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		user        string
 		password    string
 		anonymous   bool
-		maxSessions int
-		idle        time.Duration
+		lim         serveLimits
 		quiet       bool
 		see         seeFlags
 		tlsCert     string
@@ -38,9 +37,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.stringVar(&user, "user", "", "accept this user name (with --password); turns anonymous login off unless --anonymous")
 	fs.stringVar(&password, "password", "", "the user's password (or set NSFTP_PASSWORD)")
 	fs.boolVar(&anonymous, "anonymous", false, "accept anonymous login (the default when no --user is given)")
-	fs.intVar(&maxSessions, "max-sessions", 32, "most sessions at once")
-	fs.durationVar(&idle, "idle-timeout", 5*time.Minute, "end a session idle this long")
 	fs.boolVar(&quiet, "q", false, "print nothing but errors")
+	lim.register(fs)
 	fs.group("FTPS (TLS)")
 	fs.stringVar(&tlsCert, "tls-cert", "", "offer AUTH TLS with the certificate (chain) in `FILE` (PEM)")
 	fs.stringVar(&tlsKey, "tls-key", "", "the certificate's private key, in `FILE` (PEM)")
@@ -55,7 +53,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := nf.validate(); err != nil {
 		return err
 	}
-	if err := see.validate(nf.tap != ""); err != nil {
+	if err := see.validate(); err != nil {
 		return err
 	}
 	if password == "" {
@@ -75,8 +73,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if (tlsRequired || tlsImplicit) && tlsCert == "" {
 		return usagef("--tls-required and --tls-implicit need --tls-cert and --tls-key")
 	}
-	if maxSessions < 1 || idle <= 0 {
-		return usagef("--max-sessions and --idle-timeout must be positive")
+	if err := lim.validate(); err != nil {
+		return err
 	}
 	if fi, err := os.Stat(pos[0]); err != nil {
 		return &fileError{err}
@@ -121,13 +119,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	cfg := ftp.ServerConfig{
 		Root: pos[0], Write: write, Anonymous: anonymous, User: user, Password: password,
-		MaxSessions: maxSessions, IdleTimeout: idle, Network: n,
+		Network: n,
 		Logf: func(format string, args ...any) {
 			if !quiet {
 				fmt.Fprintf(e.stderr, "nsftp: "+format+"\n", args...)
 			}
 		},
 	}
+	lim.apply(&cfg)
 	cfg.Observer = sg.ftpObserver()
 	if tlsCert != "" {
 		if cfg.TLS, err = serveTLS(tlsCert, tlsKey); err != nil {
@@ -180,4 +179,44 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	n.Leave(lctx)
 	cancel()
 	return errors.Join(err, sg.stopTrace(), n.Close(), sg.finish(title))
+}
+
+// serveLimits are the flags that bound what clients can take: sessions,
+// time and data rate (README "Serving safely"). Zero counts take the
+// server's defaults, which depend on --max-sessions.
+type serveLimits struct {
+	maxSessions, maxPerAddr, maxUnauth, minRate int
+	idle, login, data, file                     time.Duration
+}
+
+func (l *serveLimits) register(fs *flagSet) {
+	fs.group("Limits")
+	fs.intVar(&l.maxSessions, "max-sessions", 32, "most sessions at once")
+	fs.intVar(&l.maxPerAddr, "max-per-addr", 0, "most sessions from one address (an IPv6 /64) (default 8, at most half of --max-sessions)")
+	fs.intVar(&l.maxUnauth, "max-unauthenticated", 0, "most sessions not logged in yet, from all addresses (default 16, at most --max-sessions)")
+	fs.durationVar(&l.login, "login-timeout", 20*time.Second, "end a session not logged in this long after connecting")
+	fs.durationVar(&l.idle, "idle-timeout", 5*time.Minute, "end a session idle this long")
+	fs.durationVar(&l.data, "data-timeout", 30*time.Second, "end a transfer whose data connection stalls this long")
+	fs.intVar(&l.minRate, "min-rate", 1024, "end a transfer that moves fewer than `BYTES` per second over a --data-timeout")
+	fs.durationVar(&l.file, "file-timeout", 30*time.Second, "end a session whose file system call takes this long (a hung mount)")
+}
+
+func (l *serveLimits) validate() error {
+	switch {
+	case l.maxSessions < 1:
+		return usagef("--max-sessions must be at least 1")
+	case l.maxPerAddr < 0, l.maxUnauth < 0:
+		return usagef("--max-per-addr and --max-unauthenticated must not be negative (0 takes the default)")
+	case l.minRate < 1:
+		return usagef("--min-rate must be at least 1 byte per second")
+	case l.idle <= 0, l.login <= 0, l.data <= 0, l.file <= 0:
+		return usagef("--idle-timeout, --login-timeout, --data-timeout and --file-timeout must be positive")
+	}
+	return nil
+}
+
+func (l *serveLimits) apply(cfg *ftp.ServerConfig) {
+	cfg.MaxSessions, cfg.MaxPerAddr, cfg.MaxUnauthenticated = l.maxSessions, l.maxPerAddr, l.maxUnauth
+	cfg.IdleTimeout, cfg.LoginTimeout, cfg.DataTimeout, cfg.FileTimeout = l.idle, l.login, l.data, l.file
+	cfg.MinDataRate = l.minRate
 }

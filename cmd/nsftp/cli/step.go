@@ -32,6 +32,9 @@ type stepper struct {
 	// sent: on a TAP the kernel's frames are stopped at only as they
 	// arrive; on a virtual wire every frame was stopped at as it left.
 	frameIn bool
+	// kernel says the run is on the kernel's TCP (--net os), whose
+	// segments cannot be stopped at: it sends them on its own.
+	kernel bool
 }
 
 type stepMode int
@@ -59,9 +62,17 @@ func (s *stepper) BeforeCall(ctx context.Context, e trace.Event) error {
 	}
 	c := e.Call
 	s.rec.Flush()
-	fmt.Fprintf(s.out, "\n[step] %s fd%d %s: about to %s\n       %s -> %s | netstack: %s\n",
-		e.Host, c.Socket, c.Label, describeCall(c), c.Article, c.Kernel, c.Netstack)
-	s.showTCB(e.TCB)
+	how := "netstack: " + c.Netstack
+	if e.Layer == trace.LayerKernel {
+		how = "the kernel's TCP, by " + c.Syscall
+	}
+	fmt.Fprintf(s.out, "\n[step] %s fd%d %s: about to %s\n       %s -> %s | %s\n",
+		e.Host, c.Socket, c.Label, describeCall(c), c.Article, c.Kernel, how)
+	if e.Layer == trace.LayerKernel {
+		s.showTCPInfo(e.TCB)
+	} else {
+		s.showTCB(e.TCB)
+	}
 	return s.prompt(ctx, "before "+trace.BSDCall(c, false)+" on "+e.Host+" fd"+fmt.Sprint(c.Socket))
 }
 
@@ -149,6 +160,20 @@ func (s *stepper) showTCB(b *trace.TCB) {
 	fmt.Fprintln(s.out, line+"  (sequence numbers relative to ISS and IRS)")
 }
 
+// showTCPInfo prints what the kernel's TCP_INFO says of a connection:
+// the kernel keeps its sequence numbers to itself there.
+func (s *stepper) showTCPInfo(b *trace.TCB) {
+	if b == nil {
+		return
+	}
+	ssthresh := "∞"
+	if b.Ssthresh > 0 {
+		ssthresh = fmt.Sprint(b.Ssthresh)
+	}
+	fmt.Fprintf(s.out, "       TCP_INFO %s  cwnd=%d ssthresh=%s mss=%d SRTT=%v RTO=%v snd_wnd=%d rcv_wnd=%d congestion: %s\n",
+		b.State, b.Cwnd, ssthresh, b.MSS, b.SRTT, b.RTO, b.SndWnd, b.RcvWnd, b.Congestion)
+}
+
 // prompt waits for a key and acts on it; where says where a q stopped.
 func (s *stepper) prompt(ctx context.Context, where string) error {
 	fmt.Fprint(s.out, "       "+stepKeys)
@@ -162,6 +187,11 @@ func (s *stepper) prompt(ctx context.Context, where string) error {
 		s.mode = running
 		fmt.Fprintln(s.out, "c: running to the end")
 	case 's':
+		if s.kernel {
+			s.mode = stepCalls
+			fmt.Fprintln(s.out, "s: the kernel sends and takes segments on its own, nothing can stop them: to the next call")
+			break
+		}
 		s.mode = stepSegments
 		fmt.Fprintln(s.out, "s: to the next segment")
 	case 'q':
@@ -225,19 +255,42 @@ func newKeyReader(stdin io.Reader) keyReader {
 }
 
 // lineKeys reads one line per key; its first character is the key. The
-// end of input runs to the end.
-type lineKeys struct{ r *bufio.Reader }
+// end of input runs to the end. A line is read apart, so a run being
+// stopped (Ctrl-C) is not held up by a prompt waiting for input; the read
+// then finishes on its own, and its line is the next key asked for.
+type lineKeys struct {
+	r       *bufio.Reader
+	pending chan lineRead // a read in flight; next is called under the stepper's lock
+}
+
+type lineRead struct {
+	line string
+	err  error
+}
 
 func (l *lineKeys) next(ctx context.Context) (byte, error) {
-	line, err := l.r.ReadString('\n')
-	if err != nil && line == "" {
-		return 'c', nil
+	if l.pending == nil {
+		ch := make(chan lineRead, 1)
+		l.pending = ch
+		go func() {
+			line, err := l.r.ReadString('\n')
+			ch <- lineRead{line, err}
+		}()
 	}
-	line = strings.TrimSpace(line)
-	if line == "" {
-		return '\n', nil
+	select {
+	case r := <-l.pending:
+		l.pending = nil
+		if r.err != nil && r.line == "" {
+			return 'c', nil
+		}
+		line := strings.TrimSpace(r.line)
+		if line == "" {
+			return '\n', nil
+		}
+		return line[0], nil
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
-	return line[0], nil
 }
 
 // terminalKeys reads single key presses from a terminal in raw mode.

@@ -1,0 +1,151 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+
+	"golang.org/x/sys/unix"
+)
+
+// NetNS is a network namespace made for one run, with its loopback up:
+// nobody else's traffic, ports 20 and 21 free to bind, and nothing left
+// behind however the run ends. It has no name under /var/run/netns and
+// lives only while this process holds it, so a killed run's namespace
+// goes with the process, sockets and all.
+type NetNS struct {
+	f *os.File // the namespace, as /proc/thread-self/ns/net of the thread that made it
+}
+
+// NewNetNS makes a network namespace and brings its loopback up with the
+// given MTU (0 keeps loopback's 65536). It needs CAP_SYS_ADMIN.
+func NewNetNS(mtu int) (*NetNS, error) {
+	type result struct {
+		f   *os.File
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// unshare moves only this thread: it stays locked to the
+		// goroutine, and if it cannot go back to the process's namespace
+		// the goroutine exits locked and the runtime retires the thread.
+		runtime.LockOSThread()
+		f, err, back := newNetNS(mtu)
+		if back {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{f, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &NetNS{f: r.f}, nil
+}
+
+// newNetNS runs on a locked thread; back reports the thread is in its
+// original namespace again.
+func newNetNS(mtu int) (f *os.File, err error, back bool) {
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("kernel: network namespace: %w", err), true
+	}
+	defer self.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return nil, fmt.Errorf("kernel: making a network namespace: %w", os.NewSyscallError("unshare", err)), true
+	}
+	f, err = os.Open("/proc/thread-self/ns/net")
+	if err == nil {
+		err = loopbackUp(mtu)
+	}
+	if serr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); serr != nil {
+		if f != nil {
+			f.Close()
+		}
+		return nil, errors.Join(err, fmt.Errorf("kernel: returning to the process's network namespace: %w", serr)), false
+	}
+	if err != nil {
+		if f != nil {
+			f.Close()
+		}
+		return nil, fmt.Errorf("kernel: network namespace: %w", err), true
+	}
+	return f, nil, true
+}
+
+// loopbackUp brings up lo in the calling thread's namespace.
+func loopbackUp(mtu int) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	if mtu > 0 {
+		ifr, err := unix.NewIfreq("lo")
+		if err != nil {
+			return err
+		}
+		ifr.SetUint32(uint32(mtu))
+		if err := unix.IoctlIfreq(fd, unix.SIOCSIFMTU, ifr); err != nil {
+			return fmt.Errorf("setting lo's MTU to %d: %w", mtu, err)
+		}
+	}
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("reading lo's flags: %w", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return fmt.Errorf("bringing lo up: %w", err)
+	}
+	return nil
+}
+
+// Do runs fn on a thread inside the namespace (a nil NetNS runs it where
+// the caller is). File descriptors fn opens there - sockets - stay in the
+// namespace after the thread leaves it, and may be used from any
+// goroutine.
+func (ns *NetNS) Do(fn func() error) error {
+	if ns == nil {
+		return fn()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		err, back := ns.do(fn)
+		if back {
+			runtime.UnlockOSThread()
+		}
+		errc <- err
+	}()
+	return <-errc
+}
+
+func (ns *NetNS) do(fn func() error) (err error, back bool) {
+	self, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return fmt.Errorf("kernel: network namespace: %w", err), true
+	}
+	defer self.Close()
+	if err := unix.Setns(int(ns.f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("kernel: entering the run's network namespace: %w", err), true
+	}
+	err = fn()
+	if serr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); serr != nil {
+		return errors.Join(err, fmt.Errorf("kernel: returning to the process's network namespace: %w", serr)), false
+	}
+	return err, true
+}
+
+// Close lets the namespace go: it ends once the sockets made in it are
+// closed.
+func (ns *NetNS) Close() error {
+	if ns == nil {
+		return nil
+	}
+	return ns.f.Close()
+}

@@ -1,0 +1,266 @@
+package stack_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"nsftp/stack"
+	"nsftp/stack/stacktest"
+	"nsftp/trace"
+)
+
+// pathRun sends n bytes from the server to the client over a wire with
+// the given config, every event kept, and returns what the client
+// received and the events.
+func pathRun(t *testing.T, wire stack.WireConfig, n int) ([]byte, []trace.Event, *stack.Pair) {
+	t.Helper()
+	keep := &trace.Keep{}
+	rec := trace.NewRecorder(keep)
+	p := stacktest.Pair(t, stack.PairConfig{
+		Wire:   wire,
+		Client: stack.HostConfig{Observer: rec.Record, Samples: true},
+		Server: stack.HostConfig{Observer: rec.Record, Samples: true},
+	})
+	l := listen(t, p.Server, serverAddr)
+	c := dial(t, p.Client, serverAddr)
+	s := accept(t, l)
+	want := make([]byte, n)
+	rand.NewChaCha8([32]byte{1}).Read(want)
+	sent := make(chan error, 1)
+	go func() {
+		_, err := s.Send(context.Background(), want)
+		s.Close()
+		sent <- err
+	}()
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("receiving: %v (%d of %d bytes)", err, len(got), n)
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	rec.Stop()
+	if sha256.Sum256(got) != sha256.Sum256(want) {
+		t.Fatalf("received %d bytes that differ from the %d sent", len(got), n)
+	}
+	return got, keep.Events, p
+}
+
+// goodput is the rate at which new data reached the client, by the
+// events' own clock: first data segment in to last.
+func goodput(evs []trace.Event) (bps float64, took time.Duration) {
+	var first, last time.Time
+	var n int64
+	top := map[uint32]bool{}
+	for _, e := range evs {
+		s := e.Segment
+		if s == nil || e.Host != "client" || s.Dir != trace.In || s.Proto != "tcp" || s.Len == 0 || top[s.Seq] {
+			continue
+		}
+		top[s.Seq] = true
+		if first.IsZero() {
+			first = e.Time
+		}
+		last = e.Time
+		n += int64(s.Len)
+	}
+	took = last.Sub(first)
+	return float64(n) * 8 / took.Seconds(), took
+}
+
+// TestRateLimit: through a 40 Mbit/s bottleneck with no loss, a 16 MiB
+// transfer moves at 40 Mbit/s, within 10%: the Ethernet, IP and TCP
+// headers on every 1448 bytes take 4.5% of the rate. The queue holds more
+// than the receiver's 2 MiB window, so nothing can be dropped and the
+// bottleneck never idles. (With netem's 1000 frames, slow start overshoots
+// the queue and loses hundreds of frames at once: see TestQueueOverflow.)
+func TestRateLimit(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	_, evs, p := pathRun(t, stack.WireConfig{Path: stack.Path{Rate: 40e6, Queue: 2000}}, 16<<20)
+	bps, took := goodput(evs)
+	t.Logf("goodput %.1f Mbit/s over %v; wire %+v", bps/1e6, took, p.Wire.Stats())
+	if bps < 36e6 || bps > 44e6 {
+		t.Errorf("goodput %.1f Mbit/s through a 40 Mbit/s bottleneck, want within 10%%", bps/1e6)
+	}
+	if st := p.Wire.Stats(); st.Bottleneck != 0 || st.Lost != 0 {
+		t.Errorf("frames lost on a lossless path: %+v", st)
+	}
+}
+
+// TestQueueOverflow: a bottleneck with a short queue drops frames when
+// TCP's window outgrows it, and the sender's congestion window falls
+// after the first drop, as its TCB samples show.
+func TestQueueOverflow(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	_, evs, p := pathRun(t, stack.WireConfig{Path: stack.Path{Rate: 20e6, Delay: 10 * time.Millisecond, Queue: 16}}, 4<<20)
+	st := p.Wire.Stats()
+	if st.Bottleneck == 0 || st.Lost != 0 {
+		t.Fatalf("wire %+v: want drops at the queue only", st)
+	}
+	var peak, after int
+	recovered := false
+	for _, e := range evs {
+		if e.TCB == nil || e.Host != "server" {
+			continue
+		}
+		b := e.TCB
+		if b.Congestion != "open" {
+			recovered = true
+		}
+		if b.Cwnd > peak && !recovered {
+			peak = b.Cwnd
+		}
+		if recovered {
+			after = b.Cwnd
+			break
+		}
+	}
+	t.Logf("%d drops at the queue; cwnd peaked at %d segments, then %d in recovery", st.Bottleneck, peak, after)
+	if !recovered || after >= peak {
+		t.Errorf("the sender's cwnd did not fall after the drops: peak %d, then %d (recovery seen: %v)", peak, after, recovered)
+	}
+}
+
+// TestJitterKeepsOrder: jitter varies the delay but no frame overtakes
+// another, so data arrives in order.
+func TestJitterKeepsOrder(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	_, evs, p := pathRun(t, stack.WireConfig{Path: stack.Path{Delay: 5 * time.Millisecond, Jitter: 4 * time.Millisecond}}, 1<<20)
+	var next uint32
+	started := false
+	for _, e := range evs {
+		s := e.Segment
+		if s == nil || e.Host != "client" || s.Dir != trace.In || s.Proto != "tcp" || s.Len == 0 {
+			continue
+		}
+		if started && s.Seq != next {
+			t.Fatalf("data arrived out of order: seq %d, expected %d", s.Seq, next)
+		}
+		next, started = s.Seq+uint32(s.Len), true
+	}
+	if st := p.Wire.Stats(); st.Reordered != 0 || st.Lost != 0 {
+		t.Errorf("wire %+v", st)
+	}
+}
+
+// TestPartition: the link goes down for 2s in the middle of a transfer.
+// The transfer stalls, the sender's retransmission timeouts back off
+// (each wait longer than the one before), and when the link comes back
+// the transfer completes, byte for byte.
+func TestPartition(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	const at, length = 300 * time.Millisecond, 2 * time.Second
+	path := stack.Path{Rate: 8e6, Down: []stack.Outage{{At: at, For: length}}}
+	start := time.Now()
+	_, evs, p := pathRun(t, stack.WireConfig{Path: path}, 1<<20)
+	if took := time.Since(start); took < length {
+		t.Errorf("the transfer took %v, less than the outage", took)
+	}
+	if p.Wire.Stats().Down == 0 {
+		t.Fatal("no frame met the outage")
+	}
+	// The server's retransmissions of the first unacknowledged segment
+	// while the link was down: the timeouts' times.
+	var t0 time.Time
+	top := uint32(0)
+	var rtx []time.Time
+	for _, e := range evs {
+		if t0.IsZero() {
+			t0 = e.Time
+		}
+		s := e.Segment
+		if s == nil || e.Host != "server" || s.Dir != trace.Out || s.Proto != "tcp" || s.Len == 0 {
+			continue
+		}
+		end := s.Seq + uint32(s.Len)
+		if int32(end-top) > 0 {
+			top = end
+			continue
+		}
+		if d := e.Time.Sub(t0); d > at && d < at+length+500*time.Millisecond {
+			rtx = append(rtx, e.Time)
+		}
+	}
+	var gaps []time.Duration
+	for i := 1; i < len(rtx); i++ {
+		if g := rtx[i].Sub(rtx[i-1]); g > 5*time.Millisecond { // a burst of retransmissions is one timeout
+			gaps = append(gaps, g)
+		}
+	}
+	t.Logf("retransmission timeouts %d ms apart", gaps)
+	if len(gaps) < 3 {
+		t.Fatalf("only %d timeouts during a %v outage", len(gaps), length)
+	}
+	for i := 1; i < len(gaps); i++ {
+		if gaps[i] < gaps[i-1]*3/2 {
+			t.Errorf("timeouts did not back off: %v after %v", gaps[i], gaps[i-1])
+		}
+	}
+	h := p.Server.Stats()
+	if h["TCP.Timeouts"] == 0 {
+		t.Errorf("netstack counted no timeout: %v", h["TCP.Timeouts"])
+	}
+}
+
+// TestBurstLoss: Gilbert-Elliott loss comes in bursts: at about the same
+// loss rate as independent loss, its runs of lost frames are several
+// frames long, independent loss's barely more than one; the wire's own
+// counters say so.
+func TestBurstLoss(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	// p 1%, r 25%: Bad a twenty-sixth of the time, bursts of 4 on average.
+	burst := stack.Path{Burst: &stack.GilbertElliott{P: 1, R: 25}}
+	indep := stack.Path{Loss: 100.0 / 26}
+	runs := map[string]float64{}
+	for name, path := range map[string]stack.Path{"burst": burst, "independent": indep} {
+		_, _, p := pathRun(t, stack.WireConfig{Path: path, Seed: 5}, 6<<20)
+		st := p.Wire.Stats()
+		if st.LossRuns == 0 {
+			t.Fatalf("%s: no loss: %+v", name, st)
+		}
+		rate := float64(st.Lost) / float64(st.Frames)
+		runs[name] = float64(st.Lost) / float64(st.LossRuns)
+		t.Logf("%s: %d of %d frames lost (%.1f%%), in %d runs: %.2f frames a run", name, st.Lost, st.Frames, rate*100, st.LossRuns, runs[name])
+		if rate < 0.02 || rate > 0.06 {
+			t.Errorf("%s: loss rate %.1f%%, want about 3.8%%", name, rate*100)
+		}
+	}
+	if runs["burst"] < 2.5 || runs["independent"] > 1.3 {
+		t.Errorf("runs of %.2f frames with Gilbert-Elliott, %.2f independent: want bursts", runs["burst"], runs["independent"])
+	}
+}
+
+// TestPerDirection: a path for one direction only leaves the other clean.
+func TestPerDirection(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	wire := stack.WireConfig{Out: map[int]stack.Path{stack.ServerPort: {Rate: 20e6}}}
+	_, evs, p := pathRun(t, wire, 2<<20)
+	bps, _ := goodput(evs)
+	if bps > 22e6 {
+		t.Errorf("server to client at %.1f Mbit/s through a 20 Mbit/s path", bps/1e6)
+	}
+	if p.Wire.Stats().Bottleneck != 0 {
+		t.Errorf("%+v", p.Wire.Stats())
+	}
+}
+
+// TestPathChecks: impossible settings are refused.
+func TestPathChecks(t *testing.T) {
+	for _, p := range []stack.Path{
+		{Loss: 101}, {Rate: -1}, {Jitter: -time.Millisecond}, {Queue: -1},
+		{Burst: &stack.GilbertElliott{P: 200}}, {Down: []stack.Outage{{At: time.Second}}},
+	} {
+		if _, err := stack.NewWire(stack.WireConfig{Path: p}); err == nil {
+			t.Errorf("NewWire accepted %+v", p)
+		}
+		if _, err := stack.NewWire(stack.WireConfig{Out: map[int]stack.Path{1: p}}); err == nil {
+			t.Errorf("NewWire accepted port 1's path %+v", p)
+		}
+	}
+}

@@ -1,0 +1,475 @@
+package trace
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// CompareOptions tune WriteCompare.
+type CompareOptions struct {
+	// Width is the whole width in columns; 0 means 160.
+	Width int
+	// Left and Right title the two runs' columns.
+	Left, Right string
+	// DifferencesOnly leaves out the runs, side by side: only what
+	// differs is shown.
+	DifferencesOnly bool
+}
+
+// WriteCompare shows two runs of the same FTP session side by side (on
+// nsftp's stack and on the kernel's, say), step by step of the client's
+// dialogue: between one command or reply and the next, each run's socket
+// calls, changes of state and segments, one short line each. It ends with
+// what differs between the runs: the handshakes' options and windows,
+// each socket's states, when a listener's connection is born, TIME-WAIT,
+// how many segments and ACKs, the longest waits for a segment to leave
+// and for an ACK. It is a pure function of the two runs' events.
+func WriteCompare(w io.Writer, left, right []Event, opt CompareOptions) error {
+	if opt.Width <= 0 {
+		opt.Width = 160
+	}
+	bw := bufio.NewWriter(w)
+	col := max((opt.Width-3)/2, 20)
+	sides := [2]*compareSide{newCompareSide(left), newCompareSide(right)}
+	if opt.DifferencesOnly {
+		writeDifferences(bw, sides, opt)
+		return bw.Flush()
+	}
+	fmt.Fprintf(bw, "%s │ %s\n", pad(opt.Left, col), opt.Right)
+	fmt.Fprintf(bw, "%s─┼─%s\n", strings.Repeat("─", col), strings.Repeat("─", col))
+	n := max(len(sides[0].steps), len(sides[1].steps))
+	for i := range n {
+		var heads [2]string
+		var lines [2][]string
+		for s, side := range sides {
+			if i < len(side.steps) {
+				heads[s] = side.steps[i].head
+				lines[s] = side.steps[i].lines
+			}
+		}
+		if heads[0] != "" || heads[1] != "" {
+			head := heads[0]
+			if heads[1] != heads[0] {
+				head = pad(heads[0], col) + " │ " + heads[1]
+			}
+			fmt.Fprintf(bw, "%s\n", rule(head, opt.Width))
+		}
+		for j := range max(len(lines[0]), len(lines[1])) {
+			var l, r string
+			if j < len(lines[0]) {
+				l = lines[0][j]
+			}
+			if j < len(lines[1]) {
+				r = lines[1][j]
+			}
+			fmt.Fprintf(bw, "%s │ %s\n", pad(l, col), strings.TrimRight(cut(r, col), " "))
+		}
+	}
+	writeDifferences(bw, sides, opt)
+	return bw.Flush()
+}
+
+// compareStep is one step of a run: the client's FTP command or reply
+// that opens it, and what the stacks did until the next.
+type compareStep struct {
+	head  string
+	lines []string
+}
+
+// compareSide is one run, as WriteCompare shows and measures it.
+type compareSide struct {
+	evs   []Event
+	text  *Text // learns each connection's first sequence numbers and window scales
+	t0    time.Time
+	steps []compareStep
+}
+
+func newCompareSide(evs []Event) *compareSide {
+	s := &compareSide{evs: evs, text: NewText(io.Discard, TextOptions{Every: true})}
+	// Times count from the first socket call: how long each run took to
+	// set up its hosts is not the stacks' doing.
+	for _, e := range evs {
+		if e.Kind == KindCall {
+			s.t0 = e.Time
+			break
+		}
+	}
+	s.steps = []compareStep{{}}
+	for i := range evs {
+		e := &evs[i]
+		s.text.Event(e)
+		if e.Message != nil && e.Side == Client && (e.Kind == KindCommand || e.Kind == KindReply) {
+			arrow := "->"
+			if e.Kind == KindReply {
+				arrow = "<-"
+			}
+			text := Clean(MaskPassword(e.Text))
+			if e.Kind == KindReply {
+				text = fmt.Sprintf("%d %s", e.Code, Clean(strings.ReplaceAll(e.Text, "\n", " / ")))
+			}
+			s.steps = append(s.steps, compareStep{head: arrow + " " + text})
+			continue
+		}
+		if l := s.line(i); l != "" {
+			st := &s.steps[len(s.steps)-1]
+			st.lines = append(st.lines, l)
+		}
+	}
+	return s
+}
+
+// traced reports whether host h recorded its own frames.
+func (s *compareSide) sentBy(e *Event) bool {
+	seg := e.Segment
+	return seg.Dir == Out || !s.text.traced(seg.Src)
+}
+
+// line is the short line of event i, or "" when it is not shown: a call's
+// beginning when its end follows at once, address queries, frames
+// received from a host that traced sending them, the FTP side's events.
+func (s *compareSide) line(i int) string {
+	e := &s.evs[i]
+	head := fmt.Sprintf("%8.2fms %-6s ", float64(e.Time.Sub(s.t0).Microseconds())/1000, e.Host)
+	sock := func(n int) string {
+		if n == 0 {
+			return "     "
+		}
+		return fmt.Sprintf("fd%-2d ", n)
+	}
+	switch {
+	case e.Kind == KindCall && e.Call != nil:
+		c := e.Call
+		if c.Op == OpGetsockname || c.Op == OpGetpeername {
+			return ""
+		}
+		if e.Phase == Begin {
+			if s.endsNext(i) {
+				return ""
+			}
+			return head + sock(c.Socket) + BSDCall(c, false)
+		}
+		body := BSDCall(c, true)
+		if r := CallResult(c); r != "" && c.Op != OpAccept && c.Op != OpRecv {
+			body += " = " + r
+		}
+		if !s.beganJustBefore(i) {
+			body = "└ " + body
+		}
+		return head + sock(c.Socket) + body
+	case e.Kind == KindState && e.State != nil:
+		st := e.State
+		return head + sock(st.Socket) + fmt.Sprintf("  %s -> %s  %s", st.From, st.To, st.Cause)
+	case e.Kind == KindSegment && e.Segment != nil:
+		seg := e.Segment
+		if seg.Proto != "tcp" {
+			if seg.Dir == In {
+				return ""
+			}
+			return head + sock(0) + "  > " + seg.Proto + " " + Clean(seg.Info)
+		}
+		if !s.sentBy(e) {
+			return ""
+		}
+		l := head + sock(seg.Socket) + "  > " + s.text.SegmentText(seg)
+		if seg.Options != "" {
+			l += " <" + seg.Options + ">"
+		}
+		return l
+	case e.Kind == KindTCPEvent && e.TCPEvent != nil:
+		return head + sock(e.TCPEvent.Socket) + "  ! " + string(e.TCPEvent.What)
+	case e.Kind == KindDataOpen && e.Message != nil && e.Side == Client:
+		return head + "     == data connection open"
+	case e.Kind == KindDataClose && e.Message != nil && e.Side == Client:
+		return head + fmt.Sprintf("     == data connection closed, %d bytes", e.Bytes)
+	}
+	return ""
+}
+
+// endsNext reports whether the call begun at i ends with the next event
+// shown.
+func (s *compareSide) endsNext(i int) bool {
+	b := &s.evs[i]
+	for j := i + 1; j < len(s.evs); j++ {
+		e := &s.evs[j]
+		if e.Kind == KindCall && e.Call != nil && e.Phase == End && e.Host == b.Host && e.Call.Socket == b.Call.Socket && e.Call.Op == b.Call.Op {
+			return true
+		}
+		if e.Kind == KindCall && e.Call != nil && (e.Call.Op == OpGetsockname || e.Call.Op == OpGetpeername) {
+			continue
+		}
+		if e.Kind == KindState && e.State != nil && e.Host == b.Host && e.State.Socket == b.Call.Socket && e.State.By == ByCall {
+			continue
+		}
+		if s.shown(j) {
+			return false
+		}
+	}
+	return false
+}
+
+// shown reports whether event j has a line, whichever way calls pair up.
+func (s *compareSide) shown(j int) bool {
+	e := &s.evs[j]
+	switch {
+	case e.Kind == KindCall && e.Call != nil:
+		return e.Call.Op != OpGetsockname && e.Call.Op != OpGetpeername
+	case e.Kind == KindState, e.Kind == KindTCPEvent:
+		return true
+	case e.Kind == KindSegment && e.Segment != nil:
+		if e.Segment.Proto != "tcp" {
+			return e.Segment.Dir == Out
+		}
+		return s.sentBy(e)
+	}
+	return e.Message != nil
+}
+
+// beganJustBefore reports whether the call ending at i began with no
+// line shown in between.
+func (s *compareSide) beganJustBefore(i int) bool {
+	end := &s.evs[i]
+	for j := i - 1; j >= 0; j-- {
+		e := &s.evs[j]
+		if e.Kind == KindCall && e.Call != nil && e.Phase == Begin && e.Host == end.Host && e.Call.Socket == end.Call.Socket && e.Call.Op == end.Call.Op {
+			return s.endsNext(j)
+		}
+	}
+	return true
+}
+
+func pad(s string, n int) string {
+	s = cut(s, n)
+	return s + strings.Repeat(" ", max(0, n-utf8.RuneCountInString(s)))
+}
+
+func cut(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+func rule(head string, width int) string {
+	s := "── " + head + " "
+	return s + strings.Repeat("─", max(3, width-utf8.RuneCountInString(s)))
+}
+
+// A difference is one thing measured on both runs.
+type difference struct {
+	what        string
+	left, right string
+}
+
+func writeDifferences(w *bufio.Writer, sides [2]*compareSide, opt CompareOptions) {
+	a, b := sides[0].measure(), sides[1].measure()
+	var differ []difference
+	var same []string
+	for _, m := range a {
+		i := slices.IndexFunc(b, func(n measure) bool { return n.what == m.what })
+		if i < 0 {
+			differ = append(differ, difference{m.what, m.value, "(not seen)"})
+			continue
+		}
+		if m.value == b[i].value {
+			same = append(same, m.what)
+			continue
+		}
+		differ = append(differ, difference{m.what, m.value, b[i].value})
+	}
+	for _, m := range b {
+		if !slices.ContainsFunc(a, func(n measure) bool { return n.what == m.what }) {
+			differ = append(differ, difference{m.what, "(not seen)", m.value})
+		}
+	}
+	fmt.Fprintf(w, "\nWhat differs (%d of %d things measured):\n", len(differ), len(differ)+len(same))
+	width := max(len(opt.Left), len(opt.Right))
+	for _, d := range differ {
+		fmt.Fprintf(w, "  %s\n      %-*s  %s\n      %-*s  %s\n", d.what, width, opt.Left, d.left, width, opt.Right, d.right)
+	}
+	if len(same) > 0 {
+		fmt.Fprintf(w, "The same on both: %s.\n", strings.Join(same, "; "))
+	}
+}
+
+// measure is one thing a run is measured by, as text.
+type measure struct{ what, value string }
+
+// measure measures the run: what its hosts and sockets did, in the order
+// a reader meets it.
+func (s *compareSide) measure() []measure {
+	var out []measure
+	add := func(what, format string, args ...any) {
+		out = append(out, measure{what, fmt.Sprintf(format, args...)})
+	}
+	type sockKey struct {
+		host string
+		fd   int
+	}
+	var (
+		order     []sockKey
+		states    = map[sockKey][]string{}
+		labels    = map[sockKey]Conn{}
+		segs      int
+		dataSegs  int
+		pureACKs  int
+		retrans   int
+		bytes     int64
+		largest   int
+		syns      = map[string]string{} // "client control SYN" -> options
+		born      []string
+		timeWait  = map[string][]string{} // host -> sockets
+		infos     = map[string]*HostInfo{}
+		lastFTP   time.Time
+		sendWait  time.Duration
+		sendWho   string
+		sendNagle bool
+		peerSeg   = map[dirKey]time.Time{} // the last segment each way
+		ackWait   time.Duration
+		ackWho    string
+		pendingTx = map[sockKey]time.Time{} // a send() waiting for its first segment
+		unacked   = map[dirKey]time.Time{}  // data received, not yet acknowledged
+		synackAt  = map[sockKey]bool{}      // a SYN|ACK sent on the socket
+		sent      = map[dirKey]uint32{}
+	)
+	for i := range s.evs {
+		e := &s.evs[i]
+		switch {
+		case e.Kind == KindHost && e.HostInfo != nil:
+			infos[e.Host] = e.HostInfo
+		case e.Message != nil && e.Side == Client:
+			lastFTP = e.Time
+		case e.Kind == KindCall && e.Call != nil && e.Call.Op == OpSend && e.Phase == Begin:
+			pendingTx[sockKey{e.Host, e.Call.Socket}] = e.Time
+		case e.Kind == KindState && e.State != nil:
+			st := e.State
+			k := sockKey{e.Host, st.Socket}
+			if _, ok := states[k]; !ok {
+				order = append(order, k)
+				states[k] = []string{string(st.From)}
+				labels[k] = st.Label
+			}
+			states[k] = append(states[k], string(st.To))
+			if st.From == StateListen && st.To == StateSynReceived {
+				when := "as the SYN arrives, before its SYN|ACK"
+				if synackAt[k] {
+					when = "as the handshake's last ACK arrives, after its SYN|ACK"
+				}
+				born = append(born, when)
+			}
+			if st.To == StateTimeWait {
+				timeWait[e.Host] = append(timeWait[e.Host], string(st.Label))
+			}
+		case e.Kind == KindSegment && e.Segment != nil && e.Segment.Proto == "tcp" && s.sentBy(e):
+			seg := e.Segment
+			k := sockKey{e.Host, seg.Socket}
+			d := dirKey{seg.Src, seg.Dst}
+			segs++
+			bytes += int64(seg.Len)
+			largest = max(largest, seg.Len)
+			if seg.Flags.Has(SYN) {
+				who := e.Host + " " + string(seg.Label) + " " + seg.Flags.String()
+				if _, ok := syns[who]; !ok {
+					syns[who] = fmt.Sprintf("win=%d <%s>", seg.Window, seg.Options)
+				}
+				if seg.Flags.Has(ACK) && seg.Dir == Out {
+					synackAt[k] = true
+				}
+			}
+			if seg.Len > 0 {
+				dataSegs++
+				end := seg.Seq + uint32(seg.Len)
+				if top, ok := sent[d]; ok && int32(end-top) <= 0 {
+					retrans++
+				} else {
+					sent[d] = end
+				}
+				if at, ok := pendingTx[k]; ok && seg.Dir == Out {
+					if w := e.Time.Sub(at); w > sendWait {
+						sendWait, sendWho = w, fmt.Sprintf("%s %s, %d bytes", e.Host, seg.Label, seg.Len)
+						p, ok := peerSeg[dirKey{seg.Dst, seg.Src}]
+						sendNagle = ok && p.After(at) && e.Time.Sub(p) < time.Millisecond
+					}
+					delete(pendingTx, k)
+				}
+				if _, ok := unacked[d]; !ok {
+					unacked[d] = e.Time
+				}
+			} else if seg.Flags == ACK {
+				pureACKs++
+			}
+			peerSeg[d] = e.Time
+			if seg.Flags.Has(ACK) {
+				back := dirKey{seg.Dst, seg.Src}
+				if at, ok := unacked[back]; ok {
+					if w := e.Time.Sub(at); w > ackWait {
+						ackWait, ackWho = w, fmt.Sprintf("%s %s connection", e.Host, seg.Label)
+					}
+					delete(unacked, back)
+				}
+			}
+		}
+	}
+	for _, who := range []string{"client control SYN", "server control SYN|ACK", "server data SYN", "client data SYN|ACK", "client data SYN", "server data SYN|ACK"} {
+		if v, ok := syns[who]; ok {
+			add("the "+who+"'s window and options", "%s", v)
+		}
+	}
+	if len(born) > 0 {
+		add("a listening socket's connection becomes a socket in SYN-RECEIVED", "%s", born[0])
+	}
+	nth := map[string]int{}
+	for _, k := range order {
+		name := k.host + " " + string(labels[k])
+		if slices.Contains(states[k], string(StateListen)) && states[k][0] != string(StateListen) {
+			name += " listening socket"
+		} else {
+			name += " connection"
+		}
+		nth[name]++
+		if nth[name] > 1 {
+			name += fmt.Sprintf(" #%d", nth[name])
+		}
+		add("the states of the "+name, "%s", strings.Join(states[k], " > "))
+	}
+	for _, h := range []string{"client", "server"} {
+		if info := infos[h]; info != nil && info.TimeWait > 0 {
+			socks := "no socket"
+			if tw := timeWait[h]; len(tw) > 0 {
+				socks = strings.Join(tw, " and ") + " socket"
+				if len(tw) > 1 {
+					socks += "s"
+				}
+			}
+			add("TIME-WAIT on the "+h, "%s, for %s", socks, durationText(info.TimeWait))
+		}
+	}
+	add("TCP segments sent", "%d (%d with data, %d bare ACKs, %d retransmitted)", segs, dataSegs, pureACKs, retrans)
+	add("the largest segment", "%d bytes", largest)
+	if sendNagle && sendWait > 5*time.Millisecond {
+		sendWho += "; it left as the peer's ACK came: Nagle's algorithm (RFC 896) holds a small segment while data is unacknowledged"
+	}
+	add("the longest wait from a send() to its first segment", "%s (%s)", Duration(sendWait), sendWho)
+	if ackWait > 5*time.Millisecond {
+		ackWho += "; a delayed ACK (RFC 1122 section 4.2.3.2)"
+	}
+	add("the longest wait for data to be acknowledged", "%s (by the %s)", Duration(ackWait), ackWho)
+	if !lastFTP.IsZero() {
+		add("from the run's start to the server's last reply", "%s", Duration(lastFTP.Sub(s.t0)))
+	}
+	return out
+}
+
+// durationText writes whole seconds as such ("60s"), anything else as
+// Duration does.
+func durationText(d time.Duration) string {
+	if d >= time.Second && d%time.Second == 0 {
+		return fmt.Sprintf("%ds", d/time.Second)
+	}
+	return Duration(d)
+}
