@@ -93,7 +93,14 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 		c.pcap.record(time.Now(), slices)
 	}
 	if c.tl != nil {
-		var head [160]byte
+		// Enough for any header, and for a datagram, the DHCP and DNS
+		// messages the trace reads (a DHCP message is at least 300
+		// bytes); a TCP segment's headers are all it needs.
+		var buf [headBytes]byte
+		head := buf[:]
+		if len(slices) > 0 && !c.maybeUDP(slices[0]) {
+			head = buf[:headerBytes]
+		}
 		n := 0
 		for _, s := range slices {
 			n += copy(head[n:], s)
@@ -104,6 +111,32 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 		c.tl.frame(dir, head[:n], size, c.ether, chain)
 	}
 }
+
+// maybeUDP reports whether a frame, from its first bytes, may be a UDP
+// datagram: an IPv4 or IPv6 packet whose protocol field says UDP.
+func (c *captureEndpoint) maybeUDP(b []byte) bool {
+	if c.ether {
+		if len(b) < header.EthernetMinimumSize {
+			return false
+		}
+		b = b[header.EthernetMinimumSize:]
+	}
+	switch {
+	case len(b) >= header.IPv4MinimumSize && b[0]>>4 == 4:
+		return tcpip.TransportProtocolNumber(b[9]) == header.UDPProtocolNumber
+	case len(b) >= header.IPv6MinimumSize && b[0]>>4 == 6:
+		return tcpip.TransportProtocolNumber(b[6]) == header.UDPProtocolNumber
+	}
+	// The headers are in a later slice: copy the lot.
+	return true
+}
+
+// headBytes is how much of a datagram the timeline is given, and
+// headerBytes how much of any other frame: all its headers.
+const (
+	headBytes   = 640
+	headerBytes = 160
+)
 
 // decodeFrame summarises a frame from its first bytes; size is its full
 // length.
@@ -177,12 +210,23 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 		}
 		ip := header.IPv6(b)
 		src, dst := fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress())
-		switch next := tcpip.TransportProtocolNumber(ip.NextHeader()); next {
+		next, rest, payload := ip.NextHeader(), b[header.IPv6MinimumSize:], int(ip.PayloadLength())
+		// Hop-by-hop and destination options (an MLD report carries a
+		// router alert in one) come before the transport header: skip
+		// them, as each says its own length (RFC 8200 section 4.3).
+		for (next == 0 || next == 60) && len(rest) >= 8 {
+			n := 8 + 8*int(rest[1])
+			if n > len(rest) {
+				break
+			}
+			next, rest, payload = rest[0], rest[n:], payload-n
+		}
+		switch tcpip.TransportProtocolNumber(next) {
 		case header.TCPProtocolNumber, header.ICMPv6ProtocolNumber, header.UDPProtocolNumber:
-			decodeTransport(&seg, uint8(next), b[header.IPv6MinimumSize:], int(ip.PayloadLength()), src, dst)
+			decodeTransport(&seg, next, rest, payload, src, dst)
 		default:
-			// Extension headers: the transport header is further on; the
-			// summary names the first header only.
+			// A fragment, a routing header, or what the trace cannot
+			// read: the header is named.
 			seg.Proto = "ipv6"
 			seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
 			seg.Info = fmt.Sprintf("next header %d", next)
@@ -233,12 +277,16 @@ func decodeTransport(seg *trace.Segment, proto uint8, b []byte, payload int, src
 			seg.Src = netip.AddrPortFrom(src, u.SourcePort())
 			seg.Dst = netip.AddrPortFrom(dst, u.DestinationPort())
 			seg.Len = max(payload-header.UDPMinimumSize, 0)
+			data := b[header.UDPMinimumSize:]
+			whole := len(data) >= seg.Len
+			data = data[:min(len(data), seg.Len)]
+			seg.Info = datagramInfo(u.SourcePort(), u.DestinationPort(), data, whole)
 		}
 	case header.ICMPv4ProtocolNumber:
 		seg.Proto = "icmp"
 		seg.Len = payload
 		if len(b) >= header.ICMPv4MinimumSize {
-			seg.Info = fmt.Sprintf("type %d code %d", header.ICMPv4(b).Type(), header.ICMPv4(b).Code())
+			seg.Info = icmpv4Name(header.ICMPv4(b).Type(), header.ICMPv4(b).Code())
 		}
 	case header.ICMPv6ProtocolNumber:
 		seg.Proto = "icmpv6"
@@ -264,6 +312,32 @@ func synOptions(o header.TCPSynOptions) string {
 		s += fmt.Sprintf(",wscale=%d", o.WS)
 	}
 	return s
+}
+
+// icmpv4Name names an ICMP message (RFC 792): a closed UDP port answers
+// with "destination unreachable: port unreachable".
+func icmpv4Name(t header.ICMPv4Type, code header.ICMPv4Code) string {
+	switch t {
+	case header.ICMPv4EchoReply:
+		return "echo reply"
+	case header.ICMPv4Echo:
+		return "echo request"
+	case header.ICMPv4TimeExceeded:
+		return "time exceeded"
+	case header.ICMPv4Redirect:
+		return "redirect"
+	case header.ICMPv4DstUnreachable:
+		why := map[header.ICMPv4Code]string{
+			header.ICMPv4NetUnreachable: "network unreachable", header.ICMPv4HostUnreachable: "host unreachable",
+			header.ICMPv4ProtoUnreachable: "protocol unreachable", header.ICMPv4PortUnreachable: "port unreachable",
+			header.ICMPv4FragmentationNeeded: "fragmentation needed",
+		}[code]
+		if why == "" {
+			why = fmt.Sprintf("code %d", code)
+		}
+		return "destination unreachable: " + why
+	}
+	return fmt.Sprintf("type %d code %d", t, code)
 }
 
 func icmpv6Name(t header.ICMPv6Type) string {

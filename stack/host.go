@@ -15,6 +15,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
 	"nsftp/trace"
 )
@@ -53,10 +54,20 @@ type HostConfig struct {
 	// NewHost on and closes it on Close.
 	Link LinkEndpoint
 	// Addrs are the interface's addresses with their prefixes; each prefix
-	// becomes an on-link route.
+	// becomes an on-link route. A host may start with none and be given
+	// them later (Configure), as a DHCP client is.
 	Addrs []netip.Prefix
 	// Gateway, if valid, is the default route's next hop for its family.
 	Gateway netip.Addr
+	// Autoconf takes the host's IPv6 configuration from the link, as RFC
+	// 4862 has it: a link-local address, router solicitations as the
+	// interface comes up, addresses formed from the prefixes routers
+	// advertise (SLAAC), and the default routers and name servers (RFC
+	// 8106) their advertisements name. Each change is a config event.
+	Autoconf bool
+	// ProbeWait is how long ProbeAddress listens for an answer to its ARP
+	// probes (RFC 5227); 0 means DefaultProbeWait.
+	ProbeWait time.Duration
 	// SendBuffer and ReceiveBuffer override the TCP buffer ranges; zero
 	// values mean DefaultSendBuffer and DefaultReceiveBuffer.
 	SendBuffer, ReceiveBuffer BufferRange
@@ -91,8 +102,10 @@ type HostConfig struct {
 }
 
 // Host is a TCP/IP stack owned by this program: one gVisor netstack with
-// IPv4, IPv6, ARP, NDP and TCP (SACK on), one network interface, and
-// traced BSD-style sockets (see Socket).
+// IPv4, IPv6, ARP, NDP, TCP (SACK on) and UDP, one network interface, and
+// traced BSD-style sockets (see Socket and UDPSocket). Its addresses,
+// routers and name servers may change as it runs (Configure, and router
+// advertisements with HostConfig.Autoconf).
 type Host struct {
 	name    string
 	s       *gstack.Stack
@@ -102,6 +115,10 @@ type Host struct {
 	capture *captureEndpoint
 
 	nextID atomic.Int64 // socket numbers, like file descriptors, for traces
+
+	conf      netState
+	probeWait time.Duration
+	bg        sync.WaitGroup // route updates under way (see netState.changed)
 
 	closeOnce sync.Once
 }
@@ -114,11 +131,12 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if cfg.Link == nil {
 		return nil, errors.New("stack: host needs a link")
 	}
-	if len(cfg.Addrs) == 0 {
-		return nil, errors.New("stack: host needs at least one address")
-	}
 	quietNetstack()
-	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link}
+	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait}
+	h.conf.init()
+	if h.probeWait <= 0 {
+		h.probeWait = DefaultProbeWait
+	}
 	tcpProto := tcp.NewProtocol
 	if cfg.Observer != nil {
 		h.tl = newTimeline(h, cfg.Observer, cfg.Gate, cfg.Explain)
@@ -127,23 +145,41 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		// where most changes of state show.
 		tcpProto = tcp.NewProtocolProbe(h.tl.probe)
 	}
+	// IPv6 DAD is off: addresses on the virtual wire and on a TAP the
+	// user configured are known to be unique, a tentative address would
+	// make the first connect of a run fail, and SLAAC's are formed from
+	// the interface's own MAC. An IPv4 address from DHCP is probed
+	// before use instead (ProbeAddress).
+	v6 := ipv6.Options{}
+	if cfg.Autoconf {
+		v6 = ipv6.Options{
+			AutoGenLinkLocal: true,
+			NDPConfigs: ipv6.NDPConfigurations{
+				MaxRtrSolicitations:     3,
+				RtrSolicitationInterval: time.Second,
+				// No random delay before the first solicitation (RFC
+				// 4861 section 6.3.7 asks for up to 1s, to spread out
+				// hosts booting together): one program starting.
+				MaxRtrSolicitationDelay: 0,
+				HandleRAs:               ipv6.HandlingRAsEnabledWhenForwardingDisabled,
+				DiscoverDefaultRouters:  true,
+				DiscoverOnLinkPrefixes:  true,
+				AutoGenGlobalAddresses:  true,
+			},
+			NDPDisp: &ndpEvents{h: h},
+		}
+	}
 	h.s = gstack.New(gstack.Options{
 		NetworkProtocols: []gstack.NetworkProtocolFactory{
 			ipv4.NewProtocol,
-			// DAD is off: addresses on the virtual wire and on a TAP the
-			// user configured are known to be unique, and a tentative
-			// address would make the first connect of a run fail.
-			ipv6.NewProtocolWithOptions(ipv6.Options{}),
-			arp.NewProtocol,
+			ipv6.NewProtocolWithOptions(v6),
+			arp.NewProtocolWithOptions(arp.Options{DADConfigs: probeConfig(h.probeWait)}),
 		},
-		TransportProtocols: []gstack.TransportProtocolFactory{tcpProto},
+		TransportProtocols: []gstack.TransportProtocolFactory{tcpProto, udp.NewProtocol},
 	})
-	if err := h.configure(cfg); err != nil {
-		h.s.Destroy()
-		cfg.Link.Close()
-		return nil, err
-	}
 	if h.tl != nil {
+		// Before the interface comes up: what it does then (its
+		// link-local address, router solicitations) is the host's.
 		timeWait := cfg.TimeWait
 		if timeWait == 0 {
 			timeWait = tcp.DefaultTCPTimeWaitTimeout
@@ -152,6 +188,11 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			Role: cfg.Role, MAC: string(cfg.Link.LinkAddress().String()), Addrs: cfg.Addrs,
 			MTU: int(cfg.Link.MTU()), TimeWait: timeWait,
 		}})
+	}
+	if err := h.configure(cfg); err != nil {
+		h.s.Destroy()
+		cfg.Link.Close()
+		return nil, err
 	}
 	return h, nil
 }
@@ -210,35 +251,18 @@ func (h *Host) configure(cfg HostConfig) error {
 		return fmt.Errorf("stack: creating interface: %s", err)
 	}
 
-	var routes []tcpip.Route
 	for _, p := range cfg.Addrs {
 		if !p.IsValid() || p.Addr().Zone() != "" {
 			return fmt.Errorf("stack: invalid address %v", p)
 		}
-		a := p.Addr().Unmap()
-		pa := tcpip.ProtocolAddress{
-			Protocol: protoOf(a),
-			AddressWithPrefix: tcpip.AddressWithPrefix{
-				Address:   toTCPIP(a),
-				PrefixLen: p.Bits(),
-			},
+		if err := h.addAddress(p); err != nil {
+			return err
 		}
-		if err := h.s.AddProtocolAddress(h.nic, pa, gstack.AddressProperties{}); err != nil {
-			return fmt.Errorf("stack: adding address %v: %s", p, err)
-		}
-		routes = append(routes, tcpip.Route{Destination: pa.AddressWithPrefix.Subnet(), NIC: h.nic})
 	}
 	if cfg.Gateway.IsValid() {
-		gw := cfg.Gateway.Unmap()
-		var dest tcpip.Subnet
-		if gw.Is4() {
-			dest = header4Any
-		} else {
-			dest = header6Any
-		}
-		routes = append(routes, tcpip.Route{Destination: dest, Gateway: toTCPIP(gw), NIC: h.nic})
+		h.conf.setRouter(cfg.Gateway.Unmap(), trace.FromCommandLine)
 	}
-	h.s.SetRouteTable(routes)
+	h.applyRoutes()
 	return nil
 }
 
@@ -251,7 +275,16 @@ func (h *Host) Close() error {
 	h.closeOnce.Do(func() {
 		// Destroy aborts endpoints, stops the protocol goroutines and
 		// removes the NIC, which closes the link endpoint and waits for it.
+		h.conf.mu.Lock()
+		h.conf.closed = true
+		h.conf.mu.Unlock()
+		// What the run sent last (a DHCP release) must leave before the
+		// link closes; a TAP device drops what is still queued.
+		if f, ok := h.link.(interface{ Flush(time.Duration) }); ok {
+			f.Flush(time.Second)
+		}
 		h.s.Destroy()
+		h.bg.Wait()
 		// The link's own goroutines can finish only now that the stack
 		// has released its locks (see Port.Wait).
 		if cw, ok := h.link.(interface{ waitClosed() }); ok {

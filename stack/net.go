@@ -11,8 +11,8 @@ import (
 )
 
 // Dial creates a socket and connects it to address ("ip:port"), the client
-// half of the article's Figure 1: socket, connect. The host has no DNS
-// resolver, so the host part must be an IP address.
+// half of the article's Figure 1: socket, connect. The host part must be
+// an IP address; netconf.Network looks names up first.
 func (h *Host) Dial(ctx context.Context, label trace.Conn, address string) (net.Conn, error) {
 	ap, err := parseAddrPort(address, false)
 	if err != nil {
@@ -116,7 +116,7 @@ func parseAddrPort(address string, allowEmptyHost bool) (netip.AddrPort, error) 
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("%q is not an IP address (nsftp's own stack has no DNS resolver)", host)
+		return netip.AddrPort{}, fmt.Errorf("%q is not an IP address", host)
 	}
 	if ip.Zone() != "" {
 		return netip.AddrPort{}, fmt.Errorf("zoned address %q is not supported", host)

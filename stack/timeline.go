@@ -64,6 +64,17 @@ type timeline struct {
 	// netstack's new connection for it answers: the connection's first
 	// cause, and the listening socket it was born on.
 	synFor map[tuple]synRecord
+	// udp are the UDP sockets with a port, by port: a datagram belongs
+	// to the socket bound to its port on this host.
+	udp map[uint16][]udpBinding
+}
+
+// udpBinding is a UDP socket's port, and the address it is bound to
+// (unspecified: any of the host's, and broadcasts).
+type udpBinding struct {
+	id    int
+	label trace.Conn
+	local netip.AddrPort
 }
 
 type synRecord struct {
@@ -134,6 +145,7 @@ func newTimeline(h *Host, obs trace.Observer, gate Gate, explain bool) *timeline
 		byEP:    map[*tcp.Endpoint]*conn{},
 		byTuple: map[tuple]*conn{},
 		synFor:  map[tuple]synRecord{},
+		udp:     map[uint16][]udpBinding{},
 		settled: make(chan struct{}),
 	}
 	close(t.settled)
@@ -554,6 +566,11 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 		c, ep = t.find(protoOf(tp.local.Addr()), tp)
 	}
 	if t.gate != nil {
+		if seg.Proto == "udp" {
+			t.mu.Lock()
+			seg.Socket, seg.Label = t.udpOwnerLocked(&seg)
+			t.mu.Unlock()
+		}
 		ev := trace.Event{Layer: trace.LayerStack, Host: t.h.name, Kind: trace.KindSegment, Segment: &seg}
 		if isTCP {
 			t.mu.Lock()
@@ -587,6 +604,11 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 			c.onSegment(&seg)
 		}
 	}
+	if seg.Proto == "udp" && seg.Socket == 0 {
+		// Set before the gate too (see udpOwner); set again here in case
+		// the socket closed in between.
+		seg.Socket, seg.Label = t.udpOwnerLocked(&seg)
+	}
 	t.emit(trace.Event{Kind: trace.KindSegment, Segment: &seg})
 	if c == nil || dir != trace.In {
 		return
@@ -601,6 +623,57 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 		}
 		t.synFor[tp] = synRecord{listener: c, syn: in}
 	}
+}
+
+// udpBound notes that UDP socket id has the local address local (its
+// port, at least): the datagrams to and from it are the socket's.
+func (t *timeline) udpBound(id int, label trace.Conn, local netip.AddrPort) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.udpUnboundLocked(id)
+	p := local.Port()
+	t.udp[p] = append(t.udp[p], udpBinding{id: id, label: label, local: local})
+}
+
+// udpUnbound forgets UDP socket id's port: it was closed.
+func (t *timeline) udpUnbound(id int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.udpUnboundLocked(id)
+}
+
+func (t *timeline) udpUnboundLocked(id int) {
+	for p, bs := range t.udp {
+		bs = slices.DeleteFunc(bs, func(b udpBinding) bool { return b.id == id })
+		if len(bs) == 0 {
+			delete(t.udp, p)
+		} else {
+			t.udp[p] = bs
+		}
+	}
+}
+
+// udpOwnerLocked finds the socket a datagram belongs to on this host:
+// the one bound to its local port (the source port of a datagram sent,
+// the destination port of one received) and to its local address, or to
+// no address in particular. 0 when none has it.
+func (t *timeline) udpOwnerLocked(seg *trace.Segment) (int, trace.Conn) {
+	local := seg.Src
+	if seg.Dir == trace.In {
+		local = seg.Dst
+	}
+	var id int
+	var label trace.Conn
+	for _, b := range t.udp[local.Port()] {
+		a := b.local.Addr()
+		switch {
+		case a == local.Addr():
+			return b.id, b.label
+		case !a.IsValid() || a.IsUnspecified():
+			id, label = b.id, b.label
+		}
+	}
+	return id, label
 }
 
 // onSegment follows the connection's TCB from the wire between netstack's

@@ -115,6 +115,16 @@ func (e *endpoint) shutdown() {
 	e.tx.drain()
 }
 
+// Flush waits, for at most d, until every frame the stack has handed the
+// endpoint has been written to the device: closing the device drops what
+// is still queued, and the last frames of a run (a DHCP release) must not
+// be among them.
+func (e *endpoint) Flush(d time.Duration) {
+	for deadline := time.Now().Add(d); !e.tx.idle() && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // IsAttached implements stack.LinkEndpoint.
 func (e *endpoint) IsAttached() bool {
 	e.mu.Lock()

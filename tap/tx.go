@@ -20,6 +20,7 @@ type txQueue struct {
 	notFull       sync.Cond  // senders wait here
 	pkts          []*gstack.PacketBuffer
 	writerWaiting bool
+	writing       bool // the writer has a batch in hand
 	closed        bool
 }
 
@@ -55,11 +56,13 @@ func (q *txQueue) wakeWriter() {
 	}
 }
 
-// take waits for packets and swaps them for the (empty) batch slice. It
-// returns false when the queue is closed.
+// take waits for packets and swaps them for the (empty) batch slice: the
+// last batch taken has been written. It returns false when the queue is
+// closed.
 func (q *txQueue) take(batch []*gstack.PacketBuffer) ([]*gstack.PacketBuffer, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.writing = false
 	for len(q.pkts) == 0 && !q.closed {
 		q.writerWaiting = true
 		q.notEmpty.Wait()
@@ -69,8 +72,16 @@ func (q *txQueue) take(batch []*gstack.PacketBuffer) ([]*gstack.PacketBuffer, bo
 		return batch, false
 	}
 	batch, q.pkts = q.pkts, batch[:0]
+	q.writing = true
 	q.notFull.Broadcast()
 	return batch, true
+}
+
+// idle reports whether every packet queued so far has been written.
+func (q *txQueue) idle() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.closed || len(q.pkts) == 0 && !q.writing
 }
 
 func (q *txQueue) close() {

@@ -43,3 +43,30 @@ var kernelNames = map[Op]KernelNames{
 	OpGetsockname: {"sock->ops->getname", "inet_getname", "inet6_getname"},
 	OpGetpeername: {"sock->ops->getname", "inet_getname", "inet6_getname"},
 }
+
+// UDPNames is Names for a UDP socket's calls. The article's client had no
+// UDP, but every socket's calls go through the same socket layer
+// (sock_create, sock_sendmsg, sock_recvmsg, sock_release); the functions
+// are Linux 6.18's (net/ipv4/udp.c, datagram.c, net/ipv6/udp.c).
+func UDPNames(op Op, v6 bool) (article, kernel string) {
+	n := udpKernelNames[op]
+	article, kernel = n.Article, n.Kernel
+	if v6 {
+		if n.Kernel6 != "" {
+			kernel = n.Kernel6
+		}
+		if op == OpSocket {
+			article = "sock_create(PF_INET6, SOCK_DGRAM, IPPROTO_UDP)"
+		}
+	}
+	return article, kernel
+}
+
+var udpKernelNames = map[Op]KernelNames{
+	OpSocket:   {"sock_create(PF_INET, SOCK_DGRAM, IPPROTO_UDP)", "inet_create", "inet6_create"},
+	OpBind:     {"sock->ops->bind", "inet_bind", "inet6_bind"},
+	OpConnect:  {"sock->ops->connect", "ip4_datagram_connect", "ip6_datagram_connect"},
+	OpSendto:   {"sock_sendmsg", "udp_sendmsg", "udpv6_sendmsg"},
+	OpRecvfrom: {"sock_recvmsg", "udp_recvmsg", "udpv6_recvmsg"},
+	OpClose:    {"sock_release", "udp_lib_close", ""},
+}

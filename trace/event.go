@@ -31,6 +31,7 @@ const (
 	KindSegment Kind = "segment" // a frame crossed a host's link
 	KindState   Kind = "state"   // a TCP connection changed state
 	KindTCB     Kind = "tcb"     // a sample of a connection's transmission control block
+	KindConfig  Kind = "config"  // a host gained or gave up an address, a router or name servers
 	KindDrop    Kind = "drop"    // the wire lost a frame (LayerWire)
 	// KindTCPEvent is something a kernel's TCP did on its own that is
 	// neither a segment nor a change of state: a retransmission, a reset
@@ -63,13 +64,16 @@ const (
 	Server Role = "server"
 )
 
-// Conn is the FTP connection a socket or message belongs to.
+// Conn is what a socket is for: the FTP connection it or a message
+// belongs to, or the network service a UDP socket speaks.
 type Conn string
 
-// The FTP connections. A socket with no label carries neither.
+// The labels. A socket with no label carries none of these.
 const (
-	Control Conn = "control"
-	Data    Conn = "data"
+	Control Conn = "control" // FTP's control connection
+	Data    Conn = "data"    // an FTP data connection
+	DHCP    Conn = "dhcp"    // a DHCP client's socket (RFC 2131)
+	DNS     Conn = "dns"     // a name lookup's socket (RFC 1035)
 )
 
 // DataMode is how an FTP data connection was opened.
@@ -103,6 +107,7 @@ type Event struct {
 	Segment  *Segment  `json:"segment,omitempty"`
 	State    *State    `json:"state,omitempty"`
 	TCB      *TCB      `json:"tcb,omitempty"`
+	Config   *Config   `json:"config,omitempty"`
 	Drop     *Drop     `json:"drop,omitempty"`
 	TCPEvent *TCPEvent `json:"tcp_event,omitempty"`
 	*Message
@@ -138,8 +143,11 @@ type HostInfo struct {
 // with the results.
 type Call struct {
 	Socket int  `json:"socket"`          // the socket's number on its host, like a file descriptor
-	Label  Conn `json:"label,omitempty"` // the socket's FTP connection
-	Op     Op   `json:"op"`
+	Label  Conn `json:"label,omitempty"` // what the socket is for: its FTP connection, dhcp, dns
+	// Proto is the socket's transport, "udp" for a datagram socket; empty
+	// means TCP (recordings from before UDP was traced have only TCP).
+	Proto string `json:"proto,omitempty"`
+	Op    Op     `json:"op"`
 
 	Article  string `json:"article"`  // e.g. "sock->ops->bind"
 	Kernel   string `json:"kernel"`   // e.g. "inet_bind"
@@ -155,10 +163,12 @@ type Call struct {
 	// (FIN-WAIT, TIME-WAIT).
 	FD int `json:"fd,omitempty"`
 
-	Local  netip.AddrPort `json:"local,omitzero"`
+	Local netip.AddrPort `json:"local,omitzero"`
+	// Remote is the peer: a TCP connection's, a sendto's destination, the
+	// sender of the datagram a recvfrom returned.
 	Remote netip.AddrPort `json:"remote,omitzero"`
-	// Bytes is, at the beginning of a send, what it was given; at the end
-	// of a send or recv, what it moved.
+	// Bytes is, at the beginning of a send or sendto, what it was given;
+	// at the end of a send, recv, sendto or recvfrom, what it moved.
 	Bytes int `json:"bytes,omitempty"`
 
 	StateBefore TCPState `json:"state_before,omitempty"`
@@ -191,6 +201,8 @@ const (
 	OpClose       Op = "close"
 	OpGetsockname Op = "getsockname"
 	OpGetpeername Op = "getpeername"
+	OpSendto      Op = "sendto"   // a datagram to an address (UDP)
+	OpRecvfrom    Op = "recvfrom" // a datagram and who sent it (UDP)
 )
 
 // Direction is which way a frame crossed a host's link.
@@ -211,10 +223,11 @@ type Segment struct {
 	// Src and Dst are the frame's addresses: with ports for TCP and UDP,
 	// without for ARP and ICMP (port 0).
 	Src, Dst netip.AddrPort
-	// Socket is, for TCP, the number of the recording host's socket the
-	// segment belongs to (0 when none: a segment for a port nobody
-	// listens on). A SYN to a listening socket belongs to it; the
-	// SYN|ACK answering it belongs to the new connection.
+	// Socket is, for TCP and UDP, the number of the recording host's
+	// socket the segment belongs to (0 when none: a segment for a port
+	// nobody listens on). A SYN to a listening socket belongs to it; the
+	// SYN|ACK answering it belongs to the new connection. A datagram
+	// belongs to the socket bound to its port on this host.
 	Socket int
 	Label  Conn
 	Flags  TCPFlags
@@ -229,9 +242,11 @@ type Segment struct {
 	// SACK lists the blocks a segment's SACK option acknowledges (RFC
 	// 2018), absolute sequence numbers.
 	SACK  []SACKBlock
-	Len   int    // TCP payload bytes; IP payload for others
-	Frame int    // frame length on the wire, link header included
-	Info  string // non-TCP frames: what the frame says
+	Len   int // TCP or UDP payload bytes; IP payload for others
+	Frame int // frame length on the wire, link header included
+	// Info says what a frame other than TCP says: an ARP question, an
+	// ICMP type, a DHCP message or a DNS question and answer.
+	Info string
 	// Chain is, for outgoing frames when asked for, the netstack
 	// functions that produced the frame, outermost first: the 2005
 	// article's Figure 3, for netstack, read off the real call stack.
@@ -318,6 +333,37 @@ type TCB struct {
 	// handshake's numbers.
 	Synced bool `json:"synced,omitempty"`
 }
+
+// Config is a change in a host's network configuration: an address, a
+// default router or name servers gained or given up, and where they came
+// from. The stack records one when it applies the change, before any
+// frame that uses it.
+type Config struct {
+	Source ConfigSource `json:"source"`
+	// Removed marks what was given up: a lease released, an address
+	// whose lifetime ended, a router that stopped advertising.
+	Removed bool         `json:"removed,omitempty"`
+	Addr    netip.Prefix `json:"addr,omitzero"`   // an address with its on-link prefix
+	Router  netip.Addr   `json:"router,omitzero"` // a default router (gateway)
+	DNS     []netip.Addr `json:"dns,omitempty"`   // name servers
+	// Server is the DHCP server that granted a lease.
+	Server netip.Addr `json:"server,omitzero"`
+	// Lease is how long a DHCP lease lasts.
+	Lease time.Duration `json:"lease_ns,omitempty"`
+}
+
+// ConfigSource is where a piece of a host's configuration came from.
+type ConfigSource string
+
+// The sources.
+const (
+	FromCommandLine ConfigSource = "static"     // given by the user (--addr, --gateway, --dns)
+	FromDHCP        ConfigSource = "dhcp"       // a DHCP lease (RFC 2131)
+	FromRA          ConfigSource = "ra"         // a router advertisement: a default router, name servers (RFC 4861, RFC 8106)
+	FromSLAAC       ConfigSource = "slaac"      // an address formed from an advertised prefix (RFC 4862)
+	FromLinkLocal   ConfigSource = "link-local" // the IPv6 link-local address every interface has (RFC 4862)
+	FromResolvConf  ConfigSource = "resolv.conf"
+)
 
 // TCPEvent is something the kernel's TCP did on its own, as its
 // tracepoints report it (tcp:tcp_retransmit_skb, tcp:tcp_send_reset,

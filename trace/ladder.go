@@ -165,6 +165,15 @@ func newLadder(events []Event, opt LadderOptions) *ladder {
 			}
 		}
 	}
+	// Addresses a host was given as it ran (DHCP, SLAAC) are its own too.
+	for _, e := range events {
+		if e.Kind == KindConfig && e.Config != nil && e.Config.Addr.IsValid() && !e.Config.Removed {
+			d.traced[e.Config.Addr.Addr()] = true
+			if s, ok := d.side[e.Host]; ok && d.ip[s] == "" && e.Config.Addr.Addr().Is4() {
+				d.ip[s] = e.Config.Addr.Addr().String()
+			}
+		}
+	}
 	for _, e := range events {
 		if e.Message != nil {
 			s, _ := sideOf(e.Side)
@@ -201,6 +210,7 @@ type ladderItem struct {
 	result *ladderCall // the end of a call whose box is further up
 	state  *ladderState
 	band   *ladderBand
+	config *Event // a host's change of configuration: an address, a router
 }
 
 // ladderSeg is a frame on the link, TCP or not.
@@ -368,6 +378,8 @@ func (d *ladder) items(events []Event) []ladderItem {
 				si.lane = laneOther
 			}
 			out = append(out, ladderItem{at: e.Time, seg: si})
+		case e.Kind == KindConfig && e.Config != nil:
+			out = append(out, ladderItem{at: e.Time, config: e})
 		case e.Kind == KindDrop && e.Segment != nil && e.Drop != nil:
 			s := e.Segment
 			from, ok := d.sideAt[s.Src.Addr()]

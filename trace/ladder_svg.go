@@ -38,6 +38,7 @@ const (
 	ladderMuted = "#57606a"
 	ladderError = "#cf222e"
 	ladderBrown = "#953800" // for text on the data lane: the orange is too light
+	ladderUDP   = "#1a7f37" // datagrams: DHCP, DNS
 )
 
 const diagramStyle = `text{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono","Liberation Mono",monospace;fill:#24292f}
@@ -152,6 +153,8 @@ func ladderHeight(it ladderItem) float64 {
 	case it.band != nil:
 		n := max(1, len(it.band.calls[sideClient]), len(it.band.calls[sideServer]))
 		return rowBand + float64(n-1)*rowCall
+	case it.config != nil:
+		return rowNote
 	case it.ftp.Kind == KindCommand, it.ftp.Kind == KindReply:
 		return rowMsg
 	case it.ftp.Kind == KindDataOpen:
@@ -210,6 +213,7 @@ func (d *ladder) render(items []ladderItem) []byte {
 		}
 	}
 	b.f(`<marker id="arst" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill="%s"/></marker>`+"\n", ladderError)
+	b.f(`<marker id="audp" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" markerUnits="userSpaceOnUse" orient="auto"><path d="M0,0L10,5L0,10z" fill="%s"/></marker>`+"\n", ladderUDP)
 	b.f("</defs>\n")
 	b.f(`<rect width="100%%" height="100%%" fill="#fff"/>` + "\n")
 
@@ -287,6 +291,10 @@ func (d *ladder) header(b *ladderSVG, title string) {
 			b.text(x, y-2, "state", "", "", "A → B")
 		}, "TCP state change"},
 		{func(x, y float64) {
+			b.f(`<line x1="%s" y1="%s" x2="%s" y2="%s" stroke="%s" stroke-width="1" marker-end="url(#audp)"/>`+"\n",
+				svgNum(x), svgNum(y-4), svgNum(x+28), svgNum(y-4), ladderUDP)
+		}, "UDP datagram: DHCP, DNS"},
+		{func(x, y float64) {
 			b.f(`<path d="M%s,%sL%s,%sL%s,%sL%s,%sL%s,%sz" fill="%s" fill-opacity=".2" stroke="%s"/>`+"\n",
 				svgNum(x), svgNum(y-12), svgNum(x+20), svgNum(y-11), svgNum(x+28), svgNum(y-5), svgNum(x+20), svgNum(y+1), svgNum(x), svgNum(y), ladderColor[laneData], ladderColor[laneData])
 		}, "bulk data, collapsed"},
@@ -335,6 +343,8 @@ func (d *ladder) row(b *ladderSVG, it ladderItem, y float64) {
 		d.stateRow(b, it.state, y)
 	case it.band != nil:
 		d.drawBand(b, it.band, y)
+	case it.config != nil:
+		d.configRow(b, it.config, y)
 	default:
 		d.ftpRow(b, it.ftp, y)
 	}
@@ -356,13 +366,22 @@ func (d *ladder) segment(b *ladderSVG, s *ladderSeg, y float64) {
 	l := s.lane
 	color, marker, dash := ladderColor[l], fmt.Sprintf("as%d", l), ""
 	var label string
-	if !s.tcp {
+	switch {
+	case s.s.Proto == "udp":
+		// The datagram's contents say more than its protocol: "DHCP
+		// OFFER ...", "DNS query A ...".
+		color, marker = ladderUDP, "audp"
+		label = s.s.Info
+		if label == "" {
+			label = fmt.Sprintf("UDP len=%d", s.s.Len)
+		}
+	case !s.tcp:
 		label = strings.ToUpper(s.s.Proto)
 		if s.s.Info != "" {
 			label += " " + s.s.Info
 		}
 		dash = ` stroke-dasharray="3 2"`
-	} else {
+	default:
 		label = s.s.Flags.String()
 		if s.s.Len > 0 {
 			label += " len=" + strconv.Itoa(s.s.Len)
@@ -468,6 +487,17 @@ func (d *ladder) ftpRow(b *ladderSVG, ev *Event, y float64) {
 		b.text(diagramW/2, y+13, "note h", "middle", "", svgFit(text, 120))
 		b.f("</g>\n")
 	}
+}
+
+// configRow writes a host's change of configuration across the page, as
+// a note: an address it was leased, a router it learnt of.
+func (d *ladder) configRow(b *ladderSVG, e *Event, y float64) {
+	d.timeLabel(b, e.Time, y+13)
+	text := e.Host + ": " + ConfigText(e.Config)
+	b.f("<g>")
+	b.title(text)
+	b.text(diagramW/2, y+13, "note h", "middle", "", svgFit(text, 120))
+	b.f("</g>\n")
 }
 
 // callBox draws a socket call as a box beside the calling host's

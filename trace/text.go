@@ -116,6 +116,10 @@ func (t *Text) Event(e *Event) {
 		return
 	case KindTCB:
 		return
+	case KindConfig:
+		if c := e.Config; c != nil && c.Addr.IsValid() && !c.Removed {
+			t.hostOf[c.Addr.Addr()] = e.Host
+		}
 	}
 	if t.opt.FTP != "" {
 		if e.Message != nil && e.Side == t.opt.FTP {
@@ -249,6 +253,10 @@ func (t *Text) show(e *Event) {
 		t.segmentLine(e)
 	case KindState:
 		t.stateLine(e)
+	case KindConfig:
+		if e.Config != nil {
+			t.line(t.wrap(t.head(e.Time, e.Host, 0, "")+"== "+ConfigText(e.Config), headWidth+3))
+		}
 	case KindDrop:
 		t.dropLine(e)
 	case KindTCPEvent:
@@ -418,7 +426,7 @@ func (t *Text) callLine(begin, end *Event) {
 		at = begin.Time
 	}
 	body := BSDCall(c, true)
-	if r := CallResult(c); r != "" && c.Op != OpAccept && c.Op != OpRecv && c.Op != OpGetsockname && c.Op != OpGetpeername {
+	if r := CallResult(c); r != "" && c.Op != OpAccept && c.Op != OpRecv && c.Op != OpRecvfrom && c.Op != OpGetsockname && c.Op != OpGetpeername {
 		body += " = " + r
 	}
 	var states []string
@@ -494,6 +502,16 @@ func BSDCall(c *Call, done bool) string {
 		return "getsockname() = " + addrText(c.Local)
 	case OpGetpeername:
 		return "getpeername() = " + addrText(c.Remote)
+	case OpSendto:
+		return fmt.Sprintf("sendto(%d bytes, %s)", c.Bytes, addrText(c.Remote))
+	case OpRecvfrom:
+		if !done {
+			return "recvfrom()"
+		}
+		if c.Err != "" {
+			return "recvfrom() = -1"
+		}
+		return "recvfrom() = " + CallResult(c)
 	}
 	return string(c.Op) + "()"
 }
@@ -507,8 +525,10 @@ func CallResult(c *Call) string {
 		return "-1"
 	case c.Op == OpAccept:
 		return fmt.Sprintf("fd%d from %s", c.NewSocket, addrText(c.Remote))
-	case c.Op == OpRecv || c.Op == OpSend:
+	case c.Op == OpRecv || c.Op == OpSend || c.Op == OpSendto:
 		return fmt.Sprintf("%d bytes", c.Bytes)
+	case c.Op == OpRecvfrom:
+		return fmt.Sprintf("%d bytes from %s", c.Bytes, addrText(c.Remote))
 	case c.Op == OpSocket:
 		return fmt.Sprintf("fd%d", c.Socket)
 	case c.Op == OpGetsockname:
@@ -619,6 +639,25 @@ func (t *Text) segmentLine(e *Event) {
 	}
 	arrow = t.paint("dim", arrow)
 	head := t.head(e.Time, e.Host, s.Socket, s.Label)
+	if s.Proto == "udp" {
+		// A datagram: its addresses say as much as its contents (a
+		// DHCP client's 0.0.0.0 to the broadcast address).
+		body := fmt.Sprintf("  %s udp len=%d", arrow, s.Len)
+		if s.Info != "" {
+			body += "  " + Clean(s.Info)
+		}
+		tail := t.paint("dim", s.Addrs())
+		if t.opt.Width > 0 && headWidth+visibleLen(body) > t.opt.Width {
+			// A DHCP answer says more than a line holds: its words wrap,
+			// the addresses go below.
+			t.line(t.wrap(head+body, headWidth+4))
+			t.line(strings.Repeat(" ", headWidth+4) + tail)
+		} else {
+			t.line(t.fit(head, body, tail))
+		}
+		t.chainLine(s)
+		return
+	}
 	if s.Proto != "tcp" {
 		body := fmt.Sprintf("  %s %s", arrow, s.Proto)
 		if s.Info != "" {
@@ -642,15 +681,22 @@ func (t *Text) segmentLine(e *Event) {
 	default:
 		t.line(t.fit(head, body, t.paint("dim", tail)))
 	}
-	if t.opt.Explain && s.Dir == Out && len(s.Chain) > 0 {
-		indent := strings.Repeat(" ", headWidth+4)
-		chain := strings.Join(s.Chain, " -> ")
-		if chain == t.lastChain {
-			t.line(indent + t.paint("dim", "(made by the same netstack calls as above)"))
-		} else {
-			t.line(indent + t.paint("dim", "made by: ") + chain)
-			t.lastChain = chain
-		}
+	t.chainLine(s)
+}
+
+// chainLine shows, with Explain, the netstack functions that made an
+// outgoing frame.
+func (t *Text) chainLine(s *Segment) {
+	if !t.opt.Explain || s.Dir != Out || len(s.Chain) == 0 {
+		return
+	}
+	indent := strings.Repeat(" ", headWidth+4)
+	chain := strings.Join(s.Chain, " -> ")
+	if chain == t.lastChain {
+		t.line(indent + t.paint("dim", "(made by the same netstack calls as above)"))
+	} else {
+		t.line(indent + t.paint("dim", "made by: ") + chain)
+		t.lastChain = chain
 	}
 }
 
@@ -715,6 +761,61 @@ func (t *Text) ftpLine(e *Event) string {
 		s += ": " + Clean(m.Err)
 	}
 	return s
+}
+
+// ConfigText says what a change in a host's configuration is and where it
+// came from: "address 192.0.2.57/24, router 192.0.2.1, name server
+// 192.0.2.1 (DHCP lease from 192.0.2.1 for 1h0m0s)".
+func ConfigText(c *Config) string {
+	var parts []string
+	if c.Addr.IsValid() {
+		parts = append(parts, "address "+c.Addr.String())
+	}
+	if c.Router.IsValid() {
+		parts = append(parts, "router "+c.Router.String())
+	}
+	if len(c.DNS) > 0 {
+		var ds []string
+		for _, a := range c.DNS {
+			ds = append(ds, a.String())
+		}
+		name := "name server "
+		if len(ds) > 1 {
+			name = "name servers "
+		}
+		parts = append(parts, name+strings.Join(ds, " "))
+	}
+	what := strings.Join(parts, ", ")
+	if c.Removed {
+		what = "gave up " + what
+	}
+	var from string
+	switch c.Source {
+	case FromDHCP:
+		from = "DHCP"
+		if !c.Removed {
+			from = "DHCP lease"
+			if c.Server.IsValid() {
+				from += " from " + c.Server.String()
+			}
+			if c.Lease > 0 {
+				from += " for " + c.Lease.String()
+			}
+		}
+	case FromRA:
+		from = "router advertisement"
+	case FromSLAAC:
+		from = "SLAAC: an advertised prefix and the interface's own identifier"
+	case FromLinkLocal:
+		from = "link-local"
+	case FromCommandLine:
+		from = "command line"
+	case FromResolvConf:
+		from = "/etc/resolv.conf"
+	default:
+		from = string(c.Source)
+	}
+	return what + " (" + from + ")"
 }
 
 // MaskPassword masks a PASS command's argument, even if whoever recorded

@@ -448,6 +448,57 @@ func TestReadJSONErrors(t *testing.T) {
 	}
 }
 
+// TestTAPRecording renders a real run on a TAP device with no address of
+// its own (nsftp get ftp://ftp.nsftp.test/hello.txt, dnsmasq serving DHCP,
+// DNS and router advertisements on the kernel's side): the DHCP exchange
+// and the name lookup are UDP socket calls and datagrams with their
+// sockets, and the address the host was leased is a config line, in the
+// text and in the diagram.
+func TestTAPRecording(t *testing.T) {
+	evs := load(t, "tap-dhcp")
+	tracetest.Causal(t, evs)
+	full := text(evs, trace.TextOptions{})
+	golden(t, filepath.Join("testdata", "tap-dhcp.txt"), full)
+	narrow := text(evs, trace.TextOptions{Width: 100})
+	golden(t, filepath.Join("testdata", "tap-dhcp-100.txt"), narrow)
+	for i, line := range strings.Split(string(narrow), "\n") {
+		if n := len([]rune(line)); n > 100 {
+			t.Errorf("line %d is %d columns wide at --width 100: %q", i+1, n, line)
+		}
+	}
+	for _, want := range []string{
+		"fd3  dhcp    bind(0.0.0.0:68) = 0  sock->ops->bind -> inet_bind | udp.endpoint.Bind",
+		"fd3  dhcp    sendto(300 bytes, 255.255.255.255:67)  sock_sendmsg -> udp_sendmsg | udp.endpoint.Write",
+		"fd3  dhcp      > udp len=300  DHCP DISCOVER",
+		"fd3  dhcp      < udp len=300  DHCP OFFER 192.0.2.81/24: router 192.0.2.1, DNS 192.0.2.1, lease 1h0m0s (server 192.0.2.1)",
+		"fd3  dhcp    └ recvfrom() = 300 bytes from 192.0.2.1:67",
+		"> arp who-has 192.0.2.81 tell 0.0.0.0",
+		"== address 192.0.2.81/24, router 192.0.2.1, name server 192.0.2.1 (DHCP lease from 192.0.2.1 for 1h0m0s)",
+		"(SLAAC: an advertised prefix and the interface's own identifier)",
+		"dns     connect(192.0.2.1:53) = 0  sock->ops->connect -> ip4_datagram_connect | udp.endpoint.Connect",
+		"> udp len=43  DNS query A ftp.nsftp.test.",
+		"< udp len=59  DNS answer A ftp.nsftp.test. = 192.0.2.1",
+		"dhcp      > udp len=300  DHCP RELEASE 192.0.2.81",
+		"== gave up address 192.0.2.81/24, router 192.0.2.1, name server 192.0.2.1 (DHCP)",
+	} {
+		if !bytes.Contains(full, []byte(want)) {
+			t.Errorf("the text view lacks %q", want)
+		}
+	}
+	var b bytes.Buffer
+	if err := trace.WriteLadder(&b, evs, trace.LadderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, b.Bytes())
+	golden(t, filepath.Join("testdata", "tap-dhcp.svg"), b.Bytes())
+	for _, want := range []string{"client 192.0.2.81", "DHCP DISCOVER", "DHCP ACK 192.0.2.81/24", "DNS query A ftp.nsftp.test.",
+		"fd3 bind(0.0.0.0:68)", "client: address 192.0.2.81/24"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("the diagram lacks %q", want)
+		}
+	}
+}
+
 // TestGraphLarge draws a 100 MB transfer's worth of segments: the graph
 // stays small enough for a browser, every data segment is in a mark or a
 // pixel column's band, every retransmission has its own mark, and the

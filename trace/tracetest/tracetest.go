@@ -66,10 +66,11 @@ func RFC793(t testing.TB, evs []trace.Event) map[trace.TCPState]bool {
 
 // Causal checks a timeline's order: events are numbered 1, 2, ... and
 // times never go back; every call ends after it began; every data
-// segment a socket sends follows the beginning of a send on it; no recv
-// returns more bytes than had arrived on the wire for its socket before
-// it ended (on a host whose frames were recorded at all: the kernel's
-// are not without privilege).
+// segment a socket sends follows the beginning of a send on it, every
+// datagram the beginning of a sendto; no recv returns more bytes than had
+// arrived on the wire for its socket before it ended, and no recvfrom
+// returns a datagram that had not arrived (on a host whose frames were
+// recorded at all: the kernel's are not without privilege).
 func Causal(t testing.TB, evs []trace.Event) {
 	t.Helper()
 	framed := map[string]bool{}
@@ -81,6 +82,8 @@ func Causal(t testing.TB, evs []trace.Event) {
 	var prev time.Time
 	sendBegun := map[socket]bool{}
 	received := map[socket]int{}
+	sendtoBegun := map[socket]bool{}
+	datagrams := map[socket]int{}
 	open := map[socket]map[trace.Op]bool{}
 	for i, e := range evs {
 		if e.Seq != uint64(i+1) {
@@ -98,8 +101,11 @@ func Causal(t testing.TB, evs []trace.Event) {
 			}
 			if e.Phase == trace.Begin {
 				open[k][e.Call.Op] = true
-				if e.Call.Op == trace.OpSend {
+				switch e.Call.Op {
+				case trace.OpSend:
 					sendBegun[k] = true
+				case trace.OpSendto:
+					sendtoBegun[k] = true
 				}
 				continue
 			}
@@ -112,6 +118,21 @@ func Causal(t testing.TB, evs []trace.Event) {
 					t.Errorf("event %d: %s fd%d recv() = %d bytes, but only %d arrived before it", e.Seq, e.Host, e.Call.Socket, e.Call.Bytes, received[k])
 				}
 				received[k] -= e.Call.Bytes
+			}
+			if e.Call.Op == trace.OpRecvfrom && e.Call.Err == "" && framed[e.Host] {
+				if datagrams[k] == 0 {
+					t.Errorf("event %d: %s fd%d recvfrom() returned a datagram before one arrived", e.Seq, e.Host, e.Call.Socket)
+				}
+				datagrams[k]--
+			}
+		case e.Kind == trace.KindSegment && e.Segment != nil && e.Segment.Proto == "udp" && e.Segment.Socket != 0:
+			s := e.Segment
+			k := socket{e.Host, s.Socket}
+			if s.Dir == trace.Out && !sendtoBegun[k] {
+				t.Errorf("event %d: %s fd%d sends a datagram before any sendto() began", e.Seq, e.Host, s.Socket)
+			}
+			if s.Dir == trace.In {
+				datagrams[k]++
 			}
 		case e.Kind == trace.KindSegment && e.Segment != nil && e.Segment.Proto == "tcp" && e.Segment.Len > 0:
 			s := e.Segment

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"nsftp/ftp"
+	"nsftp/netconf"
 )
 
 // Exit codes, distinct per kind of failure, listed in the help text and
@@ -33,7 +34,8 @@ const exitCodeHelp = `Exit codes:
   0  success
   1  other failure
   2  usage: bad command line
-  3  network or setup: connection refused, unreachable, TAP device problem
+  3  network or setup: connection refused, unreachable, no DHCP lease, a name
+     not found or no name server, TAP device problem
   4  login refused by the server
   5  the server answered with an error reply
   6  incomplete transfer: fewer or more bytes than announced, no final 226
@@ -81,6 +83,7 @@ func ExitCode(err error) int {
 	var se *setupError
 	var stopped *stoppedError
 	var fe *fileError
+	var ne *netconf.Error
 	switch {
 	case err == nil, errors.As(err, &stopped):
 		return ExitOK
@@ -88,6 +91,10 @@ func ExitCode(err error) int {
 		return ExitUsage
 	case errors.As(err, &fe):
 		return ExitLocal
+	case errors.As(err, &ne):
+		// No lease, no name server, no such host, no route: the
+		// network's, even where the cause was a timeout.
+		return ExitNetwork
 	case errors.As(err, &se):
 		// A setup failure is the network's, unless it says more.
 		if c := ftp.Classify(err); c != ftp.ClassOther {
@@ -207,8 +214,10 @@ Start with:
 
 Choose a network for get, put, ls and serve:
   --net os                          the operating system's sockets
-  --tap NAME --addr CIDR [--gateway IP] [--mtu N]
-                                    nsftp's own stack on a TAP device
+  --tap NAME [--addr CIDR] [--gateway IP] [--dns IP] [--mtu N]
+                                    nsftp's own stack on a TAP device; without
+                                    --addr, DHCP and router advertisements
+                                    configure it
 
 `)
 	b.WriteString(exitCodeHelp)

@@ -126,6 +126,9 @@ func (s *session) end(ctx context.Context) error {
 	defer cancel()
 	s.c.Quit(qctx)
 	s.c.Close()
+	// Give back the DHCP lease while the trace still runs: the release
+	// is part of the story.
+	s.net.Leave(qctx)
 	traceErr := s.see.stopTrace()
 	err := s.net.Close()
 	return errors.Join(traceErr, err, s.see.finish(s.title))

@@ -3,8 +3,11 @@ package cli
 import (
 	"context"
 	"net/netip"
+	"strings"
+	"time"
 
 	"nsftp/ftp"
+	"nsftp/netconf"
 	"nsftp/stack"
 	"nsftp/trace"
 )
@@ -15,6 +18,8 @@ type netFlags struct {
 	tap       string
 	addr      string
 	gateway   string
+	dns       string
+	dhcpWait  time.Duration
 	mtu       int
 	mac       string
 	noOffload bool
@@ -25,8 +30,10 @@ func (n *netFlags) register(fs *flagSet) {
 	fs.group("Network (choose one)")
 	fs.stringVar(&n.net, "net", "", "use the operating system's sockets (the only value is `os`)")
 	fs.stringVar(&n.tap, "tap", "", "run nsftp's own stack on the TAP device `NAME`")
-	fs.stringVar(&n.addr, "addr", "", "nsftp's address on the TAP device, as `CIDR` (e.g. 192.0.2.2/24)")
-	fs.stringVar(&n.gateway, "gateway", "", "default gateway `IP` on the TAP network")
+	fs.stringVar(&n.addr, "addr", "", "nsftp's address on the TAP device, as `CIDR` (192.0.2.2/24, 2001:db8::2/64, or both with a comma); default: from DHCP and router advertisements")
+	fs.stringVar(&n.gateway, "gateway", "", "default gateway `IP` on the TAP network (instead of DHCP's router)")
+	fs.stringVar(&n.dns, "dns", "", "name server `IP` to look host names up with (instead of DHCP's; a comma between several)")
+	fs.durationVar(&n.dhcpWait, "dhcp-timeout", netconf.DefaultDHCPWait, "longest wait for a DHCP lease, without --addr")
 	fs.intVar(&n.mtu, "mtu", 0, "largest IP packet `N` nsftp sends on the TAP device (default: the device's MTU)")
 	fs.stringVar(&n.mac, "mac", "", "nsftp's Ethernet address `MAC` on the TAP device (default: random, locally administered)")
 	fs.boolVar(&n.noOffload, "no-offload", false, "open the TAP device without checksum and segmentation offload: every frame at most MTU bytes")
@@ -37,40 +44,95 @@ func (n *netFlags) register(fs *flagSet) {
 func (n *netFlags) validate() error {
 	switch {
 	case n.net != "" && n.net != "os":
-		return usagef("--net takes only \"os\" (for nsftp's own stack use --tap NAME --addr CIDR)")
+		return usagef("--net takes only \"os\" (for nsftp's own stack use --tap NAME)")
 	case n.net == "os" && n.tap != "":
 		return usagef("--net os and --tap are mutually exclusive")
 	case n.net == "" && n.tap == "":
-		return usagef("choose a network: --net os (the operating system's sockets) or --tap NAME --addr CIDR (nsftp's own stack on a TAP device); 'nsftp demo' needs neither")
-	case n.tap != "" && n.addr == "":
-		return usagef("--tap needs --addr CIDR: nsftp's own address on the TAP network")
-	case n.tap == "" && (n.addr != "" || n.gateway != "" || n.mtu != 0 || n.mac != "" || n.noOffload || n.netns != ""):
-		return usagef("--addr, --gateway, --mtu, --mac, --no-offload and --tap-netns apply only with --tap")
+		return usagef("choose a network: --net os (the operating system's sockets) or --tap NAME (nsftp's own stack on a TAP device); 'nsftp demo' needs neither")
+	case n.tap == "" && (n.addr != "" || n.gateway != "" || n.dns != "" || n.mtu != 0 || n.mac != "" || n.noOffload || n.netns != ""):
+		return usagef("--addr, --gateway, --dns, --mtu, --mac, --no-offload and --tap-netns apply only with --tap")
 	}
 	if n.tap != "" {
-		if _, err := netip.ParsePrefix(n.addr); err != nil {
-			return usagef("--addr %q is not an address with a prefix length, like 192.0.2.2/24", n.addr)
+		if _, err := n.prefixes(); err != nil {
+			return err
 		}
 		if n.gateway != "" {
 			if _, err := netip.ParseAddr(n.gateway); err != nil {
 				return usagef("--gateway %q is not an IP address", n.gateway)
 			}
 		}
+		if _, err := n.nameServers(); err != nil {
+			return err
+		}
 		if n.mtu < 0 || n.mtu > stack.MaxMTU {
 			return usagef("--mtu %d out of range 576-%d", n.mtu, stack.MaxMTU)
 		}
+		if n.dhcpWait <= 0 {
+			return usagef("--dhcp-timeout must be positive")
+		}
 	}
 	return nil
+}
+
+// prefixes are the --addr addresses: none asks DHCP and router
+// advertisements for them.
+func (n *netFlags) prefixes() ([]netip.Prefix, error) {
+	if n.addr == "" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(n.addr, ",") {
+		p, err := netip.ParsePrefix(strings.TrimSpace(f))
+		if err != nil {
+			return nil, usagef("--addr %q is not an address with a prefix length, like 192.0.2.2/24 or 2001:db8::2/64", f)
+		}
+		out = append(out, netip.PrefixFrom(p.Addr().Unmap(), p.Bits()))
+	}
+	return out, nil
+}
+
+// nameServers are the --dns addresses.
+func (n *netFlags) nameServers() ([]netip.Addr, error) {
+	if n.dns == "" {
+		return nil, nil
+	}
+	var out []netip.Addr
+	for _, f := range strings.Split(n.dns, ",") {
+		a, err := netip.ParseAddr(strings.TrimSpace(f))
+		if err != nil {
+			return nil, usagef("--dns %q is not an IP address", f)
+		}
+		out = append(out, a.Unmap())
+	}
+	return out, nil
 }
 
 // network is a network opened for one run: the operating system's, or a
 // netstack host on a TAP device.
 type network struct {
 	ftp.Network
-	stop func() error
+	// leave gives back what the run took from the network (a DHCP
+	// lease), while the run is still traced; nil when there is nothing.
+	leave func(context.Context) error
+	stop  func() error
 }
 
+// Leave gives back what the run took from the network: a DHCP lease. It
+// is part of the run (the trace shows the release); errors are not the
+// run's failure (the server takes the lease back when it expires), so it
+// returns none. It is safe to call more than once.
+func (n *network) Leave(ctx context.Context) {
+	if n.leave != nil {
+		n.leave(ctx)
+		n.leave = nil
+	}
+}
+
+// Close leaves the network if that was not done, and closes it.
 func (n *network) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n.Leave(ctx)
 	if n.stop == nil {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"nsftp/ftp"
+	"nsftp/netconf"
 	"nsftp/trace"
 )
 
@@ -80,15 +81,15 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	} else if !fi.IsDir() {
 		return &fileError{fmt.Errorf("%s is not a directory", pos[0])}
 	}
-	if listen == "" {
-		if nf.tap != "" {
-			p, _ := netip.ParsePrefix(nf.addr)
-			listen = netip.AddrPortFrom(p.Addr(), 21).String()
-		} else {
-			listen = "127.0.0.1:2121"
-		}
+	ps, _ := nf.prefixes()
+	switch {
+	case listen != "":
+	case nf.tap == "":
+		listen = "127.0.0.1:2121"
+	case len(ps) > 0:
+		listen = netip.AddrPortFrom(ps[0].Addr(), 21).String()
 	}
-	if _, _, err := net.SplitHostPort(listen); err != nil {
+	if _, _, err := net.SplitHostPort(listen); listen != "" && err != nil {
 		return usagef("--listen %q is not ADDR:PORT", listen)
 	}
 
@@ -104,6 +105,18 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer n.Close()
+	if listen == "" {
+		// On the address the network gave: DHCP's, or else SLAAC's.
+		listen = ":21"
+		if nc, ok := n.Network.(*netconf.Network); ok {
+			for _, a := range nc.Addresses() {
+				if !a.Addr().IsLinkLocalUnicast() {
+					listen = netip.AddrPortFrom(a.Addr(), 21).String()
+					break
+				}
+			}
+		}
+	}
 	cfg := ftp.ServerConfig{
 		Root: pos[0], Write: write, Anonymous: anonymous, User: user, Password: password,
 		Network: n,
@@ -162,6 +175,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		err = nil
 	}
 	srv.Close()
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	n.Leave(lctx)
+	cancel()
 	return errors.Join(err, sg.stopTrace(), n.Close(), sg.finish(title))
 }
 

@@ -209,15 +209,25 @@ func (s *stepper) prompt(ctx context.Context, where string) error {
 func describeCall(c *trace.Call) string {
 	switch c.Op {
 	case trace.OpSocket:
+		if c.Proto == "udp" {
+			return "create a UDP socket: socket()"
+		}
 		return "create a TCP socket: socket()"
+	case trace.OpConnect:
+		if c.Proto == "udp" {
+			return "connect(" + c.Remote.String() + "): fix the peer; no packet is sent"
+		}
+		return "connect(" + c.Remote.String() + "), sending a SYN"
+	case trace.OpSendto:
+		return fmt.Sprintf("sendto(%d bytes) to %s: one datagram", c.Bytes, c.Remote)
+	case trace.OpRecvfrom:
+		return "recvfrom(): wait for a datagram on " + c.Local.String()
 	case trace.OpBind:
 		return "bind(" + c.Local.String() + ")"
 	case trace.OpListen:
 		return "listen() on " + c.Local.String()
 	case trace.OpAccept:
 		return "accept() a connection on " + c.Local.String()
-	case trace.OpConnect:
-		return "connect(" + c.Remote.String() + "), sending a SYN"
 	case trace.OpSend:
 		return fmt.Sprintf("send(%d bytes) to %s", c.Bytes, c.Remote)
 	case trace.OpRecv:

@@ -8,16 +8,28 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
+	"nsftp/ftp"
+	"nsftp/netconf"
 	"nsftp/stack"
 	"nsftp/tap"
 	"nsftp/trace"
 )
 
+var (
+	_ ftp.Network     = (*netconf.Network)(nil)
+	_ ftp.LocalDialer = (*netconf.Network)(nil)
+)
+
 // openTAP puts a netstack host on the TAP device the flags name: the
-// user's kernel on one side, nsftp's own stack on the other.
+// user's kernel on one side, nsftp's own stack on the other. With --addr
+// the host has the addresses given; without, it asks the network, as a
+// host's own network configuration does: an IPv4 lease by DHCP, IPv6
+// addresses and routers by router advertisement.
 func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*network, error) {
-	prefix, _ := netip.ParsePrefix(n.addr)
+	prefixes, _ := n.prefixes()
+	dns, _ := n.nameServers()
 	var mac net.HardwareAddr
 	if n.mac != "" {
 		m, err := net.ParseMAC(n.mac)
@@ -37,10 +49,12 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 			return nil, &setupError{fmt.Errorf("--tap-netns %s: %w", n.netns, err)}
 		}
 	}
-	if err := tap.CheckAddress(n.tap, prefix, n.netns); errors.Is(err, tap.ErrAddressInUse) {
-		return nil, &setupError{fmt.Errorf("--addr %s: %w", prefix.Addr(), err)}
-	} else if err != nil && !errors.Is(err, tap.ErrNoDevice) {
-		return nil, &setupError{err}
+	for _, prefix := range prefixes {
+		if err := tap.CheckAddress(n.tap, prefix, n.netns); errors.Is(err, tap.ErrAddressInUse) {
+			return nil, &setupError{fmt.Errorf("--addr %s: %w", prefix.Addr(), err)}
+		} else if err != nil && !errors.Is(err, tap.ErrNoDevice) {
+			return nil, &setupError{err}
+		}
 	}
 	// Offload on by default: the kernel checksums and segments for us and
 	// 64 KiB segments cross the device in one read or write (3x the
@@ -57,19 +71,94 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 		see.step.frameIn = true
 	}
 	cfg.Link = dev.Endpoint()
-	cfg.Addrs = []netip.Prefix{prefix}
-	if n.gateway != "" {
-		cfg.Gateway, _ = netip.ParseAddr(n.gateway)
-	}
+	cfg.Addrs = prefixes
+	cfg.Autoconf = len(prefixes) == 0
 	host, err := stack.NewHost(cfg)
 	if err != nil {
 		dev.Close()
 		return nil, &setupError{err}
 	}
 	see.hostStarted(host)
-	return &network{Network: host, stop: func() error {
+	nw := &network{stop: func() error {
 		// Closing the host closes its link; Close on the device then only
 		// reports how it ended (and puts a user's device back as it was).
 		return errors.Join(host.Close(), dev.Close())
-	}}, nil
+	}}
+	fail := func(err error) (*network, error) {
+		nw.Close()
+		return nil, err
+	}
+	// What the user said goes first: it takes precedence over what the
+	// network says.
+	if n.gateway != "" {
+		gw, _ := netip.ParseAddr(n.gateway)
+		if err := host.Configure(trace.Config{Source: trace.FromCommandLine, Router: gw.Unmap()}); err != nil {
+			return fail(&setupError{err})
+		}
+	}
+	if len(dns) > 0 {
+		if err := host.Configure(trace.Config{Source: trace.FromCommandLine, DNS: dns}); err != nil {
+			return fail(&setupError{err})
+		}
+	}
+	dhcpWait, serverWait := n.dhcpWait, time.Duration(0)
+	if see.step != nil {
+		// The person at the prompt takes as long as they need.
+		dhcpWait, serverWait = stepTimeout, stepTimeout
+	}
+	if cfg.Autoconf {
+		up := time.Now()
+		lease, err := netconf.Acquire(ctx, host, netconf.DHCPConfig{Device: n.tap, Wait: dhcpWait, Hostname: "nsftp"})
+		switch {
+		case err == nil:
+			nw.leave = lease.Release
+		case errors.Is(err, netconf.ErrNoLease) && awaitGlobal6(ctx, host, up.Add(autoconfWait(true))):
+			// An IPv6-only network: router advertisements gave an
+			// address, DHCP nothing.
+		default:
+			return fail(err)
+		}
+	}
+	r := netconf.NewResolver(host, n.tap)
+	r.ServerWait = serverWait
+	nw.Network = &netconf.Network{Host: host, Resolver: r, Device: n.tap, AutoconfWait: autoconfWait(cfg.Autoconf)}
+	return nw, nil
+}
+
+// autoconfWait is how long a dial waits for IPv6 autoconfiguration to
+// give the host an address of the family it needs: the router
+// solicitations (3, a second apart) and an answer.
+func autoconfWait(on bool) time.Duration {
+	if !on {
+		return 0
+	}
+	return 4 * time.Second
+}
+
+// awaitGlobal6 waits, until deadline, for the host to have an IPv6
+// address beyond its link-local one, and reports whether it has.
+func awaitGlobal6(ctx context.Context, h *stack.Host, deadline time.Time) bool {
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	for !hasGlobal6(h) {
+		select {
+		case <-h.Changed():
+		case <-t.C:
+			return hasGlobal6(h)
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// hasGlobal6 reports whether the host has an IPv6 address beyond its
+// link-local one.
+func hasGlobal6(h *stack.Host) bool {
+	for _, p := range h.Addresses() {
+		if p.Addr().Is6() && !p.Addr().IsLinkLocalUnicast() {
+			return true
+		}
+	}
+	return false
 }

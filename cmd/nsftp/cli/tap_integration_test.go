@@ -118,9 +118,15 @@ type servingTAP struct {
 // returns once it serves, and stops it when the test ends.
 func startServeTAP(t *testing.T, ns *labNS, dir string, extra ...string) *servingTAP {
 	t.Helper()
+	return startServeArgs(t, append([]string{"serve", dir, "--listen", nsftpIP + ":21"}, ns.tapFlags(extra...)...))
+}
+
+// startServeArgs runs nsftp serve with args, returns once it serves, and stops
+// it when the test ends.
+func startServeArgs(t *testing.T, args []string) *servingTAP {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &servingTAP{stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
-	args := append([]string{"serve", dir, "--listen", nsftpIP + ":21"}, ns.tapFlags(extra...)...)
 	go func() { s.done <- Run(ctx, args, strings.NewReader(""), &bytes.Buffer{}, s.stderr) }()
 	t.Cleanup(func() { s.stop(t) })
 	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(s.stderr.String(), "nsftp: serving "); {

@@ -51,7 +51,7 @@ func needTAPRoot(tb testing.TB, peers ...string) {
 	}
 	for _, p := range append([]string{"ip"}, peers...) {
 		if _, err := exec.LookPath(p); err != nil {
-			pkg := map[string]string{"ip": "iproute2", "ss": "iproute2"}[p]
+			pkg := map[string]string{"ip": "iproute2", "ss": "iproute2", "dnsmasq": "dnsmasq-base", "sysctl": "procps"}[p]
 			if pkg == "" {
 				pkg = p
 			}
