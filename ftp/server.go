@@ -147,15 +147,15 @@ type Server struct {
 	// stuck counts file system calls given up on (FileTimeout, or the
 	// session ended) that have not returned yet, and stuckNames the
 	// names they were made on; see bounded.
-	stuck      atomic.Int64
+	stuck atomic.Int64
 	// bigBuffers counts the transfers holding a large copy buffer; see
 	// dataBuffer.
 	bigBuffers atomic.Int32
 	// writesResumed counts data writes the end of a rate window cut short
 	// and that went on (see dataConn.Write), for tests.
 	writesResumed atomic.Int64
-	stuckMu    sync.Mutex // guards stuckNames; never held while blocking
-	stuckNames map[string]int
+	stuckMu       sync.Mutex // guards stuckNames; never held while blocking
+	stuckNames    map[string]int
 	// testHookFS, if set, runs before every bounded file system call, on
 	// the goroutine that makes it; tests use it to stand for a hung mount.
 	testHookFS func(op, name string)
