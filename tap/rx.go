@@ -20,6 +20,36 @@ import (
 // of 65,535 bytes, an Ethernet header and a VLAN tag.
 var rxChunks = [...]int{2048, 2048, 4096, 8192, 16384, 32768, 256}
 
+// The receive path is two goroutines: the reader makes the read(2) calls
+// and hands frames over in batches; the deliverer runs GRO and the stack's
+// IP and TCP input on them. Each runs on its own core while the other
+// works, as a NIC's DMA and its driver's interrupt handler do: on one
+// goroutine, the system call's copy and the stack's per-frame work add up
+// (half of it each for MTU-sized frames).
+//
+// rxBatch bounds a batch: the reader sends one when it holds that many
+// frames or the device has no more for now, which also tells the
+// deliverer to flush GRO, as Linux flushes it at the end of a NAPI poll.
+// rxBatches bounds the batches in flight, the reader waiting for the
+// deliverer beyond them, as a full receive ring does.
+const (
+	rxBatch   = 64
+	rxBatches = 4
+)
+
+// rxFrame is one frame read from the device.
+type rxFrame struct {
+	payload buffer.Buffer
+	n       int  // bytes read, the virtio-net header included
+	flags   byte // the virtio-net header's flags
+}
+
+// batch is frames the reader hands to the deliverer.
+type batch struct {
+	frames []rxFrame
+	idle   bool // the device had no more frames after these: flush GRO
+}
+
 // reader is the state of the goroutine that reads frames.
 type reader struct {
 	e     *endpoint
@@ -32,22 +62,20 @@ type reader struct {
 	errno  unix.Errno
 	readFn func(fd uintptr) bool // r.read, bound once so reads do not allocate
 
-	// gro merges consecutive segments of a TCP stream into one before the
-	// stack sees them, as Linux's GRO does, so that the stack's per-packet
-	// work is done once per up to 64 KiB instead of once per frame. It
-	// holds segments only until the device has no more frames to read.
-	gro     gro.GRO
-	holding bool // gro may hold segments
+	cur   *batch
+	out   chan *batch // to the deliverer
+	spare chan *batch // back from it
 }
 
 func newReader(e *endpoint) *reader {
-	r := &reader{e: e}
+	r := &reader{e: e, out: make(chan *batch, rxBatches), spare: make(chan *batch, rxBatches+1)}
 	r.iov[0] = unix.Iovec{Base: &r.vnet[0]}
 	r.iov[0].SetLen(vnetHdrLen)
 	r.readFn = r.read
-	// GRO is off on the offload path, where the kernel sends segments
-	// unsegmented already, and when the user wants frames as they came.
-	r.gro.Init(e.dev.gro)
+	for range rxBatches + 1 {
+		r.spare <- &batch{frames: make([]rxFrame, 0, rxBatch)}
+	}
+	r.cur = <-r.spare
 	return r
 }
 
@@ -73,74 +101,25 @@ func (r *reader) read(fd uintptr) bool {
 	}
 	n, _, errno := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
 	if errno == unix.EAGAIN {
-		// Nothing more for now: hand over what GRO holds before waiting.
-		r.flush()
+		// Nothing more for now: hand over what was read before waiting.
+		r.send(true)
 		return false
 	}
 	r.n, r.errno = int(n), errno
 	return true
 }
 
-func (r *reader) flush() {
-	if r.holding {
-		r.holding = false
-		r.gro.Flush()
-	}
-}
-
-// release drops what GRO holds and returns the read buffers.
-func (r *reader) release() {
-	r.gro.Dispatcher = discard{}
-	r.flush()
-	for i, v := range r.views {
-		if v != nil {
-			v.Release()
-			r.views[i] = nil
-		}
-	}
-}
-
-// readLoop reads and delivers frames until the endpoint stops or the
-// device fails.
-func (e *endpoint) readLoop() {
-	defer e.wg.Done()
-	r := newReader(e)
-	defer r.release()
-	for {
-		r.fill()
-		if err := e.rc.Read(r.readFn); err != nil {
-			// A deadline error is the stop signal (see stopLocked). What GRO
-			// holds is dropped with the stack that would have taken it.
-			e.readFailed(err)
-			return
-		}
-		switch r.errno {
-		case 0:
-		case unix.EINTR:
-			continue
-		default:
-			// EBADFD: the interface was deleted under us.
-			e.readFailed(r.errno)
-			return
-		}
-		r.deliver()
-	}
-}
-
-// deliver hands the frame just read to the stack.
-func (r *reader) deliver() {
-	e := r.e
+// take moves the frame just read into the current batch, its buffers
+// becoming the frame's, and sends the batch once it is full.
+func (r *reader) take() {
 	n := r.n
-	if e.vnet {
+	if r.e.vnet {
 		n -= vnetHdrLen
 	}
 	if n < header.EthernetMinimumSize || n > maxFrame {
-		e.counters.rxDropped.Add(1)
+		r.e.counters.rxDropped.Add(1)
 		return
 	}
-	e.counters.rxFrames.Add(1)
-	e.counters.rxBytes.Add(uint64(n))
-
 	var payload buffer.Buffer
 	left := n
 	for i, v := range r.views {
@@ -154,7 +133,112 @@ func (r *reader) deliver() {
 		payload.Append(v) // takes ownership; fill replaces it
 		r.views[i] = nil
 	}
-	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: payload})
+	r.cur.frames = append(r.cur.frames, rxFrame{payload: payload, n: n, flags: r.vnet[0]})
+	if len(r.cur.frames) == rxBatch {
+		r.send(false)
+	}
+}
+
+// send hands the current batch to the deliverer, if it holds frames.
+func (r *reader) send(idle bool) {
+	if len(r.cur.frames) == 0 {
+		return
+	}
+	r.cur.idle = idle
+	r.out <- r.cur
+	r.cur = <-r.spare
+}
+
+// release returns the read buffers.
+func (r *reader) release() {
+	for i, v := range r.views {
+		if v != nil {
+			v.Release()
+			r.views[i] = nil
+		}
+	}
+	for _, f := range r.cur.frames {
+		f.payload.Release()
+	}
+	r.cur.frames = r.cur.frames[:0]
+}
+
+// readLoop reads frames and hands them to the deliverer until the
+// endpoint stops or the device fails.
+func (e *endpoint) readLoop() {
+	defer e.wg.Done()
+	r := newReader(e)
+	e.wg.Add(1)
+	go e.deliverLoop(r.out, r.spare)
+	defer close(r.out)
+	defer r.release()
+	for {
+		r.fill()
+		if err := e.rc.Read(r.readFn); err != nil {
+			// A deadline error is the stop signal (see stopLocked).
+			e.readFailed(err)
+			return
+		}
+		switch r.errno {
+		case 0:
+		case unix.EINTR:
+			continue
+		default:
+			// EBADFD: the interface was deleted under us.
+			e.readFailed(r.errno)
+			return
+		}
+		r.take()
+	}
+}
+
+// deliverer is the state of the goroutine that hands frames to the stack.
+type deliverer struct {
+	e *endpoint
+	// gro merges consecutive segments of a TCP stream into one before the
+	// stack sees them, as Linux's GRO does, so that the stack's per-packet
+	// work is done once per up to 64 KiB instead of once per frame. It
+	// holds segments only until the device has no more frames to read.
+	gro     gro.GRO
+	holding bool // gro may hold segments
+}
+
+// deliverLoop delivers the reader's batches until it closes in, then
+// drops what GRO holds with the stack that would have taken it.
+func (e *endpoint) deliverLoop(in <-chan *batch, spare chan<- *batch) {
+	defer e.wg.Done()
+	dl := &deliverer{e: e}
+	// GRO is off on the offload path, where the kernel sends segments
+	// unsegmented already, and when the user wants frames as they came.
+	dl.gro.Init(e.dev.gro)
+	for b := range in {
+		for i := range b.frames {
+			dl.deliver(&b.frames[i])
+			b.frames[i] = rxFrame{}
+		}
+		if b.idle {
+			dl.flush()
+		}
+		b.frames = b.frames[:0]
+		spare <- b
+	}
+	dl.gro.Dispatcher = discard{}
+	dl.flush()
+}
+
+func (dl *deliverer) flush() {
+	if dl.holding {
+		dl.holding = false
+		dl.gro.Flush()
+	}
+}
+
+// deliver hands one frame to the stack.
+func (dl *deliverer) deliver(f *rxFrame) {
+	e := dl.e
+	e.counters.rxFrames.Add(1)
+	e.counters.rxBytes.Add(uint64(f.n))
+	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: f.payload})
 	defer pkt.DecRef()
 
 	d, mac := e.currentDispatcher()
@@ -162,8 +246,8 @@ func (r *reader) deliver() {
 		e.counters.rxDropped.Add(1)
 		return
 	}
-	if d != r.gro.Dispatcher {
-		r.flush()
+	if d != dl.gro.Dispatcher {
+		dl.flush()
 	}
 	hdr, _ := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
 	eth := header.Ethernet(hdr)
@@ -185,15 +269,15 @@ func (r *reader) deliver() {
 		// The stack is told not to check checksums (see
 		// endpoint.Capabilities), so they are checked here, before GRO
 		// merges segments, unless the kernel vouches for them.
-		if !(e.vnet && vnetChecksumOK(r.vnet[0])) && !verifyChecksums(pkt, proto) {
+		if !(e.vnet && vnetChecksumOK(f.flags)) && !verifyChecksums(pkt, proto) {
 			e.counters.rxDropped.Add(1)
 			return
 		}
 		pkt.RXChecksumValidated = true
 	}
-	r.gro.Dispatcher = d
-	r.gro.Enqueue(pkt)
-	r.holding = true
+	dl.gro.Dispatcher = d
+	dl.gro.Enqueue(pkt)
+	dl.holding = true
 }
 
 // maxFrame is the sum of rxChunks: a longer frame was cut short.
