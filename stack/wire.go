@@ -114,6 +114,10 @@ type WireStats struct {
 // modelled.
 type Wire struct {
 	cfg WireConfig
+	// Worked out from cfg once, since frames ask for them.
+	corrupting bool                            // cfg.corrupts()
+	skipCsum   bool                            // cfg.checksumsSkipped()
+	caps       gstack.LinkEndpointCapabilities // Capabilities()
 
 	ports atomic.Pointer[[]*Port] // copy-on-write; read on every frame
 
@@ -155,7 +159,9 @@ func NewWire(cfg WireConfig) (*Wire, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
-	w := &Wire{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6e7366747000)), start: time.Now()}
+	w := &Wire{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6e7366747000)), start: time.Now(),
+		corrupting: cfg.corrupts(), skipCsum: cfg.checksumsSkipped()}
+	w.caps = w.capabilities()
 	if cfg.PCAP != nil {
 		var err error
 		if w.pcap, err = newPCAPWriter(cfg.PCAP, 0, linkTypeEthernet); err != nil {
@@ -649,7 +655,7 @@ func (p *Port) merge(frame buffer.Buffer) {
 	pkt.NetworkProtocolNumber = eth.Type()
 	// The wire computed the checksums (or, on a wire that skips them,
 	// nobody did): GRO checks them only where frames can be corrupted.
-	pkt.RXChecksumValidated = !p.w.cfg.corrupts()
+	pkt.RXChecksumValidated = !p.w.corrupting
 	p.w.stats.delivered.Add(1)
 	if d != p.gro.Dispatcher {
 		p.gro.Flush()
@@ -667,14 +673,14 @@ func (p *Port) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
 		n++
 		switch {
 		case off == OffloadTSO && pkt.GSOOptions.Type != gstack.GSONone && pkt.Data().Size() > int(pkt.GSOOptions.MSS):
-			frames, err := segment(pkt, !p.w.cfg.checksumsSkipped())
+			frames, err := segment(pkt, !p.w.skipCsum)
 			if err != nil {
 				continue // a packet the wire cannot read is lost, as on a NIC
 			}
 			for _, f := range frames {
 				p.w.transmit(p, f, dst)
 			}
-		case off == OffloadTSO && !p.w.cfg.checksumsSkipped():
+		case off == OffloadTSO && !p.w.skipCsum:
 			// The stack left checksums to the NIC, and this wire's
 			// frames should carry them.
 			b := pkt.ToBuffer()
@@ -737,8 +743,12 @@ func (p *Port) SetLinkAddress(mac tcpip.LinkAddress) {
 // Capabilities implements stack.LinkEndpoint. Neighbours are resolved
 // with ARP and NDP. Checksums are left out only on a wire that cannot
 // corrupt frames, unless WireConfig.Checksums asks for them.
-func (p *Port) Capabilities() gstack.LinkEndpointCapabilities {
-	c := p.w.cfg
+func (p *Port) Capabilities() gstack.LinkEndpointCapabilities { return p.w.caps }
+
+// capabilities works out what Capabilities reports, once: the stack asks
+// for every packet.
+func (w *Wire) capabilities() gstack.LinkEndpointCapabilities {
+	c := w.cfg
 	switch {
 	case c.checksumsSkipped():
 		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload | gstack.CapabilityRXChecksumOffload
