@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"sync"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -84,32 +85,46 @@ func (c *captureEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber
 
 // record writes one frame to the pcap and hands it to the timeline.
 func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, chain []string) {
-	slices := pkt.AsSlices()
-	size := 0
-	for _, s := range slices {
-		size += len(s)
-	}
+	size := pkt.Size()
 	if c.pcap != nil {
-		c.pcap.record(time.Now(), slices)
+		c.pcap.record(time.Now(), pkt.AsSlices())
 	}
-	if c.tl != nil {
-		// Enough for any header, and for a datagram, the DHCP and DNS
-		// messages the trace reads (a DHCP message is at least 300
-		// bytes); a TCP segment's headers are all it needs.
-		var buf [headBytes]byte
-		head := buf[:]
-		if len(slices) > 0 && !c.maybeUDP(slices[0]) {
-			head = buf[:headerBytes]
-		}
-		n := 0
-		for _, s := range slices {
-			n += copy(head[n:], s)
-			if n == len(head) {
-				break
+	if c.tl == nil {
+		return
+	}
+	// The packet's views, read in place: AsSlices would allocate for
+	// every frame.
+	views, skip := pkt.AsViewList()
+	first := func() []byte {
+		for v, off := views.Front(), skip; v != nil; v = v.Next() {
+			b := v.AsSlice()
+			if off < len(b) {
+				return b[off:]
 			}
+			off -= len(b)
 		}
-		c.tl.frame(dir, head[:n], size, c.ether, chain)
+		return nil
 	}
+	// Enough for any header, and for a datagram, the DHCP and DNS
+	// messages the trace reads (a DHCP message is at least 300 bytes); a
+	// TCP segment's headers are all it needs.
+	buf := headPool.Get().(*[headBytes]byte)
+	defer headPool.Put(buf)
+	head := buf[:]
+	if !c.maybeUDP(first()) {
+		head = buf[:headerBytes]
+	}
+	n := 0
+	for v, off := views.Front(), skip; v != nil && n < len(head); v = v.Next() {
+		b := v.AsSlice()
+		if off >= len(b) {
+			off -= len(b)
+			continue
+		}
+		n += copy(head[n:], b[off:])
+		off = 0
+	}
+	c.tl.frame(dir, head[:n], size, c.ether, chain)
 }
 
 // maybeUDP reports whether a frame, from its first bytes, may be a UDP
@@ -130,6 +145,10 @@ func (c *captureEndpoint) maybeUDP(b []byte) bool {
 	// The headers are in a later slice: copy the lot.
 	return true
 }
+
+// headPool holds the buffers record copies a frame's first bytes into: one
+// on the stack would escape, a heap allocation per frame.
+var headPool = sync.Pool{New: func() any { return new([headBytes]byte) }}
 
 // headBytes is how much of a datagram the timeline is given, and
 // headerBytes how much of any other frame: all its headers.
