@@ -137,6 +137,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"get", "ftp://h/f", "--net", "os", "--active", "--passive"}, ExitUsage, "mutually exclusive"},
 		{[]string{"get", "http://h/f", "--net", "os"}, ExitUsage, "scheme"},
 		{[]string{"get", "ftp://h/a%0d%0aDELE%20x", "--net", "os"}, ExitUsage, "CR"},
+		{[]string{"demo", "--offload=xyz"}, ExitUsage, `--offload takes gso (the default), tso or none, not "xyz"`},
 		{[]string{"get", "ftp://" + closed + "/f", filepath.Join(dir, "x"), "--net", "os"}, ExitNetwork, "refused"},
 		{[]string{"get", "ftp://bob:wrong@" + addr + "/a.txt", filepath.Join(dir, "x"), "--net", "os"}, ExitLogin, "530"},
 		{[]string{"get", "ftp://bob:right@" + addr + "/missing", filepath.Join(dir, "x"), "--net", "os"}, ExitServer, "550"},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -105,7 +106,7 @@ func (fs *flagSet) parseAll(args []string) ([]string, error) {
 				fs.printUsage()
 				return nil, errHelp
 			}
-			return nil, usagef("%s: %v", fs.Name(), err)
+			return nil, usagef("%s: %v", fs.Name(), fs.flagError(err))
 		}
 		args = fs.Args()
 		if len(args) == 0 {
@@ -117,6 +118,28 @@ func (fs *flagSet) parseAll(args []string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// flagError drops the flag package's "invalid boolean value" preamble
+// from the errors of flags that take an optional value (--offload[=tso]):
+// their own message says what is wrong.
+func (fs *flagSet) flagError(err error) error {
+	msg := err.Error()
+	rest, ok := strings.CutPrefix(msg, "invalid boolean value ")
+	if !ok {
+		return err
+	}
+	_, rest, _ = strings.Cut(rest, " for -")
+	name, why, ok := strings.Cut(rest, ": ")
+	if !ok {
+		return err
+	}
+	if f := fs.Lookup(name); f != nil {
+		if _, own := f.Value.(*offloadFlag); own {
+			return errors.New(why)
+		}
+	}
+	return err
 }
 
 // errHelp is returned after --help has printed the usage; it is not a
