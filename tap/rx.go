@@ -20,12 +20,13 @@ import (
 // of 65,535 bytes, an Ethernet header and a VLAN tag.
 var rxChunks = [...]int{2048, 2048, 4096, 8192, 16384, 32768, 256}
 
-// The receive path is two goroutines: the reader makes the read(2) calls
-// and hands frames over in batches; the deliverer runs GRO and the stack's
-// IP and TCP input on them. Each runs on its own core while the other
-// works, as a NIC's DMA and its driver's interrupt handler do: on one
-// goroutine, the system call's copy and the stack's per-frame work add up
-// (half of it each for MTU-sized frames).
+// For MTU-sized frames the receive path is two goroutines: the reader
+// makes the read(2) calls and hands frames over in batches; the deliverer
+// runs GRO and the stack's IP and TCP input on them. Each runs on its own
+// core while the other works, as a NIC's DMA and its driver's interrupt
+// handler do: on one goroutine, the system call's copy and the stack's
+// per-frame work add up (about half of it each). With offload, where each
+// read brings up to 64 KiB, the reader delivers what it reads itself.
 //
 // rxBatch bounds a batch: the reader sends one when it holds that many
 // frames or the device has no more for now, which also tells the
@@ -62,9 +63,10 @@ type reader struct {
 	errno  unix.Errno
 	readFn func(fd uintptr) bool // r.read, bound once so reads do not allocate
 
-	cur   *batch
-	out   chan *batch // to the deliverer
-	spare chan *batch // back from it
+	cur    *batch
+	out    chan *batch // to the deliverer
+	spare  chan *batch // back from it
+	inline *deliverer  // delivers on the reader's goroutine instead; see readLoop
 }
 
 func newReader(e *endpoint) *reader {
@@ -145,6 +147,10 @@ func (r *reader) send(idle bool) {
 		return
 	}
 	r.cur.idle = idle
+	if r.inline != nil {
+		r.inline.run(r.cur)
+		return
+	}
 	r.out <- r.cur
 	r.cur = <-r.spare
 }
@@ -168,9 +174,19 @@ func (r *reader) release() {
 func (e *endpoint) readLoop() {
 	defer e.wg.Done()
 	r := newReader(e)
-	e.wg.Add(1)
-	go e.deliverLoop(r.out, r.spare)
-	defer close(r.out)
+	if e.dev.gro {
+		// MTU-sized frames: a read and GRO's work for each, worth a
+		// goroutine each.
+		e.wg.Add(1)
+		go e.deliverLoop(r.out, r.spare)
+		defer close(r.out)
+	} else {
+		// Whole 64 KiB segments (or frames as they came, for a user who
+		// asked to see them so): few enough that handing each over would
+		// cost more than it saves.
+		r.inline = newDeliverer(e)
+		defer r.inline.stop()
+	}
 	defer r.release()
 	for {
 		r.fill()
@@ -203,25 +219,40 @@ type deliverer struct {
 	holding bool // gro may hold segments
 }
 
-// deliverLoop delivers the reader's batches until it closes in, then
-// drops what GRO holds with the stack that would have taken it.
-func (e *endpoint) deliverLoop(in <-chan *batch, spare chan<- *batch) {
-	defer e.wg.Done()
+func newDeliverer(e *endpoint) *deliverer {
 	dl := &deliverer{e: e}
 	// GRO is off on the offload path, where the kernel sends segments
 	// unsegmented already, and when the user wants frames as they came.
 	dl.gro.Init(e.dev.gro)
+	return dl
+}
+
+// deliverLoop delivers the reader's batches until it closes in, then
+// drops what GRO holds with the stack that would have taken it.
+func (e *endpoint) deliverLoop(in <-chan *batch, spare chan<- *batch) {
+	defer e.wg.Done()
+	dl := newDeliverer(e)
+	defer dl.stop()
 	for b := range in {
-		for i := range b.frames {
-			dl.deliver(&b.frames[i])
-			b.frames[i] = rxFrame{}
-		}
-		if b.idle {
-			dl.flush()
-		}
-		b.frames = b.frames[:0]
+		dl.run(b)
 		spare <- b
 	}
+}
+
+// run delivers a batch's frames and empties it.
+func (dl *deliverer) run(b *batch) {
+	for i := range b.frames {
+		dl.deliver(&b.frames[i])
+		b.frames[i] = rxFrame{}
+	}
+	if b.idle {
+		dl.flush()
+	}
+	b.frames = b.frames[:0]
+}
+
+// stop drops what GRO holds.
+func (dl *deliverer) stop() {
 	dl.gro.Dispatcher = discard{}
 	dl.flush()
 }
