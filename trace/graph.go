@@ -102,11 +102,14 @@ func newGraph(events []Event, opt GraphOptions) *graph {
 			syn[dirKey{e.Segment.Src, e.Segment.Dst}] = *e.Segment
 		}
 	}
-	// Which connections carry data, and who sent it.
+	// Which connections carry data, and who sent it. A frame the wire
+	// lost names no connection (the wire knows no sockets): it is drawn on
+	// the connection the stacks' own segments make known, and a lost
+	// control segment must not make the control connection a graph.
 	byKey := map[connKey]*graphConn{}
 	for _, e := range events {
 		s := e.Segment
-		if s == nil || s.Proto != "tcp" || s.Len == 0 || s.Label == Control || s.Flags.Has(SYN) {
+		if s == nil || e.Kind == KindDrop || s.Proto != "tcp" || s.Len == 0 || s.Label == Control || s.Flags.Has(SYN) {
 			continue
 		}
 		k := connOf(s)

@@ -596,4 +596,21 @@ func TestLostOnTheWire(t *testing.T) {
 	if !strings.Contains(b.String(), "lost: queue full") {
 		t.Error("the ladder does not show the lost frame")
 	}
+
+	// A lost control segment (the wire names no socket) is no reason to
+	// graph the control connection: only the data connection is drawn.
+	reply := trace.Segment{Dir: trace.Out, Proto: "tcp", Src: ap("192.0.2.2:21"), Dst: ap("192.0.2.1:40000"), Flags: trace.PSH | trace.ACK, Seq: 300, Len: 24}
+	lostReply := trace.Event{Seq: 100, Time: evs[len(evs)-1].Time, Layer: trace.LayerWire, Kind: trace.KindDrop, Segment: &reply,
+		Drop: &trace.Drop{Reason: "queue full", From: 2, To: 1}}
+	b.Reset()
+	if err := trace.WriteGraph(&b, append(evs, lostReply), trace.GraphOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, b.Bytes())
+	if strings.Contains(b.String(), ":21 →") || strings.Count(b.String(), `class="cwnd"`) > 1 {
+		t.Errorf("a lost control segment made the control connection a graph")
+	}
+	if !strings.Contains(b.String(), "192.0.2.2:20 →") {
+		t.Errorf("the data connection is not drawn")
+	}
 }
