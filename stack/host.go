@@ -76,6 +76,12 @@ type HostConfig struct {
 	// trip is microseconds, a few milliseconds lets loss tests finish
 	// without changing what the stack does, only how long it waits.
 	MinRTO time.Duration
+	// NoRACK turns off RACK loss detection (RFC 8985), which netstack and
+	// Linux use by default, leaving SACK-based recovery (RFC 6675: fast
+	// retransmit after three duplicate ACKs, and the RTO). netstack's
+	// RACK walks every segment in flight on every ACK, a cost that grows
+	// with the window: a path that cannot lose a frame has no use for it.
+	NoRACK bool
 	// TimeWait, if set, is how long a connection closed first on this
 	// host stays in TIME-WAIT: RFC 793's 2 MSL, netstack's and Linux's
 	// 60s. A lesson that wants to show a connection's end can shorten it.
@@ -223,6 +229,10 @@ func (h *Host) configure(cfg HostConfig) error {
 	if cfg.MinRTO > 0 {
 		minRTO := tcpip.TCPMinRTOOption(cfg.MinRTO)
 		opts = append(opts, &minRTO)
+	}
+	if cfg.NoRACK {
+		recovery := tcpip.TCPRecovery(0)
+		opts = append(opts, &recovery)
 	}
 	if cfg.TimeWait > 0 {
 		tw := tcpip.TCPTimeWaitTimeoutOption(cfg.TimeWait)

@@ -17,7 +17,11 @@ var (
 
 // PairConfig describes two hosts joined by one virtual wire. Link and
 // Addrs of each HostConfig are filled in when empty; the names default to
-// "client" and "server", and MinRTO to WireMinRTO.
+// "client" and "server", and MinRTO to WireMinRTO. On a wire with no
+// impairment (no Path in either direction) the hosts run without RACK
+// (see HostConfig.NoRACK): nothing can be lost there for it to find, and
+// it would cost a third of the wire's speed at MTU 1500. Any path, even a
+// delay alone, leaves them the RACK that Linux uses.
 type PairConfig struct {
 	Wire           WireConfig
 	Client, Server HostConfig
@@ -64,6 +68,9 @@ func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Hos
 	}
 	if cfg.MinRTO == 0 {
 		cfg.MinRTO = WireMinRTO
+	}
+	if !p.Wire.cfg.impaired() {
+		cfg.NoRACK = true
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = addrs

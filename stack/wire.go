@@ -83,6 +83,19 @@ func (c WireConfig) corrupts() bool {
 	return false
 }
 
+// impaired reports whether any path of the wire does anything to frames.
+func (c WireConfig) impaired() bool {
+	if c.Path.impaired() {
+		return true
+	}
+	for _, p := range c.Out {
+		if p.impaired() {
+			return true
+		}
+	}
+	return false
+}
+
 // checksumsSkipped reports whether the stacks may skip TCP checksums.
 func (c WireConfig) checksumsSkipped() bool { return !c.Checksums && !c.corrupts() }
 
