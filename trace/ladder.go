@@ -304,7 +304,6 @@ type bandCalls struct {
 	op     Op
 	n      int
 	bytes  int64
-	eof    bool
 }
 
 // items turns the events into rows, leaving out what is not drawn: each
