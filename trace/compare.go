@@ -19,6 +19,10 @@ type CompareOptions struct {
 	// DifferencesOnly leaves out the runs, side by side: only what
 	// differs is shown.
 	DifferencesOnly bool
+	// Explain shows, under each line, the functions behind it where the
+	// run recorded them: the kernel's own stack at each change of state
+	// (tracefs), and the netstack functions that sent each segment.
+	Explain bool
 }
 
 // WriteCompare shows two runs of the same FTP session side by side (on
@@ -35,7 +39,7 @@ func WriteCompare(w io.Writer, left, right []Event, opt CompareOptions) error {
 	}
 	bw := bufio.NewWriter(w)
 	col := max((opt.Width-3)/2, 20)
-	sides := [2]*compareSide{newCompareSide(left), newCompareSide(right)}
+	sides := [2]*compareSide{newCompareSide(left, opt.Explain, col), newCompareSide(right, opt.Explain, col)}
 	if opt.DifferencesOnly {
 		writeDifferences(bw, sides, opt)
 		return bw.Flush()
@@ -87,10 +91,14 @@ type compareSide struct {
 	text  *Text // learns each connection's first sequence numbers and window scales
 	t0    time.Time
 	steps []compareStep
+
+	explain   bool
+	col       int    // the column's width, for the explanations' lines
+	lastChain string // the functions last explained, not repeated
 }
 
-func newCompareSide(evs []Event) *compareSide {
-	s := &compareSide{evs: evs, text: NewText(io.Discard, TextOptions{Every: true})}
+func newCompareSide(evs []Event, explain bool, col int) *compareSide {
+	s := &compareSide{evs: evs, text: NewText(io.Discard, TextOptions{Every: true}), explain: explain, col: col}
 	// Times count from the first socket call: how long each run took to
 	// set up its hosts is not the stacks' doing.
 	for _, e := range evs {
@@ -118,9 +126,61 @@ func newCompareSide(evs []Event) *compareSide {
 		if l := s.line(i); l != "" {
 			st := &s.steps[len(s.steps)-1]
 			st.lines = append(st.lines, l)
+			st.lines = append(st.lines, s.explained(e)...)
 		}
 	}
 	return s
+}
+
+// explained returns the lines that say which functions did what e's line
+// says, with Explain: the kernel's stack at a change of state, the
+// netstack functions that sent a segment. The same functions twice in a
+// row are said once.
+func (s *compareSide) explained(e *Event) []string {
+	if !s.explain {
+		return nil
+	}
+	var who string
+	var chain []string
+	switch {
+	case e.Kind == KindState && e.State != nil:
+		who, chain = "in the kernel: ", e.State.Stack
+	case e.Kind == KindTCPEvent && e.TCPEvent != nil:
+		who, chain = "in the kernel: ", e.TCPEvent.Stack
+	case e.Kind == KindSegment && e.Segment != nil:
+		who, chain = "in netstack: ", e.Segment.Chain
+	}
+	if len(chain) == 0 {
+		return nil
+	}
+	const indent = 16
+	joined := strings.Join(chain, " -> ")
+	if joined == s.lastChain {
+		return []string{strings.Repeat(" ", indent) + "(the same functions as above)"}
+	}
+	s.lastChain = joined
+	return wrapWords(who+joined, indent, s.col)
+}
+
+// wrapWords breaks s into lines of at most width columns, the first
+// indented by indent and the rest by indent+2; a word longer than a line
+// is cut.
+func wrapWords(s string, indent, width int) []string {
+	var lines []string
+	line, n, empty := strings.Repeat(" ", indent), indent, true
+	for _, w := range strings.Fields(s) {
+		wn := utf8.RuneCountInString(w)
+		if !empty && n+1+wn > width {
+			lines = append(lines, line)
+			line, n, empty = strings.Repeat(" ", indent+2), indent+2, true
+		}
+		if !empty {
+			line += " "
+			n++
+		}
+		line, n, empty = line+w, n+wn, false
+	}
+	return append(lines, line)
 }
 
 // traced reports whether host h recorded its own frames.

@@ -42,6 +42,27 @@ func TestCompareGolden(t *testing.T) {
 	}
 	golden(t, filepath.Join("testdata", "compare-active.txt"), b.Bytes())
 	out := b.String()
+
+	// With Explain, the kernel's own stack under each of its changes of
+	// state, in the kernel's column.
+	var x bytes.Buffer
+	if err := trace.WriteCompare(&x, load(t, "demo-active"), load(t, "demo-os-active"),
+		trace.CompareOptions{Width: 160, Left: "netstack", Right: "Linux", Explain: true}); err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range strings.Split(x.String(), "\n") {
+		_, right, ok := strings.Cut(line, " │ ")
+		if ok && strings.Contains(right, "in the kernel: __x64_sys_connect -> __sys_connect") {
+			found = true
+		}
+		if n := len([]rune(line)); n > 160 && !strings.HasPrefix(line, "      ") {
+			t.Errorf("explained line is %d columns wide: %q", n, line)
+		}
+	}
+	if !found {
+		t.Errorf("with Explain, the kernel's column has no stack of connect's change of state:\n%s", x.String())
+	}
 	for i, line := range strings.Split(out, "\n") {
 		if n := len([]rune(line)); n > 160 && !strings.HasPrefix(line, "      ") {
 			t.Errorf("line %d is %d columns wide: %q", i+1, n, line)

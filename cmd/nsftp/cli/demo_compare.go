@@ -42,6 +42,9 @@ func runCompare(ctx context.Context, e *env, d *demoRun, quiet bool) error {
 		Left:            "nsftp's netstack (gVisor)",
 		Right:           kernel.Release() + "'s TCP",
 		DifferencesOnly: quiet,
+		// The functions behind each step: the kernel's stacks from
+		// tracefs (as root), netstack's from its own call stack.
+		Explain: true,
 	}
 	if f, ok := e.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 40 {
@@ -59,7 +62,7 @@ func runCompare(ctx context.Context, e *env, d *demoRun, quiet bool) error {
 // keepingSeeing sees a run the way --compare needs it: every event of
 // every layer kept, nothing shown.
 func keepingSeeing(e *env) *seeing {
-	s := &seeing{sf: &seeFlags{}, e: e, keep: &trace.Keep{}, stackEvs: true}
+	s := &seeing{sf: &seeFlags{explain: true}, e: e, keep: &trace.Keep{}, stackEvs: true}
 	s.rec = trace.NewRecorder(s.keep)
 	return s
 }

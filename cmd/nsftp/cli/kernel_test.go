@@ -122,6 +122,14 @@ func TestDemoCompare(t *testing.T) {
 	if os.Geteuid() == 0 && !strings.Contains(out, "as the handshake's last ACK arrives, after its SYN|ACK") {
 		t.Errorf("demo --compare does not find where Linux makes the socket of a connection on a listener")
 	}
+	// The functions behind the lines: netstack's own, and (as root, with
+	// tracefs) the kernel's stacks captured live in this run.
+	if !strings.Contains(out, "in netstack: ") || !strings.Contains(out, "tcp.(*Endpoint)") {
+		t.Errorf("demo --compare shows no netstack functions")
+	}
+	if os.Geteuid() == 0 && (!strings.Contains(out, "in the kernel: __x64_sys_connect") || !strings.Contains(out, "tcp_v4_connect")) {
+		t.Errorf("demo --compare shows no kernel stack of connect")
+	}
 	quiet, _, err := runIn(t, "", "demo", "--compare", "-q")
 	if err != nil || strings.Contains(quiet, "── -> RETR") || !strings.Contains(quiet, "What differs") {
 		t.Errorf("demo --compare -q: %v\n%s", err, quiet)
