@@ -218,6 +218,15 @@ func TestPartition(t *testing.T) {
 // loss rate as independent loss, its runs of lost frames are several
 // frames long, independent loss's barely more than one; the wire's own
 // counters say so.
+//
+// The loss is on the data's direction only. Like netem's gemodel, the
+// model's Bad state moves on only as frames pass, so on the ACKs' path,
+// where a stalled sender's peer sends one frame per retransmission, it
+// can stay Bad through several timeouts in a row while TCP's backoff
+// doubles each wait: a transfer then stalls for minutes (seen in about one
+// run in five with loss both ways). That is the model's nature, as it is
+// netem's, and not what this test is about; it still moves data for at
+// most 10 s and counts.
 func TestBurstLoss(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	// p 1%, r 25%: Bad a twenty-sixth of the time, bursts of 4 on average.
@@ -225,10 +234,9 @@ func TestBurstLoss(t *testing.T) {
 	indep := stack.Path{Loss: 100.0 / 26}
 	runs := map[string]float64{}
 	for name, path := range map[string]stack.Path{"burst": burst, "independent": indep} {
-		_, _, p := pathRun(t, stack.WireConfig{Path: path, Seed: 5}, 6<<20)
-		st := p.Wire.Stats()
-		if st.LossRuns == 0 {
-			t.Fatalf("%s: no loss: %+v", name, st)
+		st := lossyRun(t, stack.WireConfig{Out: map[int]stack.Path{stack.ServerPort: path}, Seed: 5}, 6<<20, 10*time.Second)
+		if st.Frames < 2000 || st.LossRuns == 0 {
+			t.Fatalf("%s: too few frames or no loss to count: %+v", name, st)
 		}
 		rate := float64(st.Lost) / float64(st.Frames)
 		runs[name] = float64(st.Lost) / float64(st.LossRuns)
@@ -240,6 +248,32 @@ func TestBurstLoss(t *testing.T) {
 	if runs["burst"] < 2.5 || runs["independent"] > 1.3 {
 		t.Errorf("runs of %.2f frames with Gilbert-Elliott, %.2f independent: want bursts", runs["burst"], runs["independent"])
 	}
+}
+
+// lossyRun sends up to n bytes from the server to the client across a
+// wire with the given config, for at most d, and returns the wire's
+// counters: what a lossy path did, whether or not TCP got through.
+func lossyRun(t *testing.T, wire stack.WireConfig, n int, d time.Duration) stack.WireStats {
+	t.Helper()
+	p := stacktest.Pair(t, stack.PairConfig{Wire: wire})
+	l := listen(t, p.Server, serverAddr)
+	c := dial(t, p.Client, serverAddr)
+	s := accept(t, l)
+	data := make([]byte, n)
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		s.SetWriteDeadline(time.Now().Add(d))
+		s.Send(context.Background(), data)
+	}()
+	c.SetReadDeadline(time.Now().Add(d))
+	got, _ := io.Copy(io.Discard, io.LimitReader(c, int64(n)))
+	<-sent
+	st := p.Wire.Stats()
+	t.Logf("%d of %d bytes in at most %v", got, n, d)
+	s.Abort()
+	c.Abort()
+	return st
 }
 
 // TestPerDirection: a path for one direction only leaves the other clean.
