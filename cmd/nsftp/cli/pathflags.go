@@ -26,7 +26,7 @@ func (pf *pathFlags) register(fs *flagSet) {
 	fs.stringVar(&pf.delay, "delay", "", "delay every frame by `DURATION` (20ms)")
 	fs.stringVar(&pf.jitter, "jitter", "", "vary the delay by up to `DURATION` either way; frames keep their order")
 	fs.stringVar(&pf.loss, "loss", "", "drop `PERCENT` of frames, each independently (1, 0.5%)")
-	fs.stringVar(&pf.burst, "burst", "", "drop frames in bursts, netem's gemodel: `P,R[,1-H[,1-K]]` percentages (1,25: into a burst 1%, out 25%)")
+	fs.stringVar(&pf.burst, "burst", "", "drop frames in bursts, netem's gemodel: `P,R[,1-H[,1-K]]` percentages (1,25: into a burst 1%, out 25%; 0 for none)")
 	fs.stringVar(&pf.down, "down", "", "the link is down from AT for FOR: `AT+FOR[,AT+FOR...]` (2s+2s), counted from the start")
 	fs.stringVar(&pf.duplicate, "duplicate", "", "deliver `PERCENT` of frames twice")
 	fs.stringVar(&pf.reorder, "reorder", "", "let `PERCENT` of frames be overtaken by the next")
@@ -73,6 +73,9 @@ func (pf *pathFlags) paths() (up, down stack.Path, err error) {
 	set("reorder", pf.reorder, func(s string, p *stack.Path) (e error) { p.Reorder, e = parsePercent(s); return })
 	set("corrupt", pf.corrupt, func(s string, p *stack.Path) (e error) { p.Corrupt, e = parsePercent(s); return })
 	set("burst", pf.burst, func(s string, p *stack.Path) error {
+		if s == "0" {
+			return nil // none this way: --burst 0/1,25
+		}
 		parts := strings.Split(s, ",")
 		if len(parts) < 2 || len(parts) > 4 {
 			return fmt.Errorf("want P,R[,1-H[,1-K]]")
