@@ -288,31 +288,26 @@ func (s *seeing) finish(title string) error {
 }
 
 func writeDiagramFile(path string, events []trace.Event, title string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return &fileError{fmt.Errorf("--diagram: %w", err)}
-	}
-	w := bufio.NewWriter(f)
-	err = trace.WriteLadder(w, events, trace.LadderOptions{Title: title})
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return &fileError{fmt.Errorf("writing %s: %w", path, err)}
-	}
-	return nil
+	return writeSVGFile(path, "--diagram", func(w io.Writer) error {
+		return trace.WriteLadder(w, events, trace.LadderOptions{Title: title})
+	})
 }
 
 func writeGraphFile(path string, events []trace.Event, title string) error {
+	return writeSVGFile(path, "--graph", func(w io.Writer) error {
+		return trace.WriteGraph(w, events, trace.GraphOptions{Title: title})
+	})
+}
+
+// writeSVGFile creates path and has draw write into it; errors are local
+// file errors, the creation's named after the flag that asked for it.
+func writeSVGFile(path, flag string, draw func(io.Writer) error) error {
 	f, err := os.Create(path)
 	if err != nil {
-		return &fileError{fmt.Errorf("--graph: %w", err)}
+		return &fileError{fmt.Errorf("%s: %w", flag, err)}
 	}
 	w := bufio.NewWriter(f)
-	err = trace.WriteGraph(w, events, trace.GraphOptions{Title: title})
+	err = draw(w)
 	if err == nil {
 		err = w.Flush()
 	}
