@@ -28,35 +28,50 @@ func BenchmarkWireVsLoopback(b *testing.B) {
 }
 
 func benchWireVsLoopback(b *testing.B, wire stack.WireConfig, size int64) {
+	w, k := wireEnds(b, wire), loopbackEnds(b)
+	var wireTime, kernelTime time.Duration
+	b.SetBytes(2 * size)
+	for b.Loop() {
+		wireTime += transferOnce(b, w.l, w.dial, size)
+		kernelTime += transferOnce(b, k.l, k.dial, size)
+	}
+	rate := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / 1e6 }
+	b.ReportMetric(rate(wireTime), "wire-MB/s")
+	b.ReportMetric(rate(kernelTime), "loopback-MB/s")
+	b.ReportMetric(rate(wireTime)/rate(kernelTime), "ratio")
+}
+
+// ends is where a benchmark's transfers go: a listener and how to
+// connect to it.
+type ends struct {
+	l    net.Listener
+	dial func() (net.Conn, error)
+}
+
+// wireEnds is a Pair on a wire, the server listening on port 20; closed
+// when the benchmark ends.
+func wireEnds(b *testing.B, wire stack.WireConfig) ends {
 	p, err := stack.NewPair(stack.PairConfig{Wire: wire})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer p.Close()
-	wl, err := p.Server.Listen(b.Context(), "data", "192.0.2.2:20", 1)
+	b.Cleanup(func() { p.Close() })
+	l, err := p.Server.Listen(b.Context(), "data", "192.0.2.2:20", 1)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer wl.Close()
-	kl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer kl.Close()
-	dialWire := func() (net.Conn, error) { return p.Client.Dial(b.Context(), "data", "192.0.2.2:20") }
-	dialKernel := func() (net.Conn, error) { return net.Dial("tcp", kl.Addr().String()) }
+	b.Cleanup(func() { l.Close() })
+	return ends{l, func() (net.Conn, error) { return p.Client.Dial(b.Context(), "data", "192.0.2.2:20") }}
+}
 
-	var wireTime, kernelTime time.Duration
-	b.SetBytes(2 * size)
-	for b.Loop() {
-		wireTime += transferOnce(b, wl, dialWire, size)
-		kernelTime += transferOnce(b, kl, dialKernel, size)
+// loopbackEnds is the kernel's loopback.
+func loopbackEnds(b *testing.B) ends {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
 	}
-	w := float64(size) * float64(b.N) / wireTime.Seconds() / 1e6
-	k := float64(size) * float64(b.N) / kernelTime.Seconds() / 1e6
-	b.ReportMetric(w, "wire-MB/s")
-	b.ReportMetric(k, "loopback-MB/s")
-	b.ReportMetric(w/k, "ratio")
+	b.Cleanup(func() { l.Close() })
+	return ends{l, func() (net.Conn, error) { return net.Dial("tcp", l.Addr().String()) }}
 }
 
 // BenchmarkWireVsPipe is the baseline for the wire without offload: the
@@ -76,36 +91,20 @@ func BenchmarkWireVsPipe(b *testing.B) {
 	const size = 64 << 20
 	for _, mtu := range []int{1500, 9000, 65000} {
 		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
-			p, err := stack.NewPair(stack.PairConfig{Wire: stack.WireConfig{MTU: mtu}})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			wl, err := p.Server.Listen(b.Context(), "data", "192.0.2.2:20", 1)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer wl.Close()
+			w, k := wireEnds(b, stack.WireConfig{MTU: mtu}), loopbackEnds(b)
 			bare := newPipePair(b, uint32(mtu))
 			pl, err := bare.Listen()
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer pl.Close()
-			kl, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer kl.Close()
-			dialWire := func() (net.Conn, error) { return p.Client.Dial(b.Context(), "data", "192.0.2.2:20") }
-			dialKernel := func() (net.Conn, error) { return net.Dial("tcp", kl.Addr().String()) }
 
 			var wireTime, pipeTime, kernelTime time.Duration
 			b.SetBytes(3 * size)
 			for b.Loop() {
-				wireTime += transferOnce(b, wl, dialWire, size)
+				wireTime += transferOnce(b, w.l, w.dial, size)
 				pipeTime += transferOnce(b, pl, bare.Dial, size)
-				kernelTime += transferOnce(b, kl, dialKernel, size)
+				kernelTime += transferOnce(b, k.l, k.dial, size)
 			}
 			rate := func(d time.Duration) float64 { return float64(size) * float64(b.N) / d.Seconds() / 1e6 }
 			b.ReportMetric(rate(wireTime), "wire-MB/s")
