@@ -92,39 +92,32 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 	if c.tl == nil {
 		return
 	}
-	// The packet's views, read in place: AsSlices would allocate for
-	// every frame.
+	// The packet's first bytes, read from its views in place (AsSlices
+	// would allocate for every frame): a TCP segment's headers are all the
+	// timeline needs; for a datagram, enough for the DHCP and DNS messages
+	// it reads (a DHCP message is at least 300 bytes).
 	views, skip := pkt.AsViewList()
-	first := func() []byte {
-		for v, off := views.Front(), skip; v != nil; v = v.Next() {
+	copyHead := func(dst []byte) int {
+		n, off := 0, skip
+		for v := views.Front(); v != nil && n < len(dst); v = v.Next() {
 			b := v.AsSlice()
-			if off < len(b) {
-				return b[off:]
+			if off >= len(b) {
+				off -= len(b)
+				continue
 			}
-			off -= len(b)
+			n += copy(dst[n:], b[off:])
+			off = 0
 		}
-		return nil
+		return n
 	}
-	// Enough for any header, and for a datagram, the DHCP and DNS
-	// messages the trace reads (a DHCP message is at least 300 bytes); a
-	// TCP segment's headers are all it needs.
 	buf := headPool.Get().(*[headBytes]byte)
 	defer headPool.Put(buf)
-	head := buf[:]
-	if !c.maybeUDP(first()) {
-		head = buf[:headerBytes]
+	n := copyHead(buf[:headerBytes])
+	if c.maybeUDP(buf[:n]) {
+		n = copyHead(buf[:])
 	}
-	n := 0
-	for v, off := views.Front(), skip; v != nil && n < len(head); v = v.Next() {
-		b := v.AsSlice()
-		if off >= len(b) {
-			off -= len(b)
-			continue
-		}
-		n += copy(head[n:], b[off:])
-		off = 0
-	}
-	c.tl.frame(dir, head[:n], size, c.ether, chain)
+	head := buf[:n]
+	c.tl.frame(dir, head, size, c.ether, chain)
 }
 
 // maybeUDP reports whether a frame, from its first bytes, may be a UDP
@@ -142,8 +135,7 @@ func (c *captureEndpoint) maybeUDP(b []byte) bool {
 	case len(b) >= header.IPv6MinimumSize && b[0]>>4 == 6:
 		return tcpip.TransportProtocolNumber(b[6]) == header.UDPProtocolNumber
 	}
-	// The headers are in a later slice: copy the lot.
-	return true
+	return false // ARP and the like
 }
 
 // headPool holds the buffers record copies a frame's first bytes into: one
