@@ -120,6 +120,13 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 	c.tl.frame(dir, head, size, c.ether, chain)
 }
 
+// onlyTimestamps reports whether a segment's options are the timestamps
+// alone, as RFC 7323's appendix A lays them out (NOP, NOP, TS).
+func onlyTimestamps(opts []byte) bool {
+	return len(opts) == 12 && opts[0] == header.TCPOptionNOP && opts[1] == header.TCPOptionNOP &&
+		opts[2] == header.TCPOptionTS && opts[3] == header.TCPOptionTSLength
+}
+
 // maybeUDP reports whether a frame, from its first bytes, may be a UDP
 // datagram: an IPv4 or IPv6 packet whose protocol field says UDP.
 func (c *captureEndpoint) maybeUDP(b []byte) bool {
@@ -269,6 +276,8 @@ func decodeTransport(seg *trace.Segment, proto uint8, b []byte, payload int, src
 			o := header.ParseSynOptions(b[header.TCPMinimumSize:off], t.Flags()&header.TCPFlagAck != 0)
 			seg.Options = synOptions(o)
 			seg.WindowScale = o.WS
+		case onlyTimestamps(b[header.TCPMinimumSize:off]):
+			// Nearly every segment of a connection: nothing to read.
 		default:
 			// SACK blocks tell of data received out of order (RFC 2018):
 			// what a time-sequence graph draws.

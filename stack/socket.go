@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -50,6 +51,11 @@ type Socket struct {
 		sync.Mutex
 		local, remote netip.AddrPort
 	}
+	// fixed is the connection's address pair once the endpoint has
+	// reported both: a TCP connection's addresses never change, and
+	// asking netstack takes the endpoint's lock, which the connection's
+	// segment processing contends for (four times a traced recv()).
+	fixed atomic.Pointer[tuple]
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by Close; wakes every waiter
@@ -512,6 +518,9 @@ func (s *Socket) SetWriteDeadline(t time.Time) error { s.wd.set(t); return nil }
 // Like *net.TCPConn's, they keep answering after the connection is reset
 // or closed, with the last addresses the socket had.
 func (s *Socket) localAddrPort() netip.AddrPort {
+	if f := s.fixed.Load(); f != nil {
+		return f.local
+	}
 	if a, err := s.ep.GetLocalAddress(); err == nil {
 		ap := fromFull(a)
 		if ap.Port() != 0 {
@@ -527,11 +536,20 @@ func (s *Socket) localAddrPort() netip.AddrPort {
 }
 
 func (s *Socket) remoteAddrPort() netip.AddrPort {
+	if f := s.fixed.Load(); f != nil {
+		return f.remote
+	}
 	if a, err := s.ep.GetRemoteAddress(); err == nil {
 		ap := fromFull(a)
 		s.addrs.Lock()
 		s.addrs.remote = ap
 		s.addrs.Unlock()
+		// Connected: the local address is settled too.
+		if l, err := s.ep.GetLocalAddress(); err == nil {
+			if lp := fromFull(l); lp.Port() != 0 && lp.Addr().IsValid() {
+				s.fixed.Store(&tuple{local: lp, remote: ap})
+			}
+		}
 		return ap
 	}
 	s.addrs.Lock()

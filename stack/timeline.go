@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
@@ -37,12 +38,14 @@ type Gate interface {
 //
 // netstack has no hook for state changes, so a connection's state is
 // looked at wherever it can have changed: when a call begins or ends, as
-// each frame of the connection crosses the link, after netstack has
-// processed each segment it received (its TCP probe), and when it wakes
-// the socket's waiters (which is how a timer's expiry, such as TIME-WAIT's
-// end, shows). A change is recorded before the frame or call end that
-// revealed it, with the cause RFC 793's diagram gives that transition: the
-// call in flight, the segment received, or a timer.
+// each frame of the connection crosses the link, when netstack wakes the
+// socket's waiters (which is how a timer's expiry, such as TIME-WAIT's
+// end, shows), and after netstack has processed each segment it received
+// (its TCP probe) or, on hosts that go without the probe, after an ACK
+// that can end FIN-WAIT-1, CLOSING or LAST-ACK without a frame or a
+// wake-up to show it (watchLocked). A change is recorded before the frame
+// or call end that revealed it, with the cause RFC 793's diagram gives
+// that transition: the call in flight, the segment received, or a timer.
 //
 // Lock order: netstack's endpoint and waiter-queue locks, then mu, then
 // the observer's. Nothing is called in netstack with mu held but atomic
@@ -53,6 +56,11 @@ type timeline struct {
 	gate    Gate
 	chains  *chainCache // nil unless outgoing frames' call chains are wanted
 	samples bool        // record TCB samples of sending connections
+	probing bool        // netstack's TCP probe reports to the timeline
+
+	// watchers are the goroutines of watchLocked; unwatch ends them.
+	watchers sync.WaitGroup
+	unwatch  chan struct{}
 
 	mu      sync.Mutex
 	byEP    map[*tcp.Endpoint]*conn
@@ -112,6 +120,7 @@ type conn struct {
 	sampled trace.TCB // the last TCB sample recorded
 	rto     bool      // the congestion window collapsed to 1: a retransmission timeout
 	entry   waiter.Entry
+	watched bool // a watcher looks at its state (watchLocked)
 }
 
 // wireTCB is a connection's TCB as netstack last reported it, moved on by
@@ -147,6 +156,7 @@ func newTimeline(h *Host, obs trace.Observer, gate Gate, explain bool) *timeline
 		synFor:  map[tuple]synRecord{},
 		udp:     map[uint16][]udpBinding{},
 		settled: make(chan struct{}),
+		unwatch: make(chan struct{}),
 	}
 	close(t.settled)
 	if explain {
@@ -208,22 +218,34 @@ func (t *timeline) adoptLocked(ep *tcp.Endpoint, id int, label trace.Conn, liste
 // listening socket itself).
 func (t *timeline) find(proto tcpip.NetworkProtocolNumber, tp tuple) (c *conn, ep *tcp.Endpoint) {
 	t.mu.Lock()
-	if l := t.last; l != nil && l.hasTuple && l.tuple == tp {
-		t.mu.Unlock()
-		return l, nil
-	}
-	c = t.byTuple[tp]
+	c = t.knownLocked(tp)
 	t.mu.Unlock()
 	if c != nil {
 		return c, nil
 	}
+	return nil, t.endpointFor(proto, tp)
+}
+
+// knownLocked is the connection followed for an address pair, if any:
+// most often the last frame's (bulk data).
+func (t *timeline) knownLocked(tp tuple) *conn {
+	if l := t.last; l != nil && l.hasTuple && l.tuple == tp {
+		return l
+	}
+	return t.byTuple[tp]
+}
+
+// endpointFor is netstack's endpoint for an address pair: a connection
+// the timeline does not follow yet, or the listening socket a SYN is
+// for. Called without mu.
+func (t *timeline) endpointFor(proto tcpip.NetworkProtocolNumber, tp tuple) *tcp.Endpoint {
 	id := gstack.TransportEndpointID{
 		LocalPort: tp.local.Port(), LocalAddress: toTCPIP(tp.local.Addr()),
 		RemotePort: tp.remote.Port(), RemoteAddress: toTCPIP(tp.remote.Addr()),
 	}
 	te := t.h.s.FindTransportEndpoint(proto, tcp.ProtocolNumber, id, t.h.nic)
-	ep, _ = te.(*tcp.Endpoint)
-	return nil, ep
+	ep, _ := te.(*tcp.Endpoint)
+	return ep
 }
 
 // resolveLocked turns what find returned into the connection, adopting
@@ -263,9 +285,9 @@ func (t *timeline) resolveLocked(c *conn, ep *tcp.Endpoint, tp tuple) *conn {
 func (c *conn) addIn(s inSeg) {
 	c.nIn++
 	s.n = c.nIn
-	if len(c.in) == recentIn {
-		copy(c.in, c.in[1:])
-		c.in = c.in[:recentIn-1]
+	if len(c.in) == 2*recentIn {
+		// The newest recentIn stay: a copy per recentIn segments.
+		c.in = c.in[:copy(c.in, c.in[recentIn:])]
 	}
 	c.in = append(c.in, s)
 }
@@ -296,7 +318,10 @@ func (t *timeline) probe(st *tcp.TCPEndpointState) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c := t.byTuple[tp]
+	c := t.last // bulk data: the connection of the last frame
+	if c == nil || !c.hasTuple || c.tuple != tp {
+		c = t.byTuple[tp]
+	}
 	if c == nil {
 		return
 	}
@@ -563,6 +588,19 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 			tp = tuple{local: seg.Dst, remote: seg.Src}
 			in = inSeg{flags: seg.Flags, seq: seg.Seq, ack: seg.Ack, len: seg.Len, win: seg.Window, ws: seg.WindowScale}
 		}
+	}
+	if t.gate == nil {
+		// The common case, bulk data among it: the connection known,
+		// one lock taken.
+		t.mu.Lock()
+		if isTCP {
+			if c = t.knownLocked(tp); c == nil {
+				t.mu.Unlock()
+				ep = t.endpointFor(protoOf(tp.local.Addr()), tp)
+				t.mu.Lock()
+			}
+		}
+	} else if isTCP {
 		c, ep = t.find(protoOf(tp.local.Addr()), tp)
 	}
 	if t.gate != nil {
@@ -591,8 +629,8 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 			t.mu.Unlock()
 		}
 		t.gate.BeforeFrame(ev)
+		t.mu.Lock()
 	}
-	t.mu.Lock()
 	defer t.mu.Unlock()
 	if isTCP {
 		c = t.resolveLocked(c, ep, tp)
@@ -615,6 +653,12 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 	}
 	if !c.listening {
 		c.addIn(in)
+		if in.flags.Has(trace.ACK) && !t.probing {
+			switch c.state {
+			case trace.StateFinWait1, trace.StateClosing, trace.StateLastAck:
+				t.watchLocked(c)
+			}
+		}
 		return
 	}
 	if seg.Flags&(trace.SYN|trace.ACK) == trace.SYN {
@@ -623,6 +667,62 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 		}
 		t.synFor[tp] = synRecord{listener: c, syn: in}
 	}
+}
+
+// watchLocked looks at c's state until it changes, for a few
+// milliseconds at most: c received an ACK in a state that an ACK of its
+// FIN ends (FIN-WAIT-1, CLOSING, LAST-ACK), which netstack will process
+// in a moment on its own goroutine, and which nothing else would show
+// until the connection's next frame or call: netstack sends nothing for
+// it and wakes no one. (A host with netstack's TCP probe sees it there.)
+// The change is recorded within a tick of netstack making it.
+func (t *timeline) watchLocked(c *conn) {
+	select {
+	case <-t.unwatch:
+		return // the host is closing
+	default:
+	}
+	if c.watched {
+		return
+	}
+	c.watched = true
+	from := c.state
+	t.watchers.Add(1)
+	go func() {
+		defer t.watchers.Done()
+		tick := time.NewTimer(watchTick)
+		defer tick.Stop()
+		for i := 0; i < watchTicks; i++ {
+			if now, ok := rfcState(c.ep.EndpointState()); ok && now != from {
+				break
+			}
+			tick.Reset(watchTick)
+			select {
+			case <-tick.C:
+			case <-t.unwatch:
+				return
+			}
+		}
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		c.watched = false
+		t.checkLocked(c)
+	}()
+}
+
+// A watcher looks every watchTick, watchTicks times: netstack processes a
+// segment within microseconds of its arrival unless the machine is busy.
+const (
+	watchTick  = 50 * time.Microsecond
+	watchTicks = 200
+)
+
+// stopWatching ends the watchers: the host is closing.
+func (t *timeline) stopWatching() {
+	t.mu.Lock()
+	close(t.unwatch)
+	t.mu.Unlock()
+	t.watchers.Wait()
 }
 
 // udpBound notes that UDP socket id has the local address local (its

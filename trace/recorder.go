@@ -7,9 +7,10 @@ import (
 )
 
 // Sink receives a run's events one at a time, in the order they happened.
-// Event is called with the Recorder's lock held: it must not block on
-// anything but its own output, and must not keep e past the call unless it
-// copies it.
+// Event is called on a goroutine of the Recorder's, a moment after the
+// event was recorded, never by two goroutines at once: it must not call
+// the Recorder, must not block on anything but its own output, and must
+// not keep e past the call unless it copies it.
 type Sink interface {
 	Event(e *Event)
 	// Flush writes out anything held back (a text view holds a call's
@@ -21,6 +22,12 @@ type Sink interface {
 // each event with one clock and a sequence number under one lock, so the
 // order of events is the order they were recorded in and times never go
 // backwards, and hands them to its sinks in that order.
+//
+// The sinks get the events on a goroutine of their own, started when
+// events wait and gone when none do: a layer that records (netstack's
+// segment processing among them) spends a moment stamping the event and
+// never waits while a view renders one. Flush and Stop wait until the
+// sinks have everything recorded before them.
 //
 // A layer records an event at the moment it knows the fact (a call's
 // beginning before the call runs, a segment as it crosses the link), so
@@ -45,11 +52,25 @@ type Recorder struct {
 	open    int       // sources not closed
 	held    []Event   // events waiting for the sources, in time order
 	last    time.Time // the time of the last event handed to the sinks
+
+	// queue holds the events handed on, numbered, for the sinks; spare
+	// is the slice the sinks had last, for the next queue. busy is set
+	// while a goroutine hands the queue to the sinks; idle is
+	// broadcast when it ends.
+	queue, spare []Event
+	busy         bool
+	timer        *time.Timer // starts the goroutine for a short queue
+	idle         sync.Cond
+	// sinkMu is held while a sink is called: the deliverer's Event, a
+	// Flush's Flush.
+	sinkMu sync.Mutex
 }
 
 // NewRecorder returns a recorder that hands events to sinks.
 func NewRecorder(sinks ...Sink) *Recorder {
-	return &Recorder{start: time.Now(), sinks: sinks}
+	r := &Recorder{start: time.Now(), sinks: sinks}
+	r.idle.L = &r.mu
+	return r
 }
 
 // Now is the recorder's clock: the wall time of its start plus the
@@ -75,8 +96,8 @@ func (r *Recorder) Record(e Event) {
 	r.release()
 }
 
-// deliver hands e to the sinks as the timeline's next event. Called with
-// mu held.
+// deliver numbers e as the timeline's next event and queues it for the
+// sinks. Called with mu held.
 func (r *Recorder) deliver(e *Event) {
 	r.seq++
 	e.Seq = r.seq
@@ -85,8 +106,79 @@ func (r *Recorder) deliver(e *Event) {
 		e.Time = r.last
 	}
 	r.last = e.Time
-	for _, s := range r.sinks {
-		s.Event(e)
+	if len(r.sinks) == 0 {
+		return
+	}
+	r.queue = append(r.queue, *e)
+	switch {
+	case r.busy:
+	case len(r.queue) >= deliverBatch:
+		if r.timer != nil {
+			r.timer.Stop()
+		}
+		r.busy = true
+		go r.run()
+	case len(r.queue) == 1:
+		if r.timer == nil {
+			r.timer = time.AfterFunc(deliverDelay, r.kick)
+		} else {
+			r.timer.Reset(deliverDelay)
+		}
+	}
+}
+
+// Events are handed to the sinks in batches, by a goroutine started when
+// deliverBatch of them wait or when the first has waited deliverDelay:
+// a bulk transfer's tens of thousands of events a second then cost a
+// goroutine's start per batch, not one each, and a quiet run's lines
+// still show within a millisecond.
+const (
+	deliverBatch = 256
+	deliverDelay = time.Millisecond
+)
+
+// kick starts the sinks' goroutine for events that waited deliverDelay.
+func (r *Recorder) kick() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.busy && len(r.queue) > 0 {
+		r.busy = true
+		go r.run()
+	}
+}
+
+// run hands the queue to the sinks until it is empty.
+func (r *Recorder) run() {
+	r.mu.Lock()
+	for len(r.queue) > 0 {
+		batch := r.queue
+		r.queue, r.spare = r.spare[:0], nil
+		r.mu.Unlock()
+		r.sinkMu.Lock()
+		for i := range batch {
+			for _, s := range r.sinks {
+				s.Event(&batch[i])
+			}
+		}
+		r.sinkMu.Unlock()
+		clear(batch) // the events' parts are the sinks' to keep, or garbage
+		r.mu.Lock()
+		r.spare = batch[:0]
+	}
+	r.busy = false
+	r.idle.Broadcast()
+	r.mu.Unlock()
+}
+
+// waitIdle waits until the sinks have every event queued. Called with mu
+// held.
+func (r *Recorder) waitIdle() {
+	if !r.busy && len(r.queue) > 0 {
+		r.busy = true
+		go r.run()
+	}
+	for r.busy {
+		r.idle.Wait()
 	}
 }
 
@@ -140,12 +232,18 @@ func (r *Recorder) Flush() error {
 		}
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.release()
 	return r.flush()
 }
 
+// flush waits for the sinks to have every event queued and has them
+// write out what they hold. Called with mu held; returns with it
+// released.
 func (r *Recorder) flush() error {
+	r.waitIdle()
+	r.sinkMu.Lock()
+	defer r.sinkMu.Unlock()
+	r.mu.Unlock()
 	var errs []error
 	for _, s := range r.sinks {
 		errs = append(errs, s.Flush())
@@ -158,7 +256,6 @@ func (r *Recorder) flush() error {
 // of them met is returned. It is safe to call more than once.
 func (r *Recorder) Stop() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if !r.stopped {
 		r.open = 0
 		for _, s := range r.sources {

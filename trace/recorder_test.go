@@ -20,6 +20,7 @@ func TestRecorderSources(t *testing.T) {
 	mid := r.Now()
 	time.Sleep(time.Millisecond)
 	r.Record(note("call ends"))
+	r.Flush() // the sinks have what was handed on
 	if len(keep.Events) != 0 {
 		t.Fatalf("%d events handed on before the source caught up", len(keep.Events))
 	}
@@ -28,11 +29,13 @@ func TestRecorderSources(t *testing.T) {
 	late.Time = mid
 	src.Record(late)
 	src.Advance(mid)
+	r.Flush() // the sinks have what was handed on
 	if got := texts(keep.Events); len(got) != 2 || got[0] != "call begins" || got[1] != "state changes" {
 		t.Fatalf("after the source caught up with the state change, handed on %q", got)
 	}
 	src.Close()
 	want := []string{"call begins", "state changes", "call ends"}
+	r.Flush() // the sinks have what was handed on
 	if got := texts(keep.Events); !equal(got, want) {
 		t.Fatalf("handed on %q, want %q", got, want)
 	}
@@ -46,6 +49,7 @@ func TestRecorderSources(t *testing.T) {
 	}
 	// With no source open, events go straight through again.
 	r.Record(note("after"))
+	r.Flush() // the sinks have what was handed on
 	if len(keep.Events) != 4 {
 		t.Errorf("an event recorded with no source open was held")
 	}
@@ -65,6 +69,7 @@ func TestRecorderSourceLate(t *testing.T) {
 	e.Time = early
 	src.Record(e)
 	src.Close()
+	r.Flush() // the sinks have what was handed on
 	if got := texts(keep.Events); !equal(got, []string{"live", "late"}) {
 		t.Fatalf("handed on %q", got)
 	}

@@ -56,10 +56,25 @@ type Text struct {
 	hostOf map[netip.Addr]string // addresses of the hosts that record frames
 	infos  map[string]*HostInfo
 
-	isn    map[dirKey]uint32 // initial sequence numbers, from the SYNs
-	wscale map[dirKey]int    // window scales, from the SYNs
-	sent   map[dirKey]uint32 // the highest sequence number sent, for retransmissions
+	isn    map[dirKey]uint32  // initial sequence numbers, from the SYNs
+	wscale map[dirKey]int     // window scales, from the SYNs
+	sent   map[dirKey]*uint32 // the highest sequence number sent, for retransmissions
 	connOf map[sockKey]connKey
+
+	// A bulk transfer's events are nearly all of one connection, one
+	// way: the last key each map was asked for, and its answer, spare
+	// hashing two addresses for every segment (a traced download's
+	// largest cost in this view).
+	last struct {
+		dir   dirKey
+		sent  *uint32
+		sock  sockKey
+		conn  connKey
+		hasC  bool
+		src   netip.Addr
+		trace bool // src is a traced host's
+		hasT  bool
+	}
 
 	held      *Event   // a call's beginning, not yet shown
 	heldState []*Event // state changes the held call made
@@ -95,7 +110,7 @@ func NewText(w io.Writer, opt TextOptions) *Text {
 	return &Text{
 		w: bufio.NewWriterSize(w, 32<<10), opt: opt,
 		hostOf: map[netip.Addr]string{}, infos: map[string]*HostInfo{},
-		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{}, sent: map[dirKey]uint32{},
+		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{}, sent: map[dirKey]*uint32{},
 		connOf: map[sockKey]connKey{}, open: map[callKey]bool{},
 	}
 }
@@ -111,6 +126,7 @@ func (t *Text) Event(e *Event) {
 			t.infos[e.Host] = e.HostInfo
 			for _, p := range e.HostInfo.Addrs {
 				t.hostOf[p.Addr()] = e.Host
+				t.last.hasT = false
 			}
 		}
 		return
@@ -119,6 +135,7 @@ func (t *Text) Event(e *Event) {
 	case KindConfig:
 		if c := e.Config; c != nil && c.Addr.IsValid() && !c.Removed {
 			t.hostOf[c.Addr.Addr()] = e.Host
+			t.last.hasT = false
 		}
 	}
 	if t.opt.FTP != "" {
@@ -174,7 +191,11 @@ func (t *Text) learn(e *Event) {
 		return
 	}
 	if s.Socket != 0 {
-		t.connOf[sockKey{e.Host, s.Socket}] = connOf(s)
+		k, c := sockKey{e.Host, s.Socket}, connOf(s)
+		if !t.last.hasC || k != t.last.sock || c != t.last.conn {
+			t.connOf[k] = c
+			t.last.sock, t.last.conn, t.last.hasC = k, c, true
+		}
 	}
 	d := dirKey{s.Src, s.Dst}
 	if s.Flags.Has(SYN) {
@@ -183,15 +204,42 @@ func (t *Text) learn(e *Event) {
 	}
 	if s.Dir == Out || !t.traced(s.Src) {
 		if end := s.Seq + uint32(s.Len); s.Len > 0 {
-			if old, ok := t.sent[d]; !ok || int32(end-old) > 0 {
-				t.sent[d] = end
+			if top := t.sentTop(d); top == nil {
+				t.last.dir, t.last.sent = d, &end
+				t.sent[d] = t.last.sent
+			} else if int32(end-*top) > 0 {
+				*top = end
 			}
 		}
 	}
 }
 
+// sentTop is the highest sequence number sent in direction d, or nil.
+func (t *Text) sentTop(d dirKey) *uint32 {
+	if t.last.sent != nil && t.last.dir == d {
+		return t.last.sent
+	}
+	top := t.sent[d]
+	if top != nil {
+		t.last.dir, t.last.sent = d, top
+	}
+	return top
+}
+
+// connOfSocket is the connection a host's socket was last seen on.
+func (t *Text) connOfSocket(k sockKey) connKey {
+	if t.last.hasC && t.last.sock == k {
+		return t.last.conn
+	}
+	return t.connOf[k]
+}
+
 func (t *Text) traced(a netip.AddrPort) bool {
+	if t.last.hasT && t.last.src == a.Addr() {
+		return t.last.trace
+	}
 	_, ok := t.hostOf[a.Addr()]
+	t.last.src, t.last.trace, t.last.hasT = a.Addr(), ok, true
 	return ok
 }
 
@@ -207,8 +255,8 @@ func (t *Text) retransmission(s *Segment) bool {
 	if s.Proto != "tcp" || s.Len == 0 {
 		return false
 	}
-	top, ok := t.sent[dirKey{s.Src, s.Dst}]
-	return ok && int32(s.Seq+uint32(s.Len)-top) < 0
+	top := t.sentTop(dirKey{s.Src, s.Dst})
+	return top != nil && int32(s.Seq+uint32(s.Len)-*top) < 0
 }
 
 // show renders one event, holding a call's beginning back until the next
@@ -934,7 +982,7 @@ func (b *textBand) absorb(t *Text, e *Event) bool {
 		if (c.Op != OpSend && c.Op != OpRecv) || c.Err != "" {
 			return false
 		}
-		if t.connOf[sockKey{e.Host, c.Socket}] != b.conn {
+		if t.connOfSocket(sockKey{e.Host, c.Socket}) != b.conn {
 			return false
 		}
 		if e.Phase == End {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"testing"
@@ -170,7 +171,12 @@ func BenchmarkTracedTAP(b *testing.B) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		err := Run(ctx, args, strings.NewReader(""), &out, &errOut)
+		// Labelled, so that a CPU profile of the benchmark
+		// (-cpuprofile) can be split: pprof -tagfocus traced=true.
+		var err error
+		pprof.Do(ctx, pprof.Labels("traced", strconv.FormatBool(traced)), func(ctx context.Context) {
+			err = Run(ctx, args, strings.NewReader(""), &out, &errOut)
+		})
 		if err != nil || out.n != want {
 			b.Fatalf("nsftp %s: %d of %d bytes, %v\n%.2000s", strings.Join(args, " "), out.n, want, err, errOut.String())
 		}
