@@ -17,17 +17,21 @@ var (
 
 // PairConfig describes two hosts joined by one virtual wire. Link and
 // Addrs of each HostConfig are filled in when empty; the names default to
-// "client" and "server", and MinRTO to WireMinRTO. On a wire with no
-// impairment (no Path in either direction) the hosts run without RACK
-// (see HostConfig.NoRACK): nothing can be lost there for it to find, and
-// it would cost a third of the wire's speed at MTU 1500. Any path, even a
-// delay alone, leaves them the RACK that Linux uses.
+// "client" and "server". On a wire with an impairment (a Path in either
+// direction, even a delay alone) MinRTO defaults to WireMinRTO, and the
+// hosts keep the RACK that Linux uses. On a wire with none, nothing can
+// be lost: the hosts run without RACK (see HostConfig.NoRACK), which would
+// cost a third of the wire's speed at MTU 1500 finding nothing, and keep
+// netstack's 200ms minimum RTO, as a timeout there can only be spurious
+// (a busy machine not running a host for 10ms would otherwise have a
+// sender resend its whole window).
 type PairConfig struct {
 	Wire           WireConfig
 	Client, Server HostConfig
 }
 
-// WireMinRTO is the minimum retransmission timeout of a Pair's hosts.
+// WireMinRTO is the minimum retransmission timeout of a Pair's hosts on
+// an impaired wire.
 // The wire's round trip is microseconds, so netstack's (and Linux's)
 // 200ms floor is orders of magnitude too long for it - Linux lets such
 // links lower it per route (rto_min). The same timer paces zero-window
@@ -66,11 +70,10 @@ func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Hos
 	if cfg.Name == "" {
 		cfg.Name = name
 	}
-	if cfg.MinRTO == 0 {
-		cfg.MinRTO = WireMinRTO
-	}
 	if !p.Wire.cfg.impaired() {
 		cfg.NoRACK = true
+	} else if cfg.MinRTO == 0 {
+		cfg.MinRTO = WireMinRTO
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = addrs
