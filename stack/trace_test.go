@@ -186,21 +186,35 @@ func compareGolden(t *testing.T, path, got string) {
 // between them the two hosts' sockets pass through every state of a
 // connection opened by one side and closed first by the other.
 func TestStatesFollowRFC793(t *testing.T) {
-	stacktest.CheckGoroutines(t)
-	tl := newTimeline()
-	p := stacktest.Pair(t, stack.PairConfig{
-		Client: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 20 * time.Millisecond},
-		Server: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 20 * time.Millisecond},
-	})
-	exchange(t, p)
-	seen := tracetest.RFC793(t, tl.events())
-	for _, s := range []trace.TCPState{trace.StateBound, trace.StateListen, trace.StateSynSent, trace.StateSynReceived,
-		trace.StateEstablished, trace.StateFinWait1, trace.StateFinWait2, trace.StateCloseWait,
-		trace.StateLastAck, trace.StateTimeWait, trace.StateClosed} {
-		if !seen[s] {
-			t.Errorf("no socket passed through %s", s)
-		}
+	for _, probe := range []bool{false, true} {
+		t.Run(probeName(probe), func(t *testing.T) {
+			stacktest.CheckGoroutines(t)
+			tl := newTimeline()
+			p := stacktest.Pair(t, stack.PairConfig{
+				Client: stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond},
+				Server: stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond},
+			})
+			exchange(t, p)
+			seen := tracetest.RFC793(t, tl.events())
+			for _, s := range []trace.TCPState{trace.StateBound, trace.StateListen, trace.StateSynSent, trace.StateSynReceived,
+				trace.StateEstablished, trace.StateFinWait1, trace.StateFinWait2, trace.StateCloseWait,
+				trace.StateLastAck, trace.StateTimeWait, trace.StateClosed} {
+				if !seen[s] {
+					t.Errorf("no socket passed through %s", s)
+				}
+			}
+		})
 	}
+}
+
+// probeName names the two ways a host sees changes of state: with
+// netstack's TCP probe (a run that shows TCBs: Samples, or step mode)
+// and without it.
+func probeName(probe bool) string {
+	if probe {
+		return "with the TCP probe"
+	}
+	return "without the TCP probe"
 }
 
 // TestCausalOrder checks the timeline's order: times never go backwards,
@@ -208,15 +222,90 @@ func TestStatesFollowRFC793(t *testing.T) {
 // data segment a socket sends follows the beginning of a send on it, and
 // every segment a socket receives comes before the recv it completes.
 func TestCausalOrder(t *testing.T) {
-	stacktest.CheckGoroutines(t)
-	tl := newTimeline()
-	p := stacktest.Pair(t, stack.PairConfig{
-		Client: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 20 * time.Millisecond},
-		Server: stack.HostConfig{Observer: tl.rec.Record, TimeWait: 20 * time.Millisecond},
-	})
-	exchange(t, p)
-	tracetest.Causal(t, tl.events())
+	for _, probe := range []bool{false, true} {
+		t.Run(probeName(probe), func(t *testing.T) {
+			stacktest.CheckGoroutines(t)
+			tl := newTimeline()
+			p := stacktest.Pair(t, stack.PairConfig{
+				Client: stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond},
+				Server: stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond},
+			})
+			exchange(t, p)
+			tracetest.Causal(t, tl.events())
+		})
+	}
 }
+
+// TestFinWait2Silent: an ACK of a FIN moves its sender from FIN-WAIT-1 to
+// FIN-WAIT-2 without a frame sent or a waiter woken, and the timeline
+// still records it as it happens, with the ACK as its cause, while
+// nothing else goes on: the peer neither sends nor closes.
+func TestFinWait2Silent(t *testing.T) {
+	for _, probe := range []bool{false, true} {
+		t.Run(probeName(probe), func(t *testing.T) {
+			stacktest.CheckGoroutines(t)
+			states := stateWatch{ch: make(chan trace.State, 64)}
+			rec := trace.NewRecorder(states)
+			defer rec.Stop()
+			p := stacktest.Pair(t, stack.PairConfig{
+				Client: stack.HostConfig{Observer: rec.Record, Samples: probe},
+				Server: stack.HostConfig{Observer: rec.Record, Samples: probe},
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			l := listen(t, p.Server, serverAddr)
+			defer l.Close()
+			accepted := make(chan *stack.Socket, 1)
+			go func() {
+				s, err := l.AcceptSocket(ctx)
+				if err != nil {
+					t.Error(err)
+				}
+				accepted <- s
+			}()
+			c, err := p.Client.Socket(ctx, "tcp4", trace.Control)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Connect(ctx, serverAddr); err != nil {
+				t.Fatal(err)
+			}
+			s := <-accepted
+			if s == nil {
+				return
+			}
+			s.Close() // FIN-WAIT-1; the client's netstack ACKs the FIN
+			for {
+				select {
+				case st := <-states.ch:
+					if st.To == trace.StateFinWait2 {
+						if st.Cause != "rcv ACK of our FIN" {
+							t.Errorf("FIN-WAIT-2 caused by %q", st.Cause)
+						}
+						return
+					}
+				case <-ctx.Done():
+					t.Fatal("FIN-WAIT-2 not recorded while the peer stayed quiet")
+				}
+			}
+		})
+	}
+}
+
+// stateWatch is a Sink that passes each change of state on.
+type stateWatch struct{ ch chan trace.State }
+
+func (w stateWatch) Event(e *trace.Event) {
+	if e.State != nil {
+		select {
+		case w.ch <- *e.State:
+		default:
+		}
+	}
+}
+
+func (stateWatch) Flush() error { return nil }
 
 // TestSegmentsAndPCAP checks that capture sees the handshake, data and
 // teardown as segment events, each TCP one with its socket, and that the
