@@ -94,7 +94,9 @@ type HostConfig struct {
 	// Samples, with Observer, records a sample of a sending connection's
 	// TCB (cwnd, ssthresh, SND.UNA, SRTT, ...) each time netstack has
 	// processed an ACK that changed it: what a time-sequence graph draws
-	// the congestion window from.
+	// the congestion window from. It, and a Gate, turn on netstack's TCP
+	// probe, which copies the TCB after every segment; without either,
+	// the timeline records the same changes of state without it.
 	Samples bool
 	// Explain, with Observer, records with each outgoing frame the
 	// netstack functions that produced it (Segment.Chain). It costs a

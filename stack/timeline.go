@@ -696,7 +696,9 @@ func (t *timeline) watchLocked(c *conn) {
 			if now, ok := rfcState(c.ep.EndpointState()); ok && now != from {
 				break
 			}
-			tick.Reset(watchTick)
+			if i > 0 {
+				tick.Reset(watchTick)
+			}
 			select {
 			case <-tick.C:
 			case <-t.unwatch:
