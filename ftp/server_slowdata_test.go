@@ -164,8 +164,10 @@ func TestServerDataSlowButFair(t *testing.T) {
 // window, completes intact: the server's writes are cut short at each
 // window's end and go on, since each window saw its need.
 func TestServerDataSlowReaderFair(t *testing.T) {
-	ts := startTestServer(t, ServerConfig{DataTimeout: 200 * time.Millisecond, MinDataRate: 64 << 10})
-	want := randomBytes(t, 12<<20)
+	// The window is long enough that a busy machine (CI runs every
+	// package at once) does not stall this reader for a whole one.
+	ts := startTestServer(t, ServerConfig{DataTimeout: 500 * time.Millisecond, MinDataRate: 64 << 10})
+	want := randomBytes(t, 4<<20)
 	if err := os.WriteFile(filepath.Join(ts.root, "file"), want, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -189,17 +191,17 @@ func TestServerDataSlowReaderFair(t *testing.T) {
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(60 * time.Second))
 	c.want("RETR file", 150)
-	// 64 KiB every 10 ms: about 6 MB/s, a hundred times the rate asked
-	// for, but 1 MiB takes longer than a 200 ms window.
+	// 32 KiB every 20 ms: about 1.6 MB/s, twenty-five times the rate
+	// asked for, but 1 MiB takes longer than a 500 ms window.
 	var got []byte
-	buf := make([]byte, 64<<10)
+	buf := make([]byte, 32<<10)
 	for {
 		n, err := io.ReadFull(conn, buf)
 		got = append(got, buf[:n]...)
 		if err != nil {
 			break
 		}
-		time.Sleep(10 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	c.wantReply(226)
 	if !bytes.Equal(got, want) {
