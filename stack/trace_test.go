@@ -190,11 +190,7 @@ func TestStatesFollowRFC793(t *testing.T) {
 		t.Run(probeName(probe), func(t *testing.T) {
 			stacktest.CheckGoroutines(t)
 			tl := newTimeline()
-			p := stacktest.Pair(t, stack.PairConfig{
-				Client: stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond},
-				Server: stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond},
-			})
-			exchange(t, p)
+			exchange(t, tracedPair(t, tl, probe))
 			seen := tracetest.RFC793(t, tl.events())
 			for _, s := range []trace.TCPState{trace.StateBound, trace.StateListen, trace.StateSynSent, trace.StateSynReceived,
 				trace.StateEstablished, trace.StateFinWait1, trace.StateFinWait2, trace.StateCloseWait,
@@ -205,6 +201,13 @@ func TestStatesFollowRFC793(t *testing.T) {
 			}
 		})
 	}
+}
+
+// tracedPair is a pair whose hosts record into tl, with a short
+// TIME-WAIT, with or without netstack's TCP probe (Samples turns it on).
+func tracedPair(t *testing.T, tl *timeline, probe bool) *stack.Pair {
+	cfg := stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond}
+	return stacktest.Pair(t, stack.PairConfig{Client: cfg, Server: cfg})
 }
 
 // probeName names the two ways a host sees changes of state: with
@@ -226,11 +229,7 @@ func TestCausalOrder(t *testing.T) {
 		t.Run(probeName(probe), func(t *testing.T) {
 			stacktest.CheckGoroutines(t)
 			tl := newTimeline()
-			p := stacktest.Pair(t, stack.PairConfig{
-				Client: stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond},
-				Server: stack.HostConfig{Observer: tl.rec.Record, Samples: probe, TimeWait: 20 * time.Millisecond},
-			})
-			exchange(t, p)
+			exchange(t, tracedPair(t, tl, probe))
 			tracetest.Causal(t, tl.events())
 		})
 	}
