@@ -1527,7 +1527,18 @@ func TestServerPassiveReplaced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.want("EPSV", 229)
+	// The old listener is closed before the new one opens, so the
+	// kernel may hand the new one the same port: ask again until it
+	// does not (each EPSV replaces the last), then try the old port.
+	for range 10 {
+		port, err := ParseEPSV(c.want("EPSV", 229).Text())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if port != first.Port() {
+			break
+		}
+	}
 	if conn, err := net.DialTimeout("tcp", first.String(), 5*time.Second); err == nil {
 		conn.Close()
 		t.Errorf("the replaced PASV port %d still accepts connections", first.Port())
