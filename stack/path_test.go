@@ -77,7 +77,7 @@ func goodput(evs []trace.Event) (bps float64, took time.Duration) {
 // TestRateLimit: through a 40 Mbit/s bottleneck with no loss, a 16 MiB
 // transfer moves at 40 Mbit/s, within 10%: the Ethernet, IP and TCP
 // headers on every 1448 bytes take 4.5% of the rate. The queue holds more
-// than the receiver's 2 MiB window, so nothing can be dropped and the
+// than the receiver's 4 MiB window, so nothing can be dropped and the
 // bottleneck never idles. (With netem's 1000 frames, slow start overshoots
 // the queue and loses hundreds of frames at once: see TestQueueOverflow.)
 // Under the race detector the stacks cannot keep 40 Mbit/s flowing, so
@@ -88,7 +88,7 @@ func TestRateLimit(t *testing.T) {
 	if raceEnabled {
 		rate, size = 10e6, 4<<20
 	}
-	_, evs, p := pathRun(t, stack.WireConfig{Path: stack.Path{Rate: int64(rate), Queue: 2000}}, size)
+	_, evs, p := pathRun(t, stack.WireConfig{Path: stack.Path{Rate: int64(rate), Queue: 3000}}, size)
 	bps, took := goodput(evs)
 	t.Logf("goodput %.1f Mbit/s over %v; wire %+v", bps/1e6, took, p.Wire.Stats())
 	if bps < rate*0.9 || bps > rate*1.1 {
