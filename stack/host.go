@@ -81,6 +81,9 @@ type HostConfig struct {
 	// trip is microseconds, a few milliseconds lets loss tests finish
 	// without changing what the stack does, only how long it waits.
 	MinRTO time.Duration
+	// MaxRTO, if set, caps TCP's retransmission timeout, which otherwise
+	// backs off to netstack's (and Linux's) 120 s.
+	MaxRTO time.Duration
 	// NoRACK turns off RACK loss detection (RFC 8985), which netstack and
 	// Linux use by default, leaving SACK-based recovery (RFC 6675: fast
 	// retransmit after three duplicate ACKs, and the RTO). netstack's
@@ -244,6 +247,10 @@ func (h *Host) configure(cfg HostConfig) error {
 	if cfg.MinRTO > 0 {
 		minRTO := tcpip.TCPMinRTOOption(cfg.MinRTO)
 		opts = append(opts, &minRTO)
+	}
+	if cfg.MaxRTO > 0 {
+		maxRTO := tcpip.TCPMaxRTOOption(cfg.MaxRTO)
+		opts = append(opts, &maxRTO)
 	}
 	if cfg.NoRACK {
 		recovery := tcpip.TCPRecovery(0)

@@ -83,7 +83,7 @@ func BenchmarkImpairedWire(b *testing.B) {
 
 // stallLimit is how long a transfer may go without progress before it is
 // counted as stalled and abandoned: with losses, TCP's retransmission
-// timer backs off exponentially, to 120s at most.
+// timer backs off exponentially, to the wire's cap (WireMaxRTO) at most.
 const stallLimit = 30 * time.Second
 
 // lossyTransfer is transferOnce that survives a stall: it returns the

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/netip"
 	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
 // Addresses of the two hosts of a Pair, from the documentation ranges
@@ -18,8 +20,9 @@ var (
 // PairConfig describes two hosts joined by one virtual wire. Link and
 // Addrs of each HostConfig are filled in when empty; the names default to
 // "client" and "server". On a wire with an impairment (a Path in either
-// direction, even a delay alone) MinRTO defaults to WireMinRTO, and the
-// hosts keep the RACK that Linux uses. On a wire with none, nothing can
+// direction, even a delay alone) MinRTO defaults to WireMinRTO, MaxRTO to
+// at least WireMaxRTO (see WireMaxRTO), and the hosts keep the RACK that
+// Linux uses. On a wire with none, nothing can
 // be lost: the hosts run without RACK (see HostConfig.NoRACK), which would
 // cost a third of the wire's speed at MTU 1500 finding nothing, and keep
 // netstack's 200ms minimum RTO, as a timeout there can only be spurious
@@ -37,6 +40,41 @@ type PairConfig struct {
 // links lower it per route (rto_min). The same timer paces zero-window
 // probes.
 const WireMinRTO = 10 * time.Millisecond
+
+// WireMaxRTO is the least cap on the retransmission timeout of a Pair's
+// hosts on an impaired wire; a path slow enough to need more gets twice
+// its longest round trip (its delays and jitter, and its full queues
+// drained at its rate, both ways), up to netstack's 120 s.
+//
+// Without a cap the timeout doubles at every expiry up to 120 s, and on a
+// very lossy wire it gets there: an RTT sample can span a whole timeout.
+// When the ACK of a segment is lost, the sender resends the segment after
+// its timeout; the receiver has it already and drops it as a duplicate,
+// and its ACK echoes the timestamp of the last segment it took (RFC 7323
+// 4.3), from before the timeout. That ACK acknowledges new data as far as
+// the sender knows, so the sender takes the whole wait as a round trip
+// (RFC 7323 4.1), and its next timeout is longer still. With 20% of
+// frames lost each way, SRTT went from 1 ms to 3.5 s and `nsftp demo
+// --loss 20% --size 2MiB` ended after 95 s with the server's 426 (its
+// 30 s write deadline); with the cap it completed in 10-50 s in 30 runs
+// of 31 (in the other, all 2 MiB arrived but the close of the data
+// connection did not, within the client's 60 s). Linux offers the same
+// cap per socket and system-wide (TCP_RTO_MAX_MS, net.ipv4.tcp_rto_max_ms).
+const WireMaxRTO = time.Second
+
+// maxRTO is the cap on the hosts' retransmission timeout (WireMaxRTO).
+func (c WireConfig) maxRTO() time.Duration {
+	frame := c.MTU
+	if c.Offload == OffloadGSO {
+		frame = gsoMaxSize
+	}
+	frame += header.EthernetMinimumSize
+	rtt := c.pathOf(ClientPort).longestDelay(frame) + c.pathOf(ServerPort).longestDelay(frame)
+	return min(max(WireMaxRTO, 2*rtt), tcpMaxRTO)
+}
+
+// tcpMaxRTO is netstack's own cap (tcp.MaxRTO), as Linux's TCP_RTO_MAX.
+const tcpMaxRTO = 120 * time.Second
 
 // Pair is two hosts on one virtual wire: the hermetic network nsftp's
 // tests and demo run on.
@@ -72,8 +110,13 @@ func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Hos
 	}
 	if !p.Wire.cfg.impaired() {
 		cfg.NoRACK = true
-	} else if cfg.MinRTO == 0 {
-		cfg.MinRTO = WireMinRTO
+	} else {
+		if cfg.MinRTO == 0 {
+			cfg.MinRTO = WireMinRTO
+		}
+		if cfg.MaxRTO == 0 {
+			cfg.MaxRTO = p.Wire.cfg.maxRTO()
+		}
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = addrs

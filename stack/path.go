@@ -55,6 +55,28 @@ type Outage struct {
 	At, For time.Duration
 }
 
+// defaultQueue is the queue's length when Path.Queue is 0.
+const defaultQueue = 1000
+
+// longestDelay is the longest a frame of the given size can take along
+// the path: its delay and jitter, and a full queue ahead of it drained at
+// the path's rate.
+func (p Path) longestDelay(frame int) time.Duration {
+	d := p.Delay + p.Jitter
+	if p.Rate > 0 {
+		queued := p.QueueBytes
+		if queued == 0 {
+			n := p.Queue
+			if n == 0 {
+				n = defaultQueue
+			}
+			queued = n * frame
+		}
+		d += time.Duration(float64(queued+frame) * 8 / float64(p.Rate) * float64(time.Second))
+	}
+	return d
+}
+
 // impaired reports whether the path does anything to frames.
 func (p *Path) impaired() bool {
 	return p.Rate > 0 || p.Delay > 0 || p.Jitter > 0 || p.Loss > 0 || p.Duplicate > 0 ||
@@ -169,7 +191,7 @@ func (ps *pathState) send(now time.Time, size int, rnd func() float64) (f fate, 
 		ps.queue = ps.queue[i:]
 		limit := c.Queue
 		if limit == 0 {
-			limit = 1000
+			limit = defaultQueue
 		}
 		if c.QueueBytes > 0 && ps.qBytes+size > c.QueueBytes || c.QueueBytes == 0 && len(ps.queue) >= limit {
 			return ps.lose(lostQueue)
