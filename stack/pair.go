@@ -63,12 +63,12 @@ const WireMinRTO = 10 * time.Millisecond
 // In the other two, all 2 MiB arrived and the server's FIN was lost
 // twice, and the server never sent it again: the client gave up after its
 // 60 s. A pcap shows the FIN, a resend 62 ms later (netstack's tail loss
-// probe), then nothing. After a probe, netstack arms its retransmission
-// timer only if it counts segments outstanding (snd.go, postXmit), and
-// that count is set to 0 at a timeout and not raised again for segments
-// sent before it, so an earlier timeout can leave it at 0 with the FIN
-// unacknowledged. Nothing here can re-arm the timer of a closed socket;
-// the bug is netstack's.
+// probe), then nothing. netstack's code explains it, though the count
+// itself was not observed: after a probe it arms the retransmission timer
+// only if it counts segments outstanding (snd.go, postXmit), and a
+// timeout sets that count to 0 while ACKs of what was sent before the
+// timeout still lower it (clamped at 0), so it can be 0 with the FIN
+// unacknowledged. Nothing here can re-arm the timer of a closed socket.
 const WireMaxRTO = time.Second
 
 // maxRTO is the cap on the hosts' retransmission timeout (WireMaxRTO).
