@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
 // Addresses of the two hosts of a Pair, from the documentation ranges
@@ -21,9 +22,9 @@ var (
 // Addrs of each HostConfig are filled in when empty; the names default to
 // "client" and "server". On a wire with an impairment (a Path in either
 // direction, even a delay alone) MinRTO defaults to WireMinRTO, MaxRTO to
-// at least WireMaxRTO (see WireMaxRTO), and the hosts keep the RACK that
-// Linux uses. On a wire with none, nothing can
-// be lost: the hosts run without RACK (see HostConfig.NoRACK), which would
+// at least WireMaxRTO, and the hosts keep the RACK that Linux uses. On a
+// wire with none, nothing can be lost: the hosts run without RACK (see
+// HostConfig.NoRACK), which would
 // cost a third of the wire's speed at MTU 1500 finding nothing, and keep
 // netstack's 200ms minimum RTO, as a timeout there can only be spurious
 // (a busy machine not running a host for 10ms would otherwise have a
@@ -79,11 +80,8 @@ func (c WireConfig) maxRTO() time.Duration {
 	}
 	frame += header.EthernetMinimumSize
 	rtt := c.pathOf(ClientPort).longestDelay(frame) + c.pathOf(ServerPort).longestDelay(frame)
-	return min(max(WireMaxRTO, 2*rtt), tcpMaxRTO)
+	return min(max(WireMaxRTO, 2*rtt), tcp.MaxRTO)
 }
-
-// tcpMaxRTO is netstack's own cap (tcp.MaxRTO), as Linux's TCP_RTO_MAX.
-const tcpMaxRTO = 120 * time.Second
 
 // Pair is two hosts on one virtual wire: the hermetic network nsftp's
 // tests and demo run on.
