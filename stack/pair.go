@@ -24,11 +24,10 @@ var (
 // direction, even a delay alone) MinRTO defaults to WireMinRTO, MaxRTO to
 // at least WireMaxRTO, and the hosts keep the RACK that Linux uses. On a
 // wire with none, nothing can be lost: the hosts run without RACK (see
-// HostConfig.NoRACK), which would
-// cost a third of the wire's speed at MTU 1500 finding nothing, and keep
-// netstack's 200ms minimum RTO, as a timeout there can only be spurious
-// (a busy machine not running a host for 10ms would otherwise have a
-// sender resend its whole window).
+// HostConfig.NoRACK), which would cost a third of the wire's speed at MTU
+// 1500 finding nothing, and keep netstack's 200ms minimum RTO, as a
+// timeout there can only be spurious (a busy machine not running a host
+// for 10ms would otherwise have a sender resend its whole window).
 type PairConfig struct {
 	Wire           WireConfig
 	Client, Server HostConfig
