@@ -72,9 +72,14 @@ func (p Path) longestDelay(frame int) time.Duration {
 			}
 			queued = n * frame
 		}
-		d += time.Duration(float64(queued+frame) * 8 / float64(p.Rate) * float64(time.Second))
+		d += p.sendTime(queued + frame)
 	}
 	return d
+}
+
+// sendTime is how long n bytes take to leave at the path's rate (not 0).
+func (p Path) sendTime(n int) time.Duration {
+	return time.Duration(float64(n*8) / float64(p.Rate) * float64(time.Second))
 }
 
 // impaired reports whether the path does anything to frames.
@@ -200,7 +205,7 @@ func (ps *pathState) send(now time.Time, size int, rnd func() float64) (f fate, 
 		if ps.free.After(start) {
 			start = ps.free
 		}
-		leaves = start.Add(time.Duration(float64(size*8) / float64(c.Rate) * float64(time.Second)))
+		leaves = start.Add(c.sendTime(size))
 		ps.free = leaves
 		ps.queue = append(ps.queue, queued{leaves: leaves, size: size})
 		ps.qBytes += size
