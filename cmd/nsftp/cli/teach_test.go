@@ -10,10 +10,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -531,6 +533,7 @@ func TestGraph(t *testing.T) {
 	}
 	var marks struct{ seg, band, rtx int }
 	var cwnd string
+	named := map[string]bool{} // the phases the graph names
 	dec := xml.NewDecoder(bytes.NewReader(svg))
 	for {
 		tok, err := dec.Token()
@@ -553,6 +556,8 @@ func TestGraph(t *testing.T) {
 				l.Segments, _ = strconv.Atoi(a.Value)
 			case "data-cwnd":
 				l.Cwnd = a.Value
+			case "data-phase":
+				named[a.Value] = true
 			}
 		}
 		switch {
@@ -581,6 +586,9 @@ func TestGraph(t *testing.T) {
 	var fresh, rtx int
 	var top uint32
 	var steps []string
+	sampled := map[string]bool{} // the phases the server's TCB samples show
+	var first []string           // the first samples' phases, for a failure's message
+	firstPhase := ""
 	for _, e := range evs {
 		if s := e.Segment; s != nil && e.Host == "server" && s.Dir == trace.Out && s.Label == trace.Data && s.Len > 0 {
 			end := s.Seq + uint32(s.Len)
@@ -594,6 +602,23 @@ func TestGraph(t *testing.T) {
 		if b := e.TCB; b != nil && e.Host == "server" && b.Socket == 5 {
 			if v := strconv.Itoa(b.Cwnd); len(steps) == 0 || steps[len(steps)-1] != v {
 				steps = append(steps, v)
+			}
+			// RFC 5681's phases, from the TCB as the sample has it.
+			phase := "slow start"
+			switch {
+			case b.Congestion == "fast-recovery" || b.Congestion == "sack-recovery":
+				phase = "fast recovery"
+			case b.Congestion == "rto-recovery":
+				phase = "RTO recovery"
+			case b.Ssthresh > 0 && b.Cwnd >= b.Ssthresh:
+				phase = "congestion avoidance"
+			}
+			sampled[phase] = true
+			if firstPhase == "" {
+				firstPhase = phase
+			}
+			if len(first) < 5 {
+				first = append(first, fmt.Sprintf("%s (cwnd %d, ssthresh %d, %s)", phase, b.Cwnd, b.Ssthresh, b.Congestion))
 			}
 		}
 	}
@@ -626,10 +651,28 @@ func TestGraph(t *testing.T) {
 	if got := strings.Fields(cwnd); strings.Join(got, " ") != strings.Join(steps, " ") {
 		t.Errorf("the cwnd line goes through %d values, the TCB samples through %d:\n%v\n%v", len(got), len(steps), got, steps)
 	}
-	for _, phase := range []string{"slow start", "fast recovery", "congestion avoidance"} {
-		if !strings.Contains(string(svg), `data-phase="`+phase+`"`) {
-			t.Errorf("the graph names no %s", phase)
+	// The queue overflows, so the sender must recover from loss and then
+	// avoid congestion; before that it starts slowly. Once, in a CI run
+	// with every package's tests at once, the graph named no slow start;
+	// that did not happen again in 40 runs beside a loaded machine, so the
+	// cause is not known. Whatever the run did, the graph must name
+	// exactly the phases its samples show. A connection begins in slow
+	// start, so its samples can lack slow start only if the first of them
+	// already shows recovery from a loss (a timeout on a machine too busy
+	// to run the stacks, say).
+	for _, phase := range []string{"fast recovery", "congestion avoidance"} {
+		if !sampled[phase] {
+			t.Errorf("the server's TCB samples show no %s: the run does not show what the graph is for", phase)
 		}
+	}
+	if !sampled["slow start"] && firstPhase != "fast recovery" && firstPhase != "RTO recovery" {
+		t.Errorf("the server's TCB samples show no slow start, and begin with %v", first)
+	}
+	if !sampled["slow start"] {
+		t.Logf("no slow start sampled; the first samples: %v", first)
+	}
+	if !maps.Equal(named, sampled) {
+		t.Errorf("the graph names the phases %v, the TCB samples show %v", slices.Sorted(maps.Keys(named)), slices.Sorted(maps.Keys(sampled)))
 	}
 	t.Logf("%d data segments, %d retransmitted; %d cwnd steps; %d-byte graph", fresh, rtx, len(steps), len(svg))
 }
