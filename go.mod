@@ -1,4 +1,4 @@
-module nsftp
+module github.com/nsftp/nsftp
 
 go 1.26.8
 

@@ -9,11 +9,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"nsftp/trace"
 	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // ClientConfig says how a Client connects and what it waits for. Zero

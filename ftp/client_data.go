@@ -8,10 +8,11 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"nsftp/trace"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // clientData is one data connection of a client: opened passively (we

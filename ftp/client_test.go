@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")

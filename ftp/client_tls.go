@@ -7,7 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"nsftp/trace"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // prepareTLS builds the session's TLS configuration from the caller's:

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"nsftp/trace"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // copyBufferSize is the buffer every transfer streams through: transfers

@@ -3,8 +3,9 @@ package ftp
 import (
 	"errors"
 	"fmt"
-	"nsftp/trace"
 	"strings"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Sentinel errors the client returns, wrapped, for the cases callers

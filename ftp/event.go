@@ -3,7 +3,7 @@ package ftp
 import (
 	"net/netip"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // event is one step of the dialogue as the client or the server notes it;

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"nsftp/trace"
 	"os"
 	"path"
 	"path/filepath"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Fuzz targets for the parsers of untrusted input that fuzz_test.go does

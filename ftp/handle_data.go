@@ -8,11 +8,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"nsftp/trace"
 	"os"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // dataPlan is how the next data connection will be made: a listener set up

@@ -7,8 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"nsftp/trace"
 	"strings"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // FTPS on the server (RFC 4217): AUTH TLS upgrades the control connection,

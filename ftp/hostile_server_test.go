@@ -5,13 +5,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"nsftp/trace"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Hostile clients against the server: names that try to leave the served

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 // impairedSize is how much each transfer of TestImpairedWire moves.

@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"testing"
 
-	"nsftp/ftp"
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 // Bad local input: what CreateDest must refuse, and what a download must

@@ -5,7 +5,7 @@ import (
 	"net"
 	"syscall"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Network makes the TCP connections of an FTP session. The client and the

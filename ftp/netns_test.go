@@ -5,13 +5,14 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net"
-	"nsftp/trace"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/nsftp/nsftp/trace"
 
 	"golang.org/x/sys/unix"
 )

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 func needPeer(t *testing.T, name string) string {

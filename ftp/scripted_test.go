@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/stack"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack"
 )
 
 // This file is the scripted server the hostile-server tests drive the real

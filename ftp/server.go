@@ -9,12 +9,13 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"nsftp/trace"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // ServerConfig says what a Server serves and to whom. Zero durations and

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 // One address must not lock out the rest. These tests flood a server with

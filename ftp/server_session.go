@@ -7,11 +7,12 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"nsftp/trace"
 	"path"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // command is one row of the server's command table.

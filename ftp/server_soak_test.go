@@ -26,7 +26,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 var soakFor = flag.Duration("soak", 0, "how long TestServerSoak runs (0 means 45s, or 8s with -short)")

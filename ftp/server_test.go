@@ -11,7 +11,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"nsftp/trace"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // The server is driven by rawClient, a minimal client written here on

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"nsftp/ftp"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // BenchmarkKernelTransfer downloads 16 MiB over loopback on the kernel's

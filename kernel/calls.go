@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // pendingCall is a call in flight: its description and start time.

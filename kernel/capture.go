@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // capture reads every frame of the run's connections from a packet

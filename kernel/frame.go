@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // decodeFrame summarises an Ethernet frame as a trace.Segment, as

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // synFrame builds an Ethernet frame carrying a TCP SYN from src to dst

@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // kernelEvents turns an event the kernel reported into the timeline's,

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // names is what a call is called: the article's call and the kernel

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
-	"nsftp/trace/tracetest"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
+	"github.com/nsftp/nsftp/trace/tracetest"
 )
 
 // pair is a client and a server on the kernel's TCP over this system's

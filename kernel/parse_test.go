@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // TestParseTracePipe reads trace_pipe's text as the kernel writes it

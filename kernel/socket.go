@@ -14,7 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Socket is one of the kernel's TCP sockets, made and used with the BSD

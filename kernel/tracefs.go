@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // tracefs is a tracefs instance made for one run (instances/nsftp-PID-RANDOM),

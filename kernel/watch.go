@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // WatchConfig says what to watch of the kernel.

@@ -16,11 +16,11 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nsftp/ftp"
-	"nsftp/kernel/kerneltest"
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
-	"nsftp/trace/tracetest"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/kernel/kerneltest"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
+	"github.com/nsftp/nsftp/trace/tracetest"
 )
 
 // leftAsFound checks, when the test ends, that the kernel's tracing state

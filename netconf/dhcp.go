@@ -12,8 +12,8 @@ import (
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // DHCPConfig tunes Acquire.

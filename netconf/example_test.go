@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"log"
 
-	"nsftp/netconf"
-	"nsftp/stack"
-	"nsftp/tap"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/netconf"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/tap"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Example puts nsftp's own stack on a TAP device bridged to a network

@@ -18,11 +18,11 @@ import (
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"golang.org/x/net/dns/dnsmessage"
 
-	"nsftp/netconf"
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
-	"nsftp/trace/tracetest"
+	"github.com/nsftp/nsftp/netconf"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
+	"github.com/nsftp/nsftp/trace/tracetest"
 )
 
 // The network of these tests: a server host at 192.0.2.1 (and

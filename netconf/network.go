@@ -11,8 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Network is a stack host that dials host names as well as addresses: it

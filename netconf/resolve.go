@@ -15,8 +15,8 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // DefaultServerWait is how long a Resolver gives each name server before

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
+	"github.com/nsftp/nsftp/stack"
 )
 
 // BenchmarkWireVsLoopback moves the same bytes across the virtual wire and

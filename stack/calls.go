@@ -4,7 +4,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // netstackCalls are the netstack calls that do each socket call's work

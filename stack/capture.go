@@ -12,7 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/link/nested"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // CaptureConfig turns on pcap capture of a host's link.

@@ -73,8 +73,8 @@ func symbolize(pcs []uintptr) []string {
 
 func chainName(fn string) (string, bool) {
 	switch {
-	case strings.HasPrefix(fn, "nsftp/stack.(*Socket)."):
-		name := strings.TrimPrefix(fn, "nsftp/stack.")
+	case strings.HasPrefix(fn, "github.com/nsftp/nsftp/stack.(*Socket)."):
+		name := strings.TrimPrefix(fn, "github.com/nsftp/nsftp/stack.")
 		// The exported call, not its unexported helper.
 		if i := strings.LastIndexByte(name, '.'); i >= 0 && name[i+1] >= 'a' && name[i+1] <= 'z' {
 			return "", false

@@ -15,7 +15,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // netState is a host's configuration as it changes while it runs: its

@@ -12,7 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // BenchmarkFrameRecord is what recording one frame of a bulk transfer

@@ -17,7 +17,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // LinkEndpoint is the link a host sends and receives frames on: a port of a

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
+	"github.com/nsftp/nsftp/stack"
 )
 
 // BenchmarkImpairedWire moves bytes over TCP across a virtual wire that

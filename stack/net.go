@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"strconv"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Dial creates a socket and connects it to address ("ip:port"), the client

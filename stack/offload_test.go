@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 // TestOffload moves data across wires that let the stacks hand over

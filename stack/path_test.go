@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // pathRun sends n bytes from the server to the client over a wire with

@@ -11,7 +11,7 @@ import (
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 
-	"nsftp/stack"
+	"github.com/nsftp/nsftp/stack"
 )
 
 // pipePair is two bare gVisor stacks joined by gVisor's pipe link, the

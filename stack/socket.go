@@ -18,7 +18,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Socket is a TCP socket on a Host's netstack, with the BSD calls the 2005

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 var serverAddr = netip.AddrPortFrom(stack.ServerAddr4.Addr(), 21)

@@ -12,7 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Gate pauses a host before its socket calls and frames: step mode.

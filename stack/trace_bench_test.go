@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // BenchmarkTracedWire measures what the timeline costs a bulk transfer

@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
-	"nsftp/trace/tracetest"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
+	"github.com/nsftp/nsftp/trace/tracetest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata/")

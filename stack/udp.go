@@ -15,7 +15,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // UDPSocket is a UDP socket on a Host's netstack, with the BSD calls a

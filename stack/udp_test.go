@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // TestUDPTraced sends a datagram each way between two UDP sockets and

@@ -6,10 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"nsftp/trace"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/tap"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/tap"
 )
 
 // BenchmarkDownload compares a download into nsftp's netstack over a TAP

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack/stacktest"
-	"nsftp/tap"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/tap"
 )
 
 func isErr(err, target error) bool { return errors.Is(err, target) }

@@ -7,8 +7,8 @@ import (
 	"log"
 	"net/netip"
 
-	"nsftp/stack"
-	"nsftp/tap"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/tap"
 )
 
 // Example attaches nsftp's own TCP/IP stack to a TAP device the user made

@@ -19,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/tap"
+	"github.com/nsftp/nsftp/tap"
 )
 
 // helperEnv selects a helper role: the test binary re-executed inside a

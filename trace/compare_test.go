@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // TestKernelExplainGolden renders the kernel's recording with the kernel

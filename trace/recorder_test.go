@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // TestRecorderSources: events a source delivers late, stamped with when

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/trace"
-	"nsftp/trace/tracetest"
+	"github.com/nsftp/nsftp/trace"
+	"github.com/nsftp/nsftp/trace/tracetest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the recordings")

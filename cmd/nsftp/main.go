@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"nsftp/cmd/nsftp/cli"
+	"github.com/nsftp/nsftp/cmd/nsftp/cli"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack"
+	"github.com/nsftp/nsftp/stack"
 )
 
 // Pair returns two hosts on one virtual wire; they and the wire are closed
@@ -99,7 +99,7 @@ func ignorable(g string) bool {
 		"runtime/trace.Start",
 		"leakedSince",
 	} {
-		if strings.Contains(g, s) && !strings.Contains(g, "nsftp/") {
+		if strings.Contains(g, s) && !strings.Contains(g, "github.com/nsftp/nsftp/") {
 			return true
 		}
 	}

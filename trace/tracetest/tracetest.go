@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // socket names a socket: its host and number.

@@ -10,8 +10,8 @@ import (
 	"io"
 	"strings"
 
-	"nsftp/ftp"
-	"nsftp/netconf"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/netconf"
 )
 
 // Exit codes, distinct per kind of failure, listed in the help text and

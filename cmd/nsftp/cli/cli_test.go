@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 // run runs the command in-process and returns its output and exit code.

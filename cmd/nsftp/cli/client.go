@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // clientFlags are the flags get, put and ls share.

@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // course is a Sink that keeps what a networking course asks about a run's

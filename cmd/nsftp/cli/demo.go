@@ -18,9 +18,9 @@ import (
 	"strings"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // demoTree is the small tree `nsftp demo` serves.

@@ -7,8 +7,8 @@ import (
 
 	"golang.org/x/term"
 
-	"nsftp/kernel"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/kernel"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // runCompare runs the demo's session on nsftp's stack and then on the

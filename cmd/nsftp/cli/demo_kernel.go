@@ -6,8 +6,8 @@ import (
 	"net/netip"
 	"os"
 
-	"nsftp/kernel"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/kernel"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // The demo's addresses on the kernel's loopback: two of 127.0.0.0/8, so

@@ -7,8 +7,8 @@ import (
 	"reflect"
 	"time"
 
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // onNetstack runs the session on two netstack hosts on a virtual wire in

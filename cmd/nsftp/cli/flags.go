@@ -5,9 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"nsftp/stack"
 	"strings"
 	"time"
+
+	"github.com/nsftp/nsftp/stack"
 )
 
 // flagSet is a FlagSet that reports errors instead of exiting, prints its

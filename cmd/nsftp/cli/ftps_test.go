@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 // testCerts writes a CA and a server certificate it signed (for the given

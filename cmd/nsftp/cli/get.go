@@ -5,7 +5,7 @@ import (
 	"path"
 	"time"
 
-	"nsftp/ftp"
+	"github.com/nsftp/nsftp/ftp"
 )
 
 func runGet(ctx context.Context, e *env, args []string) error {

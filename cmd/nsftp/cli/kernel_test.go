@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/kernel/kerneltest"
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
-	"nsftp/trace/tracetest"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/kernel/kerneltest"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
+	"github.com/nsftp/nsftp/trace/tracetest"
 )
 
 // leftAsFound checks, when the test ends, that the kernel's tracing state
@@ -195,7 +195,7 @@ func buildNsftp(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "nsftp")
-	if out, err := exec.Command("go", "build", "-o", bin, "nsftp/cmd/nsftp").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nsftp/nsftp/cmd/nsftp").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	os.Chmod(dir, 0o755)

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/kernel"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/kernel"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // openOS is the operating system's sockets: Go's net package when

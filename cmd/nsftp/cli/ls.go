@@ -7,7 +7,7 @@ import (
 	"io"
 	"time"
 
-	"nsftp/ftp"
+	"github.com/nsftp/nsftp/ftp"
 )
 
 func runLs(ctx context.Context, e *env, args []string) error {

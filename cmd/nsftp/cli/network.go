@@ -6,10 +6,10 @@ import (
 	"strings"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/netconf"
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/netconf"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // netFlags choose the network a command runs on.

@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/term"
 
-	"nsftp/ftp"
+	"github.com/nsftp/nsftp/ftp"
 )
 
 // credentials fills in the URL's user and password when the URL does not

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"nsftp/ftp"
+	"github.com/nsftp/nsftp/ftp"
 )
 
 func TestNetrcLookup(t *testing.T) {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"nsftp/stack"
+	"github.com/nsftp/nsftp/stack"
 )
 
 // pathFlags are the virtual wire's path, as tc-netem and a bottleneck

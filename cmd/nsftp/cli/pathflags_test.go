@@ -3,7 +3,7 @@ package cli
 import (
 	"testing"
 
-	"nsftp/stack"
+	"github.com/nsftp/nsftp/stack"
 )
 
 // TestPathFlags reads the path flags as tc writes them: one value for

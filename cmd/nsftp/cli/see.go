@@ -11,9 +11,9 @@ import (
 
 	"golang.org/x/term"
 
-	"nsftp/kernel"
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/kernel"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // seeFlags are the teaching options: everything that shows what the stack

@@ -9,9 +9,9 @@ import (
 	"os"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/netconf"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/netconf"
+	"github.com/nsftp/nsftp/trace"
 )
 
 func runServe(ctx context.Context, e *env, args []string) error {

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 // TestServeLimitFlagErrors: each limit flag names itself when it is wrong.

@@ -21,8 +21,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"nsftp/ftp"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/trace"
 )
 
 var sessions = flag.Int("sessions", 10000, "how many sessions BenchmarkServeSessions holds at once")
@@ -55,7 +55,7 @@ func BenchmarkServeSessions(b *testing.B) {
 		b.Fatalf("raising the descriptor limit to %d: %v", need, err)
 	}
 	bin := filepath.Join(b.TempDir(), "nsftp")
-	if out, err := exec.Command("go", "build", "-o", bin, "nsftp/cmd/nsftp").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nsftp/nsftp/cmd/nsftp").CombinedOutput(); err != nil {
 		b.Fatalf("building nsftp: %v\n%s", err, out)
 	}
 	ns := newLabNS(b)

@@ -6,7 +6,7 @@ import (
 	"io"
 	"os"
 
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/trace"
 )
 
 func runShow(ctx context.Context, e *env, args []string) error {

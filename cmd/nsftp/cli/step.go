@@ -11,8 +11,8 @@ import (
 
 	"golang.org/x/term"
 
-	"nsftp/stack"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // stepper is step mode: before each socket call, or each segment, it says

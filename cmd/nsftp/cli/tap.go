@@ -10,11 +10,11 @@ import (
 	"os"
 	"time"
 
-	"nsftp/ftp"
-	"nsftp/netconf"
-	"nsftp/stack"
-	"nsftp/tap"
-	"nsftp/trace"
+	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/netconf"
+	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/tap"
+	"github.com/nsftp/nsftp/trace"
 )
 
 var (

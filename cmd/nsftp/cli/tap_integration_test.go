@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 // runTAP runs the command in-process, as run does, with time enough for

@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"nsftp/stack/stacktest"
-	"nsftp/trace"
-	"nsftp/trace/tracetest"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
+	"github.com/nsftp/nsftp/trace/tracetest"
 )
 
 // dnsmasq is a DHCP, DNS and router-advertisement server a test runs on

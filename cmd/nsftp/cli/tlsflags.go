@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"os"
 
-	"nsftp/ftp"
+	"github.com/nsftp/nsftp/ftp"
 )
 
 // tlsFlags are the FTPS options of get, put and ls, named as curl names
