@@ -16,14 +16,16 @@ const (
 // offloadState is a device's offload features as `ethtool -k` shows them,
 // reduced to the ones a TUN/TAP device lets its user switch.
 type offloadState struct {
-	// tunFlags are the TUNSETOFFLOAD flags that reproduce the active
+	// TunFlags are the TUNSETOFFLOAD flags that reproduce the active
 	// features.
-	tunFlags int
-	// valid marks, per block of 32 feature bits, the switchable features;
-	// requested holds what was asked of them. TUNSETOFFLOAD sets both
+	TunFlags int `json:"tun_flags"`
+	// Valid marks, per block of 32 feature bits, the switchable features;
+	// Requested holds what was asked of them. TUNSETOFFLOAD sets both
 	// requested and active, while a fresh device has them requested on
-	// but inactive, so Close must put requested back separately.
-	valid, requested []uint32
+	// but inactive, so Close must put requested back separately. (The
+	// fields are exported for the guard's JSON only.)
+	Valid     []uint32 `json:"valid"`
+	Requested []uint32 `json:"requested"`
 }
 
 // tunFeatures maps the feature names (from the kernel's ethtool string
@@ -92,8 +94,8 @@ func readOffloads(name string) (offloadState, error) {
 	if err := ethtool(fd, name, unsafe.Pointer(&feats[0])); err != nil {
 		return st, fmt.Errorf("ethtool features: %w", err)
 	}
-	st.valid = make([]uint32, blocks)
-	st.requested = make([]uint32, blocks)
+	st.Valid = make([]uint32, blocks)
+	st.Requested = make([]uint32, blocks)
 	active := 0
 	for i := 0; i < n; i++ {
 		flag, ok := tunFeatures[cString(strs[12+i*ethGStringLen:12+(i+1)*ethGStringLen])]
@@ -101,8 +103,8 @@ func readOffloads(name string) (offloadState, error) {
 			continue
 		}
 		blk, bit := i/32, uint32(1)<<(i%32)
-		st.valid[blk] |= bit
-		st.requested[blk] |= feats[2+4*blk+1] & bit
+		st.Valid[blk] |= bit
+		st.Requested[blk] |= feats[2+4*blk+1] & bit
 		if feats[2+4*blk+2]&bit != 0 {
 			active |= flag
 		}
@@ -118,7 +120,7 @@ func readOffloads(name string) (offloadState, error) {
 	if active&(unix.TUN_F_TSO4|unix.TUN_F_TSO6|unix.TUN_F_USO4) == 0 {
 		active &^= tunFUDPTunnelGSO | tunFUDPTunnelGSOCsum
 	}
-	st.tunFlags = active
+	st.TunFlags = active
 	return st, nil
 }
 
@@ -132,12 +134,12 @@ func (st offloadState) restoreRequested(name string) error {
 		return err
 	}
 	defer unix.Close(fd)
-	req := make([]uint32, 2+2*len(st.valid))
+	req := make([]uint32, 2+2*len(st.Valid))
 	req[0] = unix.ETHTOOL_SFEATURES
-	req[1] = uint32(len(st.valid))
-	for i := range st.valid {
-		req[2+2*i] = st.valid[i]
-		req[2+2*i+1] = st.requested[i]
+	req[1] = uint32(len(st.Valid))
+	for i := range st.Valid {
+		req[2+2*i] = st.Valid[i]
+		req[2+2*i+1] = st.Requested[i]
 	}
 	return ethtool(fd, name, unsafe.Pointer(&req[0]))
 }

@@ -51,6 +51,10 @@ type Config struct {
 	// (generic receive offload, as Linux does), which saves the stack most
 	// of its per-segment work.
 	DisableGRO bool
+	// Guard, if set, is told what a device the user made was like before
+	// Open changes it, so that it can put the device back should this
+	// process die without closing it (see Guard).
+	Guard *Guard
 }
 
 // Device is an open TAP device. Its Endpoint is the link of one
@@ -67,10 +71,10 @@ type Device struct {
 	file *os.File // non-blocking, in the Go poller: closing it wakes a blocked read
 	ep   *endpoint
 
-	// What Close puts back on a device the user made.
-	restoreFlags   uint16 // TUNSETIFF flags to reopen it with; 0 when nothing to restore
-	restoreOffload bool
-	origOffload    offloadState
+	// What Close puts back on a device the user made; nil for one Open
+	// created, which closing its last descriptor removes.
+	saved *savedState
+	guard *Guard
 
 	closeOnce sync.Once
 	closeErr  error
@@ -143,26 +147,29 @@ func (o *opener) open() error {
 	}
 
 	d := &Device{name: name, netns: o.cfg.NetNS, created: before == nil, offload: o.cfg.Offload, gro: !o.cfg.Offload && !o.cfg.DisableGRO}
-	var origOffload offloadState
-	if o.cfg.Offload && before != nil {
-		if origOffload, err = readOffloads(name); err != nil {
+	if before != nil {
+		// What the device is like now, whatever an earlier program left,
+		// is what Close puts back; the guard hears of it before anything
+		// changes.
+		d.saved = &savedState{Name: name, NetNS: o.cfg.NetNS, Flags: tunFlags(before)}
+		if d.saved.Offload, err = readOffloads(name); err != nil {
 			return o.fail(err, nil, "reading the device's offload settings")
+		}
+		if g := o.cfg.Guard; g != nil {
+			if err := g.send("keep", d.saved); err != nil {
+				return o.fail(err, nil, "")
+			}
+			d.guard = g
 		}
 	}
 	if o.cfg.Offload {
-		d.file, err = o.openVnet(before)
+		d.file, err = o.openVnet(before, d.saved)
 	} else {
-		d.file, err = o.openWater(before)
+		d.file, err = o.openWater(before, d.saved)
 	}
 	if err != nil {
+		d.release()
 		return err
-	}
-	if before != nil {
-		d.restoreOffload = o.cfg.Offload
-		d.origOffload = origOffload
-		if before.pi || before.vnetHdr != o.cfg.Offload {
-			d.restoreFlags = tunFlags(before)
-		}
 	}
 
 	// From here on, a failure closes the device again: removes it, or
@@ -232,10 +239,13 @@ func (o *opener) mtuError(devMTU int) error {
 		o.cfg.MTU, devMTU, devMTU, o.cfg.Name, o.cfg.MTU)
 }
 
-// openWater opens the device the plain way, through water. A device that
-// existed keeps its persist flag: water sets or clears the flag as told,
-// and clearing it would delete the user's device when nsftp exits.
-func (o *opener) openWater(before *linkInfo) (*os.File, error) {
+// openWater opens the device the plain way, through water, with no
+// offloads: whatever an earlier program turned on (TUNSETOFFLOAD), the
+// kernel must hand nsftp whole frames of at most the MTU with their
+// checksums complete. A device that existed keeps its persist flag: water
+// sets or clears the flag as told, and clearing it would delete the
+// user's device when nsftp exits.
+func (o *opener) openWater(before *linkInfo, saved *savedState) (*os.File, error) {
 	wc := water.Config{DeviceType: water.TAP}
 	wc.Name = o.cfg.Name
 	if before != nil {
@@ -266,12 +276,50 @@ func (o *opener) openWater(before *linkInfo) (*os.File, error) {
 		}
 		return nil, o.classify(step, err, before != nil)
 	}
+	if err := control(f, func(fd int) error { return o.prepare(fd, saved, 0) }); err != nil {
+		f.Close()
+		return nil, o.undo(before, err)
+	}
 	return f, nil
+}
+
+// prepare reads, through fd just attached, what saved still lacks, then
+// sets the offloads nsftp needs, and for the offload path the virtio-net
+// header it reads and writes.
+func (o *opener) prepare(fd int, saved *savedState, offloads int) error {
+	if saved != nil {
+		if err := saved.readAttached(fd); err != nil {
+			return err
+		}
+		if o.cfg.Guard != nil {
+			if err := o.cfg.Guard.send("keep", saved); err != nil {
+				return err
+			}
+		}
+	}
+	if o.cfg.Offload {
+		if err := setVnet(fd); err != nil {
+			return err
+		}
+	}
+	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, offloads); err != nil {
+		return fmt.Errorf("setting offloads: %w", err)
+	}
+	return nil
+}
+
+// undo puts back a device whose opening failed after attaching, and
+// returns the failure.
+func (o *opener) undo(before *linkInfo, err error) error {
+	if before != nil {
+		reattach(o.cfg.Name, tunFlags(before)) // the flags TUNSETIFF changed
+	}
+	return o.fail(err, nil, "")
 }
 
 // openVnet opens the device with a virtio-net header on every frame and
 // the offloads on, which water cannot do.
-func (o *opener) openVnet(before *linkInfo) (*os.File, error) {
+func (o *opener) openVnet(before *linkInfo, saved *savedState) (*os.File, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, o.classify("opening /dev/net/tun", err, before != nil)
@@ -290,18 +338,9 @@ func (o *opener) openVnet(before *linkInfo) (*os.File, error) {
 		unix.Close(fd)
 		return nil, o.classify("attaching to the device", err, before != nil)
 	}
-	undo := func(err error, step string) (*os.File, error) {
+	if err := o.prepare(fd, saved, vnetOffloads); err != nil {
 		unix.Close(fd)
-		if before != nil {
-			reattach(o.cfg.Name, tunFlags(before)) // the flags TUNSETIFF changed
-		}
-		return nil, o.fail(err, nil, "%s", step)
-	}
-	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, vnetHdrLen); err != nil {
-		return undo(err, "setting the virtio-net header size")
-	}
-	if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, vnetOffloads); err != nil {
-		return undo(err, "turning on offloads")
+		return nil, o.undo(before, err)
 	}
 	// The descriptor is non-blocking, so os.NewFile puts it in the Go
 	// poller.
@@ -420,44 +459,31 @@ func (d *Device) close() error {
 		d.ep.shutdown()
 	}
 	var errs []error
-	if d.restoreOffload {
-		// TUNSETOFFLOAD works only while attached, so before closing.
-		if err := control(d.file, func(fd int) error {
-			return unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, d.origOffload.tunFlags)
-		}); err != nil {
-			errs = append(errs, fmt.Errorf("restoring offloads: %w", err))
-		}
-	}
 	if err := d.file.Close(); err != nil {
 		errs = append(errs, err)
 	}
-	if d.restoreFlags != 0 || d.restoreOffload {
-		err := inNetNS(d.netns, func() error {
-			var errs []error
-			if d.restoreOffload {
-				if err := d.origOffload.restoreRequested(d.name); err != nil && !isPermission(err) {
-					errs = append(errs, fmt.Errorf("restoring requested offloads: %w", err))
-				}
-			}
-			// The flags (virtio-net header, packet information) belong to
-			// the device, not the descriptor, and stay as the last opener
-			// set them. Attaching once more with the user's flags puts them
-			// back.
-			if d.restoreFlags != 0 {
-				if err := reattach(d.name, d.restoreFlags); err != nil {
-					errs = append(errs, fmt.Errorf("restoring device flags: %w", err))
-				}
-			}
-			return errors.Join(errs...)
-		})
-		if err != nil {
+	if d.saved != nil {
+		// Detached now: attach once more to put back what belongs to
+		// the device.
+		if err := d.saved.restore(time.Second); err != nil {
 			errs = append(errs, err)
+		} else {
+			d.release()
 		}
 	}
 	if len(errs) > 0 {
 		return &Error{Op: "close", Device: d.name, NetNS: d.netns, Err: errors.Join(errs...)}
 	}
 	return nil
+}
+
+// release tells the guard the device needs no putting back: it is as it
+// was, or was never changed.
+func (d *Device) release() {
+	if d.guard != nil {
+		d.guard.send("done", d.saved)
+		d.guard = nil
+	}
 }
 
 // reattach attaches to name with the given TUNSETIFF flags and detaches.

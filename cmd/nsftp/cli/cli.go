@@ -136,6 +136,9 @@ type env struct {
 	stdout, stderr io.Writer
 	// stop ends the run early with a cause (step mode's q).
 	stop context.CancelCauseFunc
+	// guardExe is the program to run as a TAP device's guard (see
+	// startGuard): nsftp itself, when run by Main; "" for none.
+	guardExe string
 }
 
 type command struct {
@@ -157,9 +160,14 @@ func commands() []command {
 
 // Run runs the nsftp command line args (without the program name).
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	return runEnv(ctx, &env{stdin: stdin, stdout: stdout, stderr: stderr}, args)
+}
+
+func runEnv(ctx context.Context, e *env, args []string) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr, stop: stop}
+	e.stop = stop
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, mainUsage())
 		return usagef("no command given")
@@ -168,7 +176,7 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
-			return Run(ctx, []string{rest[0], "--help"}, stdin, stdout, stderr)
+			return runEnv(ctx, e, []string{rest[0], "--help"})
 		}
 		fmt.Fprint(stdout, mainUsage())
 		return nil

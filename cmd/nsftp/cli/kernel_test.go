@@ -190,13 +190,18 @@ func TestPCAPNetOS(t *testing.T) {
 	}
 }
 
-// buildNsftp builds the command into a directory any user may read.
-func buildNsftp(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
+// buildNsftp builds the command, with the build tags given, into a
+// directory any user may read.
+func buildNsftp(tb testing.TB, tags ...string) string {
+	tb.Helper()
+	dir := tb.TempDir()
 	bin := filepath.Join(dir, "nsftp")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/nsftp/nsftp/cmd/nsftp").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	if out, err := exec.Command("go", append(args, "github.com/nsftp/nsftp/cmd/nsftp")...).CombinedOutput(); err != nil {
+		tb.Fatalf("go build: %v\n%s", err, out)
 	}
 	os.Chmod(dir, 0o755)
 	return bin

@@ -61,9 +61,23 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 	// throughput at MTU 1500); traces then show those large segments, as
 	// tcpdump does on a NIC with TSO and GRO. --no-offload shows every
 	// MTU-sized frame.
-	dev, err := tap.Open(tap.Config{Name: n.tap, MAC: mac, MTU: n.mtu, NetNS: n.netns, Offload: !n.noOffload})
+	//
+	// A device the user made is put back as it was when nsftp ends: by
+	// Close, and by a guard process if nsftp dies without running it.
+	guard, err := startGuard(see.e)
 	if err != nil {
-		return nil, &setupError{err}
+		return nil, err
+	}
+	closeGuard := func() error {
+		if guard == nil {
+			return nil
+		}
+		return guard.Close()
+	}
+	dev, err := tap.Open(tap.Config{Name: n.tap, MAC: mac, MTU: n.mtu, NetNS: n.netns, Offload: !n.noOffload,
+		Guard: guard})
+	if err != nil {
+		return nil, &setupError{errors.Join(err, closeGuard())}
 	}
 	cfg := see.hostConfig(string(role), role, true)
 	if see.step != nil {
@@ -75,14 +89,13 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 	cfg.Autoconf = len(prefixes) == 0
 	host, err := stack.NewHost(cfg)
 	if err != nil {
-		dev.Close()
-		return nil, &setupError{err}
+		return nil, &setupError{errors.Join(err, dev.Close(), closeGuard())}
 	}
 	see.hostStarted(host)
 	nw := &network{stop: func() error {
 		// Closing the host closes its link; Close on the device then only
 		// reports how it ended (and puts a user's device back as it was).
-		return errors.Join(host.Close(), dev.Close())
+		return errors.Join(host.Close(), dev.Close(), closeGuard())
 	}}
 	fail := func(err error) (*network, error) {
 		nw.Close()
