@@ -161,7 +161,7 @@ func TestTAPDeviceKeptOnEveryExit(t *testing.T) {
 	ns := newLabNS(t)
 	ns.tap("tap0", kernelCIDR, 0)
 	srv := ns.startVsftpd("0.0.0.0") // through the device's remaking
-	const size = 64 << 20 // well past what the buffers on the way hold
+	const size = 64 << 20            // well past what the buffers on the way hold
 	sum := writeRandomFile(t, filepath.Join(srv.root, "big"), size, 5)
 	url := "ftp://" + kernelIP + "/big"
 
