@@ -39,6 +39,19 @@ type captureEndpoint struct {
 	tl    *timeline   // nil when nobody observes the host
 	pcap  *pcapWriter // nil when no pcap is written
 	ether bool
+	// tapped: the link shows the frames it receives itself (FrameTap),
+	// as they came and before it drops or merges any.
+	tapped bool
+}
+
+// FrameTap is a link endpoint that shows a capture the frames it
+// receives as they came off the device: each one whole, before it merges
+// consecutive TCP segments (GRO) or drops any, and then, for one it
+// drops, why. A host's capture and timeline of such a link show every
+// frame that crossed the device, with the checksums it had, and the ones
+// nsftp dropped among them. A TAP device's endpoint is one (package tap).
+type FrameTap interface {
+	SetFrameTap(seen func(pkt *gstack.PacketBuffer), dropped func(pkt *gstack.PacketBuffer, reason string))
 }
 
 var (
@@ -49,6 +62,10 @@ var (
 func newCaptureEndpoint(lower LinkEndpoint, h *Host, cfg CaptureConfig) (*captureEndpoint, error) {
 	c := &captureEndpoint{h: h, tl: h.tl, ether: lower.ARPHardwareType() == header.ARPHardwareEther}
 	c.Endpoint.Init(lower, c)
+	if ft, ok := lower.(FrameTap); ok {
+		c.tapped = true
+		ft.SetFrameTap(func(pkt *gstack.PacketBuffer) { c.record(trace.In, pkt, nil) }, c.dropped)
+	}
 	if cfg.PCAP != nil {
 		linkType := uint32(linkTypeRaw)
 		if c.ether {
@@ -79,8 +96,22 @@ func (c *captureEndpoint) WritePackets(pkts gstack.PacketBufferList) (int, tcpip
 
 // DeliverNetworkPacket implements stack.NetworkDispatcher.
 func (c *captureEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt *gstack.PacketBuffer) {
-	c.record(trace.In, pkt, nil)
+	if !c.tapped {
+		c.record(trace.In, pkt, nil)
+	}
 	c.Endpoint.DeliverNetworkPacket(proto, pkt)
+}
+
+// dropped names, in the timeline, a frame the link recorded and then
+// dropped (see FrameTap).
+func (c *captureEndpoint) dropped(pkt *gstack.PacketBuffer, reason string) {
+	if c.tl == nil {
+		return
+	}
+	buf := headPool.Get().(*[headBytes]byte)
+	defer headPool.Put(buf)
+	n := copyHead(pkt, buf[:])
+	c.tl.dropped(buf[:n], pkt.Size(), c.ether, reason)
 }
 
 // record writes one frame to the pcap and hands it to the timeline.
@@ -92,32 +123,34 @@ func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, 
 	if c.tl == nil {
 		return
 	}
-	// The packet's first bytes, read from its views in place (AsSlices
-	// would allocate for every frame): a TCP segment's headers are all the
-	// timeline needs; for a datagram, enough for the DHCP and DNS messages
-	// it reads (a DHCP message is at least 300 bytes).
-	views, skip := pkt.AsViewList()
-	copyHead := func(dst []byte) int {
-		n, off := 0, skip
-		for v := views.Front(); v != nil && n < len(dst); v = v.Next() {
-			b := v.AsSlice()
-			if off >= len(b) {
-				off -= len(b)
-				continue
-			}
-			n += copy(dst[n:], b[off:])
-			off = 0
-		}
-		return n
-	}
+	// A TCP segment's headers are all the timeline needs; for a
+	// datagram, enough for the DHCP and DNS messages it reads (a DHCP
+	// message is at least 300 bytes).
 	buf := headPool.Get().(*[headBytes]byte)
 	defer headPool.Put(buf)
-	n := copyHead(buf[:headerBytes])
+	n := copyHead(pkt, buf[:headerBytes])
 	if c.maybeUDP(buf[:n]) {
-		n = copyHead(buf[:])
+		n = copyHead(pkt, buf[:])
 	}
 	head := buf[:n]
 	c.tl.frame(dir, head, size, c.ether, chain)
+}
+
+// copyHead copies the packet's first bytes into dst, read from its views
+// in place (AsSlices would allocate for every frame), and returns how many.
+func copyHead(pkt *gstack.PacketBuffer, dst []byte) int {
+	views, off := pkt.AsViewList()
+	n := 0
+	for v := views.Front(); v != nil && n < len(dst); v = v.Next() {
+		b := v.AsSlice()
+		if off >= len(b) {
+			off -= len(b)
+			continue
+		}
+		n += copy(dst[n:], b[off:])
+		off = 0
+	}
+	return n
 }
 
 // onlyTimestamps reports whether a segment's options are the timestamps

@@ -10,6 +10,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/nsftp/nsftp/trace"
@@ -648,6 +649,13 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 		seg.Socket, seg.Label = t.udpOwnerLocked(&seg)
 	}
 	t.emit(trace.Event{Kind: trace.KindSegment, Segment: &seg})
+	if dir == trace.In && c == nil && t.noSocket(&seg, isTCP, ep) {
+		// netstack drops it (and answers a TCP segment with a reset):
+		// no socket is there to take it, as netstat's "no socket"
+		// counters say.
+		drop := seg
+		t.emit(trace.Event{Kind: trace.KindDrop, Segment: &drop, Drop: &trace.Drop{Reason: "no socket"}})
+	}
 	if c == nil || dir != trace.In {
 		return
 	}
@@ -667,6 +675,43 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 		}
 		t.synFor[tp] = synRecord{listener: c, syn: in}
 	}
+}
+
+// noSocket reports whether a segment or datagram received for one of the
+// host's own addresses has no socket to go to. ep is what frame found for
+// a TCP segment. Called with mu held.
+func (t *timeline) noSocket(seg *trace.Segment, isTCP bool, ep *tcp.Endpoint) bool {
+	switch {
+	case isTCP:
+		return ep == nil && t.isLocal(seg.Dst.Addr())
+	case seg.Proto == "udp" && seg.Socket == 0 && seg.Dst.IsValid():
+		if !t.isLocal(seg.Dst.Addr()) {
+			return false // broadcast and multicast: not addressed to us alone
+		}
+		id := gstack.TransportEndpointID{
+			LocalPort: seg.Dst.Port(), LocalAddress: toTCPIP(seg.Dst.Addr()),
+			RemotePort: seg.Src.Port(), RemoteAddress: toTCPIP(seg.Src.Addr()),
+		}
+		return t.h.s.FindTransportEndpoint(protoOf(seg.Dst.Addr()), udp.ProtocolNumber, id, t.h.nic) == nil
+	}
+	return false
+}
+
+// isLocal reports whether a is one of the host's addresses (as netstack
+// has them: not a broadcast or multicast address).
+func (t *timeline) isLocal(a netip.Addr) bool {
+	return a.IsValid() && t.h.s.CheckLocalAddress(t.h.nic, protoOf(a), toTCPIP(a)) != 0
+}
+
+// dropped records that the link dropped a frame it received (see
+// FrameTap), which frame recorded a moment before: the segment, as
+// received, and why.
+func (t *timeline) dropped(head []byte, size int, ether bool, reason string) {
+	seg := decodeFrame(head, size, ether)
+	seg.Dir = trace.In
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.emit(trace.Event{Kind: trace.KindDrop, Segment: &seg, Drop: &trace.Drop{Reason: reason}})
 }
 
 // watchLocked looks at c's state until it changes, for a few

@@ -522,3 +522,48 @@ func TestChains(t *testing.T) {
 		t.Errorf("data chain %q does not start at Socket.Send", data)
 	}
 }
+
+// TestNoSocketDrop: a SYN to a port where nothing listens has no socket
+// to go to; the receiving host's timeline says so right after the SYN
+// (netstack answers it with a reset), and says nothing of the kind for
+// the segments of a connection that is there.
+func TestNoSocketDrop(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	tl := newTimeline()
+	p := tracedPair(t, tl, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c, err := p.Client.Dial(ctx, "control", "192.0.2.2:2121"); err == nil {
+		c.Close()
+		t.Fatal("dial to a closed port succeeded")
+	}
+	exchange(t, p)
+	var drops []trace.Event
+	evs := tl.events()
+	for i, e := range evs {
+		if e.Kind != trace.KindDrop {
+			continue
+		}
+		drops = append(drops, e)
+		if i == 0 || evs[i-1].Kind != trace.KindSegment || evs[i-1].Segment.Seq != e.Segment.Seq || evs[i-1].Host != e.Host {
+			t.Errorf("drop %+v does not follow its segment", e.Segment)
+		}
+	}
+	if len(drops) != 1 {
+		t.Fatalf("%d drops recorded, want 1 (the SYN to port 2121): %+v", len(drops), drops)
+	}
+	d := drops[0]
+	if d.Layer != trace.LayerStack || d.Host != "server" || d.Drop.Reason != "no socket" ||
+		d.Segment.Flags != trace.SYN || d.Segment.Dst.Port() != 2121 || d.Segment.Dir != trace.In {
+		t.Errorf("drop %s %s %q of %+v; want the server's 'no socket' of the SYN to port 2121", d.Layer, d.Host, d.Drop.Reason, d.Segment)
+	}
+	var text bytes.Buffer
+	tx := trace.NewText(&text, trace.TextOptions{})
+	for i := range evs {
+		tx.Event(&evs[i])
+	}
+	tx.Flush()
+	if !strings.Contains(text.String(), "✗ dropped (no socket): SYN") {
+		t.Errorf("the text view does not name the drop:\n%s", text.String())
+	}
+}

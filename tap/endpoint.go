@@ -25,6 +25,10 @@ type endpoint struct {
 	// the offload path and with GRO.
 	checksums bool
 
+	// frameTap, if set, is shown every frame read, as it came (see
+	// SetFrameTap).
+	frameTap atomic.Pointer[frameTap]
+
 	mu         sync.Mutex // guards the fields below
 	dispatcher gstack.NetworkDispatcher
 	mtu        uint32
@@ -125,6 +129,27 @@ func (e *endpoint) Flush(d time.Duration) {
 	}
 }
 
+// frameTap is what a capture is shown of the frames read.
+type frameTap struct {
+	seen    func(pkt *gstack.PacketBuffer)
+	dropped func(pkt *gstack.PacketBuffer, reason string)
+}
+
+// SetFrameTap implements stack.FrameTap: seen is called with every frame
+// read from the device, whole, before anything looks into it, and so
+// before GRO merges it with others; dropped follows for a frame the
+// endpoint drops, with the reason (a bad checksum, another host's frame).
+// A capture of the host then shows the frames that crossed the device,
+// with the checksums they had. They run on the goroutine that delivers
+// frames, which waits for them.
+func (e *endpoint) SetFrameTap(seen func(pkt *gstack.PacketBuffer), dropped func(pkt *gstack.PacketBuffer, reason string)) {
+	if seen == nil && dropped == nil {
+		e.frameTap.Store(nil)
+		return
+	}
+	e.frameTap.Store(&frameTap{seen: seen, dropped: dropped})
+}
+
 // IsAttached implements stack.LinkEndpoint.
 func (e *endpoint) IsAttached() bool {
 	e.mu.Lock()
@@ -172,7 +197,7 @@ func (e *endpoint) SetLinkAddress(mac tcpip.LinkAddress) {
 
 // Capabilities implements stack.LinkEndpoint. Neighbours are resolved with
 // ARP and NDP. On the offload path and with GRO, the reader checks every
-// checksum the kernel has not vouched for (see verifyChecksums) and the
+// checksum the kernel has not vouched for (see checkFrame) and the
 // stack is told not to: the TCP checksum of a segment GRO merged, or of
 // one the kernel leaves for offload, is not the checksum of what the stack
 // receives, and it would drop the segment.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -301,6 +302,77 @@ func TestGRO(t *testing.T) {
 		if want := header.IPv4MinimumSize + header.TCPMinimumSize + size; len(p.data) != want {
 			t.Errorf("GRO off: packet of %d bytes, want %d", len(p.data), want)
 		}
+	}
+}
+
+// TestFrameTap checks what a capture is shown (stack.FrameTap): every
+// frame as it came off the device, before GRO merges it and whether or not
+// it is dropped, and then for each dropped frame, why.
+func TestFrameTap(t *testing.T) {
+	d, peer := pairDevice(t, false)
+	rec := newRecorder()
+	var mu sync.Mutex
+	var seen [][]byte
+	dropped := map[string]string{} // frame (hex) -> reason
+	d.ep.SetFrameTap(func(pkt *gstack.PacketBuffer) {
+		b := pkt.ToBuffer()
+		mu.Lock()
+		seen = append(seen, b.Flatten())
+		mu.Unlock()
+		b.Release()
+	}, func(pkt *gstack.PacketBuffer, reason string) {
+		b := pkt.ToBuffer()
+		mu.Lock()
+		dropped[string(b.Flatten())] = reason
+		mu.Unlock()
+		b.Release()
+	})
+	const n, size = 8, 1000
+	payload := bytes.Repeat([]byte("x"), size)
+	var frames [][]byte
+	for i := 0; i < n; i++ {
+		seg := tcpSeg(uint32(1+i*size), header.TCPFlagAck, string(payload))
+		frames = append(frames, ethernet(ourMAC, kernelMAC, header.IPv4ProtocolNumber, ipv4(header.TCPProtocolNumber, kernelIP, ourIP, seg, tcpCsum)))
+	}
+	badTCP := corrupt(frames[n-1])
+	badIP := bytes.Clone(frames[0])
+	badIP[header.EthernetMinimumSize+8] ^= 1 // the TTL: only the header checksum covers it
+	other := ethernet(otherMAC, kernelMAC, header.IPv4ProtocolNumber, frames[0][header.EthernetMinimumSize:])
+	drops := map[string]string{string(badTCP): "bad TCP checksum", string(badIP): "bad IPv4 header checksum", string(other): "not for this host"}
+	all := append(slices.Clone(frames), badTCP, badIP, other)
+	for _, f := range all {
+		send(t, peer, nil, f)
+	}
+	d.ep.Attach(rec)
+	got := rec.wait(t, 1)
+	if want := header.IPv4MinimumSize + header.TCPMinimumSize + n*size; len(got) != 1 || len(got[0].data) != want {
+		t.Fatalf("the stack got %d packets, want the %d segments merged into one of %d bytes", len(got), n, want)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		done := len(seen) == len(all) && len(dropped) == len(drops)
+		mu.Unlock()
+		if done || time.Now().After(deadline) {
+			break
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != len(all) {
+		t.Fatalf("the tap saw %d frames, want %d", len(seen), len(all))
+	}
+	for i, f := range all {
+		if !bytes.Equal(seen[i], f) {
+			t.Errorf("frame %d: the tap saw %x, the device carried %x", i, seen[i], f)
+		}
+	}
+	for f, want := range drops {
+		if got := dropped[f]; got != want {
+			t.Errorf("dropped frame %x...: reason %q, want %q", f[:20], got, want)
+		}
+	}
+	if len(dropped) != len(drops) {
+		t.Errorf("%d frames dropped, want %d", len(dropped), len(drops))
 	}
 }
 

@@ -276,9 +276,19 @@ func (dl *deliverer) deliver(f *rxFrame) {
 	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: f.payload})
 	defer pkt.DecRef()
 
+	tap := e.frameTap.Load()
+	if tap != nil && tap.seen != nil {
+		tap.seen(pkt)
+	}
+	drop := func(reason string) {
+		e.counters.rxDropped.Add(1)
+		if tap != nil && tap.dropped != nil {
+			tap.dropped(pkt, reason)
+		}
+	}
 	d, mac := e.currentDispatcher()
 	if d == nil {
-		e.counters.rxDropped.Add(1)
+		drop("no stack attached")
 		return
 	}
 	if d != dl.gro.Dispatcher {
@@ -295,7 +305,7 @@ func (dl *deliverer) deliver(f *rxFrame) {
 		pkt.PktType = tcpip.PacketMulticast
 	default:
 		// Another host's frame: a TAP device in a bridge floods them.
-		e.counters.rxDropped.Add(1)
+		drop("not for this host")
 		return
 	}
 	proto := eth.Type()
@@ -304,9 +314,11 @@ func (dl *deliverer) deliver(f *rxFrame) {
 		// The stack is told not to check checksums (see
 		// endpoint.Capabilities), so they are checked here, before GRO
 		// merges segments, unless the kernel vouches for them.
-		if !(e.vnet && vnetChecksumOK(f.flags)) && !verifyChecksums(pkt, proto) {
-			e.counters.rxDropped.Add(1)
-			return
+		if !(e.vnet && vnetChecksumOK(f.flags)) {
+			if reason := checkFrame(pkt, proto); reason != "" {
+				drop(reason)
+				return
+			}
 		}
 		pkt.RXChecksumValidated = true
 	}

@@ -50,48 +50,52 @@ func vnetChecksumOK(flags byte) bool {
 	return flags&(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM|unix.VIRTIO_NET_HDR_F_DATA_VALID) != 0
 }
 
-// verifyChecksums checks the IP header and transport checksums of a frame
-// the kernel has not vouched for, such as one it forwarded from another
-// interface. The offload path and GRO tell the stack to skip these checks
-// (see endpoint.Capabilities), so they happen here instead. Fragments are
+// checkFrame checks the IP header and transport checksums of a frame the
+// kernel has not vouched for, such as one it forwarded from another
+// interface, and says why it must be dropped, or "" if it may pass. The
+// offload path and GRO tell the stack to skip these checks (see
+// endpoint.Capabilities), so they happen here instead. Fragments are
 // passed with only their IP header checked: their transport checksum
 // covers the reassembled datagram, which exists only inside the stack.
 // (With Config.DisableGRO on the plain path, the stack checks everything
 // itself, reassembled datagrams included.)
-func verifyChecksums(pkt *gstack.PacketBuffer, proto tcpip.NetworkProtocolNumber) bool {
+func checkFrame(pkt *gstack.PacketBuffer, proto tcpip.NetworkProtocolNumber) string {
 	data := pkt.Data()
 	switch proto {
 	case header.IPv4ProtocolNumber:
 		h, ok := data.PullUp(header.IPv4MinimumSize)
 		if !ok {
-			return false
+			return "truncated IPv4 header"
 		}
 		hl := int(header.IPv4(h).HeaderLength())
 		if hl < header.IPv4MinimumSize {
-			return false
+			return "bad IPv4 header length"
 		}
 		if h, ok = data.PullUp(hl); !ok {
-			return false
+			return "truncated IPv4 header"
 		}
 		ip := header.IPv4(h)
 		total := int(ip.TotalLength())
-		if total < hl || total > data.Size() || !ip.IsChecksumValid() {
-			return false
+		if total < hl || total > data.Size() {
+			return "bad IPv4 total length"
+		}
+		if !ip.IsChecksumValid() {
+			return "bad IPv4 header checksum"
 		}
 		if ip.More() || ip.FragmentOffset() != 0 {
-			return true
+			return ""
 		}
 		data.CapLength(total) // drop Ethernet padding, as the stack would
-		return transportChecksumOK(pkt, ip.TransportProtocol(), ip.SourceAddress(), ip.DestinationAddress(), hl, total-hl)
+		return transportChecksum(pkt, ip.TransportProtocol(), ip.SourceAddress(), ip.DestinationAddress(), hl, total-hl)
 	case header.IPv6ProtocolNumber:
 		h, ok := data.PullUp(header.IPv6MinimumSize)
 		if !ok {
-			return false
+			return "truncated IPv6 header"
 		}
 		ip := header.IPv6(h)
 		total := header.IPv6MinimumSize + int(ip.PayloadLength())
 		if total > data.Size() {
-			return false
+			return "bad IPv6 payload length"
 		}
 		data.CapLength(total)
 		src, dst := ip.SourceAddress(), ip.DestinationAddress()
@@ -101,49 +105,60 @@ func verifyChecksums(pkt *gstack.PacketBuffer, proto tcpip.NetworkProtocolNumber
 			case header.IPv6HopByHopOptionsExtHdrIdentifier, header.IPv6RoutingExtHdrIdentifier, header.IPv6DestinationOptionsExtHdrIdentifier:
 				eh, ok := data.PullUp(off + 2)
 				if !ok {
-					return false
+					return "truncated IPv6 extension header"
 				}
 				next, off = eh[off], off+(int(eh[off+1])+1)*8
 				if off > total {
-					return false
+					return "bad IPv6 extension header length"
 				}
 				continue
 			case header.IPv6FragmentExtHdrIdentifier, header.IPv6NoNextHeaderIdentifier:
-				return true
+				return ""
 			}
-			return transportChecksumOK(pkt, tcpip.TransportProtocolNumber(next), src, dst, off, total-off)
+			return transportChecksum(pkt, tcpip.TransportProtocolNumber(next), src, dst, off, total-off)
 		}
 	default:
 		// ARP carries no checksum; anything else the stack drops.
-		return true
+		return ""
 	}
 }
 
-// transportChecksumOK checks the checksum of the transport segment at
-// offset off, length bytes long, within pkt's data.
-func transportChecksumOK(pkt *gstack.PacketBuffer, proto tcpip.TransportProtocolNumber, src, dst tcpip.Address, off, length int) bool {
+// transportChecksum checks the checksum of the transport segment at
+// offset off, length bytes long, within pkt's data, and names it if it is
+// wrong.
+func transportChecksum(pkt *gstack.PacketBuffer, proto tcpip.TransportProtocolNumber, src, dst tcpip.Address, off, length int) string {
 	data := pkt.Data()
 	// ChecksumAtOffset counts from the start of the frame, not of the
 	// data: skip the Ethernet header the reader consumed.
 	off += pkt.HeaderSize()
+	name := "TCP"
 	switch proto {
-	case header.TCPProtocolNumber, header.ICMPv6ProtocolNumber:
+	case header.TCPProtocolNumber:
+	case header.ICMPv6ProtocolNumber:
+		name = "ICMPv6"
 	case header.UDPProtocolNumber:
+		name = "UDP"
 		h, ok := data.PullUp(off - pkt.HeaderSize() + header.UDPMinimumSize)
 		if !ok {
-			return false
+			return "truncated UDP header"
 		}
 		if header.UDP(h[off-pkt.HeaderSize():]).Checksum() == 0 && src.Len() == header.IPv4AddressSize {
-			return true // IPv4 UDP without a checksum
+			return "" // IPv4 UDP without a checksum
 		}
 	case header.ICMPv4ProtocolNumber:
-		return data.ChecksumAtOffset(off) == 0xffff
+		if data.ChecksumAtOffset(off) != 0xffff {
+			return "bad ICMP checksum"
+		}
+		return ""
 	default:
-		return true
+		return ""
 	}
 	if length > 0xffff {
-		return false
+		return "bad " + name + " length"
 	}
 	xsum := header.PseudoHeaderChecksum(proto, src, dst, uint16(length))
-	return checksum.Combine(xsum, data.ChecksumAtOffset(off)) == 0xffff
+	if checksum.Combine(xsum, data.ChecksumAtOffset(off)) != 0xffff {
+		return "bad " + name + " checksum"
+	}
+	return ""
 }

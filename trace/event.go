@@ -32,7 +32,7 @@ const (
 	KindState   Kind = "state"   // a TCP connection changed state
 	KindTCB     Kind = "tcb"     // a sample of a connection's transmission control block
 	KindConfig  Kind = "config"  // a host gained or gave up an address, a router or name servers
-	KindDrop    Kind = "drop"    // the wire lost a frame (LayerWire)
+	KindDrop    Kind = "drop"    // the wire lost a frame (LayerWire), or a host dropped one it received (LayerStack)
 	// KindTCPEvent is something a kernel's TCP did on its own that is
 	// neither a segment nor a change of state: a retransmission, a reset
 	// sent or received (LayerKernel).
@@ -259,17 +259,25 @@ type SACKBlock struct {
 	Start, End uint32
 }
 
-// Drop is a frame the virtual wire lost, with the frame (Segment, as its
-// sender sent it) and why.
+// Drop is a frame the virtual wire lost (LayerWire), with the frame
+// (Segment, as its sender sent it) and why; or a frame a host received
+// and dropped (LayerStack, Host the host), which the host's segment event
+// just before it showed arriving.
 type Drop struct {
-	// Reason is "queue full" (the bottleneck's queue overflowed), "loss"
-	// (random or bursty loss), "link down" (an outage), "bad FCS" (a
-	// corrupted frame without a checksum of its own) or "receiver
-	// overrun" (the receiving port's ring was full).
+	// Reason is, on the wire, "queue full" (the bottleneck's queue
+	// overflowed), "loss" (random or bursty loss), "link down" (an
+	// outage), "bad FCS" (a corrupted frame without a checksum of its
+	// own) or "receiver overrun" (the receiving port's ring was full).
+	// On a host: "no socket" (nothing listens or is connected there:
+	// netstack answers a TCP segment with a reset), or what its link
+	// found wrong: "bad TCP checksum" (likewise UDP, ICMP, ICMPv6, "bad
+	// IPv4 header checksum"), a bad or truncated header or length, "not
+	// for this host" (another host's frame, as a bridge floods them).
 	Reason string `json:"reason"`
-	// From and To are the sending and receiving hosts' ports on the wire.
-	From int `json:"from"`
-	To   int `json:"to"`
+	// From and To are the sending and receiving hosts' ports on the wire
+	// (0 for a host's drop).
+	From int `json:"from,omitempty"`
+	To   int `json:"to,omitempty"`
 }
 
 // State is a TCP connection's change of state, with what caused it.

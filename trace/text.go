@@ -663,7 +663,8 @@ func (t *Text) tcpEventLine(e *Event) {
 	t.kernelStack(te.Stack)
 }
 
-// dropLine shows a frame the wire lost: the segment, and why.
+// dropLine shows a frame the wire lost, or a host dropped on receipt:
+// the segment, and why.
 func (t *Text) dropLine(e *Event) {
 	s, d := e.Segment, e.Drop
 	if s == nil || d == nil {
@@ -674,6 +675,13 @@ func (t *Text) dropLine(e *Event) {
 		what = t.SegmentText(s)
 	} else if s.Info != "" {
 		what += " " + s.Info
+	}
+	if e.Layer == LayerStack {
+		// A host dropped a frame it received: the frame is above,
+		// with the socket it would have gone to, if any.
+		body := "  " + t.paint("error", "✗ dropped ("+d.Reason+"):") + " " + what
+		t.line(t.fit(t.head(e.Time, e.Host, s.Socket, s.Label), body, t.paint("dim", s.Addrs())))
+		return
 	}
 	body := "  " + t.paint("error", "✗ lost on the wire ("+d.Reason+"):") + " " + what
 	t.line(t.fit(t.head(e.Time, "wire", 0, s.Label), body, t.paint("dim", s.Addrs())))
