@@ -108,16 +108,17 @@ func parseEnd(s string) (netip.AddrPort, error) {
 }
 
 // JSONWriter writes events as JSON lines, one object per event, in the
-// order it is given them. It buffers; Flush writes out what it holds.
+// order it is given them. It holds lines back to write many at once, never
+// one cut in two; EndBatch and Flush write out what it holds.
 type JSONWriter struct {
-	bw  *bufio.Writer
+	bw  *lineWriter
 	enc *json.Encoder
 	err error
 }
 
 // NewJSONWriter returns a JSONWriter on w.
 func NewJSONWriter(w io.Writer) *JSONWriter {
-	bw := bufio.NewWriterSize(w, 64<<10)
+	bw := newLineWriter(w, 64<<10)
 	enc := json.NewEncoder(bw)
 	enc.SetEscapeHTML(false) // "sock->ops->bind" stays readable
 	return &JSONWriter{bw: bw, enc: enc}
@@ -129,6 +130,9 @@ func (j *JSONWriter) Event(e *Event) {
 		j.err = j.enc.Encode(e)
 	}
 }
+
+// EndBatch implements LineSink.
+func (j *JSONWriter) EndBatch() error { return j.Flush() }
 
 // Flush implements Sink.
 func (j *JSONWriter) Flush() error {

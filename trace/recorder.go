@@ -160,6 +160,12 @@ func (r *Recorder) run() {
 				s.Event(&batch[i])
 			}
 		}
+		for _, s := range r.sinks {
+			if ls, ok := s.(LineSink); ok {
+				// An error is kept by the sink, for Flush and Stop.
+				ls.EndBatch()
+			}
+		}
 		r.sinkMu.Unlock()
 		clear(batch) // the events' parts are the sinks' to keep, or garbage
 		r.mu.Lock()

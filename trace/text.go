@@ -1,7 +1,6 @@
 package trace
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/netip"
@@ -48,7 +47,7 @@ const bandSpan = time.Second
 // the first event. It is a Sink, and a pure function of the events: a
 // recording read back renders exactly as the live run did.
 type Text struct {
-	w   *bufio.Writer
+	w   *lineWriter
 	opt TextOptions
 	err error
 
@@ -108,7 +107,7 @@ func connOf(s *Segment) connKey {
 // NewText returns a text view writing to w.
 func NewText(w io.Writer, opt TextOptions) *Text {
 	return &Text{
-		w: bufio.NewWriterSize(w, 32<<10), opt: opt,
+		w: newLineWriter(w, 32<<10), opt: opt,
 		hostOf: map[netip.Addr]string{}, infos: map[string]*HostInfo{},
 		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{}, sent: map[dirKey]*uint32{},
 		connOf: map[sockKey]connKey{}, open: map[callKey]bool{},
@@ -177,6 +176,15 @@ func (t *Text) Flush() error {
 		t.endBand()
 		t.flushHeld()
 	}
+	if t.err == nil {
+		t.err = t.w.Flush()
+	}
+	return t.err
+}
+
+// EndBatch implements LineSink: the lines shown so far are written out (a
+// call's beginning held back and a band under way stay held).
+func (t *Text) EndBatch() error {
 	if t.err == nil {
 		t.err = t.w.Flush()
 	}
@@ -340,9 +348,8 @@ func (t *Text) line(s string) {
 	if t.err != nil {
 		return
 	}
-	if _, t.err = t.w.WriteString(s); t.err == nil {
-		_, t.err = t.w.WriteString("\n")
-	}
+	t.w.WriteString(s)
+	_, t.err = t.w.WriteString("\n")
 }
 
 // paint colours s for a terminal.
