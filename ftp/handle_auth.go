@@ -105,20 +105,15 @@ func handleSYST(s *session, _ string) { s.reply(215, "UNIX Type: L8") }
 // handleAUTH refuses TLS (RFC 4217) until the server speaks it; 502 tells a
 // client asking for optional TLS to go on without.
 
-// features is the RFC 2389 FEAT list; each line starts with a space.
-var features = []string{
-	" EPRT",
-	" EPSV",
-	" MDTM",
-	" MLST type*;size*;modify*;perm*;",
-	" PASV",
-	" REST STREAM",
-	" SIZE",
-	" UTF8",
-}
-
+// handleFEAT lists the RFC 2389 features, each line starting with a
+// space: MLST with the facts this session's MLSD and MLST send starred (RFC
+// 3659 section 7.8), and MFMT and MFF only where files may be changed.
 func handleFEAT(s *session, _ string) {
-	lines := append([]string{"Features:"}, features...)
+	lines := []string{"Features:", " EPRT", " EPSV", " MDTM"}
+	if s.cfg.Write {
+		lines = append(lines, " MFMT")
+	}
+	lines = append(lines, " MLST "+s.factsOff.feature(), " PASV", " REST STREAM", " SIZE", " UTF8")
 	if s.srv.tls != nil {
 		lines = append(lines, " AUTH TLS", " PBSZ", " PROT")
 	}
@@ -150,9 +145,10 @@ func handleOPTS(s *session, arg string) {
 		}
 		s.reply(504, "UTF8 cannot be turned off.")
 	case "MLST":
-		// Every fact is always sent (RFC 3659 section 7.9 lets the server
-		// say which it will use).
-		s.reply(200, "MLST OPTS type;size;modify;perm;")
+		// The facts MLSD and MLST send from now on: those named that the
+		// server knows; none if none (RFC 3659 section 7.9).
+		s.factsOff = parseFacts(val)
+		s.reply(200, strings.TrimRight("MLST OPTS "+s.factsOff.list(), " "))
 	default:
 		s.reply(501, "Option not understood.")
 	}

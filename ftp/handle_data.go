@@ -567,6 +567,12 @@ func (s *session) finish(r transferResult, ok string) {
 		s.reply(226, "ABOR successful.")
 	case !r.opened:
 		s.reply(425, "Cannot open data connection.")
+	case errors.Is(r.err, errNotResumed):
+		// vsftpd's words for require_ssl_reuse (RFC 4217 section 10.2):
+		// the client must resume the control connection's session.
+		s.reply(522, "SSL connection failed: session reuse required")
+	case errors.Is(r.err, errDataTLS):
+		s.reply(522, "SSL connection failed.")
 	case errors.As(r.err, &local):
 		s.srv.logf("ftp: transfer for %s: %v", s.remote, r.err)
 		s.reply(451, "Local error in processing.")

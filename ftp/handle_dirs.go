@@ -271,7 +271,7 @@ func (s *session) mlsdEntry(it listItem) Entry {
 	default:
 		e.Type, e.Size = "OS.unix="+lsMode(fi.Mode())[:1], -1
 	}
-	return e
+	return s.factsOff.strip(e)
 }
 
 // handleMLST describes one file on the control connection (RFC 3659

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"strconv"
+	"strings"
 )
 
 // handleRETR sends a regular file; anything else (a FIFO, a device, a
@@ -200,6 +201,86 @@ func handleMDTM(s *session, arg string) {
 
 // mdtmLayout is RFC 3659's time-val without fractions.
 const mdtmLayout = "20060102150405"
+
+// handleMFMT sets a file's modification time (draft-somers-ftp-mfxx,
+// "MFMT time-val path"), as mirroring clients (lftp mirror -R) do after
+// an upload, and answers the time now set.
+func handleMFMT(s *session, arg string) {
+	val, name, _ := strings.Cut(arg, " ")
+	setModify(s, val, name, "Modify=%s; %s")
+}
+
+// handleMFF sets the facts given of a file (draft-somers-ftp-mfxx, "MFF
+// fact=value;... path"); modify is the one that can be set.
+func handleMFF(s *session, arg string) {
+	facts, name, _ := strings.Cut(arg, " ")
+	val := ""
+	for _, f := range strings.Split(strings.TrimSuffix(facts, ";"), ";") {
+		k, v, _ := strings.Cut(f, "=")
+		if !strings.EqualFold(k, "modify") {
+			s.reply(504, "Only the modify fact can be changed.")
+			return
+		}
+		val = v
+	}
+	setModify(s, val, name, "modify=%s; %s")
+}
+
+// handleSITE runs the one SITE command the server has: SITE CHMOD mode
+// path, as vsftpd and ProFTPD have it, which mirroring clients (lftp mirror
+// -R) send after an upload to give the file its permissions. Only the
+// permission bits may be set: no set-user-ID, set-group-ID or sticky bit.
+func handleSITE(s *session, arg string) {
+	sub, rest, _ := strings.Cut(strings.TrimSpace(arg), " ")
+	if !strings.EqualFold(sub, "CHMOD") {
+		s.reply(504, "SITE "+strings.ToUpper(sub)+" is not supported; SITE CHMOD is.")
+		return
+	}
+	if !s.cfg.Write {
+		s.reply(550, "Permission denied: the server is read-only.")
+		return
+	}
+	modeText, name, _ := strings.Cut(strings.TrimSpace(rest), " ")
+	mode, err := strconv.ParseUint(modeText, 8, 32)
+	if err != nil || mode > 0o777 || name == "" {
+		s.reply(501, "Give a mode in octal, at most 777, then the file's name.")
+		return
+	}
+	_, rel, ok := s.resolve(name)
+	if !ok {
+		s.reply(501, "Invalid file name.")
+		return
+	}
+	if err := s.fs.Chmod(rel, fs.FileMode(mode)); err != nil {
+		s.replyFSError(err)
+		return
+	}
+	s.reply(200, "SITE CHMOD command ok.")
+}
+
+// setModify sets the modification time of name to the time-val val, and
+// replies 213 with the time set and the name, in the form given.
+func setModify(s *session, val, name, form string) {
+	t, ok := parseTimeVal(val)
+	if !ok || name == "" {
+		s.reply(501, "Give a time as YYYYMMDDHHMMSS (UTC), then the file's name.")
+		return
+	}
+	virtual, rel, ok := s.resolve(name)
+	if !ok {
+		s.reply(501, "Invalid file name.")
+		return
+	}
+	if _, err := s.fs.Stat(rel); err != nil {
+		s.replyFSError(err)
+		return
+	}
+	if err := s.fs.Chtimes(rel, t); err != nil {
+		s.replyFSError(err)
+		return
+	}
+	s.reply(213, fmt.Sprintf(form, t.UTC().Format(mdtmLayout), virtual))
+}
 
 // stat resolves arg and stats it, following symbolic links inside the
 // root, or replies with the error.

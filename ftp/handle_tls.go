@@ -193,6 +193,9 @@ func (s *session) tlsRefusal(verb string) (int, string) {
 // control connection's.
 var errNotResumed = errors.New("the data connection did not resume the control connection's TLS session")
 
+// errDataTLS is a data connection whose TLS handshake failed.
+var errDataTLS = errors.New("TLS handshake on the data connection")
+
 // secureData runs the TLS handshake on a data connection under PROT P. The
 // server is the TLS server whichever side opened the TCP connection. When
 // TLS is required the session must be resumed from a ticket this control
@@ -205,7 +208,7 @@ func (s *session) secureData(ctx context.Context, c net.Conn, mode string) (net.
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.DataTimeout)
 	defer cancel()
 	if err := tc.HandshakeContext(hctx); err != nil {
-		return nil, fmt.Errorf("ftp: TLS handshake on the data connection: %w", err)
+		return nil, fmt.Errorf("ftp: %w: %w", errDataTLS, err)
 	}
 	cs := tc.ConnectionState()
 	e := s.dataEvent(trace.KindTLS, mode, addrText(c.LocalAddr()), addrText(c.RemoteAddr()))

@@ -251,6 +251,16 @@ func (t *tree) removeTemp(name string) error {
 	return t.cleanup(opRemoveTemp, name, func() error { return t.root.Remove(name) })
 }
 
+// Chmod sets name's permission bits.
+func (t *tree) Chmod(name string, mode fs.FileMode) error {
+	return boundedErr(t, "chmod", name, func() error { return t.root.Chmod(name, mode) })
+}
+
+// Chtimes sets name's modification time (and its access time to now).
+func (t *tree) Chtimes(name string, mtime time.Time) error {
+	return boundedErr(t, "chtimes", name, func() error { return t.root.Chtimes(name, time.Now(), mtime) })
+}
+
 // Rename is os.Root.Rename, bounded.
 func (t *tree) Rename(from, to string) error {
 	return boundedErr(t, "rename", from, func() error { return t.root.Rename(from, to) })

@@ -47,7 +47,9 @@ func newCommandTable() map[string]command {
 		"AUTH": row(handleAUTH, 0),
 		"PBSZ": row(handlePBSZ, arg),
 		"PROT": row(handlePROT, arg),
-		"OPTS": row(handleOPTS, login|arg),
+		// Before login too: clients send OPTS UTF8 ON first thing, and
+		// vsftpd takes it.
+		"OPTS": row(handleOPTS, arg),
 		"TYPE": row(handleTYPE, login|arg),
 		"MODE": row(handleMODE, login|arg),
 		"STRU": row(handleSTRU, login|arg),
@@ -68,6 +70,9 @@ func newCommandTable() map[string]command {
 		"REST": row(handleREST, login|arg),
 		"SIZE": row(handleSIZE, login|arg),
 		"MDTM": row(handleMDTM, login|arg),
+		"MFMT": row(handleMFMT, login|arg|write),
+		"MFF":  row(handleMFF, login|arg|write),
+		"SITE": row(handleSITE, login|arg),
 		"DELE": row(handleDELE, login|arg|write),
 		"RNFR": row(handleRNFR, login|arg|write),
 		"RNTO": row(handleRNTO, login|arg|write),
@@ -123,13 +128,14 @@ type session struct {
 	quit    bool             // end the session after this command
 
 	loggedIn   bool
-	user       string // as given to USER; cleared by a failed PASS
-	failures   int    // failed PASS commands
-	cwd        string // virtual, "/"-rooted, clean
-	rest       int64  // REST offset for the next RETR or STOR
-	renameFrom string // RNFR's name relative to the root; "" if none
-	asciiType  bool   // TYPE A asked for; data still flows unconverted
-	epsvAll    bool   // RFC 2428 EPSV ALL: no other data setup allowed
+	user       string    // as given to USER; cleared by a failed PASS
+	failures   int       // failed PASS commands
+	cwd        string    // virtual, "/"-rooted, clean
+	rest       int64     // REST offset for the next RETR or STOR
+	renameFrom string    // RNFR's name relative to the root; "" if none
+	asciiType  bool      // TYPE A asked for; data still flows unconverted
+	factsOff   mlstFacts // the MLST facts OPTS MLST turned off (RFC 3659 7.9)
+	epsvAll    bool      // RFC 2428 EPSV ALL: no other data setup allowed
 	plan       *dataPlan
 
 	// FTPS (handle_tls.go).

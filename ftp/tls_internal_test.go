@@ -12,6 +12,7 @@ import (
 	"math/big"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 )
@@ -140,4 +141,60 @@ func newInternalPKI(t *testing.T) *internalPKI {
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return &internalPKI{pool: pool, cert: tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}}
+}
+
+// TestFTPSReuseRequired: a client whose data connection does not resume
+// the control connection's TLS session (Python's ftplib does not) is told
+// why, as vsftpd tells it with require_ssl_reuse: 522 SSL connection
+// failed: session reuse required, after the 150.
+func TestFTPSReuseRequired(t *testing.T) {
+	pki := newInternalPKI(t)
+	srv := startTestServer(t, ServerConfig{
+		Anonymous: true, TLSRequired: true,
+		TLS: &tls.Config{Certificates: []tls.Certificate{pki.cert}},
+	})
+	writeTree(t, srv.root, map[string]string{"f.txt": "the file"})
+	ctx := context.Background()
+	c, err := Dial(ctx, srv.addr, ClientConfig{
+		Network: &OSNetwork{}, TLSMode: TLSRequire, TLS: &tls.Config{RootCAs: pki.pool},
+		ReplyTimeout: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(ctx, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.expect(ctx, "EPSV", "", 229)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := ParseEPSV(r.Text())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := (&OSNetwork{}).Dial(ctx, "data", netip.AddrPortFrom(c.peer.Addr(), port).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if r, err = c.expect(ctx, "RETR", "f.txt", 150); err != nil {
+		t.Fatal(err)
+	}
+	// A session of its own: no ticket from the control connection.
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	n, _ := io.Copy(io.Discard, tls.Client(conn, &tls.Config{RootCAs: pki.pool, ServerName: "127.0.0.1"}))
+	r, err = c.readReply(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 || r.String() != "522 SSL connection failed: session reuse required" {
+		t.Errorf("RETR over a data connection that did not resume: %d bytes, then %q; want none, then 522", n, r.String())
+	}
+	// The session goes on, and a client that resumes gets the file.
+	var got strings.Builder
+	if _, err := c.Retrieve(ctx, "f.txt", 0, &got); err != nil || got.String() != "the file" {
+		t.Errorf("RETR after the 522: %q, %v", got.String(), err)
+	}
 }
