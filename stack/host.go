@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -82,7 +83,9 @@ type HostConfig struct {
 	// without changing what the stack does, only how long it waits.
 	MinRTO time.Duration
 	// MaxRTO, if set, caps TCP's retransmission timeout, which otherwise
-	// backs off to netstack's (and Linux's) 120 s.
+	// backs off to netstack's (and Linux's) 120 s. A capped host gives up
+	// on a connection after RetryBudget without an acknowledgement, as
+	// Linux does, not after 15 capped timeouts.
 	MaxRTO time.Duration
 	// NoRACK turns off RACK loss detection (RFC 8985), which netstack and
 	// Linux use by default, leaving SACK-based recovery (RFC 6675: fast
@@ -117,6 +120,17 @@ type HostConfig struct {
 	Capture *CaptureConfig
 }
 
+// RetryBudget is how long a host whose retransmission timeout is capped
+// (HostConfig.MaxRTO) resends unacknowledged data before it gives up on
+// the connection: Linux's default, net.ipv4.tcp_retries2 = 15, which Linux
+// counts as time, not as resends (tcp_model_timeout: timeouts doubling
+// from 200 ms to the 120 s maximum, 15 of them, 1023 x 200 ms + 6 x 120 s
+// = 924.6 s), however often a lower cap (tcp_rto_max_ms) lets it resend
+// in that time. On a wire whose RTO is capped at 1 s, a segment lost 16
+// times in a row in a burst (the Bad state lasting, see GilbertElliott)
+// ended a connection after netstack's 15 resends, 14 s after the first.
+const RetryBudget = 924600 * time.Millisecond
+
 // Host is a TCP/IP stack owned by this program: one gVisor netstack with
 // IPv4, IPv6, ARP, NDP, TCP (SACK on) and UDP, one network interface, and
 // traced BSD-style sockets (see Socket and UDPSocket). Its addresses,
@@ -131,6 +145,11 @@ type Host struct {
 	capture *captureEndpoint
 
 	nextID atomic.Int64 // socket numbers, like file descriptors, for traces
+
+	// giveUp, if set, is every TCP socket's TCP_USER_TIMEOUT: how long
+	// unacknowledged data is resent before the connection is given up
+	// (RetryBudget, on a host whose RTO is capped).
+	giveUp time.Duration
 
 	conf      netState
 	probeWait time.Duration
@@ -250,7 +269,13 @@ func (h *Host) configure(cfg HostConfig) error {
 	}
 	if cfg.MaxRTO > 0 {
 		maxRTO := tcpip.TCPMaxRTOOption(cfg.MaxRTO)
-		opts = append(opts, &maxRTO)
+		// netstack gives up when one segment has been resent 15 times
+		// (tcp_retries2's count): at a 1 s cap, 15 s after the first,
+		// where Linux goes on for RetryBudget. The count is lifted and
+		// each socket's user timeout set to the budget instead.
+		retries := tcpip.TCPMaxRetriesOption(math.MaxUint32)
+		opts = append(opts, &maxRTO, &retries)
+		h.giveUp = RetryBudget
 	}
 	if cfg.NoRACK {
 		recovery := tcpip.TCPRecovery(0)

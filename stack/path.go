@@ -41,12 +41,51 @@ type Path struct {
 }
 
 // GilbertElliott is bursty loss as netem's "loss gemodel p r 1-h 1-k": a
-// two-state chain, Good and Bad, moved every frame. All are percentages.
+// two-state chain, Good and Bad, moved every frame, or with Step every
+// Step of time. All but Step are percentages.
 type GilbertElliott struct {
 	P        float64 // chance of going from Good to Bad
 	R        float64 // chance of going from Bad to Good
 	LossBad  float64 // chance of losing a frame in Bad (netem's 1-h; 100 if 0)
 	LossGood float64 // chance of losing a frame in Good (netem's 1-k)
+	// Step, if set, moves the chain once every Step of time instead of
+	// once per frame, as a noisy channel's bursts last a time: frames
+	// close together share a state, and a lone frame a second after the
+	// last (a retransmission after a timeout) meets the chain moved on
+	// by a second's worth of steps. Per frame, as netem does it, a Bad
+	// state lasts as many frames as it takes, however long that is.
+	Step time.Duration
+}
+
+// move moves the chain to now: once (per frame), or once per Step since
+// the last move. After n steps from state x (1 Bad, 0 Good) the chain is
+// Bad with probability pi + (x - pi)(1-p-r)^n, pi = p/(p+r) its share of
+// Bad in the long run: one draw stands for all n steps.
+func (b *GilbertElliott) move(bad bool, at *time.Time, now time.Time, rnd func() float64) bool {
+	if b.Step <= 0 {
+		if bad {
+			return rnd()*100 >= b.R
+		}
+		return rnd()*100 < b.P
+	}
+	if at.IsZero() {
+		*at = now
+		return bad
+	}
+	n := int64(now.Sub(*at) / b.Step)
+	if n <= 0 {
+		return bad
+	}
+	*at = at.Add(time.Duration(n) * b.Step)
+	p, r := b.P/100, b.R/100
+	if p+r == 0 {
+		return bad
+	}
+	pi, x := p/(p+r), 0.0
+	if bad {
+		x = 1
+	}
+	return rnd() < pi+(x-pi)*math.Pow(1-p-r, float64(n))
 }
 
 // Outage is a time the link is down, from At after the wire was made,
@@ -104,6 +143,9 @@ func (p *Path) check() error {
 				return fmt.Errorf("burst loss model %+v: each figure is a percentage, 0-100", *b)
 			}
 		}
+		if b.Step < 0 {
+			return fmt.Errorf("burst loss model's step %v is negative", b.Step)
+		}
 	}
 	switch {
 	case p.Rate < 0:
@@ -133,6 +175,7 @@ type pathState struct {
 	free    time.Time // when the bottleneck has sent everything queued
 	lastDue time.Time // when the last frame is delivered, to keep order
 	bad     bool      // Gilbert-Elliott: in the Bad state
+	movedAt time.Time // Gilbert-Elliott by time: when the chain last moved
 	lost    bool      // the last frame offered was lost: a burst goes on
 }
 
@@ -166,11 +209,7 @@ func (ps *pathState) send(now time.Time, size int, rnd func() float64) (f fate, 
 	}
 	if b := c.Burst; b != nil {
 		// Move the chain, then lose by the state it is in.
-		if ps.bad {
-			ps.bad = rnd()*100 >= b.R
-		} else {
-			ps.bad = rnd()*100 < b.P
-		}
+		ps.bad = b.move(ps.bad, &ps.movedAt, now, rnd)
 		pl := b.LossGood
 		if ps.bad {
 			pl = b.LossBad

@@ -217,6 +217,33 @@ func TestPartitionRTOCapped(t *testing.T) {
 	}
 }
 
+// TestOutageOutlastsRetryCount: the link goes down for 16 s, longer than
+// netstack's 15 resends take at the wire's 1 s cap on the RTO (about 10 s
+// from the first). A host whose RTO is capped gives up after
+// stack.RetryBudget, as Linux does (tcp_retries2 counted as time), so the
+// transfer survives the outage and completes, byte for byte (without
+// the budget the sender gave up: ETIMEDOUT).
+func TestOutageOutlastsRetryCount(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	// 1 MiB at 1 MB/s, behind a queue short enough to leave the cap
+	// at 1 s.
+	const at, length = 300 * time.Millisecond, 16 * time.Second
+	path := stack.Path{Rate: 8e6, Queue: 16, Delay: time.Millisecond, Down: []stack.Outage{{At: at, For: length}}}
+	start := time.Now()
+	_, evs, p := pathRun(t, stack.WireConfig{Path: path}, 1<<20)
+	if took := time.Since(start); took < length {
+		t.Errorf("the transfer took %v, less than the outage", took)
+	}
+	gaps := timeoutGaps(evs, at, at+length)
+	t.Logf("%d retransmission timeouts during the outage", len(gaps)+1)
+	if len(gaps) < 15 {
+		t.Errorf("%d resends during a %v outage at a 1 s cap; want more than netstack's 15", len(gaps)+1, length)
+	}
+	if n := p.Server.Stats()["TCP.EstablishedTimedout"]; n != 0 {
+		t.Errorf("netstack timed %d connections out", n)
+	}
+}
+
 // timeoutGaps returns the times between the server's retransmission
 // timeouts from from to to after the first event: the gaps between its
 // resends of data already sent, a burst of resends counting as one.

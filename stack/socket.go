@@ -93,6 +93,11 @@ func (h *Host) Socket(ctx context.Context, network string, label trace.Conn) (*S
 		return nil, err
 	}
 	s.ep = ep
+	if h.giveUp > 0 {
+		// Connections accepted on a listening socket inherit it.
+		uto := tcpip.TCPUserTimeoutOption(h.giveUp)
+		ep.SetSockOpt(&uto)
+	}
 	if h.tl != nil {
 		s.c = h.tl.follow(s.id, label, ep.(*tcp.Endpoint), s.wq)
 	}

@@ -26,7 +26,7 @@ func (pf *pathFlags) register(fs *flagSet) {
 	fs.stringVar(&pf.delay, "delay", "", "delay every frame by `DURATION` (20ms)")
 	fs.stringVar(&pf.jitter, "jitter", "", "vary the delay by up to `DURATION` either way; frames keep their order")
 	fs.stringVar(&pf.loss, "loss", "", "drop `PERCENT` of frames, each independently (1, 0.5%)")
-	fs.stringVar(&pf.burst, "burst", "", "drop frames in bursts, netem's gemodel: `P,R[,1-H[,1-K]]` percentages (1,25: into a burst 1%, out 25%; 0 for none)")
+	fs.stringVar(&pf.burst, "burst", "", "drop frames in bursts, netem's gemodel: `P,R[,1-H[,1-K]][@STEP]` percentages (1,25: into a burst 1%, out 25%; 0 for none), the state moving per frame, or with @STEP once every STEP of time (2,20@1ms)")
 	fs.stringVar(&pf.down, "down", "", "the link is down from AT for FOR: `AT+FOR[,AT+FOR...]` (2s+2s), counted from the start")
 	fs.stringVar(&pf.duplicate, "duplicate", "", "deliver `PERCENT` of frames twice")
 	fs.stringVar(&pf.reorder, "reorder", "", "let `PERCENT` of frames be overtaken by the next")
@@ -76,9 +76,18 @@ func (pf *pathFlags) paths() (up, down stack.Path, err error) {
 		if s == "0" {
 			return nil // none this way: --burst 0/1,25
 		}
+		s, stepText, byTime := strings.Cut(s, "@")
+		var step time.Duration
+		if byTime {
+			d, err := time.ParseDuration(stepText)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("@%s: the step is a positive duration, like @1ms", stepText)
+			}
+			step = d
+		}
 		parts := strings.Split(s, ",")
 		if len(parts) < 2 || len(parts) > 4 {
-			return fmt.Errorf("want P,R[,1-H[,1-K]]")
+			return fmt.Errorf("want P,R[,1-H[,1-K]][@STEP]")
 		}
 		var v [4]float64
 		v[2] = 100
@@ -89,7 +98,7 @@ func (pf *pathFlags) paths() (up, down stack.Path, err error) {
 			}
 			v[i] = f
 		}
-		p.Burst = &stack.GilbertElliott{P: v[0], R: v[1], LossBad: v[2], LossGood: v[3]}
+		p.Burst = &stack.GilbertElliott{P: v[0], R: v[1], LossBad: v[2], LossGood: v[3], Step: step}
 		return nil
 	})
 	set("down", pf.down, func(s string, p *stack.Path) error {
