@@ -286,31 +286,37 @@ func (s *session) dataEvent(kind trace.Kind, mode, local, remote string) event {
 // stack, the less TCP's per-call work costs a byte: 1 MiB writes move a
 // RETR across the virtual wire half again as fast as 64 KiB ones, for the
 // same CPU (BenchmarkRETRWireVsLoopback). So a transfer gets up to
-// bigDataBuffer, sized to what it will move, while fewer than
-// maxBigBuffers transfers hold one; the rest get dataBufferSize, so that
-// memory stays bounded however many sessions transfer at once.
+// bigDataBuffer, sized to what it will move, while the buffers fit in
+// ServerConfig.BufferMemory; past it a transfer gets what is left, and at
+// least minDataBuffer (a flash crowd of 10,000 held 64 KiB each: 640 MB),
+// so that memory stays bounded however many sessions transfer at once:
+// BufferMemory and minDataBuffer a transfer.
 const (
 	dataBufferSize = 64 << 10
 	bigDataBuffer  = 1 << 20
-	maxBigBuffers  = 32
+	minDataBuffer  = 4 << 10
 )
 
 // dataBuffer returns a copy buffer for a transfer of about size bytes (-1
 // when not known), and the function that gives it back.
 func (srv *Server) dataBuffer(size int64) ([]byte, func()) {
-	if size >= 0 && size <= dataBufferSize {
-		return make([]byte, dataBufferSize), func() {}
-	}
-	if srv.bigBuffers.Add(1) > maxBigBuffers {
-		srv.bigBuffers.Add(-1)
-		return make([]byte, dataBufferSize), func() {}
-	}
-	n := int64(bigDataBuffer)
+	n, done := srv.bufferShare(size)
+	return make([]byte, n), done
+}
+
+// bufferShare returns the size of the buffer a transfer of about size
+// bytes gets now (see dataBuffer), and the function that gives it back.
+func (srv *Server) bufferShare(size int64) (int, func()) {
+	want := int64(bigDataBuffer)
 	if size >= 0 {
-		// A read of the file's last bytes and one that sees EOF.
-		n = min(n, size+1)
+		// A read of the file's last bytes and one that sees EOF; a
+		// small file still gets a listing's worth.
+		want = max(min(want, size+1), dataBufferSize)
 	}
-	return make([]byte, n), func() { srv.bigBuffers.Add(-1) }
+	left := int64(srv.cfg.BufferMemory) - srv.buffered.Load()
+	n := max(min(want, left), minDataBuffer)
+	srv.buffered.Add(n)
+	return int(n), func() { srv.buffered.Add(-n) }
 }
 
 // dataConn is an open data connection, with its two defences against a

@@ -135,7 +135,9 @@ func list(s *session, arg, verb string, format listFormat) {
 	}
 	s.reply(150, "Here comes the directory listing.")
 	r := s.transfer(p, verb, func(data io.ReadWriter) error {
-		w := bufio.NewWriterSize(data, dataBufferSize)
+		n, done := s.srv.bufferShare(dataBufferSize - 1)
+		defer done()
+		w := bufio.NewWriterSize(data, n)
 		err := s.entries(rel, func(it listItem) error {
 			_, err := w.WriteString(format(it) + "\r\n")
 			return err

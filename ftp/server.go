@@ -75,6 +75,11 @@ type ServerConfig struct {
 	// and frees its slot; the call itself is left to return in its own
 	// time (see Server.Close).
 	FileTimeout time.Duration
+	// BufferMemory bounds the copy buffers of all transfers together (0
+	// means 32 MiB): a transfer gets a buffer sized to its file, up to 1
+	// MiB, while they fit; past it, what is left, and at least 4 KiB, and
+	// it moves its file in smaller pieces.
+	BufferMemory int
 	// FailDelay is the delay before the 530 reply to the second failed
 	// login of a session; it doubles on each further failure, up to eight
 	// times FailDelay (0 means 1 second). The third failure ends the
@@ -122,6 +127,7 @@ const (
 	defaultMinDataRate        = 1024
 	defaultFileTimeout        = 30 * time.Second
 	defaultFailDelay          = time.Second
+	defaultBufferMemory       = 32 << 20
 	defaultGreeting           = "nsftp ready"
 )
 
@@ -149,9 +155,9 @@ type Server struct {
 	// session ended) that have not returned yet, and stuckNames the
 	// names they were made on; see bounded.
 	stuck atomic.Int64
-	// bigBuffers counts the transfers holding a large copy buffer; see
+	// buffered is the bytes transfers hold in copy buffers; see
 	// dataBuffer.
-	bigBuffers atomic.Int32
+	buffered atomic.Int64
 	// writesResumed counts data writes the end of a rate window cut short
 	// and that went on (see dataConn.Write), for tests.
 	writesResumed atomic.Int64
@@ -183,7 +189,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, errors.New("ftp: ServerConfig allows no login: set Anonymous or User")
 	case cfg.User != "" && cfg.Password == "":
 		return nil, fmt.Errorf("ftp: ServerConfig.User %q has an empty Password", cfg.User)
-	case cfg.MaxSessions < 0, cfg.MaxPerAddr < 0, cfg.MaxUnauthenticated < 0, cfg.MinDataRate < 0,
+	case cfg.MaxSessions < 0, cfg.MaxPerAddr < 0, cfg.MaxUnauthenticated < 0, cfg.MinDataRate < 0, cfg.BufferMemory < 0,
 		cfg.IdleTimeout < 0, cfg.LoginTimeout < 0, cfg.DataTimeout < 0, cfg.FileTimeout < 0, cfg.FailDelay < 0:
 		return nil, errors.New("ftp: ServerConfig has a negative limit or timeout")
 	}
@@ -196,6 +202,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	cfg.MinDataRate = orDefault(cfg.MinDataRate, defaultMinDataRate)
 	cfg.FileTimeout = orDefault(cfg.FileTimeout, defaultFileTimeout)
 	cfg.FailDelay = orDefault(cfg.FailDelay, defaultFailDelay)
+	cfg.BufferMemory = orDefault(cfg.BufferMemory, defaultBufferMemory)
 	cfg.Greeting = orDefault(cfg.Greeting, defaultGreeting)
 	if (cfg.TLSRequired || cfg.TLSImplicit) && cfg.TLS == nil {
 		return nil, errors.New("ftp: ServerConfig.TLSRequired and TLSImplicit need ServerConfig.TLS")
@@ -334,6 +341,14 @@ func (s *Server) reject(c net.Conn, text string) {
 // network mount): no goroutine can be made to leave it, so Close does not
 // wait for it; it holds no session slot, and whatever it opens is closed
 // as soon as the kernel lets it return. Calls after the first return the
+// Sessions returns how many sessions are running, and how many of them
+// have not logged in yet.
+func (s *Server) Sessions() (running, unauthenticated int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions, s.unauth
+}
+
 // first call's result.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {

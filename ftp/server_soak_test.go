@@ -871,7 +871,7 @@ func (s *soak) abuse(from string) {
 		"PASS before-user":  {503},
 		"\xff\xf4\xff\xf2":  {500},
 		"\x00\x01\x02":      {500},
-		"SITE EXEC /bin/sh": {502},
+		"SITE EXEC /bin/sh": {530},
 	}) {
 		return
 	}
@@ -879,6 +879,7 @@ func (s *soak) abuse(from string) {
 		return
 	}
 	if !s.expect(c, "abuse", map[string][]int{
+		"SITE EXEC /bin/sh":                 {504},
 		"REST -1":                           {501},
 		"REST 99999999999999999999999":      {501},
 		"RNTO nowhere":                      {503},

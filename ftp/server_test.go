@@ -438,11 +438,11 @@ func TestServerLogin(t *testing.T) {
 		{"unknown user", []string{"USER mallory", "PASS pw-hunter2"}, []int{331, 530}},
 		{"PASS before USER", []string{"PASS pw-hunter2"}, []int{503}},
 		// Section 4.1.1: most commands need a login first.
-		{"commands need login", []string{"PWD", "LIST", "RETR x", "PASV", "STOR x", "CWD /", "TYPE I"}, []int{530, 530, 530, 530, 530, 530, 530}},
+		{"commands need login", []string{"PWD", "LIST", "RETR x", "PASV", "STOR x", "CWD /", "TYPE I", "SITE CHMOD 777 x", "MFMT 20200101000000 x"}, []int{530, 530, 530, 530, 530, 530, 530, 530, 530}},
 		// RFC 2389 section 3 (FEAT), RFC 959 SYST and NOOP, and the TLS
 		// question (RFC 4217 AUTH) work before login.
 		{"allowed before login", []string{"SYST", "FEAT", "NOOP", "AUTH TLS"}, []int{215, 211, 200, 502}},
-		{"unknown command", []string{"XYZZ", "SITE CHMOD 777 x"}, []int{502, 502}},
+		{"unknown command", []string{"XYZZ", "ACCT x"}, []int{502, 502}},
 		{"bad command line", []string{"TOOLONGVERB", "NOOP"}, []int{500, 200}},
 		{"second USER after login", []string{"USER alice", "PASS pw-hunter2", "USER ftp"}, []int{331, 230, 503}},
 	} {

@@ -77,6 +77,20 @@ type HostConfig struct {
 	// SendBuffer and ReceiveBuffer override the TCP buffer ranges; zero
 	// values mean DefaultSendBuffer and DefaultReceiveBuffer.
 	SendBuffer, ReceiveBuffer BufferRange
+	// SocketMemory, if set, bounds what the host's TCP connections
+	// together may hold in their buffers (data written and not yet
+	// acknowledged, and data received and not yet read), as Linux's
+	// net.ipv4.tcp_mem does: with more connections than the default
+	// buffers fit in it, each buffer gets an equal share (at least 4 KiB),
+	// and the data waits in the program instead. A server it protects from
+	// a crowd is slower, not out of memory.
+	SocketMemory int
+	// FloodGuard drops the TCP SYNs that come from an address on the link
+	// that does not answer ARP or NDP, before the stack works on them: a
+	// SYN flood from spoofed addresses of the link's own subnet would
+	// otherwise have the host queue a SYN|ACK for each behind an address
+	// resolution that fails (see floodGuard). A real host answers.
+	FloodGuard bool
 	// MinRTO, if set, lowers TCP's minimum retransmission timeout from
 	// netstack's 200ms (Linux's too). On an in-memory wire whose round
 	// trip is microseconds, a few milliseconds lets loss tests finish
@@ -145,6 +159,11 @@ type Host struct {
 	capture *captureEndpoint
 
 	nextID atomic.Int64 // socket numbers, like file descriptors, for traces
+
+	// mem, if set, shares out HostConfig.SocketMemory.
+	mem *sockMem
+	// guard, if set, is HostConfig.FloodGuard's.
+	guard *floodGuard
 
 	// giveUp, if set, is every TCP socket's TCP_USER_TIMEOUT: how long
 	// unacknowledged data is resent before the connection is given up
@@ -252,6 +271,9 @@ func (h *Host) configure(cfg HostConfig) error {
 	if recv == (BufferRange{}) {
 		recv = DefaultReceiveBuffer
 	}
+	if cfg.SocketMemory > 0 {
+		h.mem = newSockMem(cfg.SocketMemory, send.Default, recv.Default)
+	}
 	sack := tcpip.TCPSACKEnabled(true)
 	// Receive-buffer auto-tuning off: netstack's tuner, when it grows the
 	// buffer, can leave a window it closed unannounced once the reader has
@@ -304,8 +326,15 @@ func (h *Host) configure(cfg HostConfig) error {
 		h.capture = c
 		link = c
 	}
+	if cfg.FloodGuard {
+		h.guard = newFloodGuard(link, h)
+		link = h.guard
+	}
 	if err := h.s.CreateNICWithOptions(h.nic, link, gstack.NICOptions{Name: cfg.Name}); err != nil {
 		return fmt.Errorf("stack: creating interface: %s", err)
+	}
+	if h.guard != nil {
+		h.guard.start()
 	}
 
 	for _, p := range cfg.Addrs {
@@ -341,6 +370,12 @@ func (h *Host) Close() error {
 			f.Flush(time.Second)
 		}
 		h.s.Destroy()
+		if h.mem != nil {
+			h.mem.stop()
+		}
+		if h.guard != nil {
+			h.guard.close()
+		}
 		h.bg.Wait()
 		if h.tl != nil {
 			h.tl.stopWatching()

@@ -192,6 +192,9 @@ func (s *Socket) accept(ctx context.Context) (*Socket, error) {
 			}
 			ns.localAddrPort() // remember the addresses while they can be read
 			ns.remoteAddrPort()
+			if s.h.mem != nil {
+				s.h.mem.add(ns)
+			}
 			return ns, nil
 		}
 		if _, ok := terr.(*tcpip.ErrWouldBlock); !ok {
@@ -224,6 +227,9 @@ func (s *Socket) Connect(ctx context.Context, addr netip.AddrPort) error {
 		return err
 	}
 	err = s.connect(ctx, addr)
+	if err == nil && s.h.mem != nil {
+		s.h.mem.add(s)
+	}
 	s.end(&c, 0, err)
 	return err
 }
@@ -433,6 +439,9 @@ func (s *Socket) release(abort bool) bool {
 			s.ep.Abort()
 		}
 		s.ep.Close()
+		if s.h.mem != nil {
+			s.h.mem.closed(s)
+		}
 		s.rd.stop()
 		s.wd.stop()
 		s.end(&c, 0, nil)

@@ -6,6 +6,9 @@ import (
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Stats is a snapshot of a host's netstack counters by dotted name, e.g.
@@ -70,4 +73,21 @@ func walkStats(v reflect.Value, prefix string, out Stats) {
 			walkStats(v.Field(i), name, out)
 		}
 	}
+}
+
+// Connections counts the host's TCP connections by state (RFC 793's
+// names, as trace.TCPState has them): what `ss -s` tells of the kernel's.
+// SYN-RECEIVED counts the half-open connections a listener holds.
+func (h *Host) Connections() map[trace.TCPState]int {
+	out := map[trace.TCPState]int{}
+	for _, te := range h.s.RegisteredEndpoints() {
+		ep, ok := te.(*tcp.Endpoint)
+		if !ok {
+			continue
+		}
+		if st, ok := rfcState(ep.EndpointState()); ok {
+			out[st]++
+		}
+	}
+	return out
 }

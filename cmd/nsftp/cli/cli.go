@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/nsftp/nsftp/ftp"
@@ -139,6 +140,13 @@ type env struct {
 	// guardExe is the program to run as a TAP device's guard (see
 	// startGuard): nsftp itself, when run by Main; "" for none.
 	guardExe string
+	// status delivers the process's SIGUSR1s (Main): serve answers each
+	// with a line on its state. Nil in-process.
+	status <-chan os.Signal
+	// process says the run owns the process (Main): settings that are the
+	// whole process's, such as the Go runtime's memory limit, are the
+	// run's to make.
+	process bool
 }
 
 type command struct {

@@ -24,6 +24,12 @@ type netFlags struct {
 	mac       string
 	noOffload bool
 	netns     string
+	// socketMemory bounds the TCP buffers of nsftp's own stack
+	// (stack.HostConfig.SocketMemory); serve sets it from --buffer-memory.
+	socketMemory int
+	// floodGuard drops SYNs from addresses that do not answer ARP or NDP
+	// (stack.HostConfig.FloodGuard): serve sets it.
+	floodGuard bool
 }
 
 func (n *netFlags) register(fs *flagSet) {

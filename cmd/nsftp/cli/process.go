@@ -24,7 +24,7 @@ import (
 // second one exits at once, leaving the device to the guard. A reader of
 // standard output that goes away (nsftp get URL - | head -c 10) ends the
 // run the same way, and nsftp then dies of SIGPIPE as a pipeline expects,
-// saying nothing.
+// saying nothing. SIGUSR1 has serve print a line on its state.
 func Main() int {
 	if os.Getenv(guardEnv) != "" {
 		return runGuard()
@@ -38,9 +38,12 @@ func Main() int {
 	caught := make(chan os.Signal, 1)
 	go watchSignals(sigs, cancel, caught)
 
-	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, guardExe: selfPath()}
+	status := make(chan os.Signal, 1)
+	signal.Notify(status, syscall.SIGUSR1)
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, guardExe: selfPath(), status: status, process: true}
 	err := runEnv(ctx, e, os.Args[1:])
 	signal.Stop(sigs)
+	signal.Stop(status)
 	cancel(nil)
 
 	var sig os.Signal

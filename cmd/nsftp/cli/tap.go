@@ -85,6 +85,8 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 		see.step.frameIn = true
 	}
 	cfg.Link = dev.Endpoint()
+	cfg.SocketMemory = n.socketMemory
+	cfg.FloodGuard = n.floodGuard
 	cfg.Addrs = prefixes
 	cfg.Autoconf = len(prefixes) == 0
 	host, err := stack.NewHost(cfg)

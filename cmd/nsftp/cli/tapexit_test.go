@@ -182,9 +182,9 @@ func TestTAPDeviceKeptOnEveryExit(t *testing.T) {
 		signalWay(syscall.SIGTERM),
 		signalWay(syscall.SIGHUP),
 		{name: "SIGPIPE", dest: "-", act: func(_ *exec.Cmd, stdout *os.File) { stdout.Close() }, check: killedBy(syscall.SIGPIPE)},
-		{name: "panic", dest: "-", act: func(cmd *exec.Cmd, _ *os.File) { cmd.Process.Signal(syscall.SIGUSR1) },
+		{name: "panic", dest: "-", act: func(cmd *exec.Cmd, _ *os.File) { cmd.Process.Signal(syscall.SIGUSR2) },
 			check: func(st *os.ProcessState, stderr string) error {
-				if st.ExitCode() != 2 || !strings.Contains(stderr, "panic: SIGUSR1 asked for a panic") {
+				if st.ExitCode() != 2 || !strings.Contains(stderr, "panic: SIGUSR2 asked for a panic") {
 					return errors.New("want the runtime's exit 2 and the panic")
 				}
 				return nil
