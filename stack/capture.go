@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/netip"
 	"sync"
-	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -87,7 +86,7 @@ func (c *captureEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber
 func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, chain []string) {
 	size := pkt.Size()
 	if c.pcap != nil {
-		c.pcap.record(time.Now(), pkt.AsSlices())
+		c.pcap.record(c.h.clock.Now(), pkt.AsSlices())
 	}
 	if c.tl == nil {
 		return

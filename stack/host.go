@@ -115,6 +115,13 @@ type HostConfig struct {
 	Gate Gate
 	// Capture, if set, writes every frame of the link both ways as pcap.
 	Capture *CaptureConfig
+	// Clock, if set, is the host's time: its netstack's timers and
+	// timestamps (RTT, RTO, delayed ACKs, TIME-WAIT, neighbour cache),
+	// its sockets' deadlines and call durations, and its capture's
+	// timestamps. The host holds it while Gate waits, so a prompt is no
+	// time to TCP. Without, the host has a clock of its own at real
+	// speed. A Pair gives its hosts and wire one clock.
+	Clock *Clock
 }
 
 // Host is a TCP/IP stack owned by this program: one gVisor netstack with
@@ -123,8 +130,10 @@ type HostConfig struct {
 // routers and name servers may change as it runs (Configure, and router
 // advertisements with HostConfig.Autoconf).
 type Host struct {
-	name    string
-	s       *gstack.Stack
+	name     string
+	s        *gstack.Stack
+	clock    *Clock
+	ownClock bool // made by NewHost: closed with the host
 	nic     tcpip.NICID
 	tl      *timeline    // nil when nobody observes the host
 	link    LinkEndpoint // as given, beneath any capture
@@ -148,7 +157,10 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, errors.New("stack: host needs a link")
 	}
 	quietNetstack()
-	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait}
+	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait, clock: cfg.Clock}
+	if h.clock == nil {
+		h.clock, h.ownClock = newWallClock(), true
+	}
 	h.conf.init()
 	if h.probeWait <= 0 {
 		h.probeWait = DefaultProbeWait
@@ -193,13 +205,18 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			NDPDisp: &ndpEvents{h: h},
 		}
 	}
-	h.s = gstack.New(gstack.Options{
-		NetworkProtocols: []gstack.NetworkProtocolFactory{
-			ipv4.NewProtocol,
-			ipv6.NewProtocolWithOptions(v6),
-			arp.NewProtocolWithOptions(arp.Options{DADConfigs: probeConfig(h.probeWait)}),
-		},
-		TransportProtocols: []gstack.TransportProtocolFactory{tcpProto, udp.NewProtocol},
+	// netstack's goroutines (TCP's processors) are the network's: a
+	// jumping clock waits for them to be idle.
+	h.clock.Run(func() {
+		h.s = gstack.New(gstack.Options{
+			NetworkProtocols: []gstack.NetworkProtocolFactory{
+				ipv4.NewProtocol,
+				ipv6.NewProtocolWithOptions(v6),
+				arp.NewProtocolWithOptions(arp.Options{DADConfigs: probeConfig(h.probeWait)}),
+			},
+			TransportProtocols: []gstack.TransportProtocolFactory{tcpProto, udp.NewProtocol},
+			Clock:              h.clock,
+		})
 	})
 	if h.tl != nil {
 		// Before the interface comes up: what it does then (its
@@ -216,6 +233,9 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if err := h.configure(cfg); err != nil {
 		h.s.Destroy()
 		cfg.Link.Close()
+		if h.ownClock {
+			h.clock.Close()
+		}
 		return nil, err
 	}
 	return h, nil
@@ -298,6 +318,9 @@ func (h *Host) configure(cfg HostConfig) error {
 	return nil
 }
 
+// Clock returns the clock the host runs on.
+func (h *Host) Clock() *Clock { return h.clock }
+
 // Name returns the name the host was configured with.
 func (h *Host) Name() string { return h.name }
 
@@ -324,6 +347,9 @@ func (h *Host) Close() error {
 		// has released its locks (see Port.Wait).
 		if cw, ok := h.link.(interface{ waitClosed() }); ok {
 			cw.waitClosed()
+		}
+		if h.ownClock {
+			h.clock.Close()
 		}
 	})
 	if h.capture != nil {

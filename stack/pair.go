@@ -28,9 +28,16 @@ var (
 // 1500 finding nothing, and keep netstack's 200ms minimum RTO, as a
 // timeout there can only be spurious (a busy machine not running a host
 // for 10ms would otherwise have a sender resend its whole window).
+//
+// The wire and both hosts run on one clock: Clock, or one at real speed
+// that the Pair makes. A jumping clock (ClockConfig.Jump) makes a test's
+// timeouts, outages and TIME-WAIT pass in a moment of real time.
 type PairConfig struct {
 	Wire           WireConfig
 	Client, Server HostConfig
+	// Clock is the network's time. Wire.Clock and the hosts' Clock, if
+	// set, must be the same clock.
+	Clock *Clock
 }
 
 // WireMinRTO is the minimum retransmission timeout of a Pair's hosts on
@@ -87,27 +94,55 @@ func (c WireConfig) maxRTO() time.Duration {
 type Pair struct {
 	Wire           *Wire
 	Client, Server *Host
+	// Clock is the time of the wire and both hosts: hold it, and the
+	// whole network stands still.
+	Clock    *Clock
+	ownClock bool
 }
 
 // NewPair builds the wire and both hosts.
 func NewPair(cfg PairConfig) (*Pair, error) {
+	clock := cfg.Clock
+	for _, c := range []*Clock{cfg.Wire.Clock, cfg.Client.Clock, cfg.Server.Clock} {
+		switch {
+		case c == nil:
+		case clock == nil:
+			clock = c
+		case c != clock:
+			return nil, errors.New("stack: a Pair's wire and hosts run on one clock: PairConfig.Clock, or none")
+		}
+	}
+	p := &Pair{Clock: clock}
+	if p.Clock == nil {
+		p.Clock, p.ownClock = newWallClock(), true
+	}
+	cfg.Wire.Clock, cfg.Client.Clock, cfg.Server.Clock = p.Clock, p.Clock, p.Clock
 	w, err := NewWire(cfg.Wire)
 	if err != nil {
+		p.closeClock()
 		return nil, err
 	}
-	p := &Pair{Wire: w}
+	p.Wire = w
 	p.Client, err = p.newHost(cfg.Client, "client", ClientAddr4, ClientAddr6)
 	if err != nil {
 		w.Close()
+		p.closeClock()
 		return nil, err
 	}
 	p.Server, err = p.newHost(cfg.Server, "server", ServerAddr4, ServerAddr6)
 	if err != nil {
 		p.Client.Close()
 		w.Close()
+		p.closeClock()
 		return nil, err
 	}
 	return p, nil
+}
+
+func (p *Pair) closeClock() {
+	if p.ownClock {
+		p.Clock.Close()
+	}
 }
 
 func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Host, error) {
@@ -138,6 +173,9 @@ func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Hos
 }
 
 // Close closes both hosts, then the wire, and returns the first error.
+// A clock the Pair made is closed too; one given to it is not.
 func (p *Pair) Close() error {
-	return errors.Join(p.Client.Close(), p.Server.Close(), p.Wire.Close())
+	err := errors.Join(p.Client.Close(), p.Server.Close(), p.Wire.Close())
+	p.closeClock()
+	return err
 }

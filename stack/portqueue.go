@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"gvisor.dev/gvisor/pkg/buffer"
+	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
 // queueLimit bounds the bytes waiting at one receiver; beyond it frames
@@ -71,17 +72,17 @@ func (p *Port) enqueue(frame buffer.Buffer, due time.Time, reorder bool) {
 		// f overtakes the held frame.
 		held := *p.held
 		p.held = nil
-		p.queue.push(f)
+		p.queue.push(f, p.w.clock.Now)
 		held.due = due
 		held.seq = p.queue.nextSeq
 		p.queue.nextSeq++
-		p.queue.push(held)
+		p.queue.push(held, p.w.clock.Now)
 	case reorder:
 		held := f
-		held.due = time.Now().Add(reorderHold)
+		held.due = p.w.clock.Now().Add(reorderHold)
 		p.held = &held
 	default:
-		p.queue.push(f)
+		p.queue.push(f, p.w.clock.Now)
 	}
 	p.mu.Unlock()
 	select {
@@ -90,13 +91,13 @@ func (p *Port) enqueue(frame buffer.Buffer, due time.Time, reorder bool) {
 	}
 }
 
-func (q *frameQueue) push(f queuedFrame) {
+func (q *frameQueue) push(f queuedFrame, now func() time.Time) {
 	if f.due.IsZero() && q.later.Len() == 0 {
 		q.now = append(q.now, f)
 		return
 	}
 	if f.due.IsZero() {
-		f.due = time.Now()
+		f.due = now()
 	}
 	heap.Push(&q.later, f)
 }
@@ -129,14 +130,24 @@ func (p *Port) take(batch []queuedFrame, now time.Time) ([]queuedFrame, time.Tim
 	return batch, next
 }
 
-// run delivers queued frames until the port is closed.
+// run delivers queued frames until the port is closed. Delayed frames
+// fall due on the wire's clock: a timer of its own wakes the goroutine.
 func (p *Port) run() {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	clock := p.w.clock
+	var (
+		timer tcpip.Timer // set for armed; nil until a frame is delayed
+		armed time.Time
+	)
+	wake := func() {
+		select {
+		case p.signal <- struct{}{}:
+		default:
+		}
+	}
 	var batch []queuedFrame
 	for {
 		var next time.Time
-		batch, next = p.take(batch[:0], time.Now())
+		batch, next = p.take(batch[:0], clock.Now())
 		for i := range batch {
 			if p.w.cfg.Offload == OffloadTSO {
 				p.merge(batch[i].frame)
@@ -151,20 +162,28 @@ func (p *Port) run() {
 		if len(batch) > 0 {
 			continue
 		}
-		var timerC <-chan time.Time
-		if !next.IsZero() {
-			timer.Reset(time.Until(next))
-			timerC = timer.C
+		// The timer is set again only for a new time: once it has
+		// fired for armed, the frames due then have been taken, and next
+		// is later.
+		if !next.IsZero() && !next.Equal(armed) {
+			d := next.Sub(clock.Now())
+			if timer == nil {
+				timer = clock.AfterFunc(d, wake)
+			} else {
+				timer.Stop()
+				timer.Reset(d)
+			}
+			armed = next
 		}
 		select {
-		case <-p.signal:
-		case <-timerC:
+		case <-p.signal: // a frame queued, or the timer fired
 		case <-p.done:
-			timer.Stop()
+			if timer != nil {
+				timer.Stop()
+			}
 			p.drop()
 			return
 		}
-		timer.Stop()
 	}
 }
 

@@ -50,9 +50,16 @@ type WireConfig struct {
 	Observer trace.Observer
 	// PCAP, if set, receives every frame put on the wire, once, as its
 	// sender sent it (before the path loses, delays or corrupts it): what
-	// a sniffer beside the sender would see. Wrap a file in a
-	// bufio.Writer and flush it after Close.
+	// a sniffer beside the sender would see, stamped with the wire's
+	// clock. Wrap a file in a bufio.Writer and flush it after Close.
 	PCAP io.Writer
+	// Clock, if set, is the time every decision of the wire is made on
+	// (delays, jitter, rates, the bottleneck's queue, a reordered frame's
+	// hold, outages counted from the wire's start): the clock of the
+	// hosts on the wire, so that a held or slowed clock holds or slows
+	// the wire with them. Without, the wire has a clock of its own at
+	// real speed. A Pair gives its wire and hosts one clock.
+	Clock *Clock
 }
 
 // The port numbers of a Pair's hosts, for WireConfig.Out.
@@ -136,8 +143,10 @@ type Wire struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
-	start time.Time   // outages count from it
-	pcap  *pcapWriter // nil unless capturing
+	clock    *Clock
+	ownClock bool        // made by NewWire: closed with the wire
+	start    time.Time   // outages count from it, on the clock
+	pcap     *pcapWriter // nil unless capturing
 
 	stats struct {
 		frames, delivered, lost, lossRuns, duplicated, reordered, corrupted, fcs, bottleneck, down, queueDrops atomic.Uint64
@@ -171,8 +180,12 @@ func NewWire(cfg WireConfig) (*Wire, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
-	w := &Wire{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6e7366747000)), start: time.Now(),
-		corrupting: cfg.corrupts(), skipCsum: cfg.checksumsSkipped()}
+	w := &Wire{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6e7366747000)),
+		corrupting: cfg.corrupts(), skipCsum: cfg.checksumsSkipped(), clock: cfg.Clock}
+	if w.clock == nil {
+		w.clock, w.ownClock = newWallClock(), true
+	}
+	w.start = w.clock.Now()
 	w.caps = w.capabilities()
 	if cfg.PCAP != nil {
 		var err error
@@ -215,11 +228,15 @@ func (w *Wire) NewPort() (*Port, error) {
 	ports := append(append([]*Port(nil), *w.ports.Load()...), p)
 	w.ports.Store(&ports)
 	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		defer close(p.exited)
-		p.run()
-	}()
+	// The port's goroutine is one of the network's: a jumping clock
+	// waits for it to be idle.
+	w.clock.Run(func() {
+		go func() {
+			defer w.wg.Done()
+			defer close(p.exited)
+			p.run()
+		}()
+	})
 	return p, nil
 }
 
@@ -235,8 +252,14 @@ func (w *Wire) Close() error {
 		p.Close()
 	}
 	w.wg.Wait()
+	if w.ownClock {
+		w.clock.Close()
+	}
 	return w.pcap.closeErr()
 }
+
+// Clock returns the clock the wire runs on.
+func (w *Wire) Clock() *Clock { return w.clock }
 
 // Stats returns the wire's counters.
 func (w *Wire) Stats() WireStats {
@@ -282,7 +305,7 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 	if w.pcap != nil {
 		var slices [][]byte
 		frame.Apply(func(v *buffer.View) { slices = append(slices, v.AsSlice()) })
-		w.pcap.record(time.Now(), slices)
+		w.pcap.record(w.clock.Now(), slices)
 	}
 	unicast := len(dst) == header.EthernetAddressSize && dst[0]&1 == 0
 	ports := *w.ports.Load()
@@ -326,7 +349,7 @@ func (w *Wire) impair(from, p *Port, frame buffer.Buffer) {
 		return
 	}
 	c := &ps.cfg
-	f, due, newRun := ps.send(time.Now(), int(frame.Size()), w.float)
+	f, due, newRun := ps.send(w.clock.Now(), int(frame.Size()), w.float)
 	switch f {
 	case lostRandom:
 		w.stats.lost.Add(1)
