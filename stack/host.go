@@ -134,10 +134,10 @@ type Host struct {
 	s        *gstack.Stack
 	clock    *Clock
 	ownClock bool // made by NewHost: closed with the host
-	nic     tcpip.NICID
-	tl      *timeline    // nil when nobody observes the host
-	link    LinkEndpoint // as given, beneath any capture
-	capture *captureEndpoint
+	nic      tcpip.NICID
+	tl       *timeline    // nil when nobody observes the host
+	link     LinkEndpoint // as given, beneath any capture
+	capture  *captureEndpoint
 
 	nextID atomic.Int64 // socket numbers, like file descriptors, for traces
 
