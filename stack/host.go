@@ -358,15 +358,42 @@ func (h *Host) Close() error {
 	return nil
 }
 
-// Settle waits until every TCP connection the host's timeline followed has
-// reached CLOSED (TIME-WAIT over, last ACKs in), or ctx is done: so a
-// lesson can show how its connections end. Without an observer there is
-// nothing to wait for.
+// Settle waits until every TCP connection of the host has reached
+// CLOSED (TIME-WAIT over, last ACKs in), or ctx is done: so that a host
+// closes as a real one stops, with nothing left to reset, and a lesson
+// can show how its connections end. On a host with an observer these are
+// the connections its timeline followed; on one without, netstack's own
+// (listening sockets apart), looked at every millisecond.
 func (h *Host) Settle(ctx context.Context) error {
-	if h.tl == nil {
-		return nil
+	if h.tl != nil {
+		return h.tl.settle(ctx)
 	}
-	return h.tl.settle(ctx)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for h.connections() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// connections counts netstack's TCP endpoints that are not yet CLOSED,
+// listening sockets apart.
+func (h *Host) connections() int {
+	n := 0
+	for _, ep := range h.s.RegisteredEndpoints() {
+		if t, ok := ep.(*tcp.Endpoint); ok {
+			switch t.EndpointState() {
+			case tcp.StateListen, tcp.StateClose, tcp.StateError:
+			default:
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Stats returns a snapshot of the host's counters.

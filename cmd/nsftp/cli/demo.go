@@ -42,10 +42,11 @@ type demoRun struct {
 	offload  stack.Offload
 	up, down stack.Path
 	step     bool
-	root     string // the tree served
-	file     string // the file downloaded
-	size     int64  // its size, when it is generated (--size)
-	want     []byte // its sha256
+	slow     float64 // the network runs this many times slower than real time
+	root     string  // the tree served
+	file     string  // the file downloaded
+	size     int64   // its size, when it is generated (--size)
+	want     []byte  // its sha256
 }
 
 // demoResult is what a run's download got.
@@ -85,14 +86,14 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		see     seeFlags
 		offload offloadFlag
 		path    pathFlags
-		netOS   string
+		onOS    string
 		compare bool
 	)
 	fset.group("Demo")
 	fset.boolVar(&d.passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
 	fset.boolVar(&quiet, "q", false, "print only the result (and what --trace, --pcap, --diagram ask for)")
 	fset.stringVar(&size, "size", "", "download `SIZE` bytes of generated data (32MiB, 1GiB) instead of hello.txt")
-	fset.stringVar(&netOS, "net", "", "run on the operating system's TCP (the only value is `os`): nsftp's socket calls on the kernel's stack, over loopback")
+	fset.stringVar(&onOS, "net", "", "run on the operating system's TCP (the only value is `os`): nsftp's socket calls on the kernel's stack, over loopback")
 	fset.boolVar(&compare, "compare", false, "run the session on nsftp's stack and on the kernel's, and show both side by side with what differs")
 	see.register(fset)
 	fset.group("Virtual wire")
@@ -113,13 +114,13 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 	switch {
 	case offload.mode == stack.OffloadGSO && (d.up.Corrupt > 0 || d.down.Corrupt > 0):
 		return usagef("--corrupt needs checksums, which --offload leaves out (as veth does): use --offload=tso")
-	case netOS != "" && netOS != "os":
+	case onOS != "" && onOS != "os":
 		return usagef("--net takes only \"os\"")
-	case (netOS != "" || compare) && (!reflect.DeepEqual(d.up, stack.Path{}) || !reflect.DeepEqual(d.down, stack.Path{}) || offload.mode != stack.OffloadNone):
+	case (onOS != "" || compare) && (!reflect.DeepEqual(d.up, stack.Path{}) || !reflect.DeepEqual(d.down, stack.Path{}) || offload.mode != stack.OffloadNone):
 		return usagef("the path flags and --offload shape nsftp's virtual wire; the kernel's loopback has none of them (--net os, --compare)")
-	case compare && netOS != "":
+	case compare && onOS != "":
 		return usagef("--compare runs on both stacks: leave out --net os")
-	case compare && (see.trace.format != "" || see.record != "" || see.step || see.pcap != "" || see.diagram != "" || see.graph != "" || see.stats || see.explain || see.verbose):
+	case compare && (see.trace.format != "" || see.record != "" || see.step || see.pcap != "" || see.diagram != "" || see.graph != "" || see.stats || see.explain || see.verbose || see.slow != 0):
 		return usagef("--compare shows its own view: it takes --passive, --size, --mtu and -q only")
 	}
 	d.file = demoFile
@@ -147,7 +148,14 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 	if err := see.validate(); err != nil {
 		return err
 	}
-	d.step = see.step
+	kind := netWire
+	if onOS != "" {
+		kind = netOS
+	}
+	if err := see.forNetwork(kind); err != nil {
+		return err
+	}
+	d.step, d.slow = see.step, max(see.slow, 1)
 	format := see.trace.format
 	sg, err := see.start(e, e.stdout, trace.Client, e.stop)
 	if err != nil {
@@ -159,14 +167,14 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		what += " (" + trace.Bytes(d.size) + ")"
 	}
 	title := "nsftp demo: " + mode + "-mode download of " + what
-	if netOS != "" {
+	if onOS != "" {
 		title += " on the kernel's TCP"
 	}
 	defer sg.finish(title)
 
 	var res demoResult
 	var trErr error
-	if netOS != "" {
+	if onOS != "" {
 		res, trErr, err = d.onKernel(ctx, e, sg)
 	} else {
 		res, trErr, err = d.onNetstack(ctx, sg)
@@ -230,8 +238,12 @@ func (d *demoRun) check(res demoResult) error {
 // the download got once the session is over.
 func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Network, l net.Listener, addr string, obs trace.Observer) (demoResult, error) {
 	scfg := ftp.ServerConfig{Root: d.root, Anonymous: true, Network: server}
-	if d.step {
+	switch {
+	case d.step:
 		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
+	case d.slow > 1:
+		// The FTP layer's waits are real time; the network's are slowed.
+		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = slowed(5*time.Minute, d.slow), slowed(20*time.Second, d.slow), slowed(30*time.Second, d.slow)
 	}
 	srv, err := ftp.NewServer(scfg)
 	if err != nil {
@@ -250,7 +262,7 @@ func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Netwo
 	if d.size == 0 {
 		dst = io.MultiWriter(h, &kept)
 	}
-	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, d.step, dst)
+	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, d.step, d.slow, dst)
 	srv.Close()
 	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr
@@ -338,10 +350,14 @@ func writeGenerated(path string, n int64) ([]byte, error) {
 // demoDownload logs in anonymously and downloads name into dst, returning
 // how many bytes came and how long the transfer took. A stop asked for in
 // step mode still ends the session with QUIT.
-func demoDownload(ctx context.Context, network ftp.Network, addr, name string, active bool, obs trace.Observer, step bool, dst io.Writer) (n int64, took time.Duration, err error) {
+func demoDownload(ctx context.Context, network ftp.Network, addr, name string, active bool, obs trace.Observer, step bool, slow float64, dst io.Writer) (n int64, took time.Duration, err error) {
 	cfg := ftp.ClientConfig{Network: network, Active: active, Observer: obs}
-	if step {
+	switch {
+	case step:
 		cfg.ConnectTimeout, cfg.ReplyTimeout, cfg.AcceptTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout, stepTimeout
+	case slow > 1:
+		cfg.ConnectTimeout, cfg.ReplyTimeout = slowed(30*time.Second, slow), slowed(60*time.Second, slow)
+		cfg.AcceptTimeout, cfg.DataTimeout = slowed(30*time.Second, slow), slowed(60*time.Second, slow)
 	}
 	c, err := ftp.Dial(ctx, addr, cfg)
 	if err != nil {
@@ -370,6 +386,12 @@ func demoDownload(ctx context.Context, network ftp.Network, addr, name string, a
 		return n, took, err
 	}
 	return n, took, nil
+}
+
+// slowed is a wait of d on a network that runs slow times slower than
+// real time.
+func slowed(d time.Duration, slow float64) time.Duration {
+	return time.Duration(float64(d) * slow)
 }
 
 func writeDemoTree(root string) error {
