@@ -216,3 +216,21 @@ func mapsKeys(ms ...map[string][]string) func(func(string) bool) {
 }
 
 var _ io.Reader = (*pausingKeys)(nil)
+
+// TestStepSaysWhatCannotPause: on the kernel's TCP, step mode says in one
+// line, as it starts, that the kernel cannot be paused; on the virtual
+// wire it says nothing of the kind.
+func TestStepSaysWhatCannotPause(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	_, errOut, err := runIn(t, "c\n", "demo", "--net", "os", "--step")
+	if err != nil {
+		t.Fatalf("demo --net os --step: %v\n%s", err, errOut)
+	}
+	if first, _, _ := strings.Cut(errOut, "\n"); !strings.Contains(first, "the kernel's TCP cannot be paused") {
+		t.Errorf("the first line of a stepped run on the kernel's TCP is %q", first)
+	}
+	_, errOut, err = runIn(t, "c\n", "demo", "--step")
+	if err != nil || strings.Contains(errOut, "cannot be paused") {
+		t.Errorf("demo --step: %v\n%s", err, errOut)
+	}
+}

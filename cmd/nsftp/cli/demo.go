@@ -45,7 +45,9 @@ type demoRun struct {
 	slow     float64 // the network runs this many times slower than real time
 	root     string  // the tree served
 	file     string  // the file downloaded
-	size     int64   // its size, when it is generated (--size)
+	network  runNet  // what the session runs on (netBoth: --compare)
+	sized    bool    // the file is generated (--size), of size bytes: 0 too
+	size     int64   // its size, when it is generated
 	want     []byte  // its sha256
 }
 
@@ -128,12 +130,19 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		if d.size, err = parseSize(size); err != nil {
 			return usagef("--size %v", err)
 		}
+		d.sized = true
 		d.file = "data.bin"
 	}
 	if d.root, err = os.MkdirTemp("", "nsftp-demo-"); err != nil {
 		return &fileError{err}
 	}
 	defer os.RemoveAll(d.root)
+	switch {
+	case compare:
+		d.network = netBoth
+	case onOS != "":
+		d.network = netOS
+	}
 	if err := d.writeTree(); err != nil {
 		return &fileError{err}
 	}
@@ -163,7 +172,7 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 	}
 	mode, _ := d.mode()
 	what := d.file
-	if d.size > 0 {
+	if d.sized {
 		what += " (" + trace.Bytes(d.size) + ")"
 	}
 	title := "nsftp demo: " + mode + "-mode download of " + what
@@ -201,7 +210,7 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 				trace.BitRate(float64(res.n)*8/res.took.Seconds()), humanBytes(float64(res.n)/res.took.Seconds()))
 		}
 		fmt.Fprintln(e.stdout, ".")
-		if !quiet && d.size == 0 {
+		if !quiet && !d.sized {
 			fmt.Fprintf(e.stdout, "\n%s", res.kept)
 		}
 	}
@@ -214,15 +223,54 @@ func (d *demoRun) writeTree() error {
 	if err := writeDemoTree(d.root); err != nil {
 		return err
 	}
-	if d.size > 0 {
+	if d.sized {
 		var err error
 		d.want, err = writeGenerated(filepath.Join(d.root, d.file), d.size)
 		return err
 	}
-	b, _ := demoTree.ReadFile("demotree/" + demoFile)
+	b := []byte(d.hello())
 	sum := sha256.Sum256(b)
 	d.want = sum[:]
-	return nil
+	return os.WriteFile(filepath.Join(d.root, demoFile), b, 0o644)
+}
+
+// hello is hello.txt, the file the demo downloads and prints at its end:
+// it says what the file crossed, and how it was asked for, in this run.
+func (d *demoRun) hello() string {
+	crossed := "a virtual Ethernet wire between two TCP/IP stacks that live inside one process (gVisor's netstack, twice)"
+	switch d.network {
+	case netOS:
+		crossed = "the loopback interface of a Linux kernel, between two sockets of the kernel's own TCP"
+	case netBoth:
+		crossed = "twice: a virtual Ethernet wire between two netstack hosts inside one process, then the kernel's loopback between two of its own sockets"
+	}
+	how := "PORT and RETR, and the server connected back to the client's data socket"
+	if d.passive {
+		how = "EPSV and RETR, and connected to the server's data port"
+	}
+	return "Hello from nsftp's FTP server.\n\n" + wrapWords("This file crossed "+crossed+": the client asked for it with "+how+".", 72)
+}
+
+// wrapWords breaks text into lines of at most width columns, between
+// words.
+func wrapWords(text string, width int) string {
+	var b strings.Builder
+	col := 0
+	for _, w := range strings.Fields(text) {
+		switch {
+		case col == 0:
+		case col+1+len(w) > width:
+			b.WriteByte('\n')
+			col = 0
+		default:
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	b.WriteByte('\n')
+	return b.String()
 }
 
 // check checks the download against the file served.
@@ -259,7 +307,7 @@ func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Netwo
 	var kept bytes.Buffer
 	h := sha256.New()
 	dst := io.Writer(h)
-	if d.size == 0 {
+	if !d.sized {
 		dst = io.MultiWriter(h, &kept)
 	}
 	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, d.step, d.slow, dst)

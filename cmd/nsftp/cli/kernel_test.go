@@ -56,7 +56,8 @@ func TestDemoNetOS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo --net os: %v\n%s", err, errOut)
 	}
-	want := []string{"connect(127.0.0.2:", "sock->ops->connect -> tcp_v4_connect | connect(2)", "-> RETR hello.txt", "<- 226", "identical to the file served"}
+	want := []string{"connect(127.0.0.2:", "sock->ops->connect -> tcp_v4_connect | connect(2)", "-> RETR hello.txt", "<- 226", "identical to the file served",
+		"This file crossed the loopback interface of a Linux kernel"}
 	root := os.Geteuid() == 0
 	if root {
 		want = append(want, "CLOSED -> SYN-SENT  connect()", "SYN-SENT -> ESTABLISHED  rcv SYN|ACK",

@@ -42,6 +42,7 @@ const (
 	netWire runNet = iota // nsftp's virtual wire: every host on it is nsftp's
 	netTAP                // nsftp's stack on a TAP device, a real kernel on the other side
 	netOS                 // the kernel's TCP (--net os)
+	netBoth               // the demo's --compare: the wire, then the kernel's TCP
 )
 
 func (sf *seeFlags) register(fs *flagSet) {
