@@ -234,3 +234,81 @@ func TestStepSaysWhatCannotPause(t *testing.T) {
 		t.Errorf("demo --step: %v\n%s", err, errOut)
 	}
 }
+
+// TestSlowTakesTenTimesAsLong: --slow 10 runs the demo at a tenth of real
+// speed: every wait of the network (the wire's delay, TIME-WAIT) takes ten
+// times as long in real time, and the trace, on the network's clock, is
+// an unslowed run's: the same calls, segments and states, the same round
+// trips and TIME-WAIT, no retransmission.
+func TestSlowTakesTenTimesAsLong(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	dir := t.TempDir()
+	type result struct {
+		evs        []trace.Event
+		wall, span time.Duration
+	}
+	demo := func(name string, extra ...string) result {
+		path := filepath.Join(dir, name+".jsonl")
+		var out, errOut bytes.Buffer
+		args := append([]string{"demo", "-q", "--delay", "2ms", "--record", path}, extra...)
+		start := time.Now()
+		if err := runEnv(t, &env{stdin: strings.NewReader(""), stdout: &out, stderr: &errOut}, args...); err != nil {
+			t.Fatalf("nsftp %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+		}
+		r := result{evs: readRecording(t, path), wall: time.Since(start)}
+		r.span = r.evs[len(r.evs)-1].Time.Sub(r.evs[0].Time)
+		return r
+	}
+	plain, slow := demo("plain"), demo("slow", "--slow", "10")
+	t.Logf("unslowed: %v of the network's time in %v; --slow 10: %v in %v (%.1fx the wall time)",
+		plain.span.Round(time.Millisecond), plain.wall.Round(time.Millisecond),
+		slow.span.Round(time.Millisecond), slow.wall.Round(time.Millisecond), slow.wall.Seconds()/plain.wall.Seconds())
+	if slow.wall < 10*slow.span*19/20 {
+		t.Errorf("--slow 10: %v of the network's time passed in %v of real time, not ten times as long", slow.span, slow.wall)
+	}
+	want, got := lessonStreams(plain.evs), lessonStreams(slow.evs)
+	for _, k := range slices.Sorted(mapsKeys(want, got)) {
+		if !slices.Equal(want[k], got[k]) {
+			t.Errorf("%s:\n  unslowed %q\n  slowed   %q", k, want[k], got[k])
+		}
+	}
+	for name, r := range map[string]result{"unslowed": plain, "slowed": slow} {
+		if n, what := retransmissions(r.evs); n > 0 {
+			t.Errorf("%s: %d segments sent again:\n%s", name, n, strings.Join(what, "\n"))
+		}
+		syn, synAck, timeWait := waits(r.evs)
+		// 2ms each way, on the network's clock: 40ms of real time slowed.
+		if synAck-syn < 4*time.Millisecond || synAck-syn > 40*time.Millisecond {
+			t.Errorf("%s: the SYN's round trip took %v on the network's clock, want 4ms and a little", name, synAck-syn)
+		}
+		if timeWait < demoTimeWait || timeWait > demoTimeWait*3/2 {
+			t.Errorf("%s: TIME-WAIT lasted %v on the network's clock, want %v", name, timeWait, demoTimeWait)
+		}
+	}
+}
+
+// waits returns when the client sent its first SYN and received the
+// SYN|ACK, and how long the server's control connection was in TIME-WAIT.
+func waits(evs []trace.Event) (syn, synAck, timeWait time.Duration) {
+	t0 := evs[0].Time
+	var entered time.Time
+	for _, e := range evs {
+		if s := e.Segment; s != nil && e.Host == "client" && s.Proto == "tcp" {
+			switch {
+			case s.Dir == trace.Out && s.Flags == trace.SYN && syn == 0:
+				syn = e.Time.Sub(t0)
+			case s.Dir == trace.In && s.Flags == trace.SYN|trace.ACK && synAck == 0:
+				synAck = e.Time.Sub(t0)
+			}
+		}
+		if st := e.State; st != nil && e.Host == "server" && st.Label == trace.Control {
+			switch {
+			case st.To == trace.StateTimeWait:
+				entered = e.Time
+			case st.From == trace.StateTimeWait:
+				timeWait = e.Time.Sub(entered)
+			}
+		}
+	}
+	return syn, synAck, timeWait
+}
