@@ -67,10 +67,18 @@ func (c *captureEndpoint) closeErr() error { return c.pcap.closeErr() }
 // WritePackets implements stack.LinkEndpoint.
 func (c *captureEndpoint) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
 	var chain []string
-	if c.tl != nil && c.tl.chains != nil {
-		chain = c.tl.chains.here(2)
+	cc := (*chainCache)(nil)
+	if c.tl != nil {
+		cc = c.tl.chains
+	}
+	if cc != nil {
+		chain = cc.here(2)
 	}
 	for _, pkt := range pkts.AsSlice() {
+		if cc != nil {
+			c.record(trace.Out, pkt, cc.forPacket(pkt, chain))
+			continue
+		}
 		c.record(trace.Out, pkt, chain)
 	}
 	return c.Endpoint.WritePackets(pkts)

@@ -218,6 +218,9 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			Clock:              h.clock,
 		})
 	})
+	if h.tl != nil && h.tl.chains != nil {
+		noteSenders(h.s, h.tl.chains)
+	}
 	if h.tl != nil {
 		// Before the interface comes up: what it does then (its
 		// link-local address, router solicitations) is the host's.

@@ -712,6 +712,7 @@ func (t *Text) segmentLine(e *Event) {
 			body += " " + Clean(s.Info)
 		}
 		t.line(head + body)
+		t.chainLine(s)
 		return
 	}
 	body := "  " + arrow + " " + t.SegmentText(s)
@@ -742,10 +743,38 @@ func (t *Text) chainLine(s *Segment) {
 	chain := strings.Join(s.Chain, " -> ")
 	if chain == t.lastChain {
 		t.line(indent + t.paint("dim", "(made by the same netstack calls as above)"))
-	} else {
-		t.line(indent + t.paint("dim", "made by: ") + chain)
-		t.lastChain = chain
+		return
 	}
+	t.lastChain = chain
+	t.line(t.wrapChain(indent+t.paint("dim", "made by: "), s.Chain, len(indent)+len("made by: ")))
+}
+
+// wrapChain joins the functions of a chain with arrows after prefix,
+// breaking it after an arrow where the width would be passed; continuation
+// lines are indented by indent.
+func (t *Text) wrapChain(prefix string, chain []string, indent int) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	col := visibleLen(prefix)
+	for i, name := range chain {
+		if i > 0 {
+			// Room for this one, and for the arrow after it if more come.
+			need := col + 4 + len(name)
+			if i < len(chain)-1 {
+				need += 3
+			}
+			if t.opt.Width > 0 && need > t.opt.Width && col > indent {
+				b.WriteString(" ->\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteString(" -> ")
+				col += 4
+			}
+		}
+		b.WriteString(name)
+		col += len(name)
+	}
+	return b.String()
 }
 
 // SegmentText describes a TCP segment as tcpdump does: flags, sequence and
