@@ -361,7 +361,21 @@ func (t *Text) paint(kind, s string) string {
 const headWidth = 11 + 1 + 6 + 1 + 4 + 1 + 7 + 1
 
 func (t *Text) stamp(at time.Time) string {
-	return fmt.Sprintf("%9.3fms", float64(at.Sub(t.t0).Microseconds())/1000)
+	return stamp(at.Sub(t.t0), 11, 3)
+}
+
+// stamp is a time since a run's first event for a column of the given
+// width: milliseconds with decimals places below 10 s ("  123.456ms"),
+// seconds from there on, with as many places as the column leaves room
+// for (" 12.345678s", "1234.5678s"), so the column stays aligned however
+// long the run.
+func stamp(d time.Duration, width, decimals int) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%*.*fms", width-2, decimals, float64(d.Microseconds())/1000)
+	}
+	digits := len(strconv.FormatInt(int64(d/time.Second), 10))
+	places := min(max(width-3-digits, 0), 6) // a space, the point, the s
+	return fmt.Sprintf("%*.*fs", width-1, places, d.Seconds())
 }
 
 // head is the start of every line: time, host, socket and connection.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -612,5 +613,69 @@ func TestLostOnTheWire(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "192.0.2.2:20 →") {
 		t.Errorf("the data connection is not drawn")
+	}
+}
+
+// TestLadderDataOpenPrecedesData: in active mode the client's FTP layer
+// learns that its data connection is open when accept() returns, and the
+// server may have sent the file and its FIN by then, so the recording can
+// hold the data-open event after them. The diagram still opens the data
+// connection (its label and its bar) above the first data arrow, with the
+// handshake above it; and its times count from its first row.
+func TestLadderDataOpenPrecedesData(t *testing.T) {
+	evs := load(t, "demo-active")
+	open := slices.IndexFunc(evs, func(e trace.Event) bool { return e.Kind == trace.KindDataOpen })
+	data := slices.IndexFunc(evs, func(e trace.Event) bool {
+		return e.Segment != nil && e.Segment.Label == trace.Data && e.Segment.Len > 0
+	})
+	if open < 0 || data < 0 || data > open {
+		t.Fatalf("the recording has its data-open at %d and its first data at %d: it no longer shows a late data-open", open, data)
+	}
+	var b bytes.Buffer
+	if err := trace.WriteLadder(&b, evs, trace.LadderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svg := b.String()
+	label := strings.Index(svg, ">data connection open (active)<")
+	arrow := regexp.MustCompile(`PSH\|ACK seq=\d+ ack=\d+ win=\d+ len=[1-9]\d*</title><line x1="620"`).FindStringIndex(svg)
+	if label < 0 || arrow == nil {
+		t.Fatalf("no data-open label (%d) or data arrow from the server (%v)", label, arrow)
+	}
+	if label > arrow[0] {
+		t.Error("the data connection opens below its first data arrow")
+	}
+	if syn := strings.LastIndex(svg[:label], "SYN seq="); syn < 0 {
+		t.Error("the data connection opens above its handshake")
+	}
+	if first := regexp.MustCompile(`class="time" text-anchor="end">([0-9.]+)<`).FindStringSubmatch(svg); first == nil || first[1] != "0.000" {
+		t.Errorf("the first row's time is %v, want 0.000 (ms since the first event)", first)
+	}
+}
+
+// TestStampColumns: the text view's time column keeps its width however
+// long a run: milliseconds below 10 s, seconds from there.
+func TestStampColumns(t *testing.T) {
+	tx := func(d time.Duration) string {
+		var b bytes.Buffer
+		text := trace.NewText(&b, trace.TextOptions{})
+		t0 := time.Unix(1e9, 0)
+		for _, at := range []time.Time{t0, t0.Add(d)} {
+			text.Event(&trace.Event{Time: at, Layer: trace.LayerStack, Host: "client", Kind: trace.KindState,
+				State: &trace.State{Socket: 3, Label: trace.Control, From: trace.StateTimeWait, To: trace.StateClosed, Cause: "2MSL timer", By: trace.ByTimer}})
+		}
+		text.Flush()
+		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+		return lines[len(lines)-1]
+	}
+	for d, want := range map[time.Duration]string{
+		2634 * time.Microsecond:     "    2.634ms client",
+		9999999 * time.Microsecond:  " 9999.999ms client",
+		12345678 * time.Microsecond: " 12.345678s client",
+		150 * time.Second:           " 150.00000s client",
+		3 * time.Hour:               " 10800.000s client",
+	} {
+		if got := tx(d); !strings.HasPrefix(got, want) {
+			t.Errorf("after %v: %q, want it to begin %q", d, got, want)
+		}
 	}
 }
