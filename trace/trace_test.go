@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -676,6 +677,112 @@ func TestStampColumns(t *testing.T) {
 	} {
 		if got := tx(d); !strings.HasPrefix(got, want) {
 			t.Errorf("after %v: %q, want it to begin %q", d, got, want)
+		}
+	}
+}
+
+// TestGraphTellsApart: a graph of a transfer that lost a segment on the
+// wire (and resent it after SACKs told of the hole) draws the loss and the
+// retransmission in different colours, every SACK block at least 3 pixels
+// high, and its axes to round values in round steps, though the transfer
+// took 3.39 s and moved 7.3 MB.
+func TestGraphTellsApart(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	srv, cli := ap("192.0.2.2:20"), ap("192.0.2.1:40000")
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var evs []trace.Event
+	at := t0
+	add := func(e trace.Event) {
+		e.Seq, e.Time = uint64(len(evs)+1), at
+		evs = append(evs, e)
+	}
+	add(trace.Event{Layer: trace.LayerStack, Host: "server", Kind: trace.KindHost,
+		HostInfo: &trace.HostInfo{Role: trace.Server, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24")}}})
+	seg := func(s trace.Segment) {
+		s.Proto, s.Label, s.Socket = "tcp", trace.Data, 5
+		add(trace.Event{Layer: trace.LayerStack, Host: "server", Kind: trace.KindSegment, Segment: &s})
+	}
+	seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.SYN, Seq: 1000, WindowScale: 7})
+	seg(trace.Segment{Dir: trace.In, Src: cli, Dst: srv, Flags: trace.SYN | trace.ACK, Seq: 5000, Ack: 1001, WindowScale: 7})
+	const n, mss = 5000, 1448
+	lost := uint32(1001 + 2000*mss)
+	for i := range n {
+		at = t0.Add(time.Duration(i) * 3390 * time.Second / n / 1000)
+		s := uint32(1001 + i*mss)
+		if s == lost {
+			l := trace.Segment{Dir: trace.Out, Proto: "tcp", Src: srv, Dst: cli, Flags: trace.ACK, Seq: s, Len: mss}
+			add(trace.Event{Layer: trace.LayerWire, Kind: trace.KindDrop, Segment: &l, Drop: &trace.Drop{Reason: "queue full", From: 2, To: 1}})
+		}
+		seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: s, Ack: 5001, Len: mss})
+		ack := s + mss
+		var sack []trace.SACKBlock
+		if s > lost && s < lost+5*mss {
+			ack, sack = lost, []trace.SACKBlock{{Start: lost + mss, End: s + mss}}
+		}
+		if s == lost+5*mss {
+			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: lost, Ack: 5001, Len: mss})
+		}
+		seg(trace.Segment{Dir: trace.In, Src: cli, Dst: srv, Flags: trace.ACK, Seq: 5001, Ack: ack, Window: 16384, SACK: sack})
+		add(trace.Event{Layer: trace.LayerStack, Host: "server", Kind: trace.KindTCB,
+			TCB: &trace.TCB{Socket: 5, Cwnd: 10 + i%37, Ssthresh: 1 << 30, MSS: mss, Congestion: "open"}})
+	}
+	var b bytes.Buffer
+	if err := trace.WriteGraph(&b, evs, trace.GraphOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, b.Bytes())
+	svg := b.String()
+
+	colour := func(class string) string {
+		m := regexp.MustCompile(`\.` + class + `\{stroke:(#[0-9a-f]+)`).FindStringSubmatch(svg)
+		if m == nil {
+			t.Fatalf("no colour for .%s", class)
+		}
+		return m[1]
+	}
+	if colour("rtx") == colour("drop") {
+		t.Errorf("retransmissions and wire losses are both %s", colour("rtx"))
+	}
+	if strings.Count(svg, `class="rtx"`) != 1 || strings.Count(svg, `class="drop"`) != 1 {
+		t.Errorf("%d retransmissions and %d losses drawn, want 1 of each", strings.Count(svg, `class="rtx"`), strings.Count(svg, `class="drop"`))
+	}
+	sacks := regexp.MustCompile(`<line class="sack" x1="[-0-9.]+" y1="([-0-9.]+)" x2="[-0-9.]+" y2="([-0-9.]+)"/>`).FindAllStringSubmatch(svg, -1)
+	if len(sacks) == 0 {
+		t.Error("no SACK block drawn")
+	}
+	for _, m := range sacks {
+		y1, _ := strconv.ParseFloat(m[1], 64)
+		y2, _ := strconv.ParseFloat(m[2], 64)
+		if y1-y2 < 3 {
+			t.Errorf("a SACK block %.1f pixels high", y1-y2)
+		}
+	}
+
+	for _, class := range []string{"seq", "time", "cwnd"} {
+		var ticks []float64
+		for _, m := range regexp.MustCompile(`class="axis `+class+`"[^>]*>([0-9.]+)`).FindAllStringSubmatch(svg, -1) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			ticks = append(ticks, v)
+		}
+		if len(ticks) < 3 || ticks[0] != 0 {
+			t.Fatalf("%s axis ticks %v", class, ticks)
+		}
+		step := ticks[1]
+		mant := step / math.Pow(10, math.Floor(math.Log10(step)))
+		if !slices.Contains([]float64{1, 2, 2.5, 5}, math.Round(mant*100)/100) {
+			t.Errorf("%s axis ticked every %v: not a round step", class, step)
+		}
+		for i, v := range ticks {
+			if math.Abs(v-float64(i)*step) > step/1e6 {
+				t.Errorf("%s axis ticks %v are not even", class, ticks)
+				break
+			}
+		}
+		t.Logf("%s axis: %v", class, ticks)
+	}
+	for _, want := range []string{">4 s<", ">8 MB<"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the axes do not run to a round %q", want)
 		}
 	}
 }
