@@ -56,10 +56,15 @@ type jumper struct {
 }
 
 // jumpQuiet is how long nothing must touch a jumping clock before the
-// jumper looks at the network's goroutines: a goroutine of the network
-// that has work reads the time or sets a timer within microseconds, so
-// the costlier look is mostly spared while it works.
-const jumpQuiet = 100 * time.Microsecond
+// jumper looks at the network's goroutines (runtime.Stack, about 40µs
+// for a Pair): a goroutine of the network that has work reads the time
+// or sets a timer within microseconds, so the look is mostly spared
+// while it works. jumpSpin is how long the jumper yields instead of
+// sleeping, waiting for that quiet.
+const (
+	jumpQuiet = 50 * time.Microsecond
+	jumpSpin  = 5 * time.Millisecond
+)
 
 // labelKey is the pprof label that marks a jumping clock's goroutines.
 const labelKey = "nsftp-clock"
@@ -148,7 +153,6 @@ func (j *jumper) run() {
 	pprof.SetGoroutineLabels(context.Background())
 	tick := time.NewTimer(time.Hour)
 	defer tick.Stop()
-	last := j.activity.Load()
 	for {
 		if !j.pending() {
 			select {
@@ -156,27 +160,51 @@ func (j *jumper) run() {
 			case <-j.quit:
 				return
 			}
-			last = j.activity.Load()
 			continue
 		}
-		tick.Reset(jumpQuiet)
-		select {
-		case <-tick.C:
-		case <-j.pokeCh:
-			last = j.activity.Load()
-			continue
-		case <-j.quit:
+		act, ok := j.quiet(tick)
+		if !ok {
 			return
-		}
-		act := j.activity.Load()
-		if act != last {
-			last = act
-			continue
 		}
 		if j.idle() {
 			j.jump(act)
 		}
-		last = j.activity.Load()
+	}
+}
+
+// quiet waits until nothing has touched the clock for jumpQuiet, and
+// returns the activity count then; false when the clock is closing. It
+// yields rather than sleeps for the first jumpSpin, as the runtime's
+// timers may take a millisecond to wake a sleeper (a jump costs two
+// waits), and sleeps a tick at a time after, for a network that works
+// long without a pause.
+func (j *jumper) quiet(tick *time.Timer) (uint64, bool) {
+	last, since := j.activity.Load(), time.Now()
+	start := since
+	for {
+		if time.Since(start) < jumpSpin {
+			runtime.Gosched()
+		} else {
+			tick.Reset(jumpQuiet)
+			select {
+			case <-tick.C:
+			case <-j.pokeCh:
+			case <-j.quit:
+				return 0, false
+			}
+		}
+		select {
+		case <-j.quit:
+			return 0, false
+		default:
+		}
+		if act := j.activity.Load(); act != last {
+			last, since = act, time.Now()
+			continue
+		}
+		if time.Since(since) >= jumpQuiet {
+			return last, true
+		}
 	}
 }
 

@@ -105,3 +105,20 @@ func ignorable(g string) bool {
 	}
 	return false
 }
+
+// JumpClock returns a clock that jumps from timer to timer whenever the
+// network on it is idle (stack.ClockConfig.Jump), closed when the test
+// ends: give it to a Pair (stack.PairConfig.Clock), and to a recorder
+// (trace.NewRecorderOn), and a test's outages, backoffs and TIME-WAITs
+// pass in a moment of real time, with the trace they have in real time.
+// Run the test's own goroutines through its Run so that the clock waits
+// for them too.
+func JumpClock(t testing.TB) *stack.Clock {
+	t.Helper()
+	c, err := stack.NewClock(stack.ClockConfig{Jump: true})
+	if err != nil {
+		t.Fatalf("building a jumping clock: %v", err)
+	}
+	t.Cleanup(c.Close) // after the cleanups of the Pairs made on it
+	return c
+}
