@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -97,6 +99,35 @@ func TestDemoEndsWithoutReset(t *testing.T) {
 		expert := string(out)
 		if strings.Contains(expert, "Connection reset") || strings.Contains(expert, "RST") || strings.Contains(expert, "Warns (") || strings.Contains(expert, "Errors (") {
 			t.Errorf("nsftp %s: tshark's expert information:\n%s", strings.Join(args, " "), expert)
+		}
+	}
+}
+
+// TestDiagramOpensDataFirst: in live demo runs, active and passive, the
+// ladder opens the data connection above the first data arrow, whenever
+// the FTP layer came to record it.
+func TestDiagramOpensDataFirst(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	for _, mode := range []string{"--active", "--passive"} {
+		for range 3 {
+			svg := filepath.Join(t.TempDir(), "run.svg")
+			args := []string{"demo", "-q", "--diagram", svg}
+			if mode == "--passive" {
+				args = append(args, mode)
+			}
+			if _, errOut, err := runIn(t, "", args...); err != nil {
+				t.Fatalf("demo %s: %v\n%s", mode, err, errOut)
+			}
+			b, err := os.ReadFile(svg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := string(b)
+			label := strings.Index(s, ">data connection open (")
+			data := regexp.MustCompile(`len=[1-9]\d*</title><line x1="(620|380)"`).FindStringIndex(s)
+			if label < 0 || data == nil || label > data[0] {
+				t.Errorf("demo %s: the data connection opens at %d, its first data arrow is at %v", mode, label, data)
+			}
 		}
 	}
 }
