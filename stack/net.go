@@ -74,6 +74,10 @@ func (h *Host) dial(ctx context.Context, network, laddr, address string) (net.Co
 		var oe *net.OpError
 		if errors.As(err, &oe) {
 			oe.Net = network
+			if !local.IsValid() {
+				// As net.Dialer's: the source only when one was asked for.
+				oe.Source = nil
+			}
 		}
 		if first == nil {
 			first = err

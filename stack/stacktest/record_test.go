@@ -16,8 +16,8 @@ import (
 	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
-// deliberateEnv, set, lets the tests below that exist to be run by
-// TestArtifacts in a subprocess run.
+// deliberateEnv, set to "fail" or "pass", makes TestArtifacts the test
+// whose recording it checks, run in a subprocess.
 const deliberateEnv = "NSFTP_STACKTEST_DELIBERATE"
 
 // exchange moves a greeting over a Pair, so the recording has a
@@ -46,26 +46,12 @@ func exchange(t *testing.T) {
 	c.Close()
 }
 
-func TestDeliberateFailure(t *testing.T) {
-	if os.Getenv(deliberateEnv) == "" {
-		t.Skip("run by TestArtifacts, in a subprocess, to fail")
-	}
-	exchange(t)
-	t.Error("failing on purpose, to leave the run's recording")
-}
-
-func TestDeliberatePass(t *testing.T) {
-	if os.Getenv(deliberateEnv) == "" {
-		t.Skip("run by TestArtifacts, in a subprocess")
-	}
-	exchange(t)
-}
-
-// runDeliberate runs one of the deliberate tests in a subprocess with
-// NSFTP_ARTIFACTS set to dir and returns its output.
-func runDeliberate(t *testing.T, name, dir string) string {
-	cmd := exec.Command(os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), deliberateEnv+"=1", stacktest.ArtifactsEnv+"="+dir)
+// runDeliberate runs TestArtifacts again in a subprocess, as a test that
+// makes a connection over a Pair and then fails ("fail") or passes
+// ("pass"), with NSFTP_ARTIFACTS set to dir, and returns its output.
+func runDeliberate(t *testing.T, how, dir string) string {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestArtifacts$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), deliberateEnv+"="+how, stacktest.ArtifactsEnv+"="+dir)
 	out, _ := cmd.CombinedOutput()
 	return string(out)
 }
@@ -75,13 +61,22 @@ func runDeliberate(t *testing.T, name, dir string) string {
 // says, and logs both paths and the command; a passing test leaves
 // nothing.
 func TestArtifacts(t *testing.T) {
+	switch os.Getenv(deliberateEnv) {
+	case "fail":
+		exchange(t)
+		t.Error("failing on purpose, to leave the run's recording")
+		return
+	case "pass":
+		exchange(t)
+		return
+	}
 	dir := t.TempDir()
-	out := runDeliberate(t, "TestDeliberateFailure", dir)
-	if !strings.Contains(out, "--- FAIL: TestDeliberateFailure") {
+	out := runDeliberate(t, "fail", dir)
+	if !strings.Contains(out, "--- FAIL: TestArtifacts") {
 		t.Fatalf("the deliberate failure did not fail:\n%s", out)
 	}
-	pcap := filepath.Join(dir, "TestDeliberateFailure", "run.pcap")
-	jsonl := filepath.Join(dir, "TestDeliberateFailure", "run.jsonl")
+	pcap := filepath.Join(dir, "TestArtifacts", "run.pcap")
+	jsonl := filepath.Join(dir, "TestArtifacts", "run.jsonl")
 	for _, want := range []string{pcap, jsonl, "go run github.com/nsftp/nsftp/cmd/nsftp show " + jsonl} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the failed test's log does not say %q:\n%s", want, out)
@@ -101,15 +96,15 @@ func TestArtifacts(t *testing.T) {
 	if err := cli.Run(context.Background(), []string{"show", jsonl}, strings.NewReader(""), &shown, &errOut); err != nil {
 		t.Fatalf("nsftp show %s: %v\n%s", jsonl, err, errOut.String())
 	}
-	for _, want := range []string{"TestDeliberateFailure", "connect(", "SYN-SENT -> ESTABLISHED", "send(11 bytes)"} {
+	for _, want := range []string{"TestArtifacts", "connect(", "SYN-SENT -> ESTABLISHED", "send(11 bytes)"} {
 		if !strings.Contains(shown.String(), want) {
 			t.Errorf("nsftp show does not show %q:\n%s", want, shown.String())
 		}
 	}
 
 	passDir := t.TempDir()
-	out = runDeliberate(t, "TestDeliberatePass", passDir)
-	if !strings.Contains(out, "--- PASS: TestDeliberatePass") {
+	out = runDeliberate(t, "pass", passDir)
+	if !strings.Contains(out, "--- PASS: TestArtifacts") {
 		t.Fatalf("the deliberate pass did not pass:\n%s", out)
 	}
 	if left, _ := os.ReadDir(passDir); len(left) != 0 {
