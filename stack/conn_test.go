@@ -183,3 +183,39 @@ func TestDialHostName(t *testing.T) {
 		t.Error("a name the server does not know: no error")
 	}
 }
+
+// TestListenNetworks: Listen and ListenPacket take the networks and
+// addresses net.ListenConfig's do, and refuse the others with an
+// *net.OpError.
+func TestListenNetworks(t *testing.T) {
+	p := stacktest.Pair(t, stack.PairConfig{})
+	ctx := context.Background()
+	for _, tc := range []struct {
+		network, address, want string // want "" for an error
+	}{
+		{"tcp", ":0", "0.0.0.0"},
+		{"tcp4", stack.ServerIPv4 + ":0", stack.ServerIPv4},
+		{"tcp6", ":0", "::"},
+		{"tcp6", "[" + stack.ServerIPv6 + "]:0", stack.ServerIPv6},
+		{"tcp6", stack.ServerIPv4 + ":0", ""},
+		{"udp", ":0", ""},
+		{"tcp", "nohost", ""},
+	} {
+		l, err := p.Server.Listen(ctx, tc.network, tc.address)
+		var oe *net.OpError
+		switch {
+		case tc.want == "" && (err == nil || !errors.As(err, &oe) || oe.Op != "listen"):
+			t.Errorf("Listen(%q, %q) = %v, want an *net.OpError", tc.network, tc.address, err)
+		case tc.want != "" && err != nil:
+			t.Errorf("Listen(%q, %q): %v", tc.network, tc.address, err)
+		case tc.want != "" && netip.MustParseAddrPort(l.Addr().String()).Addr().String() != tc.want:
+			t.Errorf("Listen(%q, %q) listens on %v, want %s", tc.network, tc.address, l.Addr(), tc.want)
+		}
+		if l != nil {
+			l.Close()
+		}
+	}
+	if _, err := p.Server.ListenPacket(ctx, "tcp", ":0"); err == nil {
+		t.Error(`ListenPacket("tcp"): no error`)
+	}
+}

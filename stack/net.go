@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 
 	"github.com/nsftp/nsftp/trace"
 )
@@ -138,19 +139,9 @@ func (h *Host) dialUDP(ctx context.Context, local, remote netip.AddrPort) (net.C
 // listen queue holds trace.WithBacklog's number from ctx, or
 // HostConfig.ListenBacklog.
 func (h *Host) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	proto, fam, err := parseNetwork(network)
-	if err != nil || proto != "tcp" {
-		if err == nil {
-			err = fmt.Errorf("listen on %q: want tcp, tcp4 or tcp6 (ListenPacket takes udp)", network)
-		}
-		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
-	}
-	ap, err := parseAddrPort(address, true)
-	if err == nil {
-		err = fam.check(ap.Addr())
-	}
+	ap, err := listenAddr("tcp", network, address)
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+		return nil, err
 	}
 	backlog, ok := trace.BacklogOf(ctx)
 	if !ok {
@@ -179,19 +170,9 @@ func (h *Host) Listen(ctx context.Context, network, address string) (net.Listene
 // net.ListenConfig.ListenPacket does. The network is "udp", "udp4" or
 // "udp6"; the address as Listen's.
 func (h *Host) ListenPacket(ctx context.Context, network, address string) (net.PacketConn, error) {
-	proto, fam, err := parseNetwork(network)
-	if err != nil || proto != "udp" {
-		if err == nil {
-			err = fmt.Errorf("listen on %q: want udp, udp4 or udp6 (Listen takes tcp)", network)
-		}
-		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
-	}
-	ap, err := parseAddrPort(address, true)
-	if err == nil {
-		err = fam.check(ap.Addr())
-	}
+	ap, err := listenAddr("udp", network, address)
 	if err != nil {
-		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+		return nil, err
 	}
 	udpNet := "udp4"
 	if !ap.Addr().Is4() {
@@ -206,6 +187,30 @@ func (h *Host) ListenPacket(ctx context.Context, network, address string) (net.P
 		return nil, err
 	}
 	return s, nil
+}
+
+// listenAddr is the address to listen on for network, which must be one
+// of proto's ("tcp": tcp, tcp4, tcp6), as an *net.OpError if it is not.
+func listenAddr(proto, network, address string) (netip.AddrPort, error) {
+	p, fam, err := parseNetwork(network)
+	if err == nil && p != proto {
+		err = fmt.Errorf("%s is not %s: Listen takes tcp, ListenPacket udp", network, proto)
+	}
+	var ap netip.AddrPort
+	if err == nil {
+		ap, err = parseAddrPort(address, true)
+	}
+	if err == nil && fam == 6 && strings.HasPrefix(address, ":") {
+		// No host: every address of the network's family, as Go's.
+		ap = netip.AddrPortFrom(netip.IPv6Unspecified(), ap.Port())
+	}
+	if err == nil {
+		err = fam.check(ap.Addr())
+	}
+	if err != nil {
+		return netip.AddrPort{}, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	return ap, nil
 }
 
 // Resolver returns a resolver whose every question goes through the host:

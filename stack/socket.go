@@ -567,7 +567,20 @@ func (s *Socket) remoteAddrPort() netip.AddrPort {
 	return s.addrs.remote
 }
 
-func (s *Socket) localAddr() net.Addr  { return tcpAddr(s.localAddrPort()) }
+// localAddr is the local address as getsockname(2) gives it: a socket
+// bound to no address in particular has the wildcard of its family.
+func (s *Socket) localAddr() net.Addr {
+	ap := s.localAddrPort()
+	if !ap.Addr().IsValid() && ap.Port() != 0 {
+		wild := netip.IPv4Unspecified()
+		if s.family == ipv6Proto {
+			wild = netip.IPv6Unspecified()
+		}
+		ap = netip.AddrPortFrom(wild, ap.Port())
+	}
+	return tcpAddr(ap)
+}
+
 func (s *Socket) remoteAddr() net.Addr { return tcpAddr(s.remoteAddrPort()) }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
