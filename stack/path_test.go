@@ -136,9 +136,9 @@ func TestQueueOverflow(t *testing.T) {
 // TestJitterKeepsOrder: jitter varies the delay but no frame overtakes
 // another, so data arrives in order: no segment leaves a hole that a later
 // one fills. (A segment the sender sent again arrives behind the data
-// already in, a duplicate: on a busy machine a timer can fire before the
-// ACK that would have stopped it is processed, and the resend is not the
-// wire's doing.)
+// already in, a duplicate: the jitter delays ACKs too, and a tail-loss
+// probe resends the last segment when its ACK is slow; that resend is
+// TCP's doing, not the wire's.)
 func TestJitterKeepsOrder(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	_, evs, p := pathRun(t, stack.WireConfig{Path: stack.Path{Delay: 5 * time.Millisecond, Jitter: 4 * time.Millisecond}}, 1<<20)
