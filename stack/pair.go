@@ -9,14 +9,23 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
-// Addresses of the two hosts of a Pair, from the documentation ranges
-// (RFC 5737, RFC 3849) so they can never collide with a real network.
-var (
-	ClientAddr4 = netip.MustParsePrefix("192.0.2.1/24")
-	ServerAddr4 = netip.MustParsePrefix("192.0.2.2/24")
-	ClientAddr6 = netip.MustParsePrefix("2001:db8::1/64")
-	ServerAddr6 = netip.MustParsePrefix("2001:db8::2/64")
+// The addresses a Pair gives its hosts when their configs name none, from
+// the documentation ranges (RFC 5737, RFC 3849) so they can never collide
+// with a real network: on 192.0.2.0/24 and 2001:db8::/64.
+const (
+	ClientIPv4 = "192.0.2.1"
+	ServerIPv4 = "192.0.2.2"
+	ClientIPv6 = "2001:db8::1"
+	ServerIPv6 = "2001:db8::2"
 )
+
+// pairPrefixes are a Pair host's default addresses with their prefixes.
+func pairPrefixes(v4, v6 string) []netip.Prefix {
+	return []netip.Prefix{
+		netip.PrefixFrom(netip.MustParseAddr(v4), 24),
+		netip.PrefixFrom(netip.MustParseAddr(v6), 64),
+	}
+}
 
 // PairConfig describes two hosts joined by one virtual wire. Link and
 // Addrs of each HostConfig are filled in when empty; the names default to
@@ -102,34 +111,25 @@ type Pair struct {
 
 // NewPair builds the wire and both hosts.
 func NewPair(cfg PairConfig) (*Pair, error) {
-	clock := cfg.Clock
-	for _, c := range []*Clock{cfg.Wire.Clock, cfg.Client.Clock, cfg.Server.Clock} {
-		switch {
-		case c == nil:
-		case clock == nil:
-			clock = c
-		case c != clock:
-			return nil, errors.New("stack: a Pair's wire and hosts run on one clock: PairConfig.Clock, or none")
-		}
+	p := &Pair{}
+	var err error
+	p.Clock, p.ownClock, err = oneClock(cfg.Clock, &cfg.Wire, &cfg.Client, &cfg.Server)
+	if err != nil {
+		return nil, err
 	}
-	p := &Pair{Clock: clock}
-	if p.Clock == nil {
-		p.Clock, p.ownClock = newWallClock(), true
-	}
-	cfg.Wire.Clock, cfg.Client.Clock, cfg.Server.Clock = p.Clock, p.Clock, p.Clock
 	w, err := NewWire(cfg.Wire)
 	if err != nil {
 		p.closeClock()
 		return nil, err
 	}
 	p.Wire = w
-	p.Client, err = p.newHost(cfg.Client, "client", ClientAddr4, ClientAddr6)
+	p.Client, err = newWireHost(w, cfg.Client, "client", pairPrefixes(ClientIPv4, ClientIPv6))
 	if err != nil {
 		w.Close()
 		p.closeClock()
 		return nil, err
 	}
-	p.Server, err = p.newHost(cfg.Server, "server", ServerAddr4, ServerAddr6)
+	p.Server, err = newWireHost(w, cfg.Server, "server", pairPrefixes(ServerIPv4, ServerIPv6))
 	if err != nil {
 		p.Client.Close()
 		w.Close()
@@ -145,25 +145,56 @@ func (p *Pair) closeClock() {
 	}
 }
 
-func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Host, error) {
+// oneClock gives a wire and its hosts one clock: the one given, or the
+// one the wire's or a host's config names (all that name one must name
+// the same), or a new one at real speed, which the caller owns (made).
+func oneClock(given *Clock, wire *WireConfig, hosts ...*HostConfig) (c *Clock, made bool, err error) {
+	c = given
+	names := []*Clock{wire.Clock}
+	for _, h := range hosts {
+		names = append(names, h.Clock)
+	}
+	for _, n := range names {
+		switch {
+		case n == nil:
+		case c == nil:
+			c = n
+		case n != c:
+			return nil, false, errors.New("stack: a wire and its hosts run on one clock")
+		}
+	}
+	if c == nil {
+		c, made = newWallClock(), true
+	}
+	wire.Clock = c
+	for _, h := range hosts {
+		h.Clock = c
+	}
+	return c, made, nil
+}
+
+// newWireHost builds a host on a new port of w, with the name and
+// addresses given unless cfg has its own, and the RTO bounds and loss
+// recovery the wire calls for (PairConfig).
+func newWireHost(w *Wire, cfg HostConfig, name string, addrs []netip.Prefix) (*Host, error) {
 	if cfg.Name == "" {
 		cfg.Name = name
 	}
-	if !p.Wire.cfg.impaired() {
+	if !w.cfg.impaired() {
 		cfg.NoRACK = true
 	} else {
 		if cfg.MinRTO == 0 {
 			cfg.MinRTO = WireMinRTO
 		}
 		if cfg.MaxRTO == 0 {
-			cfg.MaxRTO = p.Wire.cfg.maxRTO()
+			cfg.MaxRTO = w.cfg.maxRTO()
 		}
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = addrs
 	}
 	if cfg.Link == nil {
-		port, err := p.Wire.NewPort()
+		port, err := w.NewPort()
 		if err != nil {
 			return nil, err
 		}
