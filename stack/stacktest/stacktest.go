@@ -24,7 +24,8 @@ import (
 // test leaves nothing behind; a benchmark is not recorded.
 func Pair(tb testing.TB, cfg stack.PairConfig) *stack.Pair {
 	tb.Helper()
-	r, err := newRecording(tb)
+	cfg.Clock = networkClock(tb, cfg.Clock, cfg.Wire, cfg.Client, cfg.Server)
+	r, err := newRecording(tb, cfg.Clock)
 	if err != nil {
 		tb.Fatalf("recording the virtual network: %v", err)
 	}
@@ -48,7 +49,8 @@ func Pair(tb testing.TB, cfg stack.PairConfig) *stack.Pair {
 // and recorded as Pair's are.
 func Network(tb testing.TB, cfg stack.NetworkConfig) *stack.Network {
 	tb.Helper()
-	r, err := newRecording(tb)
+	cfg.Clock = networkClock(tb, cfg.Clock, cfg.Wire, cfg.Hosts...)
+	r, err := newRecording(tb, cfg.Clock)
 	if err != nil {
 		tb.Fatalf("recording the virtual network: %v", err)
 	}
