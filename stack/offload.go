@@ -173,25 +173,10 @@ func fillChecksum(frame []byte) {
 	th.SetChecksum(^checksum.Checksum(l4, xsum))
 }
 
-// merge hands one frame to the stack through GRO, which merges a TCP
-// stream's consecutive frames into one segment before the stack sees it,
-// as Linux's GRO does.
-func (p *Port) merge(frame buffer.Buffer) {
-	p.mu.Lock()
-	d := p.dispatcher
-	mac := p.mac
-	p.mu.Unlock()
-	if d == nil {
-		frame.Release()
-		return
-	}
-	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: frame})
-	defer pkt.DecRef()
-	hdr, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
-	if !ok {
-		return
-	}
-	eth := header.Ethernet(hdr)
+// merge hands one frame, its Ethernet header consumed, to d through GRO,
+// which merges a TCP stream's consecutive frames into one segment before
+// the stack sees it, as Linux's GRO does.
+func (p *Port) merge(d gstack.NetworkDispatcher, mac tcpip.LinkAddress, eth header.Ethernet, pkt *gstack.PacketBuffer) {
 	if eth.DestinationAddress() != mac {
 		p.deliverPacket(d, mac, eth, pkt) // not a unicast TCP frame for us: as it is
 		return

@@ -33,8 +33,9 @@ type Port struct {
 
 var _ gstack.LinkEndpoint = (*Port)(nil)
 
-// deliver hands one frame to the attached stack.
-func (p *Port) deliver(frame buffer.Buffer) {
+// deliver hands one frame to the attached stack: as it is, or through
+// GRO (merge).
+func (p *Port) deliver(frame buffer.Buffer, gro bool) {
 	p.mu.Lock()
 	d := p.dispatcher
 	mac := p.mac
@@ -47,6 +48,10 @@ func (p *Port) deliver(frame buffer.Buffer) {
 	defer pkt.DecRef()
 	hdr, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
 	if !ok {
+		return
+	}
+	if gro {
+		p.merge(d, mac, header.Ethernet(hdr), pkt)
 		return
 	}
 	p.deliverPacket(d, mac, header.Ethernet(hdr), pkt)

@@ -149,11 +149,7 @@ func (p *Port) run() {
 		var next time.Time
 		batch, next = p.take(batch[:0], clock.Now())
 		for i := range batch {
-			if p.w.cfg.Offload == OffloadTSO {
-				p.merge(batch[i].frame)
-			} else {
-				p.deliver(batch[i].frame)
-			}
+			p.deliver(batch[i].frame, p.w.cfg.Offload == OffloadTSO)
 			batch[i] = queuedFrame{}
 		}
 		if len(batch) > 0 && p.w.cfg.Offload == OffloadTSO {

@@ -345,7 +345,7 @@ func (w *Wire) impair(from, p *Port, frame buffer.Buffer) {
 		// as gVisor's own pipe link does: the stack queues TCP segments
 		// to its processor goroutines, so the sender does not run the
 		// receiver's TCP, and no goroutine handoff is paid per frame.
-		p.deliver(frame)
+		p.deliver(frame, false)
 		return
 	}
 	c := &ps.cfg
