@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsftp/nsftp/packet"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -23,7 +24,7 @@ type capture struct {
 	fd    int
 	src   *trace.Source // nil: no segment events
 	rec   *trace.Recorder
-	pcap  *pcapWriter
+	pcap  *packet.PCAPWriter
 	loops map[int]bool // loopback interfaces: each frame is seen going out and coming in
 	stop  chan struct{}
 	done  chan struct{}
@@ -83,7 +84,7 @@ func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
 		return nil, err
 	}
 	if cfg.PCAP != nil {
-		if c.pcap, err = newPCAPWriter(cfg.PCAP); err != nil {
+		if c.pcap, err = packet.NewPCAPWriter(cfg.PCAP, packet.LinkEthernet, 0); err != nil {
 			unix.Close(c.fd)
 			return nil, err
 		}
@@ -128,7 +129,7 @@ func attachTCPFilter(fd int) error {
 // read reads frames until stopped, and says how far it has read.
 func (c *capture) read() {
 	defer close(c.done)
-	buf := make([]byte, pcapSnapLen)
+	buf := make([]byte, packet.SnapLen)
 	oob := make([]byte, 128)
 	for {
 		stopping := false
@@ -191,7 +192,7 @@ func (c *capture) frame(b []byte, size int, from unix.Sockaddr, at time.Time) {
 	if c.loops[ll.Ifindex] && ll.Pkttype != unix.PACKET_OUTGOING {
 		return // the same frame, coming back in on the loopback
 	}
-	seg := decodeFrame(b[:min(len(b), 160)], size)
+	seg := packet.Decode(b, size, packet.LinkEthernet)
 	if seg.Proto != "tcp" || !seg.Src.IsValid() {
 		return
 	}
@@ -213,7 +214,7 @@ func (c *capture) frame(b []byte, size int, from unix.Sockaddr, at time.Time) {
 		return
 	}
 	if c.pcap != nil {
-		c.pcap.write(at, b, size)
+		c.pcap.WriteFrame(at, size, b)
 	}
 	if c.src == nil {
 		return
@@ -262,9 +263,7 @@ func (c *capture) close() error {
 			c.src.Close()
 		}
 		unix.Close(c.fd)
-		if c.pcap != nil {
-			c.err = c.pcap.err
-		}
+		c.err = c.pcap.Err()
 	})
 	return c.err
 }

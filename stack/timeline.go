@@ -12,6 +12,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
+	"github.com/nsftp/nsftp/packet"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -571,8 +572,8 @@ func rfcState(s tcp.EndpointState) (trace.TCPState, bool) {
 // frame records one frame crossing the link, with the socket it belongs
 // to and any change of state its connection made before it. head is the
 // frame's beginning (enough for its headers), size its length.
-func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool, chain []string) {
-	seg := decodeFrame(head, size, ether)
+func (t *timeline) frame(dir trace.Direction, head []byte, size int, link packet.LinkType, chain []string) {
+	seg := packet.Decode(head, size, link)
 	seg.Dir = dir
 	seg.Chain = chain
 	var (
