@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 	"unsafe"
@@ -34,10 +35,19 @@ type capture struct {
 	last  time.Time // the last frame's time
 
 	mark *watermark // every frame captured before it was recorded
+
+	// top is the highest sequence number each way of each connection
+	// (source, destination) in the frames read: a segment below it
+	// resends sequence space. The packet socket sees a frame as its
+	// sender's kernel hands it to the device, so for the run's own
+	// sockets this is the sender's record of what it sent. Only the
+	// reading goroutine touches it.
+	top map[[2]netip.AddrPort]uint32
 }
 
 func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
-	c := &capture{w: w, fd: -1, rec: cfg.Recorder, loops: map[int]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &capture{w: w, fd: -1, rec: cfg.Recorder, loops: map[int]bool{}, stop: make(chan struct{}), done: make(chan struct{}),
+		top: map[[2]netip.AddrPort]uint32{}}
 	err := cfg.NetNS.Do(func() error {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
@@ -219,6 +229,7 @@ func (c *capture) frame(b []byte, size int, from unix.Sockaddr, at time.Time) {
 	if c.src == nil {
 		return
 	}
+	c.markRetransmit(&seg)
 	// The socket's queue has the frames in the order they crossed the
 	// link; their timestamps need not be (TCP stamps an outgoing segment
 	// with its planned departure). The order wins.
@@ -239,6 +250,31 @@ func (c *capture) frame(b []byte, size int, from unix.Sockaddr, at time.Time) {
 		e := r.ref.event(trace.Event{Kind: trace.KindSegment, Segment: &s})
 		e.Time = t
 		c.src.Record(e)
+	}
+}
+
+// markRetransmit marks a segment that resends sequence space: it starts
+// below the highest sequence number sent that way before. A SYN or a FIN
+// occupies one (RFC 793 section 3.3).
+func (c *capture) markRetransmit(seg *trace.Segment) {
+	space := uint32(seg.Len)
+	if seg.Flags.Has(trace.SYN) {
+		space++
+	}
+	if seg.Flags.Has(trace.FIN) {
+		space++
+	}
+	if space == 0 {
+		return
+	}
+	k := [2]netip.AddrPort{seg.Src, seg.Dst}
+	top, ok := c.top[k]
+	if seg.Flags.Has(trace.SYN) && ok && top != seg.Seq+1 {
+		ok = false // a new connection reusing the address pair
+	}
+	seg.Retransmit = ok && int32(top-seg.Seq) > 0
+	if end := seg.Seq + space; !ok || int32(end-top) > 0 {
+		c.top[k] = end
 	}
 }
 

@@ -25,6 +25,7 @@ type segmentJSON struct {
 	Options     string      `json:"options,omitempty"`
 	WindowScale *int        `json:"window_scale,omitempty"`
 	SACK        [][2]uint32 `json:"sack,omitempty"`
+	Retransmit  bool        `json:"retransmit,omitempty"`
 	Len         int         `json:"len"`
 	Frame       int         `json:"frame"`
 	Info        string      `json:"info,omitempty"`
@@ -42,7 +43,7 @@ func (s *Segment) HasPorts() bool { return s.Proto == "tcp" || s.Proto == "udp" 
 func (s Segment) MarshalJSON() ([]byte, error) {
 	j := segmentJSON{
 		Dir: s.Dir, Proto: s.Proto, Socket: s.Socket, Label: s.Label, Flags: s.Flags,
-		Seq: s.Seq, Ack: s.Ack, Window: s.Window, Options: s.Options,
+		Seq: s.Seq, Ack: s.Ack, Window: s.Window, Options: s.Options, Retransmit: s.Retransmit,
 		Len: s.Len, Frame: s.Frame, Info: s.Info, Chain: s.Chain,
 	}
 	j.Src, j.Dst = s.addrText(s.Src), s.addrText(s.Dst)
@@ -75,7 +76,7 @@ func (s *Segment) UnmarshalJSON(b []byte) error {
 	}
 	*s = Segment{
 		Dir: j.Dir, Proto: j.Proto, Socket: j.Socket, Label: j.Label, Flags: j.Flags,
-		Seq: j.Seq, Ack: j.Ack, Window: j.Window, Options: j.Options, WindowScale: -1,
+		Seq: j.Seq, Ack: j.Ack, Window: j.Window, Options: j.Options, WindowScale: -1, Retransmit: j.Retransmit,
 		Len: j.Len, Frame: j.Frame, Info: j.Info, Chain: j.Chain,
 	}
 	if j.WindowScale != nil {
