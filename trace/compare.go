@@ -116,7 +116,7 @@ func newCompareSide(evs []Event, explain bool, col int) *compareSide {
 			if e.Kind == KindReply {
 				arrow = "<-"
 			}
-			text := Clean(MaskPassword(e.Text))
+			text := Clean(RedactCommand(e.Text))
 			if e.Kind == KindReply {
 				text = fmt.Sprintf("%d %s", e.Code, Clean(strings.ReplaceAll(e.Text, "\n", " / ")))
 			}

@@ -404,8 +404,10 @@ const (
 	ResetReceived TCPDo = "reset-received" // a RST received and acted on
 )
 
-// Message is one step of an FTP dialogue (layer "ftp"). Passwords never
-// appear in a Message: a PASS command's argument is "****".
+// Message is one step of an FTP dialogue (layer "ftp"). Secrets never
+// appear in a Message: a PASS or ACCT command's argument is "****"
+// (RedactCommand), and the views and the JSON writer mask one again if
+// whoever recorded it forgot to.
 type Message struct {
 	Side   Role           `json:"side"`
 	Conn   Conn           `json:"conn"`

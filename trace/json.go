@@ -124,11 +124,22 @@ func NewJSONWriter(w io.Writer) *JSONWriter {
 	return &JSONWriter{bw: bw, enc: enc}
 }
 
-// Event implements Sink.
+// Event implements Sink. A command's PASS or ACCT argument is written
+// masked (RedactCommand), even if whoever recorded it forgot to.
 func (j *JSONWriter) Event(e *Event) {
-	if j.err == nil {
-		j.err = j.enc.Encode(e)
+	if j.err != nil {
+		return
 	}
+	if e.Kind == KindCommand && e.Message != nil {
+		if r := RedactCommand(e.Text); r != e.Text {
+			m := *e.Message
+			m.Text = r
+			masked := *e
+			masked.Message = &m
+			e = &masked
+		}
+	}
+	j.err = j.enc.Encode(e)
 }
 
 // Flush implements Sink.

@@ -755,7 +755,7 @@ func (t *Text) ftpLine(e *Event) string {
 		if m.Side == Server {
 			arrow = "<-"
 		}
-		return fmt.Sprintf("%s%s %s", head, arrow, t.paint("bold", Clean(MaskPassword(m.Text))))
+		return fmt.Sprintf("%s%s %s", head, arrow, t.paint("bold", Clean(RedactCommand(m.Text))))
 	case KindReply:
 		arrow := "<-"
 		if m.Side == Server {
@@ -834,15 +834,6 @@ func ConfigText(c *Config) string {
 		from = string(c.Source)
 	}
 	return what + " (" + from + ")"
-}
-
-// MaskPassword masks a PASS command's argument, even if whoever recorded
-// it forgot to.
-func MaskPassword(cmd string) string {
-	if len(cmd) >= 4 && strings.EqualFold(cmd[:4], "PASS") && strings.TrimSpace(cmd[4:]) != "****" {
-		return "PASS ****"
-	}
-	return cmd
 }
 
 // bulk reports whether e is a data segment that can open a band: data on
