@@ -106,9 +106,9 @@ func TestRetransmitTail(t *testing.T) {
 	client := newHost("client", "192.0.2.1/24", false)
 	server := newHost("server", "192.0.2.2/24", true)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(trace.WithLabel(context.Background(), trace.Data), 20*time.Second)
 	defer cancel()
-	ls, err := server.Socket(ctx, "tcp4", trace.Data)
+	ls, err := server.Socket(ctx, "tcp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestRetransmitTail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Socket(ctx, "tcp4", trace.Data)
+	c, err := client.Socket(ctx, "tcp4")
 	if err != nil {
 		t.Fatal(err)
 	}
