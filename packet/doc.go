@@ -7,9 +7,12 @@
 // reader.
 //
 // Its contract: no I/O but through the io.Writer or io.Reader it is
-// given, no gVisor, no panics on any input (every parser is fuzzed), and
-// no allocation when decoding a TCP segment that carries no SACK blocks
-// and no SYN: the stack decodes every frame it sends or receives, and the
-// kernel package every frame of a traced run. Both decode with this one
-// package, so a field added here reaches both.
+// given; no gVisor; Decode, NeedsPayload, ParseTCPOptions and the pcap
+// reader take any bytes without panicking (each is fuzzed), while the
+// views read fixed offsets and leave the length checks their doc comments
+// name to the caller, as gVisor's header package does; and no allocation
+// when decoding a TCP segment that carries no SACK blocks and no SYN: the
+// stack decodes every frame it sends or receives, and the kernel package
+// every frame of a traced run. Both decode with this one package, so a
+// field added here reaches both.
 package packet
