@@ -12,15 +12,13 @@ import (
 
 var writeSeeds = flag.Bool("seeds", false, "write the fuzz targets' seed corpora to testdata/fuzz")
 
-// TestWriteSeeds writes the frames of fuzzSeeds as the seed corpora of
-// FuzzDecode and FuzzPCAPReader, in the go test fuzz v1 format, when run
-// with -seeds:
+// TestSeeds checks that the committed seed corpora of FuzzDecode,
+// FuzzPCAPReader and FuzzTCPRoundTrip are the frames of fuzzSeeds, in the
+// go test fuzz v1 format, so the corpora follow the frames; with -seeds it
+// writes them:
 //
-//	go test ./packet/ -run TestWriteSeeds -seeds
-func TestWriteSeeds(t *testing.T) {
-	if !*writeSeeds {
-		t.Skip("writes seed corpora only with -seeds")
-	}
+//	go test ./packet/ -run TestSeeds -seeds
+func TestSeeds(t *testing.T) {
 	names := []string{"syn", "sack", "ipv6-ext", "ipv6-fragment", "arp", "icmp-frag-needed", "ndp-ns", "dns", "dhcp"}
 	var pcap bytes.Buffer
 	p, _ := NewPCAPWriter(&pcap, LinkEthernet, 0)
@@ -38,10 +36,17 @@ func TestWriteSeeds(t *testing.T) {
 
 func write(t *testing.T, target, name, body string) {
 	dir := filepath.Join("testdata", "fuzz", target)
+	want := []byte("go test fuzz v1\n" + body)
+	if !*writeSeeds {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("the seed %s/%s is not as fuzzSeeds makes it (%v): go test ./packet/ -run TestSeeds -seeds", target, name, err)
+		}
+		return
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte("go test fuzz v1\n"+body), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name), want, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
