@@ -14,6 +14,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
 
+	"github.com/nsftp/nsftp/packet"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -144,9 +145,9 @@ type Wire struct {
 	rng   *rand.Rand
 
 	clock    *Clock
-	ownClock bool        // made by NewWire: closed with the wire
-	start    time.Time   // outages count from it, on the clock
-	pcap     *pcapWriter // nil unless capturing
+	ownClock bool               // made by NewWire: closed with the wire
+	start    time.Time          // outages count from it, on the clock
+	pcap     *packet.PCAPWriter // nil unless capturing
 
 	stats struct {
 		frames, delivered, lost, lossRuns, duplicated, reordered, corrupted, fcs, bottleneck, down, queueDrops atomic.Uint64
@@ -189,8 +190,8 @@ func NewWire(cfg WireConfig) (*Wire, error) {
 	w.caps = w.capabilities()
 	if cfg.PCAP != nil {
 		var err error
-		if w.pcap, err = newPCAPWriter(cfg.PCAP, 0, linkTypeEthernet); err != nil {
-			return nil, err
+		if w.pcap, err = packet.NewPCAPWriter(cfg.PCAP, packet.LinkEthernet, 0); err != nil {
+			return nil, fmt.Errorf("stack: wire: %w", err)
 		}
 	}
 	w.ports.Store(&[]*Port{})
@@ -255,7 +256,7 @@ func (w *Wire) Close() error {
 	if w.ownClock {
 		w.clock.Close()
 	}
-	return w.pcap.closeErr()
+	return w.pcap.Err()
 }
 
 // Clock returns the clock the wire runs on.
@@ -305,7 +306,7 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 	if w.pcap != nil {
 		var slices [][]byte
 		frame.Apply(func(v *buffer.View) { slices = append(slices, v.AsSlice()) })
-		w.pcap.record(w.clock.Now(), slices)
+		w.pcap.WriteFrame(w.clock.Now(), int(frame.Size()), slices...)
 	}
 	unicast := len(dst) == header.EthernetAddressSize && dst[0]&1 == 0
 	ports := *w.ports.Load()
@@ -396,10 +397,10 @@ func (w *Wire) dropped(from, to *Port, frame buffer.Buffer, reason string) {
 	if w.cfg.Observer == nil {
 		return
 	}
-	var head [160]byte
+	var head [packet.HeaderBytes]byte
 	n := 0
 	frame.Apply(func(v *buffer.View) { n += copy(head[n:], v.AsSlice()) })
-	seg := decodeFrame(head[:n], int(frame.Size()), true)
+	seg := packet.Decode(head[:n], int(frame.Size()), packet.LinkEthernet)
 	seg.Dir = trace.Out
 	w.cfg.Observer(trace.Event{Layer: trace.LayerWire, Kind: trace.KindDrop, Segment: &seg,
 		Drop: &trace.Drop{Reason: reason, From: from.id, To: to.id}})

@@ -530,7 +530,7 @@ func TestGraphLarge(t *testing.T) {
 		seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq, Ack: 5001, Len: 1448, Socket: 5})
 		seq += 1448
 		if i%1000 == 999 {
-			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq - 100*1448, Ack: 5001, Len: 1448, Socket: 5})
+			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq - 100*1448, Ack: 5001, Len: 1448, Socket: 5, Retransmit: true})
 			rtx++
 			cwnd /= 2
 			cuts++
@@ -720,7 +720,7 @@ func TestGraphTellsApart(t *testing.T) {
 			ack, sack = lost, []trace.SACKBlock{{Start: lost + mss, End: s + mss}}
 		}
 		if s == lost+5*mss {
-			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: lost, Ack: 5001, Len: mss})
+			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: lost, Ack: 5001, Len: mss, Retransmit: true})
 		}
 		seg(trace.Segment{Dir: trace.In, Src: cli, Dst: srv, Flags: trace.ACK, Seq: 5001, Ack: ack, Window: 16384, SACK: sack})
 		add(trace.Event{Layer: trace.LayerStack, Host: "server", Kind: trace.KindTCB,
