@@ -35,6 +35,17 @@ func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (res demoRes
 		}
 	}
 	defer ns.Close()
+	if d.up.Rate > 0 {
+		if nsErr != nil {
+			return res, nil, &setupError{fmt.Errorf("--rate on the kernel's TCP shapes the loopback of a network namespace made for the run, which needs root: %w", nsErr)}
+		}
+		b := kernel.BottleneckFor(d.up.Rate, d.up.Queue, d.up.QueueBytes, d.mtu)
+		if err := ns.Shape(b); err != nil {
+			return res, nil, &setupError{err}
+		}
+		where += fmt.Sprintf(", a bottleneck of %s: %s (a queue of %s; the wire's queue counted in frames of %d bytes), both directions through it",
+			trace.BitRate(float64(b.Rate)), b, trace.Bytes(int64(b.Queue)), d.mtu+14)
+	}
 	if err := sg.startKernel(ns); err != nil {
 		return res, nil, err
 	}

@@ -75,6 +75,9 @@ type seeing struct {
 	hosts    []*stack.Host
 	before   []stack.Stats
 	finished bool
+	// For a run of --compare: the comparison's title, and the column (the
+	// stack) this run is, for its run event.
+	compareTitle, compareColumn string
 
 	// The kernel's side, for runs on its TCP (--net os).
 	watch        *kernel.Watch
@@ -153,8 +156,11 @@ func textOptions(out io.Writer, sf *seeFlags) trace.TextOptions {
 
 // begin records what the run is: its title and setup, the first event.
 func (s *seeing) begin(title, about string) {
+	if s.compareTitle != "" {
+		title = s.compareTitle
+	}
 	if s.rec != nil {
-		s.rec.Record(trace.Event{Layer: trace.LayerRun, Kind: trace.KindRun, Run: &trace.Run{Title: title, About: about}})
+		s.rec.Record(trace.Event{Layer: trace.LayerRun, Kind: trace.KindRun, Run: &trace.Run{Title: title, About: about, Compare: s.compareColumn}})
 	}
 }
 
