@@ -181,6 +181,11 @@ func (s *Socket) sample(ti *tcpInfo) *trace.TCB {
 		return nil
 	}
 	b.Socket = s.id
+	if !s.remoteAddrPort().IsValid() {
+		// Connected before the call that connected it returned (a
+		// change of state the kernel told first).
+		s.learnAddrs()
+	}
 	b.Local, b.Remote = s.localAddrPort(), s.remoteAddrPort()
 	return b
 }

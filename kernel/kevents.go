@@ -91,13 +91,23 @@ func (w *Watch) stateEvent(r *record) (trace.Event, *Socket, bool) {
 	// Linux hands a connection entering TIME-WAIT to a small timewait
 	// sock (tcp_time_wait) and frees the socket: the tracepoint sees it
 	// go to TCP_CLOSE, on the segment that RFC 793 moves it to TIME-WAIT
-	// on.
-	timeWait := to == trace.StateClosed && by == trace.BySegment && cause != "rcv RST" &&
+	// on. A connection in FIN-WAIT-2 whose socket is closed (close()
+	// after shutdown(), or the ACK of its FIN after close()) is handed
+	// to one too, still in FIN-WAIT-2 (tcp_time_wait(sk, TCP_FIN_WAIT2)):
+	// its socket is freed, the tracepoint says TCP_CLOSE, and no
+	// tracepoint follows the timewait sock to TIME-WAIT when the peer's
+	// FIN comes. The FIN's arrival is tcp_fin on the stack.
+	handoff := to == trace.StateClosed && from == trace.StateFinWait2 && cause != "rcv RST" &&
+		slices.Contains(r.stack, "tcp_done") && !slices.Contains(r.stack, "tcp_fin")
+	timeWait := !handoff && to == trace.StateClosed && by == trace.BySegment && cause != "rcv RST" &&
 		(from == trace.StateFinWait1 || from == trace.StateFinWait2 || from == trace.StateClosing)
 	if timeWait {
 		to = trace.StateTimeWait
 		cause, _ = kernelCause(from, to, r.stack)
 		cause += " (tcp_time_wait frees the socket: a timewait sock keeps TIME-WAIT, and the tracepoint says TCP_CLOSE)"
+	}
+	if handoff {
+		cause += " (tcp_time_wait hands the connection, still in FIN-WAIT-2, to a timewait sock and frees the socket: the tracepoint says TCP_CLOSE; the connection goes to TIME-WAIT when the peer's FIN comes, which no tracepoint reports)"
 	}
 	st := &trace.State{Socket: ref.id, Label: ref.label, From: from, To: to, Cause: cause, By: by, Stack: shownStack(r.stack)}
 	if from == trace.StateListen && to == trace.StateSynReceived {
