@@ -55,11 +55,11 @@ func (s *Socket) begin(ctx context.Context, c trace.Call, gated bool) (pendingCa
 	}
 	p.start = time.Now()
 	n.emit(trace.Event{Kind: trace.KindCall, Phase: trace.Begin, Call: &p.Call})
-	if c.Op == trace.OpClose && s.n.cfg.Samples {
+	if c.Op == trace.OpClose {
 		// The last look at the connection through its descriptor, still
 		// open: the kernel goes on with it after close(2), out of
 		// TCP_INFO's reach.
-		s.emitSample(s.info())
+		s.emitSample(ti)
 	}
 	return p, nil
 }
@@ -72,7 +72,8 @@ func (s *Socket) describe(c trace.Call) (pendingCall, *tcpInfo) {
 	c.Article, c.Kernel = names(c.Op, s.v6)
 	c.Syscall = syscallOf[c.Op]
 	var ti *tcpInfo
-	if s.f != nil && !s.isClosed() {
+	if s.f != nil && (!s.isClosed() || c.Op == trace.OpClose) {
+		// close(2) has not run yet: the descriptor is still open.
 		ti = s.info()
 		c.StateBefore = ti.state()
 	}

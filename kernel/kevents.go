@@ -253,7 +253,8 @@ func shownStack(stack []string) []string {
 // tcp:tcp_probe: the sender's state as the kernel began to process a
 // segment that arrived, recorded when it differs from the last in what a
 // graph shows (the window, the threshold, what is acknowledged, the
-// congestion state), as netstack's samples are.
+// congestion state), as netstack's samples are, or in the window it
+// offers (a receiver's samples change in nothing else).
 func (w *Watch) probeEvent(r *record) []trace.Event {
 	f := r.fields
 	local, _ := netip.ParseAddrPort(f["src"])
@@ -281,7 +282,7 @@ func (w *Watch) probeEvent(r *record) []trace.Event {
 		b.MSS, b.RTO = ref.last.MSS, ref.last.RTO
 	}
 	if p := ref.probed; p != nil && p.Cwnd == b.Cwnd && p.Ssthresh == b.Ssthresh && p.SndUna == b.SndUna &&
-		p.SndWnd == b.SndWnd && p.Congestion == b.Congestion {
+		p.SndWnd == b.SndWnd && p.RcvWnd == b.RcvWnd && p.Congestion == b.Congestion {
 		return nil
 	}
 	ref.probed, ref.last = b, b

@@ -484,8 +484,13 @@ func (s *compareSide) measure(blind map[Seen]bool) []measure {
 			c := e.Call
 			k := sockKey{e.Host, c.Socket}
 			st := c.StateAfter
-			if e.Phase == Begin {
+			switch {
+			case e.Phase == Begin:
 				st = c.StateBefore
+			case c.Op == OpAccept, c.Op == OpClose:
+				// accept's is the new connection's; after close(2) the
+				// kernel's socket is out of TCP_INFO's reach.
+				st = ""
 			}
 			if c.Op == OpListen {
 				listens[k] = true

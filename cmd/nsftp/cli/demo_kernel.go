@@ -60,6 +60,14 @@ func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (res demoRes
 		return res, sg.stopTrace(), &setupError{err}
 	}
 	res, err = d.serveAndDownload(ctx, server, client, l, l.Addr().String(), sg.ftpObserver())
+	if d.up.Rate > 0 && sg.rec != nil {
+		// What the bottleneck did, from the qdisc's own counters: the
+		// frames it dropped are seen nowhere else (the packet socket
+		// sees what leaves it).
+		dropped, sent := ns.QueueDrops()
+		sg.rec.Record(trace.Event{Layer: trace.LayerKernel, Kind: trace.KindNote, Message: &trace.Message{
+			Text: fmt.Sprintf("the bottleneck's queue (tbf on loopback) sent %d packets and dropped %d, its queue full", sent, dropped)}})
+	}
 	traceErr = sg.stopTrace()
 	return res, traceErr, err
 }

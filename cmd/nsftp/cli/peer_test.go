@@ -56,15 +56,7 @@ func TestTAPPeerKernel(t *testing.T) {
 			if fileSHA(t, dest) != sum {
 				t.Fatalf("the file arrived changed")
 			}
-			f, err := os.Open(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			evs, err := trace.ReadJSON(f)
-			f.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
+			evs := readRecording(t, rec)
 			tracetest.Causal(t, evs)
 			tracetest.RFC793(t, evs)
 
