@@ -107,6 +107,11 @@ func (w *Watch) stateEvent(r *record) (trace.Event, *Socket, bool) {
 		cause += " (tcp_time_wait frees the socket: a timewait sock keeps TIME-WAIT, and the tracepoint says TCP_CLOSE)"
 	}
 	if handoff {
+		if by == trace.BySegment {
+			// The ACK of the FIN of a socket already closed: its move to
+			// FIN-WAIT-2 and its handing on are one.
+			cause = "rcv ACK of our FIN"
+		}
 		cause += " (tcp_time_wait hands the connection, still in FIN-WAIT-2, to a timewait sock and frees the socket: the tracepoint says TCP_CLOSE; the connection goes to TIME-WAIT when the peer's FIN comes, which no tracepoint reports)"
 	}
 	st := &trace.State{Socket: ref.id, Label: ref.label, From: from, To: to, Cause: cause, By: by, Stack: shownStack(r.stack)}

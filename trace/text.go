@@ -59,6 +59,7 @@ type Text struct {
 	isn    map[dirKey]uint32  // initial sequence numbers, from the SYNs
 	wscale map[dirKey]int     // window scales, from the SYNs
 	sent   map[dirKey]*uint32 // the highest sequence number sent, for retransmissions
+	rtx    map[uint64]bool    // the segments (by Seq) that were retransmissions when they came
 	connOf map[sockKey]connKey
 
 	// A bulk transfer's events are nearly all of one connection, one
@@ -110,7 +111,7 @@ func NewText(w io.Writer, opt TextOptions) *Text {
 	return &Text{
 		w: bufio.NewWriterSize(w, 32<<10), opt: opt,
 		hostOf: map[netip.Addr]string{}, infos: map[string]*HostInfo{},
-		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{}, sent: map[dirKey]*uint32{},
+		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{}, sent: map[dirKey]*uint32{}, rtx: map[uint64]bool{},
 		connOf: map[sockKey]connKey{}, open: map[callKey]bool{},
 	}
 }
@@ -209,6 +210,11 @@ func (t *Text) learn(e *Event) {
 				t.sent[d] = t.last.sent
 			} else if int32(end-*top) > 0 {
 				*top = end
+			} else if int32(end-*top) < 0 && e.Seq != 0 {
+				// Judged now: a segment shown later (one of a band that
+				// did not grow long enough) meets a top that later ones
+				// moved.
+				t.rtx[e.Seq] = true
 			}
 		}
 	}
@@ -715,7 +721,7 @@ func (t *Text) segmentLine(e *Event) {
 		return
 	}
 	body := "  " + arrow + " " + t.SegmentText(s)
-	if t.retransmission(s) {
+	if e.Seq != 0 && t.rtx[e.Seq] || e.Seq == 0 && t.retransmission(s) {
 		body += " " + t.paint("error", "(retransmission)")
 	}
 	tail := fmt.Sprintf("%s > %s", s.Src, s.Dst)
