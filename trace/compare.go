@@ -462,6 +462,7 @@ func (s *compareSide) measure(blind map[Seen]bool) []measure {
 		unacked   = map[dirKey]time.Time{}  // data received, not yet acknowledged
 		synackAt  = map[sockKey]bool{}      // a SYN|ACK sent on the socket
 		sent      = map[dirKey]uint32{}
+		fullest   = map[dirKey]int{} // the largest data segment each way so far
 
 		callOrder  []sockKey
 		callStates = map[sockKey][]string{}
@@ -552,11 +553,14 @@ func (s *compareSide) measure(blind map[Seen]bool) []measure {
 				if at, ok := pendingTx[k]; ok && seg.Dir == Out {
 					if w := e.Time.Sub(at); w > sendWait {
 						sendWait, sendWho = w, fmt.Sprintf("%s %s, %d bytes", e.Host, seg.Label, seg.Len)
+						// Nagle's algorithm holds only a segment shorter
+						// than a full one; a full one waits for the window.
 						p, ok := peerSeg[dirKey{seg.Dst, seg.Src}]
-						sendNagle = ok && p.After(at) && e.Time.Sub(p) < time.Millisecond
+						sendNagle = ok && p.After(at) && e.Time.Sub(p) < time.Millisecond && seg.Len < fullest[d]
 					}
 					delete(pendingTx, k)
 				}
+				fullest[d] = max(fullest[d], seg.Len)
 				if _, ok := unacked[d]; !ok {
 					unacked[d] = e.Time
 				}
