@@ -317,3 +317,27 @@ func TestDemoCompareUnprivileged(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelPathUsage: what the kernel's loopback cannot do is refused in
+// one line that says why, and --peer-kernel goes with --tap and a view.
+func TestKernelPathUsage(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"demo", "--compare", "--delay", "20ms"}, "this kernel has no netem qdisc"},
+		{[]string{"demo", "--net", "os", "--loss", "1%"}, "only --rate and --queue (a tbf qdisc)"},
+		{[]string{"demo", "--compare", "--rate", "20mbit/1mbit"}, "give --rate and --queue one value for both"},
+		{[]string{"demo", "--compare", "--queue", "32"}, "give its --rate"},
+		{[]string{"demo", "--compare", "--offload"}, "--offload"},
+		{[]string{"demo", "--compare", "--trace"}, "--compare shows its own view"},
+		{[]string{"demo", "--compare", "--graph", "g.svg"}, "give a --size"},
+		{[]string{"get", "ftp://192.0.2.1/f", "--net", "os", "--peer-kernel"}, "apply only with --tap"},
+		{[]string{"get", "ftp://192.0.2.1/f", "--tap", "tap0", "--peer-kernel"}, "--peer-kernel shows the peer's side"},
+	} {
+		_, _, err := runIn(t, "", tc.args...)
+		if ExitCode(err) != ExitUsage || err == nil || !strings.Contains(err.Error(), tc.msg) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("nsftp %s: %v, want a one-line usage error saying %q", strings.Join(tc.args, " "), err, tc.msg)
+		}
+	}
+}

@@ -211,3 +211,55 @@ func TestTAPPeerKernelSignals(t *testing.T) {
 		t.Errorf("a download stopped by SIGINT left %q behind", left)
 	}
 }
+
+// TestTAPPeerKernelUnprivileged: as nobody (on a TAP device nobody owns,
+// nsftp inside the test's namespace), --peer-kernel cannot read tracefs:
+// one line says why the peer stays dark, the run goes on, and the
+// recording's peer host says what it did not see.
+func TestTAPPeerKernelUnprivileged(t *testing.T) {
+	needTAPRoot(t, "vsftpd", "ss")
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("skipping: needs setpriv (util-linux)")
+	}
+	bin := buildNsftp(t)
+	leftAsFound(t, nil)
+	ns := newLabNS(t)
+	ns.ip("tuntap", "add", "dev", "tap0", "mode", "tap", "user", "65534")
+	ns.ip("addr", "add", kernelCIDR, "dev", "tap0")
+	ns.ip("link", "set", "tap0", "up")
+	srv := ns.startVsftpd(kernelIP)
+	writeRandomFile(t, filepath.Join(srv.root, "f"), 64<<10, 8)
+	dir, err := os.MkdirTemp("", "nsftp-peer-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	rec := filepath.Join(dir, "run.jsonl")
+	cmd := ns.command(setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups",
+		bin, "get", "ftp://"+kernelIP+"/f", "-", "--tap", "tap0", "--addr", nsftpCIDR, "--peer-kernel", "--record", rec, "-q")
+	cmd.Dir = "/"
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || stdout.Len() != 64<<10 {
+		t.Fatalf("get --peer-kernel as nobody: %v, %d bytes\n%s", err, stdout.Len(), stderr.String())
+	}
+	if e := stderr.String(); strings.Count(e, "\n") != 1 || !strings.Contains(e, "--peer-kernel") || !strings.Contains(e, "stays dark") || !strings.Contains(e, "tracefs is root's") {
+		t.Errorf("stderr should be one line on why the peer is dark:\n%s", e)
+	}
+	var unseen []trace.Seen
+	for _, e := range readRecording(t, rec) {
+		switch {
+		case e.Kind == trace.KindHost && e.Host == peerHost:
+			for _, u := range e.HostInfo.Unseen {
+				unseen = append(unseen, u.What)
+			}
+		case e.Host == peerHost:
+			t.Errorf("as nobody, an event of the peer's: %+v", e)
+		}
+	}
+	if !slices.Contains(unseen, trace.SeenStates) {
+		t.Errorf("the peer host does not say it saw no changes of state: %v", unseen)
+	}
+}
