@@ -95,7 +95,7 @@ func Dial(ctx context.Context, address string, cfg ClientConfig) (*Client, error
 	}
 	cfg.fill()
 	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	conn, err := cfg.Network.Dial(dctx, trace.Control, address)
+	conn, err := cfg.Network.DialContext(trace.WithLabel(dctx, trace.Control), "tcp", address)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", address, err)

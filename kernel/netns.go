@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
+	"net/netip"
 	"os"
 	"runtime"
 
@@ -22,6 +23,20 @@ type NetNS struct {
 	// there or at a port a socket binds, so the kernel's per-segment
 	// tracepoints can be filtered to it before the run begins.
 	ports [2]uint16
+	// net is the namespace's own part of 127.0.0.0/8 (Loopback).
+	net [2]byte
+}
+
+// Loopback is an address of the namespace's loopback for one of a run's
+// hosts, 127.A.B.host, with A and B chosen when the namespace was made.
+// The kernel's tracepoints see every namespace and name a connection by
+// its addresses and ports alone: runs in namespaces of their own at the
+// same time (other tests), each with a server at 127.0.0.2:21, took each
+// other's connections and listeners for their own. A connection to this
+// address comes from 127.0.0.1 (loopback's route names it as the source),
+// so every connection of the run has this address at one end.
+func (ns *NetNS) Loopback(host byte) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, ns.net[0], ns.net[1], host})
 }
 
 // NewNetNS makes a network namespace and brings its loopback up with the
@@ -52,7 +67,7 @@ func NewNetNS(mtu int) (*NetNS, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	return &NetNS{f: r.f, ports: ports}, nil
+	return &NetNS{f: r.f, ports: ports, net: [2]byte{byte(1 + mrand.IntN(254)), byte(mrand.IntN(256))}}, nil
 }
 
 // localPorts is the namespace's ephemeral range; 0, 0 for none known.

@@ -54,6 +54,9 @@ func TestSamplesThroughBottleneck(t *testing.T) {
 	}
 	client := NewNetwork(cfg("client", trace.Client, "127.0.0.1/8"))
 	server := NewNetwork(cfg("server", trace.Server, "127.0.0.2/8"))
+	// The namespace's own server address: the tracepoints see other
+	// tests' namespaces too.
+	srvAddr := netip.AddrPortFrom(ns.Loopback(2), 21).String()
 	root := t.TempDir()
 	const size = 4 << 20
 	if err := os.WriteFile(filepath.Join(root, "f"), bytes.Repeat([]byte("nsftp"), size/5), 0o644); err != nil {
@@ -65,13 +68,13 @@ func TestSamplesThroughBottleneck(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l, err := server.Listen(ctx, trace.Control, "127.0.0.2:21", 8)
+	l, err := server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", srvAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
-	c, err := ftp.Dial(ctx, "127.0.0.2:21", ftp.ClientConfig{Network: client, Observer: rec.Record})
+	c, err := ftp.Dial(ctx, srvAddr, ftp.ClientConfig{Network: client, Observer: rec.Record})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,10 @@ import (
 
 // The demo's addresses on the kernel's loopback: two of 127.0.0.0/8, so
 // that the views tell the hosts apart. The kernel picks 127.0.0.1 as the
-// source for 127.0.0.2.
+// source for 127.0.0.2. In a namespace made for the run the server's is
+// the namespace's own (kernel.NetNS.Loopback), for the kernel's tracepoints
+// to tell the run's connections from those of other runs at the same
+// time, whose namespaces the tracepoints see too.
 var (
 	kernelClientAddr = netip.MustParsePrefix("127.0.0.1/8")
 	kernelServerAddr = netip.MustParsePrefix("127.0.0.2/8")
@@ -49,13 +52,17 @@ func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (res demoRes
 	if err := sg.startKernel(ns); err != nil {
 		return res, nil, err
 	}
+	serverAddr := kernelServerAddr
+	if nsErr == nil {
+		serverAddr = netip.PrefixFrom(ns.Loopback(2), 8)
+	}
 	sg.begin("nsftp demo --net os", fmt.Sprintf("client %s and server %s on %s, %s's TCP, %s; Linux keeps TIME-WAIT 60s, and the run does not wait for it",
-		kernelClientAddr.Addr(), kernelServerAddr.Addr(), where, kernel.Release(), how))
+		kernelClientAddr.Addr(), serverAddr.Addr(), where, kernel.Release(), how))
 	// The kernel's defaults, as the article's program had them: Nagle's
 	// algorithm on.
 	client := sg.kernelNetwork("client", trace.Client, ns, []netip.Prefix{kernelClientAddr}, false)
-	server := sg.kernelNetwork("server", trace.Server, ns, []netip.Prefix{kernelServerAddr}, false)
-	l, err := server.Listen(ctx, trace.Control, netip.AddrPortFrom(kernelServerAddr.Addr(), uint16(port)).String(), 8)
+	server := sg.kernelNetwork("server", trace.Server, ns, []netip.Prefix{serverAddr}, false)
+	l, err := server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", netip.AddrPortFrom(serverAddr.Addr(), uint16(port)).String())
 	if err != nil {
 		return res, sg.stopTrace(), &setupError{err}
 	}

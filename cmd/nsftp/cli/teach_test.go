@@ -425,7 +425,7 @@ func TestBigTransferViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := p.Server.Listen(ctx, trace.Control, "192.0.2.2:21", 8)
+	l, err := p.Server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", "192.0.2.2:21")
 	if err != nil {
 		t.Fatal(err)
 	}
