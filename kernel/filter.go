@@ -15,13 +15,14 @@ import (
 // run's: every sample is still matched to one of the run's sockets by its
 // addresses and ports.
 //
-// Rewriting a filter while its tracepoint is enabled makes the kernel
-// wait for its readers to be done with the old one (an RCU grace period,
-// 10-20 ms measured here), so the rewrite runs on a goroutine of its own
-// and never delays a socket call: a connection whose port was not known
-// before it began may miss its first samples. Ports known beforehand
-// (a namespace's ephemeral range, a listening port, the port a connect
-// goes to) are in the filter before the first segment.
+// Rewriting a filter while its tracepoint is enabled may make the kernel
+// wait for its readers to be done with the old one (an RCU grace period):
+// a rewrite took 0.04-4 ms when nsftp made it here, 8-33 ms from a shell
+// loop. So the rewrite runs on a goroutine of its own and never delays a
+// socket call: a connection whose port was not known before it began may
+// miss its first samples. Ports known beforehand (a namespace's ephemeral
+// range, a listening port, the port a connect goes to) are in the filter
+// before the first segment.
 
 // maxFilterPorts bounds the filter: past it (a server with many clients)
 // the tracepoints go unfiltered, and only the matching here picks the

@@ -31,7 +31,7 @@ type WatchConfig struct {
 	// filtered to the ports of the run's connections, so that the buffer
 	// holds little else; a connection's first milliseconds may be missing
 	// where its port was not known beforehand (the filter is rewritten
-	// as ports appear, which takes the kernel 10-20 ms).
+	// as ports appear, on a goroutine of its own: see filter.go).
 	Samples bool
 	// Segments records every frame of the run's connections as segment
 	// events, from a packet socket. It needs CAP_NET_RAW.

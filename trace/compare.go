@@ -116,7 +116,7 @@ func newCompareSide(evs []Event, explain bool, col int) *compareSide {
 			if e.Kind == KindReply {
 				arrow = "<-"
 			}
-			text := Clean(MaskPassword(e.Text))
+			text := Clean(RedactCommand(e.Text))
 			if e.Kind == KindReply {
 				text = fmt.Sprintf("%d %s", e.Code, Clean(strings.ReplaceAll(e.Text, "\n", " / ")))
 			}
@@ -461,8 +461,7 @@ func (s *compareSide) measure(blind map[Seen]bool) []measure {
 		pendingTx = map[sockKey]time.Time{} // a send() waiting for its first segment
 		unacked   = map[dirKey]time.Time{}  // data received, not yet acknowledged
 		synackAt  = map[sockKey]bool{}      // a SYN|ACK sent on the socket
-		sent      = map[dirKey]uint32{}
-		fullest   = map[dirKey]int{} // the largest data segment each way so far
+		fullest   = map[dirKey]int{}        // the largest data segment each way so far
 
 		callOrder  []sockKey
 		callStates = map[sockKey][]string{}
@@ -544,11 +543,8 @@ func (s *compareSide) measure(blind map[Seen]bool) []measure {
 			}
 			if seg.Len > 0 {
 				dataSegs++
-				end := seg.Seq + uint32(seg.Len)
-				if top, ok := sent[d]; ok && int32(end-top) <= 0 {
+				if seg.Retransmit {
 					retrans++
-				} else {
-					sent[d] = end
 				}
 				if at, ok := pendingTx[k]; ok && seg.Dir == Out {
 					if w := e.Time.Sub(at); w > sendWait {
@@ -705,7 +701,6 @@ func (s *compareSide) dataTransfer() transfer {
 	}
 	// The sender: its samples, and the data segments it sent again.
 	kernelRetrans, kernelKnown := 0, false
-	top := map[sockKey]uint32{}
 	segRetrans, segKnown := 0, false
 	for _, e := range s.evs {
 		switch {
@@ -722,13 +717,9 @@ func (s *compareSide) dataTransfer() transfer {
 			}
 		case e.Kind == KindSegment && e.Segment != nil && e.Segment.Dir == Out && e.Segment.Proto == "tcp" && e.Segment.Len > 0 &&
 			senders[sockKey{e.Host, e.Segment.Socket}] && e.Layer == LayerStack:
-			k := sockKey{e.Host, e.Segment.Socket}
 			segKnown = true
-			end := e.Segment.Seq + uint32(e.Segment.Len)
-			if tp, ok := top[k]; ok && int32(end-tp) <= 0 {
+			if e.Segment.Retransmit {
 				segRetrans++
-			} else {
-				top[k] = end
 			}
 		}
 	}
