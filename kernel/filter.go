@@ -98,13 +98,10 @@ func (w *Watch) filter() string {
 }
 
 // portsChanged has the filter rewritten, if it must be, on the tracefs
-// reader's filter goroutine.
+// reader's filter goroutine. It takes no lock: it may be called with w.mu
+// held (the rewrite takes it later, on its own goroutine).
 func (w *Watch) portsChanged() {
 	if w.tracefs != nil {
 		w.tracefs.refilter()
 	}
 }
-
-// portsChangedLocked is portsChanged, called with w.mu held (the rewrite
-// itself takes it later, on its own goroutine).
-func (w *Watch) portsChangedLocked() { w.portsChanged() }

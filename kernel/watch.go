@@ -273,7 +273,7 @@ func (w *Watch) addrs(r *sockRef, local, remote netip.AddrPort) {
 	if r.local.IsValid() && r.remote.IsValid() {
 		w.byTuple[tuple{r.local, r.remote}] = r
 	}
-	w.portsChangedLocked()
+	w.portsChanged()
 }
 
 // accepted is the connection accept returned: the one the kernel's

@@ -265,17 +265,12 @@ func bottleneckRun(evs []trace.Event) bottleneckOf {
 // state and no segments. What differs names only things measured on both
 // stacks; what needs root is listed on one line, apart.
 func TestDemoCompareUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to run the command as another user (CI runs as root)")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: needs setpriv (util-linux)")
-	}
+	setpriv := needSetpriv(t)
 	leftAsFound(t, nil)
 	bin := buildNsftp(t)
 	for _, extra := range [][]string{nil, {"--size", "4MiB"}} {
-		cmd := exec.Command(setpriv, append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "demo", "--compare", "-q"}, extra...)...)
+		line := asNobody(setpriv, append([]string{bin, "demo", "--compare", "-q"}, extra...)...)
+		cmd := exec.Command(line[0], line[1:]...)
 		cmd.Dir = "/"
 		var stdout, stderr strings.Builder
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr

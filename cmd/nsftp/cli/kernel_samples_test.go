@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -22,28 +21,18 @@ import (
 // little (its cwnd does not move), so there are a few of them.
 func TestGetNetOSSamples(t *testing.T) {
 	needTAPRoot(t, "vsftpd", "ss")
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: needs setpriv (util-linux)")
-	}
+	setpriv := needSetpriv(t)
 	bin := buildNsftp(t)
 	leftAsFound(t, nil)
 	ns := newLabNS(t)
 	srv := ns.startVsftpd("127.0.0.1", "anon_max_rate=4000000")
 	writeRandomFile(t, filepath.Join(srv.root, "f"), 4<<20, 7)
-	// A directory nobody may write the recording to (t.TempDir's parent
-	// is root's alone).
-	dir, err := os.MkdirTemp("", "nsftp-samples-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o777)
+	dir := nobodyDir(t)
 	for _, root := range []bool{true, false} {
 		rec := filepath.Join(dir, map[bool]string{true: "root.jsonl", false: "nobody.jsonl"}[root])
 		args := []string{bin, "get", "ftp://127.0.0.1/f", "-", "--net", "os", "--record", rec, "-q"}
 		if !root {
-			args = append([]string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups"}, args...)
+			args = asNobody(setpriv, args...)
 		}
 		cmd := ns.command(args[0], args[1:]...)
 		cmd.Dir = "/"

@@ -212,21 +212,49 @@ func buildNsftp(t *testing.T) string {
 	return bin
 }
 
+// needSetpriv skips tb unless it may run commands as nobody (root, and
+// setpriv), and returns setpriv's path.
+func needSetpriv(tb testing.TB) string {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("skipping: needs root to run the command as another user (CI runs as root)")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		tb.Skip("skipping: needs setpriv (util-linux)")
+	}
+	return setpriv
+}
+
+// asNobody is the command line that runs args as nobody (uid and gid
+// 65534, no groups).
+func asNobody(setpriv string, args ...string) []string {
+	return append([]string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups"}, args...)
+}
+
+// nobodyDir is a directory nobody may write to (t.TempDir's parent is
+// root's alone), removed when the test ends.
+func nobodyDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "nsftp-nobody-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	return dir
+}
+
 // TestNetOSUnprivileged runs the built command as nobody (setpriv): the
 // kernel's side it may not see is said on one line, the rest shows, and a
 // pcap it cannot capture is refused before the run starts.
 func TestNetOSUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to run the command as another user (CI runs as root)")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: needs setpriv (util-linux)")
-	}
+	setpriv := needSetpriv(t)
 	leftAsFound(t, nil)
 	bin := buildNsftp(t)
 	as := func(args ...string) (string, string, int) {
-		cmd := exec.Command(setpriv, append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups", bin}, args...)...)
+		line := asNobody(setpriv, append([]string{bin}, args...)...)
+		cmd := exec.Command(line[0], line[1:]...)
 		cmd.Dir = "/"
 		var out, errOut strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -218,10 +218,7 @@ func TestTAPPeerKernelSignals(t *testing.T) {
 // recording's peer host says what it did not see.
 func TestTAPPeerKernelUnprivileged(t *testing.T) {
 	needTAPRoot(t, "vsftpd", "ss")
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: needs setpriv (util-linux)")
-	}
+	setpriv := needSetpriv(t)
 	bin := buildNsftp(t)
 	leftAsFound(t, nil)
 	ns := newLabNS(t)
@@ -230,15 +227,10 @@ func TestTAPPeerKernelUnprivileged(t *testing.T) {
 	ns.ip("link", "set", "tap0", "up")
 	srv := ns.startVsftpd(kernelIP)
 	writeRandomFile(t, filepath.Join(srv.root, "f"), 64<<10, 8)
-	dir, err := os.MkdirTemp("", "nsftp-peer-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	os.Chmod(dir, 0o777)
+	dir := nobodyDir(t)
 	rec := filepath.Join(dir, "run.jsonl")
-	cmd := ns.command(setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups",
-		bin, "get", "ftp://"+kernelIP+"/f", "-", "--tap", "tap0", "--addr", nsftpCIDR, "--peer-kernel", "--record", rec, "-q")
+	line := asNobody(setpriv, bin, "get", "ftp://"+kernelIP+"/f", "-", "--tap", "tap0", "--addr", nsftpCIDR, "--peer-kernel", "--record", rec, "-q")
+	cmd := ns.command(line[0], line[1:]...)
 	cmd.Dir = "/"
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
