@@ -148,7 +148,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"demo", "--slow", "0.5"}, ExitUsage, "--slow 0.5: give a factor of 1 or more"},
 		{[]string{"demo", "--net", "os", "--slow", "10"}, ExitUsage, "the peer is a real kernel"},
 		{[]string{"get", "ftp://h/f", "--net", "os", "--slow", "10"}, ExitUsage, "the peer is a real kernel"},
-		{[]string{"demo", "--compare", "--slow", "10"}, ExitUsage, "--compare shows its own view"},
+		{[]string{"demo", "--compare", "--slow", "10"}, ExitUsage, "--compare runs the kernel's TCP too"},
 		{[]string{"get", "ftp://h/f"}, ExitUsage, "choose a network"},
 		{[]string{"get", "ftp://h/f", "--net", "os", "--active", "--passive"}, ExitUsage, "mutually exclusive"},
 		{[]string{"get", "http://h/f", "--net", "os"}, ExitUsage, "scheme"},

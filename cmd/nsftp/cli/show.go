@@ -14,8 +14,10 @@ func runShow(ctx context.Context, e *env, args []string) error {
 
 Renders a run recorded with --trace=json or --record exactly as the live
 run showed it: the text trace on standard output and, with --diagram, the
-ladder diagram. "-" reads the recording from standard input. A teacher
-records a run once and shows it anywhere, with no network.`, e.stdout)
+ladder diagram. A recording of demo --compare shows as --compare does:
+both runs side by side, with what differs (and --diagram draws both
+ladders). "-" reads the recording from standard input. A teacher records a
+run once and shows it anywhere, with no network.`, e.stdout)
 	var (
 		diagram string
 		explain bool
@@ -50,6 +52,18 @@ records a run once and shows it anywhere, with no network.`, e.stdout)
 	if len(events) == 0 {
 		return &fileError{fmt.Errorf("%s: no events: not a recording of a run", name)}
 	}
+	if left, right, ok := trace.CompareRuns(events); ok {
+		if err := showCompare(e.stdout, left, right, compareOptions(e.stdout, width)); err != nil {
+			return &fileError{fmt.Errorf("writing the comparison: %w", err)}
+		}
+		if diagram != "" {
+			cols := compareColumns()
+			return writeSVGFile(diagram, "--diagram", func(w io.Writer) error {
+				return trace.WriteCompareLadder(w, left, right, trace.CompareLadderOptions{Left: runColumn(left, cols[0]), Right: runColumn(right, cols[1])})
+			})
+		}
+		return nil
+	}
 	sf := &seeFlags{explain: explain, every: every}
 	opt := textOptions(e.stdout, sf)
 	if width >= 0 {
@@ -69,4 +83,15 @@ records a run once and shows it anywhere, with no network.`, e.stdout)
 		return writeDiagramFile(diagram, events, "")
 	}
 	return nil
+}
+
+// runColumn is the stack a run of --compare was on, as its run event
+// names it, or dflt.
+func runColumn(evs []trace.Event, dflt string) string {
+	for _, e := range evs {
+		if e.Kind == trace.KindRun && e.Run != nil && e.Run.Compare != "" {
+			return e.Run.Compare
+		}
+	}
+	return dflt
 }
