@@ -55,6 +55,8 @@ type Clock struct {
 	// it change reads again, so that no reader can see time go back.
 	rate atomic.Pointer[rate]
 	gen  atomic.Uint64
+	// lastMono is the last NowMonotonic reading handed out.
+	lastMono atomic.Int64
 
 	mu      sync.Mutex
 	holds   int
@@ -160,13 +162,31 @@ func (c *Clock) Now() time.Time {
 	return c.epoch.Add(time.Duration(c.since()))
 }
 
-// NowMonotonic implements tcpip.Clock.
+// NowMonotonic implements tcpip.Clock. Its readings are distinct, each at
+// least a nanosecond after the one before, even while the clock stands
+// still: netstack times what it sends with them, and TCP orders its
+// segments by when they were sent. With every segment sent at one instant
+// RACK (RFC 8985) cannot tell which was sent after the one just
+// delivered: on a jumping clock with a wire that corrupted a frame, a
+// sender took its whole flight for lost again and again, and resent 1.6
+// million segments at one instant without end. Now, which events, timers
+// and deadlines read, stays exact.
 func (c *Clock) NowMonotonic() tcpip.MonotonicTime {
 	if c.j != nil {
 		c.j.touch()
 	}
+	v := c.since()
+	for {
+		last := c.lastMono.Load()
+		if v <= last {
+			v = last + 1
+		}
+		if c.lastMono.CompareAndSwap(last, v) {
+			break
+		}
+	}
 	var t tcpip.MonotonicTime
-	return t.Add(time.Duration(c.since()))
+	return t.Add(time.Duration(v))
 }
 
 // Since is how much of the clock's time has passed since t, one of its
