@@ -2,6 +2,7 @@ package trace
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -138,9 +139,22 @@ func (j *JSONWriter) Flush() error {
 	return j.err
 }
 
-// ReadJSON reads a run recorded as JSON lines (--trace=json). Blank lines
-// are skipped; a line that is not an event is an error naming its number.
+// ReadJSON reads a run recorded as JSON lines (--trace=json), or the
+// same compressed with gzip (RUN.jsonl.gz: known by its first bytes, not
+// its name). Blank lines are skipped; a line that is not an event is an
+// error naming its number.
 func ReadJSON(r io.Reader) ([]Event, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("reading the gzip header: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	} else {
+		r = br
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var evs []Event
@@ -162,4 +176,22 @@ func ReadJSON(r io.Reader) ([]Event, error) {
 		return nil, err
 	}
 	return evs, nil
+}
+
+// SplitRuns cuts a recording into its runs: a recording may hold several,
+// each beginning with its run event (demo --compare records two, one on
+// each stack). Events before the first run event belong to the first.
+func SplitRuns(evs []Event) [][]Event {
+	var runs [][]Event
+	start := 0
+	for i, e := range evs {
+		if e.Kind == KindRun && i > start {
+			runs = append(runs, evs[start:i])
+			start = i
+		}
+	}
+	if len(evs) > start {
+		runs = append(runs, evs[start:])
+	}
+	return runs
 }

@@ -119,8 +119,8 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		return usagef("the path flags and --offload shape nsftp's virtual wire; the kernel's loopback has none of them (--net os, --compare)")
 	case compare && netOS != "":
 		return usagef("--compare runs on both stacks: leave out --net os")
-	case compare && (see.trace.format != "" || see.record != "" || see.step || see.pcap != "" || see.diagram != "" || see.graph != "" || see.stats || see.explain || see.verbose):
-		return usagef("--compare shows its own view: it takes --passive, --size, --mtu and -q only")
+	case compare && (see.trace.format != "" || see.step || see.web.set || see.pcap != "" || see.diagram != "" || see.graph != "" || see.stats || see.explain || see.verbose):
+		return usagef("--compare shows its own view: it takes --passive, --size, --mtu, -q, --record and --html only")
 	}
 	d.file = demoFile
 	if size != "" {
@@ -137,7 +137,7 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		return &fileError{err}
 	}
 	if compare {
-		return runCompare(ctx, e, &d, quiet)
+		return runCompare(ctx, e, &d, quiet, &see)
 	}
 
 	// The demo is a lesson: without -q it traces as --trace would.
@@ -147,7 +147,7 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 	if err := see.validate(); err != nil {
 		return err
 	}
-	d.step = see.step
+	d.step = see.stepping()
 	format := see.trace.format
 	sg, err := see.start(e, e.stdout, trace.Client, e.stop)
 	if err != nil {

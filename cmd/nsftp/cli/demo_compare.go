@@ -8,13 +8,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nsftp/nsftp/kernel"
+	"github.com/nsftp/nsftp/lesson"
 	"github.com/nsftp/nsftp/trace"
 )
 
 // runCompare runs the demo's session on nsftp's stack and then on the
 // kernel's, keeping both runs' events, and shows them side by side with
 // what differs between the two stacks.
-func runCompare(ctx context.Context, e *env, d *demoRun, quiet bool) error {
+func runCompare(ctx context.Context, e *env, d *demoRun, quiet bool, see *seeFlags) error {
 	var runs [2][]trace.Event
 	for i, onKernel := range []bool{false, true} {
 		sg := keepingSeeing(e)
@@ -51,10 +52,44 @@ func runCompare(ctx context.Context, e *env, d *demoRun, quiet bool) error {
 			opt.Width = w
 		}
 	}
+	if see.record != "" {
+		// Both runs, one after the other, each from its run event: show
+		// and the lesson page split them there.
+		if err := writeRecording(see.record, runs[:]); err != nil {
+			return err
+		}
+	}
+	if see.html != "" {
+		if err := writeLessonFile(see.html, runs[:], "--html", lesson.KeepAuto); err != nil {
+			return err
+		}
+	}
 	mode, _ := d.mode()
 	fmt.Fprintf(e.stdout, "nsftp demo --compare: the same %s-mode download of %s on two TCP/IP stacks\n\n", mode, d.file)
 	if err := trace.WriteCompare(e.stdout, runs[0], runs[1], opt); err != nil {
 		return &fileError{fmt.Errorf("writing the comparison: %w", err)}
+	}
+	return nil
+}
+
+// writeRecording writes runs to path as JSON lines, one after the other.
+func writeRecording(path string, runs [][]trace.Event) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return &fileError{fmt.Errorf("--record: %w", err)}
+	}
+	w := trace.NewJSONWriter(f)
+	for _, r := range runs {
+		for i := range r {
+			w.Event(&r[i])
+		}
+	}
+	err = w.Flush()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return &fileError{fmt.Errorf("writing %s: %w", path, err)}
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"strings"
 	"time"
 
@@ -100,6 +101,7 @@ func (fs *flagSet) parse(args []string, min, max int, usage string) ([]string, e
 }
 
 func (fs *flagSet) parseAll(args []string) ([]string, error) {
+	args = optionalValues(fs, args)
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -119,6 +121,29 @@ func (fs *flagSet) parseAll(args []string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// optionalValues lets a flag whose value is optional take it after a
+// space when it looks like one: "--web 0.0.0.0:8080" is
+// "--web=0.0.0.0:8080" (an address with a numeric port is no command's
+// argument).
+func optionalValues(fs *flagSet, args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(a, "-")
+		if f := fs.Lookup(name); f != nil && strings.HasPrefix(a, "-") && !strings.Contains(a, "=") && i+1 < len(args) {
+			if _, ok := f.Value.(*webFlag); ok {
+				if _, port, err := net.SplitHostPort(args[i+1]); err == nil && port != "" && strings.Trim(port, "0123456789") == "" {
+					out = append(out, a+"="+args[i+1])
+					i++
+					continue
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // flagError drops the flag package's "invalid boolean value" preamble
@@ -168,6 +193,9 @@ func (fs *flagSet) printUsage() {
 			}
 			if _, ok := f.Value.(*offloadFlag); ok {
 				left, arg = "--offload[=tso]", ""
+			}
+			if _, ok := f.Value.(*webFlag); ok {
+				left, arg = "--web[=ADDR]", ""
 			}
 			if arg != "" {
 				left += " " + arg

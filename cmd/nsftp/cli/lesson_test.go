@@ -1,0 +1,285 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nsftp/nsftp/lesson/browsertest"
+	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/lesson.png, the screenshot of the demo's lesson, and the lessons' pages in docs/lessons")
+
+// settled is true once the page has read every chunk it asked for.
+const settled = `(document.documentElement.dataset.pending || '0') === '0'`
+
+// panel is what a panel of the page says, as text.
+func panel(p *browsertest.Page, id string) string {
+	return p.String(`document.getElementById('` + id + `').innerText`)
+}
+
+// cursor is the event the page's cursor is on.
+func cursor(p *browsertest.Page) uint64 {
+	var n uint64
+	fmt.Sscan(p.String(`document.documentElement.dataset.cursor || '0'`), &n)
+	return n
+}
+
+// press presses key and waits for the panels to be drawn.
+func press(p *browsertest.Page, key string) {
+	p.Key(key)
+	p.Wait(settled, 10*time.Second)
+}
+
+// TestLessonPage opens the demo's lesson (nsftp demo --html) in headless
+// Chromium and steps through it as a student would, checking each panel
+// against the run's recording: the first SYN by layer, the state diagram
+// through the handshake, the TCB after it, the way back, and the position
+// kept in the address. The page logs no error and asks for nothing
+// beyond itself.
+func TestLessonPage(t *testing.T) {
+	b := browsertest.Start(t, 1600, 1000)
+	dir := t.TempDir()
+	rec, page := filepath.Join(dir, "run.jsonl"), filepath.Join(dir, "demo.html")
+	if _, errOut, err := runIn(t, "", "demo", "-q", "--record", rec, "--html", page); err != nil {
+		t.Fatalf("demo --html: %v\n%s", err, errOut)
+	}
+	evs := readRecording(t, rec)
+	// The client's first SYN, from the recording: the page must show it.
+	var syn *trace.Event
+	for i := range evs {
+		e := &evs[i]
+		if e.Kind == trace.KindSegment && e.Host == "client" && e.Segment.Dir == trace.Out && e.Segment.Flags == trace.SYN {
+			syn = e
+			break
+		}
+	}
+	if syn == nil || syn.Segment.Label != trace.Control {
+		t.Fatalf("the recording has no client control SYN: %+v", syn)
+	}
+	sock := syn.Segment.Socket
+	sockName := fmt.Sprintf("client fd%d control", sock)
+
+	pageURL := (&url.URL{Scheme: "file", Path: page}).String()
+	p := b.Open(t, pageURL, `document.documentElement.dataset.readyMs`)
+	p.Wait(settled, 10*time.Second)
+	if c := cursor(p); c != evs[0].Seq {
+		t.Errorf("the page opens at event %d, want the first, %d", c, evs[0].Seq)
+	}
+
+	// → until the first SYN: the layer panel shows its flags and socket.
+	presses := 0
+	for ; presses < 300; presses++ {
+		press(p, "ArrowRight")
+		if p.String(`(document.querySelector('#l-tcp [data-flags]')||{dataset:{}}).dataset.flags || ''`) == "SYN" {
+			break
+		}
+	}
+	if c := cursor(p); c != syn.Seq {
+		t.Fatalf("after %d presses of → the layer panel shows a SYN at event %d; the client's first SYN is event %d", presses, c, syn.Seq)
+	}
+	if got := p.String(`document.querySelector('#l-tcp [data-k=socket]').textContent`); got != sockName {
+		t.Errorf("the first SYN's TCP layer says its socket is %q, want %q", got, sockName)
+	}
+	if got := p.String(`document.querySelector('#l-tcp [data-k=sequence]').textContent`); !strings.HasPrefix(got, fmt.Sprint(syn.Segment.Seq)) || !strings.Contains(got, "relative 0") {
+		t.Errorf("the first SYN's sequence number shows as %q, want %d (relative 0)", got, syn.Segment.Seq)
+	}
+	layersAtSYN, statesAtSYN := panel(p, "layers"), panel(p, "p-states")
+	synPresses := presses
+
+	// The state diagram marks the client's socket in SYN-SENT, then, on
+	// through the handshake, in ESTABLISHED.
+	marked := func(state string) bool {
+		return p.String(`(() => { const n = document.getElementById('st-`+state+`');
+			return n && n.classList.contains('focus') ? n.querySelector('.chips').textContent : ''; })()`) != "" &&
+			strings.Contains(p.String(`document.getElementById('st-`+state+`').querySelector('.chips').textContent`), sockName)
+	}
+	if !marked("SYN-SENT") {
+		t.Errorf("at the first SYN the state diagram does not mark %s in SYN-SENT:\n%s", sockName, statesAtSYN)
+	}
+	for ; presses < 400 && !marked("ESTABLISHED"); presses++ {
+		press(p, "ArrowRight")
+	}
+	if !marked("ESTABLISHED") {
+		t.Fatalf("stepping on, the state diagram never marks %s in ESTABLISHED", sockName)
+	}
+	established := cursor(p)
+
+	// After the handshake, the TCB panel shows the recording's TCB sample
+	// for that moment, field by field.
+	col := fmt.Sprintf(`#tcbtable td[data-sock="0:%d"]`, sock)
+	for ; presses < 500 && p.String(`(document.querySelector('`+col+`[data-f=snd_una]')||{dataset:{}}).dataset.v || ''`) == ""; presses++ {
+		press(p, "ArrowRight")
+	}
+	at := cursor(p)
+	var sample *trace.TCB
+	for i := range evs {
+		if e := &evs[i]; e.Kind == trace.KindTCB && e.Host == "client" && e.TCB.Socket == sock && e.Seq <= at {
+			sample = e.TCB
+		}
+	}
+	if sample == nil || at < established {
+		t.Fatalf("the TCB panel shows the client's TCB at event %d, where the recording has no sample for it (ESTABLISHED at %d)", at, established)
+	}
+	want := map[string]string{
+		"state": string(sample.State), "snd_una": fmt.Sprint(sample.SndUna), "snd_nxt": fmt.Sprint(sample.SndNxt),
+		"snd_wnd": fmt.Sprint(sample.SndWnd), "rcv_nxt": fmt.Sprint(sample.RcvNxt), "rcv_wnd": fmt.Sprint(sample.RcvWnd),
+		"cwnd": fmt.Sprint(sample.Cwnd), "ssthresh": fmt.Sprint(sample.Ssthresh), "mss": fmt.Sprint(sample.MSS),
+		"srtt_ns": fmt.Sprint(int64(sample.SRTT)), "rto_ns": fmt.Sprint(int64(sample.RTO)), "congestion": sample.Congestion,
+		"iss": fmt.Sprint(sample.ISS),
+	}
+	for f, v := range want {
+		if got := p.String(`(document.querySelector('` + col + `[data-f=` + f + `]')||{dataset:{}}).dataset.v || ''`); got != v {
+			t.Errorf("TCB panel at event %d: %s = %q, the recording's sample says %q", at, f, got, v)
+		}
+	}
+	if got := p.String(`document.querySelector('` + col + `[data-f=snd_nxt]').firstChild.textContent`); got != fmt.Sprint(sample.SndNxt-sample.ISS) {
+		t.Errorf("TCB panel: SND.NXT relative to ISS shows %q, want %d", got, sample.SndNxt-sample.ISS)
+	}
+	tcbAt := panel(p, "tcb")
+	if *update {
+		p.Wait(settled, 5*time.Second)
+		if err := os.WriteFile(filepath.Join("..", "..", "..", "docs", "lesson.png"), p.Screenshot(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// ← as many times brings back the SYN, and its panels as they were.
+	for i := synPresses; i < presses; i++ {
+		press(p, "ArrowLeft")
+	}
+	if c := cursor(p); c != syn.Seq {
+		t.Fatalf("← %d times from event %d lands on event %d, want the SYN, %d", presses-synPresses, at, c, syn.Seq)
+	}
+	if got := panel(p, "layers"); got != layersAtSYN {
+		t.Errorf("back at the SYN, the layer panel differs:\n%s", lineDiff(layersAtSYN, got))
+	}
+	if !marked("SYN-SENT") {
+		t.Error("back at the SYN, the state diagram does not mark SYN-SENT again")
+	}
+
+	// The position is in the address: reloading it restores the moment.
+	for i := synPresses; i < presses; i++ {
+		press(p, "ArrowRight")
+	}
+	hash := p.String(`location.hash`)
+	if hash != fmt.Sprintf("#e=%d", at) {
+		t.Errorf("the address keeps %q, want #e=%d", hash, at)
+	}
+	p.Navigate("about:blank", "")
+	p.Navigate(pageURL+hash, `document.documentElement.dataset.readyMs`)
+	p.Wait(settled, 10*time.Second)
+	if c := cursor(p); c != at {
+		t.Errorf("opened at %s, the page's cursor is at event %d", hash, c)
+	}
+	if got := panel(p, "tcb"); got != tcbAt {
+		t.Errorf("opened at %s, the TCB panel differs:\n%s", hash, lineDiff(tcbAt, got))
+	}
+
+	if errs := p.Errors(); len(errs) > 0 {
+		t.Errorf("the page logged errors: %q", errs)
+	}
+	for _, r := range p.Requests() {
+		if r != pageURL && !strings.HasPrefix(r, "data:") {
+			t.Errorf("the page asked for %s; it may ask for nothing beyond itself", r)
+		}
+	}
+}
+
+// TestLessonLive drives demo --web from the page: Next call lets exactly
+// one socket call run (the recording shows it), Continue runs to the
+// end, and the page shows the transfer's 226.
+func TestLessonLive(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	b := browsertest.Start(t, 1400, 900)
+	rec := filepath.Join(t.TempDir(), "live.jsonl")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	errR, errW := io.Pipe()
+	done := make(chan error, 1)
+	var out strings.Builder
+	go func() {
+		err := Run(ctx, []string{"demo", "-q", "--web", "--record", rec}, strings.NewReader(""), &out, errW)
+		errW.Close()
+		done <- err
+	}()
+	// The address nsftp prints.
+	lines := bufio.NewScanner(errR)
+	var addr string
+	for lines.Scan() {
+		if m := regexp.MustCompile(`http://\S+token=\w+`).FindString(lines.Text()); m != "" {
+			addr = m
+			break
+		}
+	}
+	go io.Copy(io.Discard, errR)
+	if addr == "" {
+		t.Fatal("demo --web printed no address")
+	}
+	if !strings.HasPrefix(addr, "http://127.0.0.1:") {
+		t.Errorf("--web listens on %s, want 127.0.0.1 by default", addr)
+	}
+	begins := func() int {
+		n := 0
+		for _, e := range readRecording(t, rec) {
+			if e.Kind == trace.KindCall && e.Phase == trace.Begin {
+				n++
+			}
+		}
+		return n
+	}
+	paused := `!document.getElementById('lcall').disabled`
+	p := b.Open(t, addr, paused)
+	status := p.String(`document.getElementById('lstatus').textContent`)
+	if !strings.Contains(status, "paused before") {
+		t.Errorf("the live page says %q, want what the run is paused before", status)
+	}
+	before := begins()
+	p.Click("#lcall")
+	p.Wait(paused+` && document.getElementById('lstatus').textContent !== `+jsString(status), 20*time.Second)
+	if after := begins(); after != before+1 {
+		t.Errorf("Next call let %d socket calls begin, want exactly one", after-before)
+	}
+	p.Click("#lcont")
+	p.Wait(`document.documentElement.dataset.done === '1'`, 60*time.Second)
+	if err := <-done; err != nil {
+		t.Fatalf("demo --web: %v", err)
+	}
+	if !strings.Contains(out.String(), "identical to the file served") {
+		t.Errorf("demo --web did not complete the download:\n%s", out.String())
+	}
+	// Only the FTP dialogue in the list: the 226 is among its rows.
+	for _, kind := range []string{"call", "segment", "state", "other"} {
+		p.Click(`#fkinds input[value=` + kind + `]`)
+	}
+	p.Wait(settled, 10*time.Second)
+	if rows := p.String(`document.getElementById('lists').innerText`); !strings.Contains(rows, "226 ") {
+		t.Errorf("the live page's FTP rows show no 226:\n%s", rows)
+	}
+	if errs := p.Errors(); len(errs) > 0 {
+		t.Errorf("the live page logged errors: %q", errs)
+	}
+	origin := addr[:strings.Index(addr[len("http://"):], "/")+len("http://")]
+	for _, r := range p.Requests() {
+		if !strings.HasPrefix(r, origin+"/") && !strings.HasPrefix(r, "data:") {
+			t.Errorf("the live page asked for %s, beyond the nsftp that serves it", r)
+		}
+	}
+}
+
+func jsString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
