@@ -258,7 +258,7 @@ type Builder struct {
 	cur        *openBand
 	encodeBuf  bytes.Buffer
 	encoder    *json.Encoder
-	closedBand int // bands below this never change again
+	closedBand int   // bands below this never change again
 	ver        int64 // counts changes, for Version
 	graph      *graphJSON
 }

@@ -82,7 +82,7 @@ type seeing struct {
 	course   *course         // --stats' figures from the events
 	step     *stepper
 	web      *webLesson // --web's live lesson
-	recFile  *os.File // --record's file
+	recFile  *os.File   // --record's file
 	pcapFile *os.File
 	pcapBuf  *bufio.Writer
 	hosts    []*stack.Host
