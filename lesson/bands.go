@@ -212,7 +212,7 @@ func (b *Builder) bandText(c *openBand) string {
 	if c.drops > 0 {
 		s += ", " + itoa(c.drops) + " lost on the wire"
 	}
-	s += "; " + thousands(c.acks) + " ACKs back"
+	s += "  " + thousands(c.acks) + " ACKs back"
 	var sends, recvs int
 	for _, side := range c.calls {
 		sends += side[0]

@@ -546,6 +546,7 @@ func (b *Builder) received(e *trace.Event) {
 		delete(b.recvOf, k)
 		if r < len(b.rows) {
 			b.rows[r].recv = b.micros(e.Time)
+			b.changes = append(b.changes, r)
 		}
 	}
 }
@@ -557,11 +558,14 @@ func (b *Builder) tcb(e *trace.Event, at int64) {
 	sk := sockKey{b.host(e.Host, ""), e.TCB.Socket}
 	rec := tcbRec{at: at, host: sk.host, fd: sk.fd}
 	if c := b.cur; c != nil && c.collapsed && b.opt.Bands && b.sockConn[sk]-1 == c.conn {
-		// Only the band's last sample of each socket stays.
+		// Only the band's last sample of each socket stays; the band's
+		// moment is after it, so the band's row shows it.
 		if c.lastTCB == nil {
 			c.lastTCB = map[sockKey]heldRow{}
 		}
 		c.lastTCB[sk] = heldRow{line: b.encode(e), tcb: &rec}
+		c.lastAt = at
+		b.updateBand(c)
 		return
 	}
 	if c := b.cur; c != nil && !c.collapsed && b.opt.Bands {

@@ -392,16 +392,21 @@
     redraw({ scroll: true });
   }
 
-  // Two runs side by side follow each other by the FTP dialogue: the
-  // other run's cursor goes to the same command or reply.
+  // Two runs side by side follow each other by the FTP dialogue, as
+  // --compare's text does: the other run's cursor goes to the same step
+  // (between the same two commands or replies), as far into it.
   function syncOthers(run) {
     if (runs.length < 2) return;
+    const steps = (r) => [0, ...r.ftpRows, r.n];
+    const a = steps(run);
     let k = 0;
-    for (const r of run.ftpRows) { if (r <= run.cursor) k++; else break; }
+    while (k + 1 < a.length - 1 && a[k + 1] <= run.cursor) k++;
+    const f = a[k + 1] > a[k] ? (run.cursor - a[k]) / (a[k + 1] - a[k]) : 0;
     for (const o of runs) {
       if (o === run || o.n === 0) continue;
-      const target = k === 0 ? 0 : o.ftpRows[Math.min(k, o.ftpRows.length) - 1];
-      o.cursor = target === undefined ? 0 : target;
+      const b = steps(o);
+      const kk = Math.min(k, b.length - 2);
+      o.cursor = Math.min(o.n - 1, b[kk] + Math.round(f * Math.max(0, b[kk + 1] - b[kk] - 1)));
     }
   }
 
@@ -826,7 +831,7 @@
           td.textContent = show(c.v);
           td.dataset.v = c.v[f] === undefined ? '' : String(c.v[f]);
           if (abs) td.appendChild(el('span', 'abs', abs(c.v)));
-          if (c.prev && c.fresh && JSON.stringify(c.prev[f]) !== JSON.stringify(c.v[f])) td.classList.add('chg');
+          if (c.fresh && (!c.prev || JSON.stringify(c.prev[f]) !== JSON.stringify(c.v[f]))) td.classList.add('chg');
         } else td.textContent = '—';
         tr.appendChild(td);
       }
@@ -835,6 +840,14 @@
     box.appendChild(t);
     const notes = cols.filter((c) => c.v).map((c) => run.sockName(c.sh, c.sfd) + ': sample #' + c.at + (c.fresh ? ', new in this step (what changed is marked)' : ''));
     box.appendChild(el('div', 'tcbnote', 'Sequence numbers relative to ISS and IRS (absolute in grey). ' + notes.join('; ') + '.'));
+  }
+
+  // nodeFor is the state diagram's node for a state: CLOSED is drawn
+  // twice, as in RFC 793's figure, where connections start and where
+  // they end.
+  function nodeFor(state, from) {
+    if (state === 'CLOSED' && from && !['INITIAL', 'BOUND', 'LISTEN', 'SYN-SENT', 'CLOSED'].includes(from)) return 'CLOSED-end';
+    return state;
   }
 
   function showStates(run, r) {
@@ -848,6 +861,7 @@
     const names = run.meta.stateNames;
     const R = run.rows;
     let fh = R.h[r], ffd = R.fd[r];
+    if (R.k[r] === K.BAND || (R.b[r] >= 0 && !(ffd > 0))) { fh = run.bands.h[R.b[r]]; ffd = run.bands.fd[R.b[r]]; }
     const chips = new Map();
     for (const [key, list] of run.sockStates) {
       const i = Run.lastAt(list, run.st.at, m);
@@ -856,28 +870,29 @@
       const state = names[run.st.to[si]];
       if (state === 'CLOSED' && run.st.at[si] <= prev) continue; // closed before this step
       const [h, fd] = key.split(':').map(Number);
-      if (!chips.has(state)) chips.set(state, []);
-      chips.get(state).push({ h, fd, focus: h === fh && fd === ffd });
+      const node = nodeFor(state, names[run.st.from_[si]]);
+      if (!chips.has(node)) chips.set(node, []);
+      chips.get(node).push({ h, fd, focus: h === fh && fd === ffd });
     }
-    for (const [state, list] of chips) {
-      const node = document.getElementById('st-' + state);
+    for (const [id, list] of chips) {
+      const node = document.getElementById('st-' + id);
       if (!node) continue;
       node.classList.add('occupied');
       const x = Number(node.dataset.x), y = Number(node.dataset.y);
+      const right = x > 450; // the right column's names go on its left
       const g = node.querySelector('.chips');
       list.sort((a, b) => (b.focus - a.focus) || a.h - b.h || a.fd - b.fd);
-      list.slice(0, 3).forEach((c, j) => {
-        if (c.focus) node.classList.add('focus');
-        const t = svg('text', { x: x + 66, y: y - 6 + j * 11, class: c.focus ? 'focus' : '' });
-        t.textContent = run.sockName(c.h, c.fd);
-        t.dataset.sock = c.h + ':' + c.fd;
+      const shown = list.slice(0, 3);
+      if (list.length > 3) shown.push(null);
+      shown.forEach((c, j) => {
+        const t = svg('text', { x: right ? x - 66 : x + 66, y: y - 5 + j * 11, 'text-anchor': right ? 'end' : 'start', class: c && c.focus ? 'focus' : '' });
+        if (c) {
+          if (c.focus) node.classList.add('focus');
+          t.textContent = run.sockName(c.h, c.fd);
+          t.dataset.sock = c.h + ':' + c.fd;
+        } else t.textContent = '+' + (list.length - 3) + ' more';
         g.appendChild(t);
       });
-      if (list.length > 3) {
-        const t = svg('text', { x: x + 66, y: y - 6 + 3 * 11 });
-        t.textContent = '+' + (list.length - 3) + ' more';
-        g.appendChild(t);
-      }
     }
     // The transitions this step took; or the cursor's socket's last.
     const cap = $('transition');
@@ -899,7 +914,7 @@
       const edge = document.getElementById('tr-' + from + '--' + to);
       if (edge) edge.classList.add(mark);
       else if (mark === 'lit') {
-        const a = document.getElementById('st-' + from), b = document.getElementById('st-' + to);
+        const a = document.getElementById('st-' + from), b = document.getElementById('st-' + nodeFor(to, from));
         if (a && b) {
           extra.style.display = '';
           extra.querySelector('path').setAttribute('d', `M${a.dataset.x},${a.dataset.y}L${b.dataset.x},${b.dataset.y}`);
