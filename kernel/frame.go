@@ -20,6 +20,9 @@ func decodeFrame(b []byte, size int) trace.Segment {
 		return seg
 	}
 	etype := binary.BigEndian.Uint16(b[12:14])
+	seg.EtherType = etype
+	copy(seg.EthDst[:], b[0:6])
+	copy(seg.EthSrc[:], b[6:12])
 	b = b[14:]
 	switch etype {
 	case 0x0806:
@@ -41,6 +44,7 @@ func decodeFrame(b []byte, size int) trace.Segment {
 			return seg
 		}
 		hl := int(b[0]&0x0f) * 4
+		seg.TTL, seg.IPID, seg.DF = b[8], binary.BigEndian.Uint16(b[4:6]), b[6]&0x40 != 0
 		src, _ := netip.AddrFromSlice(b[12:16])
 		dst, _ := netip.AddrFromSlice(b[16:20])
 		payload := int(binary.BigEndian.Uint16(b[2:4])) - hl
@@ -55,6 +59,7 @@ func decodeFrame(b []byte, size int) trace.Segment {
 			seg.Proto = "ipv6"
 			return seg
 		}
+		seg.TTL = b[7]
 		src, _ := netip.AddrFromSlice(b[8:24])
 		dst, _ := netip.AddrFromSlice(b[24:40])
 		decodeTransport(&seg, b[6], b[40:], int(binary.BigEndian.Uint16(b[4:6])), src.Unmap(), dst.Unmap())

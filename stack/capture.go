@@ -169,6 +169,9 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 		}
 		eth := header.Ethernet(b)
 		etype = eth.Type()
+		seg.EtherType = uint16(etype)
+		copy(seg.EthSrc[:], eth.SourceAddress())
+		copy(seg.EthDst[:], eth.DestinationAddress())
 		switch etype {
 		case header.ARPProtocolNumber, header.IPv4ProtocolNumber, header.IPv6ProtocolNumber:
 		default:
@@ -215,6 +218,7 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 		}
 		src, dst := fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress())
 		payload := int(ip.TotalLength()) - hl
+		seg.TTL, seg.IPID, seg.DF = ip.TTL(), ip.ID(), ip.Flags()&header.IPv4FlagDontFragment != 0
 		if ip.FragmentOffset() != 0 {
 			seg.Proto, seg.Info = "ipv4", "fragment"
 			seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
@@ -228,6 +232,7 @@ func decodeFrame(b []byte, size int, ethernet bool) trace.Segment {
 		}
 		ip := header.IPv6(b)
 		src, dst := fromTCPIP(ip.SourceAddress()), fromTCPIP(ip.DestinationAddress())
+		seg.TTL = ip.HopLimit()
 		next, rest, payload := ip.NextHeader(), b[header.IPv6MinimumSize:], int(ip.PayloadLength())
 		// Hop-by-hop and destination options (an MLD report carries a
 		// router alert in one) come before the transport header: skip

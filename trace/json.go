@@ -30,6 +30,12 @@ type segmentJSON struct {
 	Frame       int         `json:"frame"`
 	Info        string      `json:"info,omitempty"`
 	Chain       []string    `json:"chain,omitempty"`
+	EtherType   uint16      `json:"ethertype,omitempty"`
+	EthSrc      string      `json:"eth_src,omitempty"`
+	EthDst      string      `json:"eth_dst,omitempty"`
+	TTL         uint8       `json:"ttl,omitempty"`
+	IPID        uint16      `json:"ip_id,omitempty"`
+	DF          bool        `json:"df,omitempty"`
 }
 
 // Addrs is the segment's "source > destination", with ports for TCP and
@@ -45,6 +51,10 @@ func (s Segment) MarshalJSON() ([]byte, error) {
 		Dir: s.Dir, Proto: s.Proto, Socket: s.Socket, Label: s.Label, Flags: s.Flags,
 		Seq: s.Seq, Ack: s.Ack, Window: s.Window, Options: s.Options,
 		Len: s.Len, Frame: s.Frame, Info: s.Info, Chain: s.Chain,
+		EtherType: s.EtherType, TTL: s.TTL, IPID: s.IPID, DF: s.DF,
+	}
+	if s.EtherType != 0 {
+		j.EthSrc, j.EthDst = s.EthSrc.String(), s.EthDst.String()
 	}
 	j.Src, j.Dst = s.addrText(s.Src), s.addrText(s.Dst)
 	for _, b := range s.SACK {
@@ -78,6 +88,18 @@ func (s *Segment) UnmarshalJSON(b []byte) error {
 		Dir: j.Dir, Proto: j.Proto, Socket: j.Socket, Label: j.Label, Flags: j.Flags,
 		Seq: j.Seq, Ack: j.Ack, Window: j.Window, Options: j.Options, WindowScale: -1,
 		Len: j.Len, Frame: j.Frame, Info: j.Info, Chain: j.Chain,
+		EtherType: j.EtherType, TTL: j.TTL, IPID: j.IPID, DF: j.DF,
+	}
+	var err error
+	if j.EthSrc != "" {
+		if s.EthSrc, err = ParseMAC(j.EthSrc); err != nil {
+			return err
+		}
+	}
+	if j.EthDst != "" {
+		if s.EthDst, err = ParseMAC(j.EthDst); err != nil {
+			return err
+		}
 	}
 	if j.WindowScale != nil {
 		s.WindowScale = *j.WindowScale
@@ -85,7 +107,6 @@ func (s *Segment) UnmarshalJSON(b []byte) error {
 	for _, b := range j.SACK {
 		s.SACK = append(s.SACK, SACKBlock{b[0], b[1]})
 	}
-	var err error
 	if s.Src, err = parseEnd(j.Src); err != nil {
 		return err
 	}

@@ -669,10 +669,12 @@
     const s = e.segment, R = run.rows;
     if (e.drop) box.appendChild(layer('Lost on the wire', 'err', [['reason', e.drop.reason, 'bad'], ['from port', e.drop.from], ['to port', e.drop.to]]));
     const dir = s.dir === 'out' ? 'sent by ' + e.host : 'received by ' + e.host;
-    if (s.eth_src || s.eth_dst || s.ethertype) {
+    if (s.ethertype) {
+      const names = { 2048: 'IPv4', 34525: 'IPv6', 2054: 'ARP' };
       box.appendChild(layer('Ethernet', 'eth', [
         ['source', s.eth_src], ['destination', s.eth_dst + (s.eth_dst === 'ff:ff:ff:ff:ff:ff' ? ' (broadcast)' : '')],
-        ['EtherType', s.ethertype], ['frame', s.frame + ' bytes, ' + dir],
+        ['EtherType', '0x' + s.ethertype.toString(16).padStart(4, '0') + (names[s.ethertype] ? ' (' + names[s.ethertype] + ')' : '')],
+        ['frame', s.frame + ' bytes, ' + dir],
       ], 'l-eth'));
     } else {
       box.appendChild(layer('Link', 'eth', [['frame', s.frame + ' bytes, ' + dir]], 'l-eth'));
@@ -685,10 +687,13 @@
     const port = (a) => { const m = /:(\d+)$/.exec(a || ''); return m ? m[1] : ''; };
     const v6 = (s.src || '').startsWith('[') || (addr(s.src).includes(':'));
     const ipPairs = [['version', v6 ? 'IPv6' : 'IPv4'], ['source', addr(s.src)], ['destination', addr(s.dst)]];
-    if (s.ttl !== undefined) ipPairs.push([v6 ? 'hop limit' : 'TTL', s.ttl]);
-    if (s.ip_id !== undefined) ipPairs.push(['identification', s.ip_id]);
-    if (s.df !== undefined) ipPairs.push(['don\'t fragment', s.df ? 'yes' : 'no']);
-    if (s.ip_len !== undefined) ipPairs.push([v6 ? 'payload length' : 'total length', s.ip_len + ' bytes']);
+    if (s.ttl !== undefined) {
+      ipPairs.push([v6 ? 'hop limit' : 'TTL', s.ttl]);
+      if (!v6) {
+        ipPairs.push(['identification', s.ip_id || 0]);
+        ipPairs.push(['don\'t fragment', s.df ? 'yes' : 'no']);
+      }
+    }
     ipPairs.push(['protocol', s.proto]);
     box.appendChild(layer(v6 ? 'IPv6 (RFC 8200)' : 'IPv4 (RFC 791)', 'ip', ipPairs, 'l-ip'));
     if (s.proto === 'tcp') {
