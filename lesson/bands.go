@@ -1,7 +1,10 @@
 package lesson
 
 import (
+	"cmp"
+	"maps"
 	"net/netip"
+	"slices"
 
 	"github.com/nsftp/nsftp/trace"
 )
@@ -72,10 +75,6 @@ func (b *Builder) absorb(e *trace.Event, at int64) bool {
 			c.calls[b.hosts[h].Side][i]++
 			delete(b.open, callKey{h, cl.Socket, cl.Op})
 			r = b.resultRow(e, -1, at)
-			r.text = trace.BSDCall(cl, true)
-			if cl.Op == trace.OpSend {
-				r.text += " = " + trace.CallResult(cl)
-			}
 		} else {
 			r = b.baseRow(e, at)
 			r.kind, r.fd, r.label = rowCall, cl.Socket, labelCode[cl.Label]
@@ -247,7 +246,8 @@ func (b *Builder) endBand() {
 	case c.collapsed:
 		b.updateBand(c)
 		if b.opt.Bands {
-			for _, h := range c.lastTCB {
+			last := slices.SortedFunc(maps.Values(c.lastTCB), func(x, y heldRow) int { return cmp.Compare(x.tcb.at, y.tcb.at) })
+			for _, h := range last {
 				h.tcb.line = len(b.lines)
 				b.lines = append(b.lines, h.line)
 				b.tcbs = append(b.tcbs, *h.tcb)

@@ -239,3 +239,36 @@ func writePage(w io.Writer, title string, blobs []string, cfg pageConfig) error 
 	}
 	return bw.Flush()
 }
+
+// Moment is a row of a run's page: the event the cursor stands on there
+// (the number a link gives as #e=N), the host or FTP side it is of, and
+// what the row says.
+type Moment struct {
+	Seq  int64
+	Host string
+	Text string
+}
+
+// Moments lists the rows of a run's page as Write makes them, for links
+// to moments of a lesson (a link to #e=N opens at the first row whose
+// Seq is N or more).
+func Moments(events []trace.Event, keep Keep) []Moment {
+	bands := keep == KeepBands || keep == KeepAuto && len(events) > EveryLimit
+	b := NewBuilder(Options{Bands: bands})
+	for i := range events {
+		b.event(&events[i])
+	}
+	b.Finish()
+	out := make([]Moment, 0, len(b.rows))
+	for _, r := range b.rows {
+		m := Moment{Seq: r.at, Text: r.text}
+		if r.host >= 0 {
+			m.Host = b.hosts[r.host].Name
+		}
+		if r.kind == rowBand {
+			m.Text = b.bands[r.band].text
+		}
+		out = append(out, m)
+	}
+	return out
+}

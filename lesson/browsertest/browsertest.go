@@ -207,10 +207,10 @@ func (p *Page) Click(sel string) {
 	}
 }
 
-// Screenshot is a PNG of the whole page.
+// Screenshot is a PNG of the window, as a person sees it.
 func (p *Page) Screenshot() []byte {
 	p.t.Helper()
-	buf, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	buf, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
 		p.t.Fatalf("screenshot: %v", err)
 	}
