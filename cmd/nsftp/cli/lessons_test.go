@@ -195,4 +195,3 @@ func runLessonCommand(t *testing.T, args []string) {
 		t.Errorf("nsftp %s: %v\n%s", strings.Join(args, " "), err, errOut)
 	}
 }
-
