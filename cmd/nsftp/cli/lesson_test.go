@@ -50,7 +50,7 @@ func press(p *browsertest.Page, key string) {
 // kept in the address. The page logs no error and asks for nothing
 // beyond itself.
 func TestLessonPage(t *testing.T) {
-	b := browsertest.Start(t, 1600, 1000)
+	b := browsertest.Start(t, 1920, 1080)
 	dir := t.TempDir()
 	rec, page := filepath.Join(dir, "run.jsonl"), filepath.Join(dir, "demo.html")
 	if _, errOut, err := runIn(t, "", "demo", "-q", "--record", rec, "--html", page); err != nil {
