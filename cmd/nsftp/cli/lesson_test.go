@@ -283,3 +283,61 @@ func jsString(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// BenchmarkLessonLoad measures how long the lesson page of a long run
+// takes to open in headless Chromium: from the start of navigation to
+// the page drawn with the run in it (ready-ms, the page's own
+// performance.now() when it is), and the page's size. The 100 MiB
+// demo's page keeps every segment steppable; the 1 GiB demo's (1.5
+// million events) keeps its bulk data in bands, as the text view shows
+// it. The recordings are made once per run of the benchmark:
+//
+//	go test ./cmd/nsftp/cli -run '^$' -bench LessonLoad -benchtime 5x
+func BenchmarkLessonLoad(b *testing.B) {
+	for _, size := range []string{"100MiB", "1GiB"} {
+		b.Run(size, func(b *testing.B) {
+			dir := b.TempDir()
+			rec, page := filepath.Join(dir, "run.jsonl"), filepath.Join(dir, "run.html")
+			var out, errOut strings.Builder
+			if err := Run(context.Background(), []string{"demo", "-q", "--size", size, "--record", rec}, strings.NewReader(""), &out, &errOut); err != nil {
+				b.Fatalf("demo --size %s: %v\n%s", size, err, errOut.String())
+			}
+			genStart := time.Now()
+			if err := Run(context.Background(), []string{"show", rec, "--html", page}, strings.NewReader(""), io.Discard, &errOut); err != nil {
+				b.Fatalf("show --html: %v\n%s", err, errOut.String())
+			}
+			gen := time.Since(genStart)
+			fi, _ := os.Stat(page)
+			f, err := os.Open(rec)
+			if err != nil {
+				b.Fatal(err)
+			}
+			evs, err := trace.ReadJSON(f)
+			f.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			br := browsertest.Start(b, 1920, 1080)
+			pageURL := (&url.URL{Scheme: "file", Path: page}).String()
+			ready := `document.documentElement.dataset.readyMs`
+			p := br.Open(b, pageURL, ready)
+			b.ResetTimer()
+			var total float64
+			for range b.N {
+				p.Navigate("about:blank", "")
+				p.Navigate(pageURL, ready)
+				var ms float64
+				fmt.Sscan(p.String(ready), &ms)
+				total += ms
+			}
+			b.StopTimer()
+			if errs := p.Errors(); len(errs) > 0 {
+				b.Errorf("the page logged errors: %q", errs)
+			}
+			b.ReportMetric(total/float64(b.N), "ready-ms")
+			b.ReportMetric(float64(fi.Size())/1e6, "page-MB")
+			b.ReportMetric(float64(len(evs)), "events")
+			b.ReportMetric(gen.Seconds(), "show-s")
+		})
+	}
+}
