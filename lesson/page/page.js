@@ -439,14 +439,13 @@
       if (runs.length > 1) this.root.appendChild(el('div', 'runhead', run.meta.name || run.meta.title));
       const head = el('div', 'colhead');
       ['time ms', 'host', 'fd', 'socket'].forEach((t) => head.appendChild(el('span', '', t)));
-      const hs = svg('svg', { viewBox: '0 0 200 22', preserveAspectRatio: 'none' });
       const names = [0, 1].map((s) => (run.meta.hosts.find((h) => h.side === s) || { name: s ? 'server' : 'client' }).name);
-      hs.appendChild(svg('text', { x: 36, y: 10, 'text-anchor': 'middle', 'font-size': 10, fill: 'currentColor' })).textContent = names[0];
-      hs.appendChild(svg('text', { x: 164, y: 10, 'text-anchor': 'middle', 'font-size': 10, fill: 'currentColor' })).textContent = names[1];
-      [[22, 'ctl'], [50, 'data'], [150, 'data'], [178, 'ctl']].forEach(([x, t]) => {
-        hs.appendChild(svg('text', { x, y: 20, 'text-anchor': 'middle', 'font-size': 7, fill: 'currentColor' })).textContent = t;
-      });
-      head.appendChild(hs);
+      const lanes = el('span', 'lanes');
+      lanes.appendChild(el('span', '', names[0]));
+      lanes.appendChild(el('span', 'muted', '⇄'));
+      lanes.appendChild(el('span', '', names[1]));
+      lanes.title = 'the ladder: ' + names[0] + "'s control and data lifelines on the left, " + names[1] + "'s on the right";
+      head.appendChild(lanes);
       head.appendChild(el('span', '', 'what happened'));
       this.root.appendChild(head);
       this.scroller = el('div', 'rows');
@@ -637,8 +636,14 @@
     const e = run.line(R.ln[r]);
     if (e === undefined) { box.appendChild(el('div', 'empty', 'reading the event…')); return; }
     if (!e) { box.appendChild(el('div', 'empty', run.text(r) || '')); return; }
+    if (e.kind === 'run' && !cfg.live) {
+      const hint = el('div', 'hint');
+      hint.appendChild(el('strong', '', 'Step through the run: '));
+      hint.appendChild(document.createTextNode('→ or "forward" moves one event, ← back; n and p move by the unit in the "by" menu (a call, a segment, an FTP command, a change of state); space plays. A click on any row goes there. The rows ahead of the cursor are grey, and the ladder grows as you go. ? lists every key.'));
+      box.appendChild(hint);
+    }
     const head = [['row', run.text(r)], ['event', '#' + e.seq + ' at ' + ms(R.t[r]) + ' ms'], ['recorded by', e.host || e.side || e.layer]];
-    box.appendChild(layer('What happened', 'rec', head));
+    if (e.kind !== 'run') box.appendChild(layer('What happened', 'rec', head));
     if (e.segment) segmentLayers(run, r, e, box);
     if (e.kind === 'call') callLayers(run, r, e, box);
     if (e.kind === 'state' && e.state) box.appendChild(stateLayer(e.state));
