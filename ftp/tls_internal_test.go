@@ -14,6 +14,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // TestFTPSDataTheftRefused: a third party that races the client to a
@@ -77,7 +79,7 @@ func testDataTheft(t *testing.T, withTicket bool) {
 	}
 	stolen := make(chan int, 1)
 	go func() {
-		conn, err := (&OSNetwork{}).Dial(ctx, "data", netip.AddrPortFrom(c.peer.Addr(), port).String())
+		conn, err := (&OSNetwork{}).DialContext(trace.WithLabel(ctx, "data"), "tcp", netip.AddrPortFrom(c.peer.Addr(), port).String())
 		if err != nil {
 			stolen <- 0
 			return

@@ -99,18 +99,24 @@ func Release() string {
 // connection is still finishing, so events carry both.
 func (n *Network) newID() int { return int(n.nextID.Add(1)) + 2 }
 
-// Dial implements ftp.Network: socket, connect.
-func (n *Network) Dial(ctx context.Context, label trace.Conn, address string) (net.Conn, error) {
-	return n.dial(ctx, label, "", address)
+// DialContext implements ftp.Network: socket, connect, on the network
+// "tcp", "tcp4" or "tcp6". Events label the socket with ctx's label
+// (trace.WithLabel).
+func (n *Network) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return n.dial(ctx, network, "", address)
 }
 
 // DialFrom implements ftp.LocalDialer: socket, bind (with SO_REUSEADDR),
 // connect, as an active-mode server connects from port 20.
-func (n *Network) DialFrom(ctx context.Context, label trace.Conn, local, address string) (net.Conn, error) {
-	return n.dial(ctx, label, local, address)
+func (n *Network) DialFrom(ctx context.Context, network, local, address string) (net.Conn, error) {
+	return n.dial(ctx, network, local, address)
 }
 
-func (n *Network) dial(ctx context.Context, label trace.Conn, local, address string) (net.Conn, error) {
+func (n *Network) dial(ctx context.Context, network, local, address string) (net.Conn, error) {
+	if err := checkTCP(network); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	label := trace.LabelOf(ctx)
 	addrs, err := n.resolve(ctx, address)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
@@ -194,8 +200,17 @@ func (n *Network) resolve(ctx context.Context, address string) ([]netip.AddrPort
 }
 
 // Listen implements ftp.Network: socket, bind (with SO_REUSEADDR, as Go's
-// net.Listen sets it), listen.
-func (n *Network) Listen(ctx context.Context, label trace.Conn, address string, backlog int) (net.Listener, error) {
+// net.Listen sets it), listen, with ctx's backlog (trace.WithBacklog) or
+// the kernel's net.core.somaxconn, as Go's net.Listen asks for.
+func (n *Network) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	if err := checkTCP(network); err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	label := trace.LabelOf(ctx)
+	backlog, ok := trace.BacklogOf(ctx)
+	if !ok {
+		backlog = unix.SOMAXCONN
+	}
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
@@ -226,6 +241,16 @@ func (n *Network) Listen(ctx context.Context, label trace.Conn, address string, 
 		return nil, err
 	}
 	return l, nil
+}
+
+// checkTCP refuses the networks the kernel twin does not trace: it makes
+// TCP sockets only.
+func checkTCP(network string) error {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return nil
+	}
+	return net.UnknownNetworkError(network)
 }
 
 // emit records a call event of this host.

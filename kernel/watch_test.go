@@ -76,7 +76,7 @@ func TestWatchInNamespace(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, err := server.Listen(ctx, trace.Control, "127.0.0.2:21", 8)
+	l, err := server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", "127.0.0.2:21")
 	if err != nil {
 		t.Fatal(err)
 	}

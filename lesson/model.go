@@ -249,7 +249,6 @@ type Builder struct {
 
 	isn        map[dirKey]uint32
 	ws         map[dirKey]int
-	sent       map[dirKey]uint32
 	sockConn   map[sockKey]int
 	sockState  map[sockKey]int
 	open       map[callKey]bool
@@ -315,7 +314,7 @@ type heldRow struct {
 func NewBuilder(opt Options) *Builder {
 	b := &Builder{
 		opt: opt, title: opt.Title, hostIdx: map[string]int{}, traced: map[netip.Addr]int{},
-		connIx: map[connKey]int{}, isn: map[dirKey]uint32{}, ws: map[dirKey]int{}, sent: map[dirKey]uint32{},
+		connIx: map[connKey]int{}, isn: map[dirKey]uint32{}, ws: map[dirKey]int{},
 		sockConn: map[sockKey]int{}, sockState: map[sockKey]int{}, open: map[callKey]bool{},
 		recvOf: map[frameKey]int{},
 	}
@@ -521,21 +520,10 @@ func (b *Builder) learn(e *trace.Event) {
 	}
 }
 
-// retransmission reports a data segment that carries nothing new, and
-// notes the highest sequence number sent.
+// retransmission reports a segment its recording host marked as
+// resending sequence space: the host knows what it sent.
 func (b *Builder) retransmission(e *trace.Event) bool {
-	s := e.Segment
-	if s.Proto != "tcp" || s.Len == 0 {
-		return false
-	}
-	d := dirKey{s.Src, s.Dst}
-	end := s.Seq + uint32(s.Len)
-	top, ok := b.sent[d]
-	if ok && int32(end-top) <= 0 {
-		return true
-	}
-	b.sent[d] = end
-	return false
+	return e.Segment.Proto == "tcp" && e.Segment.Retransmit
 }
 
 // received notes when a frame a traced host sent reached the other.

@@ -424,7 +424,7 @@ func (b *Builder) ftpRow(e *trace.Event, r row) row {
 			arrow = "<- "
 			from = 1 - side
 		}
-		r.text = arrow + trace.Clean(trace.MaskPassword(m.Text))
+		r.text = arrow + trace.Clean(trace.RedactCommand(m.Text))
 		if ours {
 			shape = shapeMessage
 		}

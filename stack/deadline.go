@@ -25,6 +25,20 @@ func (d *deadline) channel() <-chan struct{} {
 	return d.ch
 }
 
+// passed reports whether the current deadline has passed: a call must
+// then fail at once, with data to move or not, as the kernel's socket
+// calls do after SO_SNDTIMEO or a Go deadline in the past.
+func (d *deadline) passed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	select {
+	case <-d.ch:
+		return true
+	default:
+		return false
+	}
+}
+
 // set moves the deadline to t; the zero time removes it. Calls already
 // waiting see the new deadline, as with net.Conn.
 func (d *deadline) set(t time.Time) {

@@ -32,20 +32,24 @@ type BufferRange struct {
 	Min, Default, Max int
 }
 
-// Default buffer ranges. gVisor's own defaults (1 MiB default, 4 MiB max)
-// cap a single connection well below what the virtual wire can carry at a
-// 65,000-byte MTU. Receive buffers are not auto-tuned (see configure), so
-// their default is what a connection gets: 8 MiB, a 4 MiB window. That is
-// what Linux lets a sending socket keep queued below TCP
-// (net.ipv4.tcp_limit_output_bytes, 4 MiB): a kernel sending to nsftp
-// through a TAP device can have that much waiting in the device's queue,
-// unread, and a smaller window can leave it waiting for the window to
-// open. A get over a TAP with offload at MTU 1500 moved 3300-3480 MB/s
-// with 8 MiB against 2936-3132 with 4 MiB (alternating, five runs each).
+// The default buffer ranges (HostConfig.SendBuffer, ReceiveBuffer).
+// gVisor's own defaults (1 MiB default, 4 MiB max) cap a single
+// connection well below what the virtual wire can carry at a 65,000-byte
+// MTU. Receive buffers are not auto-tuned (see configure), so their
+// default is what a connection gets: 8 MiB, a 4 MiB window, what Linux
+// lets a sending socket keep queued below TCP
+// (net.ipv4.tcp_limit_output_bytes): a kernel sending to nsftp through a
+// TAP device can have that much waiting in the device's queue, unread,
+// and a smaller window leaves it waiting for the window to open.
 var (
-	DefaultSendBuffer    = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
-	DefaultReceiveBuffer = BufferRange{Min: 4 << 10, Default: 8 << 20, Max: 16 << 20}
+	defaultSendBuffer    = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
+	defaultReceiveBuffer = BufferRange{Min: 4 << 10, Default: 8 << 20, Max: 16 << 20}
 )
+
+// DefaultListenBacklog is the listen queue a Listen gets unless its
+// context or HostConfig.ListenBacklog says otherwise: Linux's
+// net.core.somaxconn, which is what Go's net.Listen asks for.
+const DefaultListenBacklog = 4096
 
 // HostConfig describes one host: its link, addresses, routes and what to
 // tell an observer.
@@ -73,9 +77,16 @@ type HostConfig struct {
 	// ProbeWait is how long ProbeAddress listens for an answer to its ARP
 	// probes (RFC 5227); 0 means DefaultProbeWait.
 	ProbeWait time.Duration
-	// SendBuffer and ReceiveBuffer override the TCP buffer ranges; zero
-	// values mean DefaultSendBuffer and DefaultReceiveBuffer.
+	// SendBuffer and ReceiveBuffer are the TCP buffer ranges. The zero
+	// values mean 4 KiB-1 MiB-8 MiB to send and 4 KiB-8 MiB-16 MiB to
+	// receive: a 4 MiB window without auto-tuning, enough for the
+	// virtual wire at its largest MTU and for a kernel sending through a
+	// TAP device.
 	SendBuffer, ReceiveBuffer BufferRange
+	// ListenBacklog is how many connections a listening socket queues
+	// for accept when the Listen call's context does not say
+	// (trace.WithBacklog); 0 means DefaultListenBacklog.
+	ListenBacklog int
 	// MinRTO, if set, lowers TCP's minimum retransmission timeout from
 	// netstack's 200ms (Linux's too). On an in-memory wire whose round
 	// trip is microseconds, a few milliseconds lets loss tests finish
@@ -134,6 +145,7 @@ type Host struct {
 
 	conf      netState
 	probeWait time.Duration
+	backlog   int            // HostConfig.ListenBacklog
 	bg        sync.WaitGroup // route updates under way (see netState.changed)
 
 	closeOnce sync.Once
@@ -148,7 +160,10 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, errors.New("stack: host needs a link")
 	}
 	quietNetstack()
-	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait}
+	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait, backlog: cfg.ListenBacklog}
+	if h.backlog <= 0 {
+		h.backlog = DefaultListenBacklog
+	}
 	h.conf.init()
 	if h.probeWait <= 0 {
 		h.probeWait = DefaultProbeWait
@@ -228,10 +243,10 @@ func (h *Host) newSocketID() int { return int(h.nextID.Add(1)) + 2 }
 func (h *Host) configure(cfg HostConfig) error {
 	send, recv := cfg.SendBuffer, cfg.ReceiveBuffer
 	if send == (BufferRange{}) {
-		send = DefaultSendBuffer
+		send = defaultSendBuffer
 	}
 	if recv == (BufferRange{}) {
-		recv = DefaultReceiveBuffer
+		recv = defaultReceiveBuffer
 	}
 	sack := tcpip.TCPSACKEnabled(true)
 	// Receive-buffer auto-tuning off: netstack's tuner, when it grows the

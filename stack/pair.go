@@ -9,14 +9,23 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
-// Addresses of the two hosts of a Pair, from the documentation ranges
-// (RFC 5737, RFC 3849) so they can never collide with a real network.
-var (
-	ClientAddr4 = netip.MustParsePrefix("192.0.2.1/24")
-	ServerAddr4 = netip.MustParsePrefix("192.0.2.2/24")
-	ClientAddr6 = netip.MustParsePrefix("2001:db8::1/64")
-	ServerAddr6 = netip.MustParsePrefix("2001:db8::2/64")
+// The addresses a Pair gives its hosts when their configs name none, from
+// the documentation ranges (RFC 5737, RFC 3849) so they can never collide
+// with a real network: on 192.0.2.0/24 and 2001:db8::/64.
+const (
+	ClientIPv4 = "192.0.2.1"
+	ServerIPv4 = "192.0.2.2"
+	ClientIPv6 = "2001:db8::1"
+	ServerIPv6 = "2001:db8::2"
 )
+
+// pairPrefixes are a Pair host's default addresses with their prefixes.
+func pairPrefixes(v4, v6 string) []netip.Prefix {
+	return []netip.Prefix{
+		netip.PrefixFrom(netip.MustParseAddr(v4), 24),
+		netip.PrefixFrom(netip.MustParseAddr(v6), 64),
+	}
+}
 
 // PairConfig describes two hosts joined by one virtual wire. Link and
 // Addrs of each HostConfig are filled in when empty; the names default to
@@ -96,12 +105,12 @@ func NewPair(cfg PairConfig) (*Pair, error) {
 		return nil, err
 	}
 	p := &Pair{Wire: w}
-	p.Client, err = p.newHost(cfg.Client, "client", ClientAddr4, ClientAddr6)
+	p.Client, err = newWireHost(w, cfg.Client, "client", pairPrefixes(ClientIPv4, ClientIPv6))
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
-	p.Server, err = p.newHost(cfg.Server, "server", ServerAddr4, ServerAddr6)
+	p.Server, err = newWireHost(w, cfg.Server, "server", pairPrefixes(ServerIPv4, ServerIPv6))
 	if err != nil {
 		p.Client.Close()
 		w.Close()
@@ -110,25 +119,28 @@ func NewPair(cfg PairConfig) (*Pair, error) {
 	return p, nil
 }
 
-func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Host, error) {
+// newWireHost builds a host on a new port of w, with the name and
+// addresses given unless cfg has its own, and the RTO bounds and loss
+// recovery the wire calls for (PairConfig).
+func newWireHost(w *Wire, cfg HostConfig, name string, addrs []netip.Prefix) (*Host, error) {
 	if cfg.Name == "" {
 		cfg.Name = name
 	}
-	if !p.Wire.cfg.impaired() {
+	if !w.cfg.impaired() {
 		cfg.NoRACK = true
 	} else {
 		if cfg.MinRTO == 0 {
 			cfg.MinRTO = WireMinRTO
 		}
 		if cfg.MaxRTO == 0 {
-			cfg.MaxRTO = p.Wire.cfg.maxRTO()
+			cfg.MaxRTO = w.cfg.maxRTO()
 		}
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = addrs
 	}
 	if cfg.Link == nil {
-		port, err := p.Wire.NewPort()
+		port, err := w.NewPort()
 		if err != nil {
 			return nil, err
 		}

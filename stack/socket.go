@@ -67,9 +67,10 @@ var (
 )
 
 // Socket creates a TCP socket for network "tcp4" or "tcp6", like
-// socket(PF_INET, SOCK_STREAM, IPPROTO_TCP). The label names the socket's
-// FTP connection in events.
-func (h *Host) Socket(ctx context.Context, network string, label trace.Conn) (*Socket, error) {
+// socket(PF_INET, SOCK_STREAM, IPPROTO_TCP). Events name it with ctx's
+// label (trace.WithLabel), and so do the connections it accepts.
+func (h *Host) Socket(ctx context.Context, network string) (*Socket, error) {
+	label := trace.LabelOf(ctx)
 	var family tcpip.NetworkProtocolNumber
 	switch network {
 	case "tcp4":
@@ -174,6 +175,9 @@ func (s *Socket) accept(ctx context.Context) (*Socket, error) {
 	var entry waiter.Entry
 	var notify chan struct{}
 	for {
+		if s.rd.passed() {
+			return nil, s.opError("accept", s.localAddr(), errTimeout)
+		}
 		ep, wq, terr := s.ep.Accept(nil)
 		if terr == nil {
 			ns := &Socket{h: s.h, label: s.label, family: s.family, ep: ep, wq: wq, done: make(chan struct{})}
@@ -277,6 +281,9 @@ func (s *Socket) send(ctx context.Context, b []byte) (int, error) {
 			return n, s.opError("write", s.remoteAddr(), ErrClosed)
 		default:
 		}
+		if s.wd.passed() {
+			return n, s.opError("write", s.remoteAddr(), errTimeout)
+		}
 		r.Reset(b[n:])
 		m, terr := s.ep.Write(&r, tcpip.WriteOptions{})
 		// The endpoint keeps the last reader it was given (in a cached
@@ -338,6 +345,9 @@ func (s *Socket) recv(ctx context.Context, b []byte) (int, error) {
 		case <-s.done:
 			return 0, s.opError("read", s.remoteAddr(), ErrClosed)
 		default:
+		}
+		if s.rd.passed() {
+			return 0, s.opError("read", s.remoteAddr(), errTimeout)
 		}
 		w := tcpip.SliceWriter(b)
 		res, terr := s.ep.Read(&w, tcpip.ReadOptions{})
@@ -461,7 +471,7 @@ func (s *Socket) wait(ctx context.Context, notify <-chan struct{}, deadline <-ch
 	case <-notify:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctxErr(ctx)
 	case <-deadline:
 		return errTimeout
 	case <-s.done:
@@ -557,7 +567,20 @@ func (s *Socket) remoteAddrPort() netip.AddrPort {
 	return s.addrs.remote
 }
 
-func (s *Socket) localAddr() net.Addr  { return tcpAddr(s.localAddrPort()) }
+// localAddr is the local address as getsockname(2) gives it: a socket
+// bound to no address in particular has the wildcard of its family.
+func (s *Socket) localAddr() net.Addr {
+	ap := s.localAddrPort()
+	if !ap.Addr().IsValid() && ap.Port() != 0 {
+		wild := netip.IPv4Unspecified()
+		if s.family == ipv6Proto {
+			wild = netip.IPv6Unspecified()
+		}
+		ap = netip.AddrPortFrom(wild, ap.Port())
+	}
+	return tcpAddr(ap)
+}
+
 func (s *Socket) remoteAddr() net.Addr { return tcpAddr(s.remoteAddrPort()) }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {

@@ -47,7 +47,7 @@ func exchange(t *testing.T, p *stack.Pair) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ls, err := p.Server.Socket(ctx, "tcp4", trace.Control)
+	ls, err := p.Server.Socket(trace.WithLabel(ctx, trace.Control), "tcp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func exchange(t *testing.T, p *stack.Pair) {
 		}()
 	}()
 
-	c, err := p.Client.Socket(ctx, "tcp4", trace.Control)
+	c, err := p.Client.Socket(trace.WithLabel(ctx, trace.Control), "tcp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestFinWait2Silent(t *testing.T) {
 				}
 				accepted <- s
 			}()
-			c, err := p.Client.Socket(ctx, "tcp4", trace.Control)
+			c, err := p.Client.Socket(trace.WithLabel(ctx, trace.Control), "tcp4")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -64,9 +64,10 @@ var udpNetstack = map[trace.Op]string{
 }
 
 // UDPSocket creates a UDP socket for network "udp4" or "udp6", like
-// socket(PF_INET, SOCK_DGRAM, IPPROTO_UDP). The label says what it is for
-// in events (trace.DHCP, trace.DNS).
-func (h *Host) UDPSocket(ctx context.Context, network string, label trace.Conn) (*UDPSocket, error) {
+// socket(PF_INET, SOCK_DGRAM, IPPROTO_UDP). Events name it with ctx's
+// label (trace.WithLabel): what it is for (trace.DHCP, trace.DNS).
+func (h *Host) UDPSocket(ctx context.Context, network string) (*UDPSocket, error) {
+	label := trace.LabelOf(ctx)
 	var family tcpip.NetworkProtocolNumber
 	switch network {
 	case "udp4":
@@ -193,6 +194,9 @@ func (s *UDPSocket) sendTo(ctx context.Context, b []byte, addr netip.AddrPort) (
 	var entry waiter.Entry
 	var notify chan struct{}
 	for {
+		if s.wd.passed() {
+			return 0, s.opError("write", udpAddr(addr), errTimeout)
+		}
 		var r bytes.Reader
 		r.Reset(b)
 		n, terr := s.ep.Write(&r, opts)
@@ -240,6 +244,9 @@ func (s *UDPSocket) recvFrom(ctx context.Context, b []byte) (int, netip.AddrPort
 	var entry waiter.Entry
 	var notify chan struct{}
 	for {
+		if s.rd.passed() {
+			return 0, netip.AddrPort{}, s.opError("read", s.remoteAddr(), errTimeout)
+		}
 		w := tcpip.SliceWriter(b)
 		res, terr := s.ep.Read(&w, tcpip.ReadOptions{NeedRemoteAddr: true})
 		switch terr.(type) {
@@ -413,7 +420,7 @@ func (s *UDPSocket) wait(ctx context.Context, notify <-chan struct{}, deadline <
 	case <-notify:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctxErr(ctx)
 	case <-deadline:
 		return errTimeout
 	case <-s.done:

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nsftp/nsftp/packet"
 	"github.com/nsftp/nsftp/trace"
 
 	"gvisor.dev/gvisor/pkg/buffer"
@@ -138,8 +139,8 @@ type Wire struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
-	start time.Time   // outages count from it
-	pcap  *pcapWriter // nil unless capturing
+	start time.Time          // outages count from it
+	pcap  *packet.PCAPWriter // nil unless capturing
 
 	stats struct {
 		frames, delivered, lost, lossRuns, duplicated, reordered, corrupted, fcs, bottleneck, down, queueDrops atomic.Uint64
@@ -178,8 +179,8 @@ func NewWire(cfg WireConfig) (*Wire, error) {
 	w.caps = w.capabilities()
 	if cfg.PCAP != nil {
 		var err error
-		if w.pcap, err = newPCAPWriter(cfg.PCAP, 0, linkTypeEthernet); err != nil {
-			return nil, err
+		if w.pcap, err = packet.NewPCAPWriter(cfg.PCAP, packet.LinkEthernet, 0); err != nil {
+			return nil, fmt.Errorf("stack: wire: %w", err)
 		}
 	}
 	w.ports.Store(&[]*Port{})
@@ -237,7 +238,7 @@ func (w *Wire) Close() error {
 		p.Close()
 	}
 	w.wg.Wait()
-	return w.pcap.closeErr()
+	return w.pcap.Err()
 }
 
 // Stats returns the wire's counters.
@@ -284,7 +285,7 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 	if w.pcap != nil {
 		var slices [][]byte
 		frame.Apply(func(v *buffer.View) { slices = append(slices, v.AsSlice()) })
-		w.pcap.record(time.Now(), slices)
+		w.pcap.WriteFrame(time.Now(), int(frame.Size()), slices...)
 	}
 	unicast := len(dst) == header.EthernetAddressSize && dst[0]&1 == 0
 	ports := *w.ports.Load()
@@ -375,10 +376,10 @@ func (w *Wire) dropped(from, to *Port, frame buffer.Buffer, reason string) {
 	if w.cfg.Observer == nil {
 		return
 	}
-	var head [160]byte
+	var head [packet.HeaderBytes]byte
 	n := 0
 	frame.Apply(func(v *buffer.View) { n += copy(head[n:], v.AsSlice()) })
-	seg := decodeFrame(head[:n], int(frame.Size()), true)
+	seg := packet.Decode(head[:n], int(frame.Size()), packet.LinkEthernet)
 	seg.Dir = trace.Out
 	w.cfg.Observer(trace.Event{Layer: trace.LayerWire, Kind: trace.KindDrop, Segment: &seg,
 		Drop: &trace.Drop{Reason: reason, From: from.id, To: to.id}})

@@ -116,7 +116,7 @@ func newCompareSide(evs []Event, explain bool, col int) *compareSide {
 			if e.Kind == KindReply {
 				arrow = "<-"
 			}
-			text := Clean(MaskPassword(e.Text))
+			text := Clean(RedactCommand(e.Text))
 			if e.Kind == KindReply {
 				text = fmt.Sprintf("%d %s", e.Code, Clean(strings.ReplaceAll(e.Text, "\n", " / ")))
 			}
@@ -395,7 +395,6 @@ func (s *compareSide) measure() []measure {
 		pendingTx = map[sockKey]time.Time{} // a send() waiting for its first segment
 		unacked   = map[dirKey]time.Time{}  // data received, not yet acknowledged
 		synackAt  = map[sockKey]bool{}      // a SYN|ACK sent on the socket
-		sent      = map[dirKey]uint32{}
 	)
 	for i := range s.evs {
 		e := &s.evs[i]
@@ -443,11 +442,8 @@ func (s *compareSide) measure() []measure {
 			}
 			if seg.Len > 0 {
 				dataSegs++
-				end := seg.Seq + uint32(seg.Len)
-				if top, ok := sent[d]; ok && int32(end-top) <= 0 {
+				if seg.Retransmit {
 					retrans++
-				} else {
-					sent[d] = end
 				}
 				if at, ok := pendingTx[k]; ok && seg.Dir == Out {
 					if w := e.Time.Sub(at); w > sendWait {

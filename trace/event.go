@@ -243,9 +243,18 @@ type Segment struct {
 	WindowScale int
 	// SACK lists the blocks a segment's SACK option acknowledges (RFC
 	// 2018), absolute sequence numbers.
-	SACK  []SACKBlock
-	Len   int // TCP or UDP payload bytes; IP payload for others
-	Frame int // frame length on the wire, link header included
+	SACK []SACKBlock
+	// Retransmit marks a TCP segment that resends sequence space its
+	// sender had sent before (a timeout's, a fast retransmit's, a tail
+	// loss probe's or SACK recovery's resend): set by the recording host
+	// from its own record of what it sent, where the frame is recorded.
+	// On a segment received it is what the receiving host can tell: the
+	// segment starts below the highest sequence number it had received
+	// that way (a resend, or a segment the path reordered). Views read
+	// it; none works it out again.
+	Retransmit bool
+	Len        int // TCP or UDP payload bytes; IP payload for others
+	Frame      int // frame length on the wire, link header included
 	// Info says what a frame other than TCP says: an ARP question, an
 	// ICMP type, a DHCP message or a DNS question and answer.
 	Info string
@@ -429,8 +438,10 @@ const (
 	ResetReceived TCPDo = "reset-received" // a RST received and acted on
 )
 
-// Message is one step of an FTP dialogue (layer "ftp"). Passwords never
-// appear in a Message: a PASS command's argument is "****".
+// Message is one step of an FTP dialogue (layer "ftp"). Secrets never
+// appear in a Message: a PASS or ACCT command's argument is "****"
+// (RedactCommand), and the views and the JSON writer mask one again if
+// whoever recorded it forgot to.
 type Message struct {
 	Side   Role           `json:"side"`
 	Conn   Conn           `json:"conn"`

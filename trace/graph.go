@@ -179,16 +179,17 @@ func (c *graphConn) add(at time.Time, s *Segment) {
 		}
 		start := s.Seq - c.isn
 		end := start + uint32(s.Len)
-		// A retransmission carries nothing new: its end is not past the
-		// highest sequence number sent before.
-		rtx := len(c.data) > 0 && int32(end-c.maxSeq) <= 0
-		if rtx {
+		// The recording host marked a resend of sequence space: it knows
+		// what it sent (Segment.Retransmit).
+		if s.Retransmit {
 			c.retrans++
 		} else {
-			c.maxSeq = end
 			c.bytes += int64(s.Len)
 		}
-		c.data = append(c.data, graphSeg{at: at, start: start, end: end, rtx: rtx})
+		if int32(end-c.maxSeq) > 0 {
+			c.maxSeq = end
+		}
+		c.data = append(c.data, graphSeg{at: at, start: start, end: end, rtx: s.Retransmit})
 		return
 	}
 	if !s.Flags.Has(ACK) {

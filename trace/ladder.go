@@ -415,7 +415,6 @@ func (d *ladder) collapseBands(in []ladderItem) []ladderItem {
 		out []ladderItem
 		b   *ladderBand
 	)
-	sent := map[dirKey]uint32{}
 	flush := func() {
 		if b == nil {
 			return
@@ -447,12 +446,8 @@ func (d *ladder) collapseBands(in []ladderItem) []ladderItem {
 				b.dirKnown, b.from, b.first = true, s.from, s.at
 			}
 			b.segs++
-			k := dirKey{s.s.Src, s.s.Dst}
-			end := s.s.Seq + uint32(s.s.Len)
-			if top, ok := sent[k]; ok && int32(end-top) <= 0 {
+			if s.s.Retransmit {
 				b.retrans++
-			} else {
-				sent[k] = end
 			}
 			b.bytes += int64(s.s.Len)
 			b.maxLen = max(b.maxLen, s.s.Len)

@@ -130,12 +130,12 @@ func (d *ladder) ms(t time.Time) string {
 }
 
 // ladderFTPText is what a command or reply arrow says: the line as traced,
-// with a multi-line reply's lines joined, and a PASS argument masked even
-// if whoever recorded it forgot to.
+// with a multi-line reply's lines joined, and a PASS or ACCT argument
+// masked even if whoever recorded it forgot to.
 func ladderFTPText(e *Event) string {
 	switch e.Kind {
 	case KindCommand:
-		return MaskPassword(e.Text)
+		return RedactCommand(e.Text)
 	case KindReply:
 		text := strings.ReplaceAll(strings.ReplaceAll(e.Text, "\r", ""), "\n", " / ")
 		return strconv.Itoa(e.Code) + " " + text

@@ -56,9 +56,8 @@ type Text struct {
 	hostOf map[netip.Addr]string // addresses of the hosts that record frames
 	infos  map[string]*HostInfo
 
-	isn    map[dirKey]uint32  // initial sequence numbers, from the SYNs
-	wscale map[dirKey]int     // window scales, from the SYNs
-	sent   map[dirKey]*uint32 // the highest sequence number sent, for retransmissions
+	isn    map[dirKey]uint32 // initial sequence numbers, from the SYNs
+	wscale map[dirKey]int    // window scales, from the SYNs
 	connOf map[sockKey]connKey
 
 	// A bulk transfer's events are nearly all of one connection, one
@@ -66,8 +65,6 @@ type Text struct {
 	// hashing two addresses for every segment (a traced download's
 	// largest cost in this view).
 	last struct {
-		dir   dirKey
-		sent  *uint32
 		sock  sockKey
 		conn  connKey
 		hasC  bool
@@ -110,7 +107,7 @@ func NewText(w io.Writer, opt TextOptions) *Text {
 	return &Text{
 		w: bufio.NewWriterSize(w, 32<<10), opt: opt,
 		hostOf: map[netip.Addr]string{}, infos: map[string]*HostInfo{},
-		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{}, sent: map[dirKey]*uint32{},
+		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{},
 		connOf: map[sockKey]connKey{}, open: map[callKey]bool{},
 	}
 }
@@ -202,28 +199,6 @@ func (t *Text) learn(e *Event) {
 		t.isn[d] = s.Seq
 		t.wscale[d] = s.WindowScale
 	}
-	if s.Dir == Out || !t.traced(s.Src) {
-		if end := s.Seq + uint32(s.Len); s.Len > 0 {
-			if top := t.sentTop(d); top == nil {
-				t.last.dir, t.last.sent = d, &end
-				t.sent[d] = t.last.sent
-			} else if int32(end-*top) > 0 {
-				*top = end
-			}
-		}
-	}
-}
-
-// sentTop is the highest sequence number sent in direction d, or nil.
-func (t *Text) sentTop(d dirKey) *uint32 {
-	if t.last.sent != nil && t.last.dir == d {
-		return t.last.sent
-	}
-	top := t.sent[d]
-	if top != nil {
-		t.last.dir, t.last.sent = d, top
-	}
-	return top
 }
 
 // connOfSocket is the connection a host's socket was last seen on.
@@ -249,15 +224,10 @@ func (t *Text) duplicate(e *Event) bool {
 	return e.Segment.Dir == In && t.traced(e.Segment.Src)
 }
 
-// retransmission reports a data segment that carries nothing new: its end
-// is not past the highest sequence number already sent that way.
-func (t *Text) retransmission(s *Segment) bool {
-	if s.Proto != "tcp" || s.Len == 0 {
-		return false
-	}
-	top := t.sentTop(dirKey{s.Src, s.Dst})
-	return top != nil && int32(s.Seq+uint32(s.Len)-*top) < 0
-}
+// retransmission reports a segment its recording host marked as resending
+// sequence space (Segment.Retransmit): the host knows what it sent, and
+// the view does not guess it again.
+func (t *Text) retransmission(s *Segment) bool { return s.Proto == "tcp" && s.Retransmit }
 
 // show renders one event, holding a call's beginning back until the next
 // event says whether the call ended at once (one line) or something
@@ -785,7 +755,7 @@ func (t *Text) ftpLine(e *Event) string {
 		if m.Side == Server {
 			arrow = "<-"
 		}
-		return fmt.Sprintf("%s%s %s", head, arrow, t.paint("bold", Clean(MaskPassword(m.Text))))
+		return fmt.Sprintf("%s%s %s", head, arrow, t.paint("bold", Clean(RedactCommand(m.Text))))
 	case KindReply:
 		arrow := "<-"
 		if m.Side == Server {
@@ -864,15 +834,6 @@ func ConfigText(c *Config) string {
 		from = string(c.Source)
 	}
 	return what + " (" + from + ")"
-}
-
-// MaskPassword masks a PASS command's argument, even if whoever recorded
-// it forgot to.
-func MaskPassword(cmd string) string {
-	if len(cmd) >= 4 && strings.EqualFold(cmd[:4], "PASS") && strings.TrimSpace(cmd[4:]) != "****" {
-		return "PASS ****"
-	}
-	return cmd
 }
 
 // bulk reports whether e is a data segment that can open a band: data on

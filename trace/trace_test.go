@@ -528,7 +528,7 @@ func TestGraphLarge(t *testing.T) {
 		seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq, Ack: 5001, Len: 1448, Socket: 5})
 		seq += 1448
 		if i%1000 == 999 {
-			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq - 100*1448, Ack: 5001, Len: 1448, Socket: 5})
+			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq - 100*1448, Ack: 5001, Len: 1448, Socket: 5, Retransmit: true})
 			rtx++
 			cwnd /= 2
 			cuts++

@@ -38,6 +38,7 @@ type courseConn struct {
 	first, last time.Time
 	top         uint32 // the highest sequence number delivered
 	started     bool
+	resent      int // data segments the sender marked as retransmissions
 }
 
 func newCourse() *course {
@@ -66,18 +67,23 @@ func (c *course) Event(e *trace.Event) {
 		}
 	case e.Segment != nil && e.Segment.Proto == "tcp" && e.Segment.Len > 0 && e.Segment.Label != trace.Control:
 		seg := e.Segment
-		// Goodput is what the receiver got: count data as it arrived, at
-		// the receiving host, or as it left a traced sender towards an
-		// untraced receiver.
-		if seg.Dir == trace.Out && c.traced[seg.Dst.Addr()] || seg.Dir == trace.In && !c.traced[seg.Dst.Addr()] {
-			return
-		}
 		k := [2]netip.AddrPort{seg.Src, seg.Dst}
 		cc := c.conns[k]
 		if cc == nil {
 			cc = &courseConn{label: seg.Label}
 			c.conns[k] = cc
 			c.corder = append(c.corder, k)
+		}
+		// Retransmissions as the sender marked them: each as it left a
+		// traced sender, or as it arrived from an untraced one.
+		if seg.Retransmit && (seg.Dir == trace.Out || !c.traced[seg.Src.Addr()]) {
+			cc.resent++
+		}
+		// Goodput is what the receiver got: count data as it arrived, at
+		// the receiving host, or as it left a traced sender towards an
+		// untraced receiver.
+		if seg.Dir == trace.Out && c.traced[seg.Dst.Addr()] || seg.Dir == trace.In && !c.traced[seg.Dst.Addr()] {
+			return
 		}
 		end := seg.Seq + uint32(seg.Len)
 		if !cc.started {
@@ -116,7 +122,7 @@ func (c *course) print(w io.Writer, hosts []*stack.Host, before []stack.Stats) {
 		if d <= 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  %s connection %s > %s: goodput %s (%s in %s)\n", cc.label, k[0], k[1],
-			trace.BitRate(float64(cc.bytes)*8/d.Seconds()), trace.Bytes(cc.bytes), trace.Duration(d))
+		fmt.Fprintf(w, "  %s connection %s > %s: goodput %s (%s in %s), %d data segments retransmitted\n", cc.label, k[0], k[1],
+			trace.BitRate(float64(cc.bytes)*8/d.Seconds()), trace.Bytes(cc.bytes), trace.Duration(d), cc.resent)
 	}
 }

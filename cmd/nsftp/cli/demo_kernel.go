@@ -44,7 +44,7 @@ func (d *demoRun) onKernel(ctx context.Context, e *env, sg *seeing) (res demoRes
 	// algorithm on.
 	client := sg.kernelNetwork("client", trace.Client, ns, []netip.Prefix{kernelClientAddr}, false)
 	server := sg.kernelNetwork("server", trace.Server, ns, []netip.Prefix{kernelServerAddr}, false)
-	l, err := server.Listen(ctx, trace.Control, netip.AddrPortFrom(kernelServerAddr.Addr(), uint16(port)).String(), 8)
+	l, err := server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", netip.AddrPortFrom(kernelServerAddr.Addr(), uint16(port)).String())
 	if err != nil {
 		return res, sg.stopTrace(), &setupError{err}
 	}

@@ -142,7 +142,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return &setupError{err}
 	}
 	defer srv.Close()
-	l, err := n.Listen(ctx, trace.Control, listen, 64)
+	l, err := n.Listen(trace.WithLabel(ctx, trace.Control), "tcp", listen)
 	if err != nil {
 		return &setupError{fmt.Errorf("listening on %s: %w", listen, err)}
 	}

@@ -92,12 +92,12 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 	// network says.
 	if n.gateway != "" {
 		gw, _ := netip.ParseAddr(n.gateway)
-		if err := host.Configure(trace.Config{Source: trace.FromCommandLine, Router: gw.Unmap()}); err != nil {
+		if err := host.Configure(stack.Change{Source: trace.FromCommandLine, Router: gw.Unmap()}); err != nil {
 			return fail(&setupError{err})
 		}
 	}
 	if len(dns) > 0 {
-		if err := host.Configure(trace.Config{Source: trace.FromCommandLine, DNS: dns}); err != nil {
+		if err := host.Configure(stack.Change{Source: trace.FromCommandLine, DNS: dns}); err != nil {
 			return fail(&setupError{err})
 		}
 	}

@@ -1,4 +1,4 @@
-package stack
+package packet
 
 import (
 	"fmt"
@@ -32,6 +32,12 @@ func datagramInfo(src, dst uint16, b []byte, whole bool) string {
 		return s
 	}
 	return ""
+}
+
+// appPort reports whether a UDP port is one whose datagrams
+// datagramInfo reads.
+func appPort(p uint16) bool {
+	return p == portDNS || p == portDHCPServer || p == portDHCPClient
 }
 
 // dhcpInfo summarises a DHCP message: its type, the address it is about,
