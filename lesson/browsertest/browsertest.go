@@ -163,10 +163,11 @@ func (p *Page) Wait(expr string, d time.Duration) {
 	p.t.Fatalf("waiting for %s: %v (console: %v)", expr, last, p.Console())
 }
 
-// Eval evaluates a JavaScript expression and decodes its value into v.
+// Eval evaluates a JavaScript expression and decodes its value into v
+// (a promise's, once it settles).
 func (p *Page) Eval(expr string, v any) {
 	p.t.Helper()
-	raw, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]byte](expr))
+	raw, err := chromedp.Run(p.ctx, chromedp.Evaluate[[]byte](expr, chromedp.EvalAwaitPromise))
 	if err != nil {
 		p.t.Fatalf("evaluating %s: %v", expr, err)
 	}

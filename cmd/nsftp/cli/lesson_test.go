@@ -331,6 +331,22 @@ func BenchmarkLessonLoad(b *testing.B) {
 				total += ms
 			}
 			b.StopTimer()
+			// Scrolling: with every band open, a screen at a time through
+			// up to a thousand screens of the list, each drawn in a frame;
+			// the longest draw is what a reader would feel.
+			p.Click("#openbands") // every segment a row: 75,000 of them in the 100 MiB run
+			p.Eval(`(() => { const d = document.documentElement.dataset; d.renderMaxMs = '0'; d.renderSumMs = '0'; d.renders = '0'; })()`, nil)
+			var frames int
+			p.Eval(`(async () => { const sc = document.querySelector('.rows'); let n = 0;
+				for (let i = 0; i < 1000 && sc.scrollTop + sc.clientHeight < sc.scrollHeight; i++, n++) {
+					sc.scrollTop += sc.clientHeight;
+					await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+				}
+				return n; })()`, &frames)
+			var scrollMax, scrollSum, draws float64
+			fmt.Sscan(p.String(`document.documentElement.dataset.renderMaxMs`), &scrollMax)
+			fmt.Sscan(p.String(`document.documentElement.dataset.renderSumMs`), &scrollSum)
+			fmt.Sscan(p.String(`document.documentElement.dataset.renders`), &draws)
 			if errs := p.Errors(); len(errs) > 0 {
 				b.Errorf("the page logged errors: %q", errs)
 			}
@@ -338,6 +354,9 @@ func BenchmarkLessonLoad(b *testing.B) {
 			b.ReportMetric(float64(fi.Size())/1e6, "page-MB")
 			b.ReportMetric(float64(len(evs)), "events")
 			b.ReportMetric(gen.Seconds(), "show-s")
+			b.ReportMetric(scrollMax, "scroll-draw-max-ms")
+			b.ReportMetric(scrollSum/max(draws, 1), "scroll-draw-ms")
+			b.ReportMetric(float64(frames), "screens-scrolled")
 		})
 	}
 }
