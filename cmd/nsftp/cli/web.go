@@ -190,18 +190,7 @@ func (w *webLesson) announce(e trace.Event) {
 		c := e.Call
 		text = fmt.Sprintf("paused before %s fd%d %s: about to %s", e.Host, c.Socket, c.Label, describeCall(c))
 	case e.Segment != nil:
-		seg := e.Segment
-		verb := "send"
-		if seg.Dir == trace.In {
-			verb = "receive"
-		}
-		what := seg.Proto
-		if seg.Proto == "tcp" {
-			what = describeSegment(seg, e.TCB)
-		} else if seg.Info != "" {
-			what += " " + seg.Info
-		}
-		text = fmt.Sprintf("paused: %s is about to %s %s  %s", e.Host, verb, trace.Clean(what), seg.Addrs())
+		text = "paused: " + trace.Clean(describeFrame(e)) + "  " + e.Segment.Addrs()
 	}
 	w.setStatus(map[string]any{"paused": true, "text": text, "event": e})
 }
