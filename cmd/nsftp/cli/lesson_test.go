@@ -7,10 +7,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -358,5 +360,109 @@ func BenchmarkLessonLoad(b *testing.B) {
 			b.ReportMetric(scrollSum/max(draws, 1), "scroll-draw-ms")
 			b.ReportMetric(float64(frames), "screens-scrolled")
 		})
+	}
+}
+
+// TestWebControl: the live lesson's page and stream are anyone's who can
+// reach the address (127.0.0.1 by default); its control needs the token
+// nsftp printed, and it answers only to its own name, so a page
+// elsewhere cannot reach it through a name of its own that resolves to
+// 127.0.0.1.
+func TestWebControl(t *testing.T) {
+	stacktest.CheckGoroutines(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	errR, errW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		err := Run(ctx, []string{"demo", "-q", "--web=127.0.0.1:0"}, strings.NewReader(""), io.Discard, errW)
+		errW.Close()
+		done <- err
+	}()
+	var addr, reach string
+	lines := bufio.NewScanner(errR)
+	for lines.Scan() {
+		if m := regexp.MustCompile(`http://\S+token=\w+`).FindString(lines.Text()); m != "" {
+			addr = m
+			lines.Scan()
+			reach = lines.Text()
+			break
+		}
+	}
+	go io.Copy(io.Discard, errR)
+	u, err := url.Parse(addr)
+	if err != nil || addr == "" {
+		t.Fatalf("demo --web printed %q", addr)
+	}
+	if !strings.Contains(reach, "this machine only") {
+		t.Errorf("--web on 127.0.0.1 says %q, want who can reach it", reach)
+	}
+	token := u.Query().Get("token")
+	base := u.Scheme + "://" + u.Host + "/"
+	post := func(host, tok, body string) int {
+		req, _ := http.NewRequest("POST", base+"control", strings.NewReader(body))
+		if host != "" {
+			req.Host = host
+		}
+		if tok != "" {
+			req.Header.Set("X-Nsftp-Token", tok)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	res, err := http.Get(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || !strings.Contains(string(page), "connect-src 'self'") || strings.Contains(string(page), token) {
+		t.Errorf("the page: %d, %d bytes; it must carry its policy and never the token", res.StatusCode, len(page))
+	}
+	if code := post("", "", "continue"); code != http.StatusForbidden {
+		t.Errorf("control without the token: %d, want 403", code)
+	}
+	if code := post("", "0123456789abcdef0123456789abcdef", "continue"); code != http.StatusForbidden {
+		t.Errorf("control with another token: %d, want 403", code)
+	}
+	if code := post("lesson.example:"+u.Port(), token, "continue"); code != http.StatusMisdirectedRequest {
+		t.Errorf("control by another name than the server's own: %d, want 421", code)
+	}
+	if code := post("", token, "reboot"); code != http.StatusBadRequest {
+		t.Errorf("an unknown command: %d, want 400", code)
+	}
+	// The stream: the model, and what the run waits for.
+	res, err = http.Get(base + "events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(nil, 16<<20)
+	var kinds []string
+	for sc.Scan() && len(kinds) < 2 {
+		if k, ok := strings.CutPrefix(sc.Text(), "event: "); ok {
+			kinds = append(kinds, k)
+		}
+	}
+	res.Body.Close()
+	if !slices.Equal(kinds, []string{"model", "status"}) {
+		t.Errorf("the stream opens with %q, want the model and the status", kinds)
+	}
+	// Continue, once the run waits at its first call (409 until then).
+	code := 0
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if code = post("", token, "continue"); code != http.StatusConflict {
+			break
+		}
+	}
+	if code != http.StatusNoContent {
+		t.Errorf("continue with the token: %d, want 204", code)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("demo --web, continued: %v", err)
 	}
 }
