@@ -1020,8 +1020,15 @@
     if (fs.value !== keep[1]) fs.value = '';
   }
 
+  // stack puts the list above the panels when the window, at the zoom,
+  // is too narrow for both side by side.
+  function stack() {
+    document.body.classList.toggle('stacked', window.innerWidth / zoom < 1150);
+  }
+
   function setZoom(z) {
     zoom = z;
+    stack();
     document.documentElement.style.setProperty('--zoom', z);
     document.documentElement.style.setProperty('--rowh', Math.round(22 * z) + 'px');
     redraw({ scroll: true });
@@ -1068,7 +1075,7 @@
     $('fsock').onchange = refilter;
     document.querySelectorAll('#fkinds input').forEach((i) => { i.onchange = refilter; });
     window.addEventListener('hashchange', () => readHash());
-    window.addEventListener('resize', () => redraw());
+    window.addEventListener('resize', () => { stack(); redraw(); });
     document.addEventListener('keydown', (ev) => {
       if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
       const tag = ev.target && ev.target.tagName;
