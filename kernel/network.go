@@ -37,6 +37,12 @@ type Config struct {
 	// Observer receives the calls' events; nil records nothing and costs
 	// nothing.
 	Observer trace.Observer
+	// Samples, with Observer, records the kernel's TCP_INFO for a
+	// connection as a TCB sample after each call on it (and before its
+	// close): cwnd, ssthresh, RTT, RTO and the rest, with no privilege.
+	// With a Watch that reads tracefs, the kernel's per-ACK samples
+	// (tcp:tcp_probe) and changes of congestion state are recorded too.
+	Samples bool
 	// Gate, if set, is asked before every call but close.
 	Gate Gate
 	// NetNS is where sockets are made; nil is the process's namespace.
@@ -75,7 +81,7 @@ func NewNetwork(cfg Config) *Network {
 	n := &Network{cfg: cfg, release: Release()}
 	if cfg.Observer != nil {
 		cfg.Observer(trace.Event{Layer: trace.LayerKernel, Host: cfg.Host, Kind: trace.KindHost, HostInfo: &trace.HostInfo{
-			Role: cfg.Role, Addrs: cfg.Addrs, TimeWait: TimeWait, Kernel: n.release,
+			Role: cfg.Role, Addrs: cfg.Addrs, TimeWait: TimeWait, Kernel: n.release, Unseen: cfg.Watch.unseen(),
 		}})
 	}
 	return n

@@ -30,7 +30,7 @@ func FuzzPage(f *testing.F) {
 			return
 		}
 		for _, keep := range []Keep{KeepEvery, KeepBands} {
-			if err := Write(io.Discard, trace.SplitRuns(evs), PageOptions{Keep: keep}); err != nil {
+			if err := Write(io.Discard, Runs(evs), PageOptions{Keep: keep}); err != nil {
 				t.Fatal(err)
 			}
 		}

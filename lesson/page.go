@@ -240,6 +240,15 @@ func writePage(w io.Writer, title string, blobs []string, cfg pageConfig) error 
 	return bw.Flush()
 }
 
+// Runs are the runs of a recording a page shows: the two of a --compare
+// recording, side by side, or the one.
+func Runs(events []trace.Event) [][]trace.Event {
+	if left, right, ok := trace.CompareRuns(events); ok {
+		return [][]trace.Event{left, right}
+	}
+	return [][]trace.Event{events}
+}
+
 // Moment is a row of a run's page: the event the cursor stands on there
 // (the number a link gives as #e=N), the host or FTP side it is of, and
 // what the row says.

@@ -122,6 +122,11 @@ type Run struct {
 	Title string `json:"title"`
 	// About is a sentence on the run's setup, shown under the title.
 	About string `json:"about,omitempty"`
+	// Compare is, for each of the two runs of `demo --compare`, the
+	// stack the run is on, as its column is titled ("nsftp's netstack
+	// (gVisor)", "Linux 6.18.44's TCP"). A recording of --compare holds
+	// both runs, one after the other, each from its run event on.
+	Compare string `json:"compare,omitempty"`
 }
 
 // HostInfo describes a host whose stack records events.
@@ -136,7 +141,34 @@ type HostInfo struct {
 	// Kernel is, for a host on the operating system's TCP (LayerKernel),
 	// the release of the Linux kernel (uname -r); empty for netstack.
 	Kernel string `json:"kernel,omitempty"`
+	// Unseen lists what this host's events leave out, and why: a kernel
+	// host run without privilege shows no changes of state (tracefs is
+	// root's) and no segments (a packet socket needs CAP_NET_RAW). Views
+	// that measure a run (WriteCompare) count nothing a host did not see
+	// as a difference.
+	Unseen []Unseen `json:"unseen,omitempty"`
 }
+
+// Unseen is a kind of event a host could not record, and why.
+type Unseen struct {
+	What Seen   `json:"what"`
+	Why  string `json:"why"`
+}
+
+// Seen names a kind of thing a host records, for HostInfo.Unseen.
+type Seen string
+
+// The things a host may not see.
+const (
+	// SeenStates is the changes of TCP state, with the kernel's
+	// retransmissions, resets, per-ACK samples and congestion states
+	// (tracefs).
+	SeenStates Seen = "states"
+	// SeenSegments is the frames of the host's connections.
+	SeenSegments Seen = "segments"
+	// SeenCalls is the socket calls: a peer's are its own program's.
+	SeenCalls Seen = "calls"
+)
 
 // Call describes one BSD socket call: what a program asked for, what the
 // 2005 article's in-kernel client called to do it, the Linux kernel
@@ -348,6 +380,12 @@ const (
 // TCB is a sample of a connection's transmission control block as netstack
 // holds it, in RFC 793's names. Sequence numbers are absolute; ISS and IRS
 // let a view show them relative to the connection's start.
+//
+// The kernel's samples (layer kernel) are in the same names, from where
+// the kernel tells them (Source): TCP_INFO, which keeps sequence numbers
+// to itself (ISS, IRS, SndUna, SndNxt, RcvNxt are 0) and says more
+// (RTTVar to BytesReceived); the tcp:tcp_probe tracepoint, with SndUna
+// and SndNxt; tcp:tcp_cong_state_set, a change of Congestion.
 type TCB struct {
 	Socket int      `json:"socket"`
 	State  TCPState `json:"state"`
@@ -375,7 +413,49 @@ type TCB struct {
 	// received); a TCB seen only on the wire so far has just the
 	// handshake's numbers.
 	Synced bool `json:"synced,omitempty"`
+
+	// Source is where a kernel sample comes from; empty for netstack's.
+	Source TCBSource `json:"source,omitempty"`
+	// Local and Remote are the connection's ends as the sampled socket
+	// has them (the kernel's samples): a view finds a sender's samples by
+	// its connection, whichever host recorded them.
+	Local  netip.AddrPort `json:"local,omitzero"`
+	Remote netip.AddrPort `json:"remote,omitzero"`
+	// What TCP_INFO adds: the RTT's variation; the segments SACKed,
+	// deemed lost and retransmitted among those in flight (Outstanding
+	// is its unacked); the retransmissions over the connection's life;
+	// the receiver's buffer estimate (rcv_space); the rate the last
+	// round trip delivered, in bytes per second; the bytes acknowledged
+	// and received.
+	RTTVar        time.Duration `json:"rttvar_ns,omitempty"`
+	Sacked        int           `json:"sacked,omitempty"`
+	Lost          int           `json:"lost,omitempty"`
+	Retrans       int           `json:"retrans,omitempty"`
+	TotalRetrans  int           `json:"total_retrans,omitempty"`
+	RcvSpace      uint32        `json:"rcv_space,omitempty"`
+	DeliveryRate  uint64        `json:"delivery_rate,omitempty"`
+	BytesAcked    uint64        `json:"bytes_acked,omitempty"`
+	BytesReceived uint64        `json:"bytes_received,omitempty"`
 }
+
+// TCBSource says where the kernel told a TCB sample.
+type TCBSource string
+
+// The kernel's sources of TCB samples.
+const (
+	// FromTCPInfo is getsockopt(TCP_INFO) on nsftp's own socket: after
+	// each call, and as the kernel reports a change of its state. It
+	// needs no privilege.
+	FromTCPInfo TCBSource = "tcp_info"
+	// FromTCPProbe is the tcp:tcp_probe tracepoint: a segment arrived on
+	// an established connection, and this is the sender's state as the
+	// kernel began to process it (root).
+	FromTCPProbe TCBSource = "tcp_probe"
+	// FromCongState is the tcp:tcp_cong_state_set tracepoint: the
+	// congestion-control state changed (root); the other figures are the
+	// connection's last sample.
+	FromCongState TCBSource = "tcp_cong_state_set"
+)
 
 // Config is a change in a host's network configuration: an address, a
 // default router or name servers gained or given up, and where they came

@@ -86,6 +86,15 @@ type graph struct {
 	conns []*graphConn
 }
 
+// graphScale, where set, fixes a panel's scales (WriteCompareGraph draws
+// two runs' panels on the same ones); zero fields are the panel's own.
+type graphScale struct {
+	span    time.Duration
+	seqMax  float64
+	cwndMax float64
+	name    string // heads the panel: the stack it ran on
+}
+
 func newGraph(events []Event, opt GraphOptions) *graph {
 	g := &graph{title: opt.Title}
 	traced := map[netip.Addr]string{}
@@ -150,7 +159,10 @@ func newGraph(events []Event, opt GraphOptions) *graph {
 		}
 		if b := e.TCB; b != nil && e.Kind == KindTCB {
 			for _, c := range g.conns {
-				if e.Host == c.host && b.Socket == c.socket && c.socket != 0 {
+				// The sender's own samples: of its socket on the host
+				// whose view is drawn, or (the kernel's) of the
+				// connection's sending end, whichever host recorded them.
+				if e.Host == c.host && b.Socket == c.socket && c.socket != 0 || b.Local == c.from && b.Remote == c.to && b.Local.IsValid() {
 					c.tcb = append(c.tcb, graphTCB{at: e.Time, cwnd: b.Cwnd, ssthresh: b.Ssthresh, mss: b.MSS, phase: phaseOf(b)})
 				}
 			}
@@ -197,7 +209,8 @@ func (c *graphConn) add(at time.Time, s *Segment) {
 	}
 	ack := s.Ack - c.isn
 	win := uint32(s.Window)
-	if c.ws[0] >= 0 && c.ws[1] >= 0 {
+	if c.ws[0] >= 0 && c.ws[1] >= 0 && !s.Flags.Has(SYN) {
+		// A SYN's window is never scaled (RFC 7323 section 2.2).
 		win <<= c.ws[1]
 	}
 	c.acks = append(c.acks, graphAck{at: at, ack: ack, win: ack + win})
@@ -310,25 +323,40 @@ func (p *panel) yc(cwnd int) float64 {
 // merged.
 func (p *panel) column(t time.Time) int { return int(p.x(t)) }
 
-func (c *graphConn) render(b *ladderSVG, y0 float64) {
-	p := &panel{y0: y0, t0: c.t0, span: c.t1.Sub(c.t0), plotW: graphPlotR - graphPlotL,
-		plotTop: y0 + graphPlotT, plotBottom: y0 + graphPlotB}
+func (c *graphConn) render(b *ladderSVG, y0 float64) { c.renderScaled(b, y0, graphScale{}) }
+
+// ownScale is the scales that fit the connection: its time, the highest
+// sequence number sent or offered, the largest window.
+func (c *graphConn) ownScale() graphScale {
 	top := c.maxSeq
 	for _, a := range c.acks {
 		top = max(top, a.win)
 	}
-	p.seqMax = float64(max(top, 1))
+	sc := graphScale{span: c.t1.Sub(c.t0), seqMax: float64(max(top, 1))}
 	for _, s := range c.tcb {
-		p.cwndMax = max(p.cwndMax, float64(s.cwnd))
+		sc.cwndMax = max(sc.cwndMax, float64(s.cwnd))
 		if s.ssthresh > 0 && s.ssthresh < 1<<20 {
-			p.cwndMax = max(p.cwndMax, float64(s.ssthresh))
+			sc.cwndMax = max(sc.cwndMax, float64(s.ssthresh))
 		}
 	}
-	p.cwndMax = max(p.cwndMax*1.1, 10)
+	sc.cwndMax = max(sc.cwndMax*1.1, 10)
+	return sc
+}
+
+func (c *graphConn) renderScaled(b *ladderSVG, y0 float64, sc graphScale) {
+	own := c.ownScale()
+	if sc.seqMax == 0 {
+		sc.span, sc.seqMax, sc.cwndMax = own.span, own.seqMax, own.cwndMax
+	}
+	p := &panel{y0: y0, t0: c.t0, span: sc.span, seqMax: sc.seqMax, cwndMax: sc.cwndMax, plotW: graphPlotR - graphPlotL,
+		plotTop: y0 + graphPlotT, plotBottom: y0 + graphPlotB}
 
 	who := fmt.Sprintf("%s %s → %s", c.label, c.from, c.to)
 	if c.label == "" {
 		who = fmt.Sprintf("%s → %s", c.from, c.to)
+	}
+	if sc.name != "" {
+		who = sc.name + ": " + who
 	}
 	b.text(graphPlotL, y0+28, "title", "", "", svgFit(who+" connection", 80))
 	rate := 0.0

@@ -216,24 +216,6 @@ func ReadJSON(r io.Reader) ([]Event, error) {
 	return evs, nil
 }
 
-// SplitRuns cuts a recording into its runs: a recording may hold several,
-// each beginning with its run event (demo --compare records two, one on
-// each stack). Events before the first run event belong to the first.
-func SplitRuns(evs []Event) [][]Event {
-	var runs [][]Event
-	start := 0
-	for i, e := range evs {
-		if e.Kind == KindRun && i > start {
-			runs = append(runs, evs[start:i])
-			start = i
-		}
-	}
-	if len(evs) > start {
-		runs = append(runs, evs[start:])
-	}
-	return runs
-}
-
 // missing names the field an event of its kind must carry and does not:
 // the views read it without looking, and a recording is anyone's file.
 // Kinds this version does not know pass, for a later version's

@@ -46,20 +46,3 @@ func TestReadJSONGzip(t *testing.T) {
 		t.Error("bytes that start like gzip and are not read without an error")
 	}
 }
-
-// TestSplitRuns cuts a recording of two runs (demo --compare --record) at
-// the second run's run event.
-func TestSplitRuns(t *testing.T) {
-	a, b := load(t, "demo-active"), load(t, "demo-os-active")
-	both := append(append([]trace.Event{}, a...), b...)
-	runs := trace.SplitRuns(both)
-	if len(runs) != 2 || len(runs[0]) != len(a) || len(runs[1]) != len(b) {
-		t.Fatalf("SplitRuns gave %d runs, want 2 of %d and %d events", len(runs), len(a), len(b))
-	}
-	if got := trace.SplitRuns(a); len(got) != 1 || len(got[0]) != len(a) {
-		t.Errorf("one run split into %d", len(got))
-	}
-	if got := trace.SplitRuns(nil); len(got) != 0 {
-		t.Errorf("no events split into %d runs", len(got))
-	}
-}

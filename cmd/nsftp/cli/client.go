@@ -52,6 +52,9 @@ func (cf *clientFlags) validate() error {
 	if err := cf.tls.validate(); err != nil {
 		return err
 	}
+	if err := cf.see.validatePeer(cf.peerKernel); err != nil {
+		return err
+	}
 	return cf.see.validate()
 }
 

@@ -55,13 +55,21 @@ func (c *course) Event(e *trace.Event) {
 	case e.TCB != nil:
 		k := courseKey{e.Host, e.TCB.Socket}
 		s := c.senders[k]
+		// netstack samples senders only; the kernel samples every
+		// connection (TCP_INFO after each call): one is a sender once
+		// it has had data acknowledged (beyond its SYN).
+		if s == nil && e.TCB.Source != "" && e.TCB.BytesAcked <= 1 {
+			return
+		}
 		if s == nil {
 			s = &courseSender{}
 			c.senders[k] = s
 			c.order = append(c.order, k)
 		}
 		s.maxCwnd = max(s.maxCwnd, e.TCB.Cwnd)
-		s.mss = e.TCB.MSS
+		if e.TCB.MSS > 0 {
+			s.mss = e.TCB.MSS
+		}
 		if e.TCB.SRTT > 0 {
 			s.srtt = e.TCB.SRTT
 		}
@@ -113,8 +121,12 @@ func (c *course) print(w io.Writer, hosts []*stack.Host, before []stack.Stats) {
 	}
 	for _, k := range c.order {
 		s := c.senders[k]
-		fmt.Fprintf(w, "  %s fd%d sent with a congestion window of at most %d segments (%s); final SRTT %v\n",
-			k.host, k.socket, s.maxCwnd, trace.Bytes(int64(s.maxCwnd*s.mss)), s.srtt.Round(10*time.Microsecond))
+		window := fmt.Sprintf("%d segments", s.maxCwnd)
+		if s.mss > 0 {
+			window += " (" + trace.Bytes(int64(s.maxCwnd*s.mss)) + ")"
+		}
+		fmt.Fprintf(w, "  %s fd%d sent with a congestion window of at most %s; final SRTT %v\n",
+			k.host, k.socket, window, s.srtt.Round(10*time.Microsecond))
 	}
 	for _, k := range c.corder {
 		cc := c.conns[k]

@@ -77,7 +77,9 @@ congestion control at work (--graph draws it).
 
 With --net os the same session runs on the kernel's TCP, over loopback
 (in a network namespace made for the run when root); with --compare it
-runs on both, and shows them side by side with what differs.`, e.stdout)
+runs on both, and shows them side by side with what differs. There
+--rate and --queue shape the kernel's loopback too (a tbf qdisc, as root),
+so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 	var (
 		d       demoRun
 		quiet   bool
@@ -115,12 +117,20 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		return usagef("--corrupt needs checksums, which --offload leaves out (as veth does): use --offload=tso")
 	case netOS != "" && netOS != "os":
 		return usagef("--net takes only \"os\"")
-	case (netOS != "" || compare) && (!reflect.DeepEqual(d.up, stack.Path{}) || !reflect.DeepEqual(d.down, stack.Path{}) || offload.mode != stack.OffloadNone):
-		return usagef("the path flags and --offload shape nsftp's virtual wire; the kernel's loopback has none of them (--net os, --compare)")
+	case (netOS != "" || compare) && offload.mode != stack.OffloadNone:
+		return usagef("--offload shapes nsftp's virtual wire; the kernel's loopback has its own (--net os, --compare)")
+	case (netOS != "" || compare) && !onlyBottleneck(d.up, d.down):
+		return usagef("--delay, --jitter, --loss, --burst, --down, --duplicate, --reorder and --corrupt are netem's, and this kernel has no netem qdisc: with --net os and --compare, only --rate and --queue (a tbf qdisc) shape the kernel's loopback")
+	case (netOS != "" || compare) && !reflect.DeepEqual(d.up, d.down):
+		return usagef("the kernel's loopback carries both directions through one qdisc: with --net os and --compare, give --rate and --queue one value for both")
+	case (netOS != "" || compare) && d.up.Rate == 0 && (d.up.Queue > 0 || d.up.QueueBytes > 0):
+		return usagef("--queue and --queue-bytes are the queue of a bottleneck: give its --rate")
 	case compare && netOS != "":
 		return usagef("--compare runs on both stacks: leave out --net os")
-	case compare && (see.trace.format != "" || see.step || see.web.set || see.pcap != "" || see.diagram != "" || see.graph != "" || see.stats || see.explain || see.verbose):
-		return usagef("--compare shows its own view: it takes --passive, --size, --mtu, -q, --record and --html only")
+	case compare && (see.trace.format == "text" || see.step || see.web.set || see.pcap != "" || see.stats || see.explain || see.verbose || see.every):
+		return usagef("--compare shows its own view: with --passive, --size, --mtu, --rate, --queue and -q, it takes --trace=json, --record, --diagram, --graph and --html only")
+	case compare && see.graph != "" && size == "":
+		return usagef("--graph draws data connections' time-sequence graphs: with --compare give a --size to download")
 	}
 	d.file = demoFile
 	if size != "" {
@@ -137,7 +147,7 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		return &fileError{err}
 	}
 	if compare {
-		return runCompare(ctx, e, &d, quiet, &see)
+		return runCompare(ctx, e, &d, &see, quiet)
 	}
 
 	// The demo is a lesson: without -q it traces as --trace would.
@@ -198,6 +208,18 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		}
 	}
 	return nil
+}
+
+// onlyBottleneck reports whether the paths ask for nothing but a
+// bottleneck (a rate and a queue): what a tbf qdisc does.
+func onlyBottleneck(up, down stack.Path) bool {
+	for _, p := range []stack.Path{up, down} {
+		p.Rate, p.Queue, p.QueueBytes = 0, 0, 0
+		if !reflect.DeepEqual(p, stack.Path{}) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeTree writes the tree the demo serves, and the generated file when

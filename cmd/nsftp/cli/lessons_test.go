@@ -78,7 +78,7 @@ func TestLessons(t *testing.T) {
 			return m
 		}
 		var runs [][]lesson.Moment
-		for _, r := range trace.SplitRuns(readLessonRecording(t, name)) {
+		for _, r := range lesson.Runs(readLessonRecording(t, name)) {
 			runs = append(runs, lesson.Moments(r, lesson.KeepAuto))
 		}
 		moments[name] = runs

@@ -54,6 +54,16 @@ func (sf *seeFlags) register(fs *flagSet) {
 // terminal or from a browser: the protocol timeouts then wait for people.
 func (sf *seeFlags) stepping() bool { return sf.step || sf.web.set }
 
+// validatePeer checks that a run tracing the kernel at its peer
+// (--peer-kernel) has somewhere to show it.
+func (sf *seeFlags) validatePeer(peerKernel bool) error {
+	if peerKernel && sf.trace.format == "" && sf.record == "" && sf.diagram == "" && sf.graph == "" && !sf.step && !sf.stats &&
+		sf.html == "" && !sf.web.set {
+		return usagef("--peer-kernel shows the peer's side in the run's trace: add --trace, --record, --diagram, --graph, --html or --web")
+	}
+	return nil
+}
+
 // validate checks the teaching options. Every one works on either stack:
 // on the kernel's (--net os) what needs privilege says so when the run
 // starts.
@@ -88,6 +98,9 @@ type seeing struct {
 	hosts    []*stack.Host
 	before   []stack.Stats
 	finished bool
+	// For a run of --compare: the comparison's title, and the column (the
+	// stack) this run is, for its run event.
+	compareTitle, compareColumn string
 
 	// The kernel's side, for runs on its TCP (--net os).
 	watch        *kernel.Watch
@@ -96,6 +109,9 @@ type seeing struct {
 	kernelAfter  kernel.Counters
 	kernelErr    error
 	dropsSaid    bool
+	// peer is the kernel at the far end of a TAP run's connections
+	// (--peer-kernel), watched through s.watch.
+	peer *peerKernel
 }
 
 // start sets up what the flags ask for; the trace goes to out. side is
@@ -180,8 +196,11 @@ func textOptions(out io.Writer, sf *seeFlags) trace.TextOptions {
 
 // begin records what the run is: its title and setup, the first event.
 func (s *seeing) begin(title, about string) {
+	if s.compareTitle != "" {
+		title = s.compareTitle
+	}
 	if s.rec != nil {
-		s.rec.Record(trace.Event{Layer: trace.LayerRun, Kind: trace.KindRun, Run: &trace.Run{Title: title, About: about}})
+		s.rec.Record(trace.Event{Layer: trace.LayerRun, Kind: trace.KindRun, Run: &trace.Run{Title: title, About: about, Compare: s.compareColumn}})
 	}
 }
 
@@ -192,6 +211,9 @@ func (s *seeing) hostConfig(name string, role trace.Role, capture bool) stack.Ho
 	cfg := stack.HostConfig{Name: name, Role: role}
 	if s.rec != nil && s.stackEvs {
 		cfg.Observer = s.rec.Record
+		if s.peer != nil {
+			cfg.Observer = s.peer.observer(s.rec.Record)
+		}
 		cfg.Explain = s.sf.explain
 		cfg.Samples = s.samples
 		if s.step != nil {
@@ -331,7 +353,7 @@ func writeLessonFile(path string, runs [][]trace.Event, flag string, keep lesson
 	var names []string
 	if len(runs) > 1 {
 		for _, r := range runs {
-			names = append(names, runName(r))
+			names = append(names, runColumn(r, runName(r)))
 		}
 	}
 	return writeSVGFile(path, flag, func(w io.Writer) error {

@@ -53,6 +53,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := nf.validate(); err != nil {
 		return err
 	}
+	if err := see.validatePeer(nf.peerKernel); err != nil {
+		return err
+	}
 	if err := see.validate(); err != nil {
 		return err
 	}

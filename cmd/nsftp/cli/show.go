@@ -15,11 +15,12 @@ func runShow(ctx context.Context, e *env, args []string) error {
 
 Renders a run recorded with --trace=json or --record exactly as the live
 run showed it: the text trace on standard output and, with --diagram, the
-ladder diagram; with --html, a lesson to step through in a browser. "-"
-reads the recording from standard input; a recording compressed with gzip
-(RUN.jsonl.gz) reads as it is. A recording of demo --compare holds two
-runs, shown side by side. A teacher records a run once and shows it
-anywhere, with no network.`, e.stdout)
+ladder diagram; with --html, a lesson to step through in a browser. A
+recording of demo --compare shows as --compare does: both runs side by
+side, with what differs (--diagram draws both ladders, --html puts both
+on one page). "-" reads the recording from standard input; a recording
+compressed with gzip (RUN.jsonl.gz) reads as it is. A teacher records a
+run once and shows it anywhere, with no network.`, e.stdout)
 	var (
 		diagram string
 		html    string
@@ -56,9 +57,27 @@ anywhere, with no network.`, e.stdout)
 	if len(events) == 0 {
 		return &fileError{fmt.Errorf("%s: no events: not a recording of a run", name)}
 	}
-	runs := trace.SplitRuns(events)
-	if len(runs) > 2 {
-		return &fileError{fmt.Errorf("%s: %d runs in one recording; show takes one, or two to compare", name, len(runs))}
+	keep := lesson.KeepAuto
+	if every {
+		keep = lesson.KeepEvery
+	}
+	if left, right, ok := trace.CompareRuns(events); ok {
+		if err := showCompare(e.stdout, left, right, compareOptions(e.stdout, width)); err != nil {
+			return &fileError{fmt.Errorf("writing the comparison: %w", err)}
+		}
+		if diagram != "" {
+			cols := compareColumns()
+			err := writeSVGFile(diagram, "--diagram", func(w io.Writer) error {
+				return trace.WriteCompareLadder(w, left, right, trace.CompareLadderOptions{Left: runColumn(left, cols[0]), Right: runColumn(right, cols[1])})
+			})
+			if err != nil {
+				return err
+			}
+		}
+		if html != "" {
+			return writeLessonFile(html, [][]trace.Event{left, right}, "--html", keep)
+		}
+		return nil
 	}
 	sf := &seeFlags{explain: explain, every: every}
 	opt := textOptions(e.stdout, sf)
@@ -68,31 +87,31 @@ anywhere, with no network.`, e.stdout)
 	if verbose {
 		opt = trace.TextOptions{FTP: trace.Client}
 	}
-	if len(runs) == 2 {
-		copt := trace.CompareOptions{Width: opt.Width, Left: runName(runs[0]), Right: runName(runs[1]), Explain: explain}
-		if err := trace.WriteCompare(e.stdout, runs[0], runs[1], copt); err != nil {
-			return &fileError{fmt.Errorf("writing the comparison: %w", err)}
-		}
-	} else {
-		text := trace.NewText(e.stdout, opt)
-		for i := range events {
-			text.Event(&events[i])
-		}
-		if err := text.Flush(); err != nil {
-			return &fileError{fmt.Errorf("writing the trace: %w", err)}
-		}
+	text := trace.NewText(e.stdout, opt)
+	for i := range events {
+		text.Event(&events[i])
+	}
+	if err := text.Flush(); err != nil {
+		return &fileError{fmt.Errorf("writing the trace: %w", err)}
 	}
 	if diagram != "" {
-		if err := writeDiagramFile(diagram, runs[0], ""); err != nil {
+		if err := writeDiagramFile(diagram, events, ""); err != nil {
 			return err
 		}
 	}
 	if html != "" {
-		keep := lesson.KeepAuto
-		if every {
-			keep = lesson.KeepEvery
-		}
-		return writeLessonFile(html, runs, "--html", keep)
+		return writeLessonFile(html, [][]trace.Event{events}, "--html", keep)
 	}
 	return nil
+}
+
+// runColumn is the stack a run of --compare was on, as its run event
+// names it, or dflt.
+func runColumn(evs []trace.Event, dflt string) string {
+	for _, e := range evs {
+		if e.Kind == trace.KindRun && e.Run != nil && e.Run.Compare != "" {
+			return e.Run.Compare
+		}
+	}
+	return dflt
 }

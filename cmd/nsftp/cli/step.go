@@ -186,8 +186,10 @@ func (s *stepper) showTCPInfo(b *trace.TCB) {
 	if b.Ssthresh > 0 {
 		ssthresh = fmt.Sprint(b.Ssthresh)
 	}
-	fmt.Fprintf(s.out, "       TCP_INFO %s  cwnd=%d ssthresh=%s mss=%d SRTT=%v RTO=%v snd_wnd=%d rcv_wnd=%d congestion: %s\n",
-		b.State, b.Cwnd, ssthresh, b.MSS, b.SRTT, b.RTO, b.SndWnd, b.RcvWnd, b.Congestion)
+	fmt.Fprintf(s.out, "       TCP_INFO %s  cwnd=%d ssthresh=%s mss=%d SRTT=%v RTTVAR=%v RTO=%v snd_wnd=%d rcv_wnd=%d congestion: %s\n",
+		b.State, b.Cwnd, ssthresh, b.MSS, b.SRTT, b.RTTVar, b.RTO, b.SndWnd, b.RcvWnd, b.Congestion)
+	fmt.Fprintf(s.out, "           in flight %d (SACKed %d, lost %d, retransmitted %d), %d retransmitted in all; %d bytes acknowledged, %d received\n",
+		b.Outstanding, b.Sacked, b.Lost, b.Retrans, b.TotalRetrans, b.BytesAcked, b.BytesReceived)
 }
 
 // prompt waits for a key and acts on it; where says where a q stopped.

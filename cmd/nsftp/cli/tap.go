@@ -65,6 +65,16 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 	if err != nil {
 		return nil, &setupError{err}
 	}
+	if n.peerKernel {
+		peerRole := trace.Server
+		if role == trace.Server {
+			peerRole = trace.Client
+		}
+		if err := see.startPeer(peerRole); err != nil {
+			dev.Close()
+			return nil, err
+		}
+	}
 	cfg := see.hostConfig(string(role), role, true)
 	if see.step != nil {
 		// The kernel's frames can be stopped at only as they arrive.
