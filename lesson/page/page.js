@@ -802,7 +802,24 @@
     ['congestion', 'congestion', (v) => v.congestion],
     ['outstanding', 'in flight', (v) => v.outstanding || 0],
     ['iss', 'ISS / IRS', (v) => v.iss + ' / ' + v.irs],
+    // What the kernel's TCP_INFO adds (its samples only).
+    ['rttvar_ns', 'RTTVAR', (v) => dur(v.rttvar_ns), null, true],
+    ['sacked', 'SACKed', (v) => v.sacked, null, true],
+    ['lost', 'lost', (v) => v.lost, null, true],
+    ['retrans', 'retransmitted', (v) => v.retrans, null, true],
+    ['total_retrans', 'retransmitted in all', (v) => v.total_retrans, null, true],
+    ['delivery_rate', 'delivery rate', (v) => (v.delivery_rate ? (v.delivery_rate * 8 / 1e6).toFixed(1) + ' Mbit/s' : ''), null, true],
+    ['bytes_acked', 'bytes acked', (v) => v.bytes_acked, null, true],
+    ['bytes_received', 'bytes received', (v) => v.bytes_received, null, true],
+    ['source', 'sampled by', (v) => v.source, null, true],
   ];
+  // seqKnown says a sample has sequence number f: netstack's always do;
+  // the kernel's TCP_INFO gives none, tcp_probe some (0 where it does
+  // not say).
+  const seqKnown = (v, f) => !v.source || (f === 'iss' ? v.iss || v.irs : v[f]);
+  const SEQF = new Set(['snd_una', 'snd_nxt', 'rcv_nxt', 'iss']);
+  // rel is a sequence number relative to the first, where the first is
+  // known (the kernel's samples do not say it: absolute then).
   function rel(v, base) { return v === undefined ? '' : u32(v - (base || 0)); }
 
   function showTCB(run, r) {
@@ -841,14 +858,18 @@
       hr.appendChild(th);
     });
     t.appendChild(hr);
-    for (const [f, name, show, abs] of TCBF) {
+    for (const [f, name, show, abs, optional] of TCBF) {
+      if (optional && !cols.some((c) => c.v && c.v[f] !== undefined && c.v[f] !== '' && c.v[f] !== 0)) continue;
       const tr = el('tr');
       tr.appendChild(el('td', '', name));
       for (const c of cols) {
         const td = el('td');
         td.dataset.f = f;
         td.dataset.sock = c.sh + ':' + c.sfd;
-        if (c.v) {
+        if (c.v && SEQF.has(f) && !seqKnown(c.v, f)) {
+          td.textContent = '—';
+          td.title = 'the kernel\'s sample does not say it';
+        } else if (c.v) {
           td.textContent = show(c.v);
           td.dataset.v = c.v[f] === undefined ? '' : String(c.v[f]);
           if (abs) td.appendChild(el('span', 'abs', abs(c.v)));
