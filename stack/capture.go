@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
@@ -68,10 +67,18 @@ func (c *captureEndpoint) closeErr() error { return c.pcap.Err() }
 // WritePackets implements stack.LinkEndpoint.
 func (c *captureEndpoint) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
 	var chain []string
-	if c.tl != nil && c.tl.chains != nil {
-		chain = c.tl.chains.here(2)
+	cc := (*chainCache)(nil)
+	if c.tl != nil {
+		cc = c.tl.chains
+	}
+	if cc != nil {
+		chain = cc.here(2)
 	}
 	for _, pkt := range pkts.AsSlice() {
+		if cc != nil {
+			c.record(trace.Out, pkt, cc.forPacket(pkt, chain))
+			continue
+		}
 		c.record(trace.Out, pkt, chain)
 	}
 	return c.Endpoint.WritePackets(pkts)
@@ -87,7 +94,7 @@ func (c *captureEndpoint) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber
 func (c *captureEndpoint) record(dir trace.Direction, pkt *gstack.PacketBuffer, chain []string) {
 	size := pkt.Size()
 	if c.pcap != nil {
-		c.pcap.WriteFrame(time.Now(), size, pkt.AsSlices()...)
+		c.pcap.WriteFrame(c.h.clock.Now(), size, pkt.AsSlices()...)
 	}
 	if c.tl == nil {
 		return

@@ -126,6 +126,13 @@ type HostConfig struct {
 	Gate Gate
 	// Capture, if set, writes every frame of the link both ways as pcap.
 	Capture *CaptureConfig
+	// Clock, if set, is the host's time: its netstack's timers and
+	// timestamps (RTT, RTO, delayed ACKs, TIME-WAIT, neighbour cache),
+	// its sockets' deadlines and call durations, and its capture's
+	// timestamps. The host holds it while Gate waits, so a prompt is no
+	// time to TCP. Without, the host has a clock of its own at real
+	// speed. A Pair gives its hosts and wire one clock.
+	Clock *Clock
 }
 
 // Host is a TCP/IP stack owned by this program: one gVisor netstack with
@@ -134,12 +141,14 @@ type HostConfig struct {
 // routers and name servers may change as it runs (Configure, and router
 // advertisements with HostConfig.Autoconf).
 type Host struct {
-	name    string
-	s       *gstack.Stack
-	nic     tcpip.NICID
-	tl      *timeline    // nil when nobody observes the host
-	link    LinkEndpoint // as given, beneath any capture
-	capture *captureEndpoint
+	name     string
+	s        *gstack.Stack
+	clock    *Clock
+	ownClock bool // made by NewHost: closed with the host
+	nic      tcpip.NICID
+	tl       *timeline    // nil when nobody observes the host
+	link     LinkEndpoint // as given, beneath any capture
+	capture  *captureEndpoint
 
 	nextID atomic.Int64 // socket numbers, like file descriptors, for traces
 
@@ -160,9 +169,12 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, errors.New("stack: host needs a link")
 	}
 	quietNetstack()
-	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait, backlog: cfg.ListenBacklog}
+	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait, backlog: cfg.ListenBacklog, clock: cfg.Clock}
 	if h.backlog <= 0 {
 		h.backlog = DefaultListenBacklog
+	}
+	if h.clock == nil {
+		h.clock, h.ownClock = newWallClock(), true
 	}
 	h.conf.init()
 	if h.probeWait <= 0 {
@@ -208,14 +220,22 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			NDPDisp: &ndpEvents{h: h},
 		}
 	}
-	h.s = gstack.New(gstack.Options{
-		NetworkProtocols: []gstack.NetworkProtocolFactory{
-			ipv4.NewProtocol,
-			ipv6.NewProtocolWithOptions(v6),
-			arp.NewProtocolWithOptions(arp.Options{DADConfigs: probeConfig(h.probeWait)}),
-		},
-		TransportProtocols: []gstack.TransportProtocolFactory{tcpProto, udp.NewProtocol},
+	// netstack's goroutines (TCP's processors) are the network's: a
+	// jumping clock waits for them to be idle.
+	h.clock.Run(func() {
+		h.s = gstack.New(gstack.Options{
+			NetworkProtocols: []gstack.NetworkProtocolFactory{
+				ipv4.NewProtocol,
+				ipv6.NewProtocolWithOptions(v6),
+				arp.NewProtocolWithOptions(arp.Options{DADConfigs: probeConfig(h.probeWait)}),
+			},
+			TransportProtocols: []gstack.TransportProtocolFactory{tcpProto, udp.NewProtocol},
+			Clock:              h.clock,
+		})
 	})
+	if h.tl != nil && h.tl.chains != nil {
+		noteSenders(h.s, h.tl.chains)
+	}
 	if h.tl != nil {
 		// Before the interface comes up: what it does then (its
 		// link-local address, router solicitations) is the host's.
@@ -231,6 +251,9 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if err := h.configure(cfg); err != nil {
 		h.s.Destroy()
 		cfg.Link.Close()
+		if h.ownClock {
+			h.clock.Close()
+		}
 		return nil, err
 	}
 	return h, nil
@@ -313,6 +336,9 @@ func (h *Host) configure(cfg HostConfig) error {
 	return nil
 }
 
+// Clock returns the clock the host runs on.
+func (h *Host) Clock() *Clock { return h.clock }
+
 // Name returns the name the host was configured with.
 func (h *Host) Name() string { return h.name }
 
@@ -340,6 +366,9 @@ func (h *Host) Close() error {
 		if cw, ok := h.link.(interface{ waitClosed() }); ok {
 			cw.waitClosed()
 		}
+		if h.ownClock {
+			h.clock.Close()
+		}
 	})
 	if h.capture != nil {
 		return h.capture.closeErr()
@@ -347,15 +376,42 @@ func (h *Host) Close() error {
 	return nil
 }
 
-// Settle waits until every TCP connection the host's timeline followed has
-// reached CLOSED (TIME-WAIT over, last ACKs in), or ctx is done: so a
-// lesson can show how its connections end. Without an observer there is
-// nothing to wait for.
+// Settle waits until every TCP connection of the host has reached
+// CLOSED (TIME-WAIT over, last ACKs in), or ctx is done: so that a host
+// closes as a real one stops, with nothing left to reset, and a lesson
+// can show how its connections end. On a host with an observer these are
+// the connections its timeline followed; on one without, netstack's own
+// (listening sockets apart), looked at every millisecond.
 func (h *Host) Settle(ctx context.Context) error {
-	if h.tl == nil {
-		return nil
+	if h.tl != nil {
+		return h.tl.settle(ctx)
 	}
-	return h.tl.settle(ctx)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for h.connections() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// connections counts netstack's TCP endpoints that are not yet CLOSED,
+// listening sockets apart.
+func (h *Host) connections() int {
+	n := 0
+	for _, ep := range h.s.RegisteredEndpoints() {
+		if t, ok := ep.(*tcp.Endpoint); ok {
+			switch t.EndpointState() {
+			case tcp.StateListen, tcp.StateClose, tcp.StateError:
+			default:
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Stats returns a snapshot of the host's counters.

@@ -10,9 +10,13 @@ import (
 // filled in as a Pair's are (PairConfig): host N (from 1) is named
 // "hostN" and has 192.0.2.N/24 and 2001:db8::N/64 unless its config says
 // otherwise, so hosts 1 and 2 have a Pair's client and server addresses.
+//
+// The wire and every host run on one clock: Clock, or one at real speed
+// that the Network makes (see PairConfig).
 type NetworkConfig struct {
 	Wire  WireConfig
 	Hosts []HostConfig
+	Clock *Clock
 }
 
 // Network is hosts on one virtual wire: a Pair with as many hosts as a
@@ -20,6 +24,9 @@ type NetworkConfig struct {
 type Network struct {
 	Wire  *Wire
 	Hosts []*Host
+	// Clock is the time of the wire and every host.
+	Clock    *Clock
+	ownClock bool
 }
 
 // maxNetworkHosts is how many hosts a Network's default addresses number:
@@ -31,11 +38,22 @@ func NewNetwork(cfg NetworkConfig) (*Network, error) {
 	if len(cfg.Hosts) > maxNetworkHosts {
 		return nil, fmt.Errorf("stack: a network of %d hosts: at most %d fit on one wire", len(cfg.Hosts), maxNetworkHosts)
 	}
-	w, err := NewWire(cfg.Wire)
+	hosts := make([]*HostConfig, len(cfg.Hosts))
+	for i := range cfg.Hosts {
+		hosts[i] = &cfg.Hosts[i]
+	}
+	clock, made, err := oneClock(cfg.Clock, &cfg.Wire, hosts...)
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{Wire: w}
+	w, err := NewWire(cfg.Wire)
+	if err != nil {
+		if made {
+			clock.Close()
+		}
+		return nil, err
+	}
+	n := &Network{Wire: w, Clock: clock, ownClock: made}
 	for i, hc := range cfg.Hosts {
 		v4 := netip.AddrFrom4([4]byte{192, 0, 2, byte(i + 1)})
 		v6 := netip.MustParseAddr(fmt.Sprintf("2001:db8::%x", i+1))
@@ -49,11 +67,16 @@ func NewNetwork(cfg NetworkConfig) (*Network, error) {
 	return n, nil
 }
 
-// Close closes every host, then the wire, and returns the errors.
+// Close closes every host, then the wire, and returns the errors. A
+// clock the Network made is closed too; one given to it is not.
 func (n *Network) Close() error {
 	var errs []error
 	for _, h := range n.Hosts {
 		errs = append(errs, h.Close())
 	}
-	return errors.Join(append(errs, n.Wire.Close())...)
+	err := errors.Join(append(errs, n.Wire.Close())...)
+	if n.ownClock {
+		n.Clock.Close()
+	}
+	return err
 }

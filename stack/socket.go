@@ -80,7 +80,7 @@ func (h *Host) Socket(ctx context.Context, network string) (*Socket, error) {
 	default:
 		return nil, fmt.Errorf("stack: socket: unsupported network %q (want tcp4 or tcp6)", network)
 	}
-	s := &Socket{h: h, label: label, family: family, done: make(chan struct{})}
+	s := &Socket{h: h, label: label, family: family, done: make(chan struct{}), rd: deadline{clock: h.clock}, wd: deadline{clock: h.clock}}
 	s.id = h.newSocketID()
 	c, err := s.begin(ctx, trace.Call{Op: trace.OpSocket})
 	if err != nil {
@@ -180,7 +180,8 @@ func (s *Socket) accept(ctx context.Context) (*Socket, error) {
 		}
 		ep, wq, terr := s.ep.Accept(nil)
 		if terr == nil {
-			ns := &Socket{h: s.h, label: s.label, family: s.family, ep: ep, wq: wq, done: make(chan struct{})}
+			ns := &Socket{h: s.h, label: s.label, family: s.family, ep: ep, wq: wq, done: make(chan struct{}),
+				rd: deadline{clock: s.h.clock}, wd: deadline{clock: s.h.clock}}
 			if s.h.tl != nil {
 				// The connection was followed from its SYN|ACK on: it
 				// keeps the number it was given then.
@@ -608,11 +609,11 @@ func (s *Socket) begin(ctx context.Context, c trace.Call) (pendingCall, error) {
 	p := s.describe(c)
 	if tl.gate != nil {
 		ev := trace.Event{Layer: trace.LayerStack, Host: s.h.name, Kind: trace.KindCall, Phase: trace.Begin, Call: &p.Call, TCB: s.tcb()}
-		if err := tl.gate.BeforeCall(ctx, ev); err != nil {
+		if err := tl.beforeCall(ctx, ev); err != nil {
 			return p, err
 		}
 	}
-	p.start = time.Now()
+	p.start = s.h.clock.Now()
 	tl.callBegin(s.c, p.Call)
 	return p, nil
 }
@@ -625,7 +626,7 @@ func (s *Socket) beginUngated(c trace.Call) pendingCall {
 		return pendingCall{Call: c}
 	}
 	p := s.describe(c)
-	p.start = time.Now()
+	p.start = s.h.clock.Now()
 	tl.callBegin(s.c, p.Call)
 	return p
 }
@@ -679,7 +680,7 @@ func (s *Socket) endWith(c *pendingCall, n int, err error, stateOf *Socket) {
 	if tl == nil {
 		return
 	}
-	c.Duration = time.Since(c.start)
+	c.Duration = s.h.clock.Since(c.start)
 	c.Bytes = n
 	if err != nil {
 		c.Err = err.Error()

@@ -31,6 +31,23 @@ type Gate interface {
 	BeforeFrame(e trace.Event)
 }
 
+// beforeCall passes a call about to run to the gate, with the host's
+// clock held: however long the gate waits (a person at a prompt), no time
+// passes for the network.
+func (t *timeline) beforeCall(ctx context.Context, e trace.Event) error {
+	release := t.h.clock.Hold()
+	defer release()
+	return t.gate.BeforeCall(ctx, e)
+}
+
+// beforeFrame passes a frame about to cross the link to the gate, with
+// the host's clock held.
+func (t *timeline) beforeFrame(e trace.Event) {
+	release := t.h.clock.Hold()
+	defer release()
+	t.gate.BeforeFrame(e)
+}
+
 // timeline is a host's part of a run's timeline. It knows every TCP
 // connection of the host's sockets, by netstack endpoint and by address
 // pair, and records, at the moment it learns of them, each call's
@@ -635,7 +652,7 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, link packet
 			}
 			t.mu.Unlock()
 		}
-		t.gate.BeforeFrame(ev)
+		t.beforeFrame(ev)
 		t.mu.Lock()
 	}
 	defer t.mu.Unlock()

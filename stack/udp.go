@@ -77,7 +77,7 @@ func (h *Host) UDPSocket(ctx context.Context, network string) (*UDPSocket, error
 	default:
 		return nil, fmt.Errorf("stack: socket: unsupported network %q (want udp4 or udp6)", network)
 	}
-	s := &UDPSocket{h: h, label: label, family: family, done: make(chan struct{})}
+	s := &UDPSocket{h: h, label: label, family: family, done: make(chan struct{}), rd: deadline{clock: h.clock}, wd: deadline{clock: h.clock}}
 	s.id = h.newSocketID()
 	c, err := s.begin(ctx, trace.Call{Op: trace.OpSocket}, true)
 	if err != nil {
@@ -460,11 +460,11 @@ func (s *UDPSocket) begin(ctx context.Context, c trace.Call, gated bool) (pendin
 	}
 	if gated && tl.gate != nil {
 		ev := trace.Event{Layer: trace.LayerStack, Host: s.h.name, Kind: trace.KindCall, Phase: trace.Begin, Call: &c}
-		if err := tl.gate.BeforeCall(ctx, ev); err != nil {
+		if err := tl.beforeCall(ctx, ev); err != nil {
 			return pendingCall{Call: c}, err
 		}
 	}
-	p := pendingCall{Call: c, start: time.Now()}
+	p := pendingCall{Call: c, start: s.h.clock.Now()}
 	tl.callBegin(nil, p.Call)
 	return p, nil
 }
@@ -475,7 +475,7 @@ func (s *UDPSocket) end(c *pendingCall, n int, err error) {
 	if tl == nil {
 		return
 	}
-	c.Duration = time.Since(c.start)
+	c.Duration = s.h.clock.Since(c.start)
 	c.Bytes = n
 	if err != nil {
 		c.Err = err.Error()

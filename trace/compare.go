@@ -194,7 +194,7 @@ func (s *compareSide) sentBy(e *Event) bool {
 // received from a host that traced sending them, the FTP side's events.
 func (s *compareSide) line(i int) string {
 	e := &s.evs[i]
-	head := fmt.Sprintf("%8.2fms %-6s ", float64(e.Time.Sub(s.t0).Microseconds())/1000, e.Host)
+	head := fmt.Sprintf("%s %-6s ", stamp(e.Time.Sub(s.t0), 10, 2), e.Host)
 	sock := func(n int) string {
 		if n == 0 {
 			return "     "

@@ -45,9 +45,50 @@ func WriteLadder(w io.Writer, events []Event, opt LadderOptions) error {
 		opt.BandMin = 4
 	}
 	d := newLadder(events, opt)
-	items := d.collapseBands(d.items(events))
+	items := openDataFirst(d.collapseBands(d.items(events)))
+	if len(items) > 0 {
+		// The subtitle's times count from the first row.
+		d.t0 = items[0].at
+	}
 	_, err := w.Write(d.render(items))
 	return err
+}
+
+// openDataFirst moves each data connection's opening row up to the first
+// row that carries its data, when the FTP layer recorded the opening only
+// after data had crossed: in active mode the client's FTP layer knows the
+// connection is open when accept() returns, and the server may send the
+// file and its FIN before that. The connection was open (its handshake
+// done, as the rows above show) before any data crossed it, and the
+// diagram's data-connection bar starts there.
+func openDataFirst(items []ladderItem) []ladderItem {
+	for i := 0; i < len(items); i++ {
+		ev := items[i].ftp
+		if ev == nil || ev.Kind != KindDataOpen || !ev.Local.IsValid() || !ev.Remote.IsValid() {
+			continue
+		}
+		conn := connOf(&Segment{Src: ev.Local, Dst: ev.Remote})
+		first := -1
+		for j := i - 1; j >= 0; j-- {
+			it := items[j]
+			if it.ftp != nil && (it.ftp.Kind == KindDataOpen || it.ftp.Kind == KindDataClose) {
+				break // an earlier data connection's
+			}
+			switch {
+			case it.band != nil && it.band.conn == conn,
+				it.seg != nil && it.seg.tcp && it.seg.conn == conn && (it.seg.s.Len > 0 || it.seg.s.Flags.Has(FIN)):
+				first = j
+			}
+		}
+		if first < 0 {
+			continue
+		}
+		open := items[i]
+		open.at, open.late = items[first].at, true
+		copy(items[first+1:i+1], items[first:i])
+		items[first] = open
+	}
+	return items
 }
 
 // ladderSide is one of the diagram's two lifelines.
@@ -211,6 +252,9 @@ type ladderItem struct {
 	state  *ladderState
 	band   *ladderBand
 	config *Event // a host's change of configuration: an address, a router
+	// late marks a data connection's opening drawn above where the FTP
+	// layer recorded it (openDataFirst): its time is not the row's.
+	late bool
 }
 
 // ladderSeg is a frame on the link, TCP or not.

@@ -331,7 +331,21 @@ func (t *Text) paint(kind, s string) string {
 const headWidth = 11 + 1 + 6 + 1 + 4 + 1 + 7 + 1
 
 func (t *Text) stamp(at time.Time) string {
-	return fmt.Sprintf("%9.3fms", float64(at.Sub(t.t0).Microseconds())/1000)
+	return stamp(at.Sub(t.t0), 11, 3)
+}
+
+// stamp is a time since a run's first event for a column of the given
+// width: milliseconds with decimals places below 10 s ("  123.456ms"),
+// seconds from there on, with as many places as the column leaves room
+// for (" 12.345678s", "1234.5678s"), so the column stays aligned however
+// long the run.
+func stamp(d time.Duration, width, decimals int) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%*.*fms", width-2, decimals, float64(d.Microseconds())/1000)
+	}
+	digits := len(strconv.FormatInt(int64(d/time.Second), 10))
+	places := min(max(width-3-digits, 0), 6) // a space, the point, the s
+	return fmt.Sprintf("%*.*fs", width-1, places, d.Seconds())
 }
 
 // head is the start of every line: time, host, socket and connection.
@@ -682,6 +696,7 @@ func (t *Text) segmentLine(e *Event) {
 			body += " " + Clean(s.Info)
 		}
 		t.line(head + body)
+		t.chainLine(s)
 		return
 	}
 	body := "  " + arrow + " " + t.SegmentText(s)
@@ -712,10 +727,38 @@ func (t *Text) chainLine(s *Segment) {
 	chain := strings.Join(s.Chain, " -> ")
 	if chain == t.lastChain {
 		t.line(indent + t.paint("dim", "(made by the same netstack calls as above)"))
-	} else {
-		t.line(indent + t.paint("dim", "made by: ") + chain)
-		t.lastChain = chain
+		return
 	}
+	t.lastChain = chain
+	t.line(t.wrapChain(indent+t.paint("dim", "made by: "), s.Chain, len(indent)+len("made by: ")))
+}
+
+// wrapChain joins the functions of a chain with arrows after prefix,
+// breaking it after an arrow where the width would be passed; continuation
+// lines are indented by indent.
+func (t *Text) wrapChain(prefix string, chain []string, indent int) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	col := visibleLen(prefix)
+	for i, name := range chain {
+		if i > 0 {
+			// Room for this one, and for the arrow after it if more come.
+			need := col + 4 + len(name)
+			if i < len(chain)-1 {
+				need += 3
+			}
+			if t.opt.Width > 0 && need > t.opt.Width && col > indent {
+				b.WriteString(" ->\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteString(" -> ")
+				col += 4
+			}
+		}
+		b.WriteString(name)
+		col += len(name)
+	}
+	return b.String()
 }
 
 // SegmentText describes a TCP segment as tcpdump does: flags, sequence and

@@ -34,9 +34,10 @@ type recording struct {
 	recording bool
 }
 
-// newRecording starts recording a test network, unless tb is a benchmark,
-// whose figures recording would change.
-func newRecording(tb testing.TB) (*recording, error) {
+// newRecording starts recording a test network, its events stamped with
+// the network's clock, unless tb is a benchmark, whose figures recording
+// would change.
+func newRecording(tb testing.TB, clock *stack.Clock) (*recording, error) {
 	r := &recording{}
 	if _, bench := tb.(*testing.B); bench {
 		return r, nil
@@ -51,10 +52,30 @@ func newRecording(tb testing.TB) (*recording, error) {
 		return nil, err
 	}
 	r.pcapBuf = bufio.NewWriterSize(r.pcapFile, 64<<10)
-	r.rec = trace.NewRecorder(trace.NewJSONWriter(r.jsonFile))
+	r.rec = trace.NewRecorderOn(clock, trace.NewJSONWriter(r.jsonFile))
 	r.rec.Record(trace.Event{Layer: trace.LayerRun, Kind: trace.KindRun, Run: &trace.Run{Title: tb.Name()}})
 	r.recording = true
 	return r, nil
+}
+
+// networkClock is the clock a test network will run on: the one its
+// config names, or a new one at real speed, closed when the test ends,
+// so that the recording's times are the network's.
+func networkClock(tb testing.TB, given *stack.Clock, wire stack.WireConfig, hosts ...stack.HostConfig) *stack.Clock {
+	c := given
+	if c == nil {
+		c = wire.Clock
+	}
+	for _, h := range hosts {
+		if c == nil {
+			c = h.Clock
+		}
+	}
+	if c == nil {
+		c, _ = stack.NewClock(stack.ClockConfig{})
+		tb.Cleanup(c.Close) // after the network's own cleanup
+	}
+	return c
 }
 
 // wire makes cfg record into r as well as where it already goes.

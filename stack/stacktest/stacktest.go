@@ -24,7 +24,8 @@ import (
 // test leaves nothing behind; a benchmark is not recorded.
 func Pair(tb testing.TB, cfg stack.PairConfig) *stack.Pair {
 	tb.Helper()
-	r, err := newRecording(tb)
+	cfg.Clock = networkClock(tb, cfg.Clock, cfg.Wire, cfg.Client, cfg.Server)
+	r, err := newRecording(tb, cfg.Clock)
 	if err != nil {
 		tb.Fatalf("recording the virtual network: %v", err)
 	}
@@ -48,7 +49,8 @@ func Pair(tb testing.TB, cfg stack.PairConfig) *stack.Pair {
 // and recorded as Pair's are.
 func Network(tb testing.TB, cfg stack.NetworkConfig) *stack.Network {
 	tb.Helper()
-	r, err := newRecording(tb)
+	cfg.Clock = networkClock(tb, cfg.Clock, cfg.Wire, cfg.Hosts...)
+	r, err := newRecording(tb, cfg.Clock)
 	if err != nil {
 		tb.Fatalf("recording the virtual network: %v", err)
 	}
@@ -148,4 +150,21 @@ func ignorable(g string) bool {
 		}
 	}
 	return false
+}
+
+// JumpClock returns a clock that jumps from timer to timer whenever the
+// network on it is idle (stack.ClockConfig.Jump), closed when the test
+// ends: give it to a Pair (stack.PairConfig.Clock), and to a recorder
+// (trace.NewRecorderOn), and a test's outages, backoffs and TIME-WAITs
+// pass in a moment of real time, with the trace they have in real time.
+// Run the test's own goroutines through its Run so that the clock waits
+// for them too.
+func JumpClock(t testing.TB) *stack.Clock {
+	t.Helper()
+	c, err := stack.NewClock(stack.ClockConfig{Jump: true})
+	if err != nil {
+		t.Fatalf("building a jumping clock: %v", err)
+	}
+	t.Cleanup(c.Close) // after the cleanups of the Pairs made on it
+	return c
 }

@@ -55,7 +55,10 @@ func (cf *clientFlags) validate() error {
 	if err := cf.see.validatePeer(cf.peerKernel); err != nil {
 		return err
 	}
-	return cf.see.validate()
+	if err := cf.see.validate(); err != nil {
+		return err
+	}
+	return cf.see.forNetwork(cf.netFlags.kind())
 }
 
 // session is a logged-in client on an opened network.

@@ -168,7 +168,7 @@ func TestDemoCompareBottleneck(t *testing.T) {
 		t.Errorf("the graph has %d cwnd lines, want each sender's", n)
 	}
 	// The same scales: each panel's axes are labelled alike.
-	axes := regexp.MustCompile(`class="axis"[^>]*>([^<]+)<`).FindAllStringSubmatch(string(g), -1)
+	axes := regexp.MustCompile(`class="axis[^"]*"[^>]*>([^<]+)<`).FindAllStringSubmatch(string(g), -1)
 	var labels []string
 	for _, m := range axes {
 		labels = append(labels, m[1])

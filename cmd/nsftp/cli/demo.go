@@ -42,10 +42,13 @@ type demoRun struct {
 	offload  stack.Offload
 	up, down stack.Path
 	step     bool
-	root     string // the tree served
-	file     string // the file downloaded
-	size     int64  // its size, when it is generated (--size)
-	want     []byte // its sha256
+	slow     float64 // the network runs this many times slower than real time
+	root     string  // the tree served
+	file     string  // the file downloaded
+	network  runNet  // what the session runs on (netBoth: --compare)
+	sized    bool    // the file is generated (--size), of size bytes: 0 too
+	size     int64   // its size, when it is generated
+	want     []byte  // its sha256
 }
 
 // demoResult is what a run's download got.
@@ -87,14 +90,14 @@ so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 		see     seeFlags
 		offload offloadFlag
 		path    pathFlags
-		netOS   string
+		onOS    string
 		compare bool
 	)
 	fset.group("Demo")
 	fset.boolVar(&d.passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
 	fset.boolVar(&quiet, "q", false, "print only the result (and what --trace, --pcap, --diagram ask for)")
 	fset.stringVar(&size, "size", "", "download `SIZE` bytes of generated data (32MiB, 1GiB) instead of hello.txt")
-	fset.stringVar(&netOS, "net", "", "run on the operating system's TCP (the only value is `os`): nsftp's socket calls on the kernel's stack, over loopback")
+	fset.stringVar(&onOS, "net", "", "run on the operating system's TCP (the only value is `os`): nsftp's socket calls on the kernel's stack, over loopback")
 	fset.boolVar(&compare, "compare", false, "run the session on nsftp's stack and on the kernel's, and show both side by side with what differs")
 	see.register(fset)
 	fset.group("Virtual wire")
@@ -115,20 +118,22 @@ so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 	switch {
 	case offload.mode == stack.OffloadGSO && (d.up.Corrupt > 0 || d.down.Corrupt > 0):
 		return usagef("--corrupt needs checksums, which --offload leaves out (as veth does): use --offload=tso")
-	case netOS != "" && netOS != "os":
+	case onOS != "" && onOS != "os":
 		return usagef("--net takes only \"os\"")
-	case (netOS != "" || compare) && offload.mode != stack.OffloadNone:
+	case (onOS != "" || compare) && offload.mode != stack.OffloadNone:
 		return usagef("--offload shapes nsftp's virtual wire; the kernel's loopback has its own (--net os, --compare)")
-	case (netOS != "" || compare) && !onlyBottleneck(d.up, d.down):
+	case (onOS != "" || compare) && !onlyBottleneck(d.up, d.down):
 		return usagef("--delay, --jitter, --loss, --burst, --down, --duplicate, --reorder and --corrupt are netem's, and this kernel has no netem qdisc: with --net os and --compare, only --rate and --queue (a tbf qdisc) shape the kernel's loopback")
-	case (netOS != "" || compare) && !reflect.DeepEqual(d.up, d.down):
+	case (onOS != "" || compare) && !reflect.DeepEqual(d.up, d.down):
 		return usagef("the kernel's loopback carries both directions through one qdisc: with --net os and --compare, give --rate and --queue one value for both")
-	case (netOS != "" || compare) && d.up.Rate == 0 && (d.up.Queue > 0 || d.up.QueueBytes > 0):
+	case (onOS != "" || compare) && d.up.Rate == 0 && (d.up.Queue > 0 || d.up.QueueBytes > 0):
 		return usagef("--queue and --queue-bytes are the queue of a bottleneck: give its --rate")
-	case compare && netOS != "":
+	case compare && onOS != "":
 		return usagef("--compare runs on both stacks: leave out --net os")
 	case compare && (see.trace.format == "text" || see.step || see.web.set || see.pcap != "" || see.stats || see.explain || see.verbose || see.every):
 		return usagef("--compare shows its own view: with --passive, --size, --mtu, --rate, --queue and -q, it takes --trace=json, --record, --diagram, --graph and --html only")
+	case compare && see.slow != 0:
+		return usagef("--slow slows nsftp's virtual wire; --compare runs the kernel's TCP too, which runs at its own speed")
 	case compare && see.graph != "" && size == "":
 		return usagef("--graph draws data connections' time-sequence graphs: with --compare give a --size to download")
 	}
@@ -137,12 +142,19 @@ so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 		if d.size, err = parseSize(size); err != nil {
 			return usagef("--size %v", err)
 		}
+		d.sized = true
 		d.file = "data.bin"
 	}
 	if d.root, err = os.MkdirTemp("", "nsftp-demo-"); err != nil {
 		return &fileError{err}
 	}
 	defer os.RemoveAll(d.root)
+	switch {
+	case compare:
+		d.network = netBoth
+	case onOS != "":
+		d.network = netOS
+	}
 	if err := d.writeTree(); err != nil {
 		return &fileError{err}
 	}
@@ -157,7 +169,14 @@ so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 	if err := see.validate(); err != nil {
 		return err
 	}
-	d.step = see.stepping()
+	kind := netWire
+	if onOS != "" {
+		kind = netOS
+	}
+	if err := see.forNetwork(kind); err != nil {
+		return err
+	}
+	d.step, d.slow = see.stepping(), max(see.slow, 1)
 	format := see.trace.format
 	sg, err := see.start(e, e.stdout, trace.Client, e.stop)
 	if err != nil {
@@ -165,18 +184,18 @@ so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 	}
 	mode, _ := d.mode()
 	what := d.file
-	if d.size > 0 {
+	if d.sized {
 		what += " (" + trace.Bytes(d.size) + ")"
 	}
 	title := "nsftp demo: " + mode + "-mode download of " + what
-	if netOS != "" {
+	if onOS != "" {
 		title += " on the kernel's TCP"
 	}
 	defer sg.finish(title)
 
 	var res demoResult
 	var trErr error
-	if netOS != "" {
+	if onOS != "" {
 		res, trErr, err = d.onKernel(ctx, e, sg)
 	} else {
 		res, trErr, err = d.onNetstack(ctx, sg)
@@ -203,7 +222,7 @@ so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 				trace.BitRate(float64(res.n)*8/res.took.Seconds()), humanBytes(float64(res.n)/res.took.Seconds()))
 		}
 		fmt.Fprintln(e.stdout, ".")
-		if !quiet && d.size == 0 {
+		if !quiet && !d.sized {
 			fmt.Fprintf(e.stdout, "\n%s", res.kept)
 		}
 	}
@@ -228,15 +247,54 @@ func (d *demoRun) writeTree() error {
 	if err := writeDemoTree(d.root); err != nil {
 		return err
 	}
-	if d.size > 0 {
+	if d.sized {
 		var err error
 		d.want, err = writeGenerated(filepath.Join(d.root, d.file), d.size)
 		return err
 	}
-	b, _ := demoTree.ReadFile("demotree/" + demoFile)
+	b := []byte(d.hello())
 	sum := sha256.Sum256(b)
 	d.want = sum[:]
-	return nil
+	return os.WriteFile(filepath.Join(d.root, demoFile), b, 0o644)
+}
+
+// hello is hello.txt, the file the demo downloads and prints at its end:
+// it says what the file crossed, and how it was asked for, in this run.
+func (d *demoRun) hello() string {
+	crossed := "a virtual Ethernet wire between two TCP/IP stacks that live inside one process (gVisor's netstack, twice)"
+	switch d.network {
+	case netOS:
+		crossed = "the loopback interface of a Linux kernel, between two sockets of the kernel's own TCP"
+	case netBoth:
+		crossed = "twice: a virtual Ethernet wire between two netstack hosts inside one process, then the kernel's loopback between two of its own sockets"
+	}
+	how := "PORT and RETR, and the server connected back to the client's data socket"
+	if d.passive {
+		how = "EPSV and RETR, and connected to the server's data port"
+	}
+	return "Hello from nsftp's FTP server.\n\n" + wrapWords("This file crossed "+crossed+": the client asked for it with "+how+".", 72)
+}
+
+// wrapWords breaks text into lines of at most width columns, between
+// words.
+func wrapWords(text string, width int) string {
+	var b strings.Builder
+	col := 0
+	for _, w := range strings.Fields(text) {
+		switch {
+		case col == 0:
+		case col+1+len(w) > width:
+			b.WriteByte('\n')
+			col = 0
+		default:
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	b.WriteByte('\n')
+	return b.String()
 }
 
 // check checks the download against the file served.
@@ -252,8 +310,12 @@ func (d *demoRun) check(res demoResult) error {
 // the download got once the session is over.
 func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Network, l net.Listener, addr string, obs trace.Observer) (demoResult, error) {
 	scfg := ftp.ServerConfig{Root: d.root, Anonymous: true, Network: server}
-	if d.step {
+	switch {
+	case d.step:
 		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
+	case d.slow > 1:
+		// The FTP layer's waits are real time; the network's are slowed.
+		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = slowed(5*time.Minute, d.slow), slowed(20*time.Second, d.slow), slowed(30*time.Second, d.slow)
 	}
 	srv, err := ftp.NewServer(scfg)
 	if err != nil {
@@ -269,10 +331,10 @@ func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Netwo
 	var kept bytes.Buffer
 	h := sha256.New()
 	dst := io.Writer(h)
-	if d.size == 0 {
+	if !d.sized {
 		dst = io.MultiWriter(h, &kept)
 	}
-	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, d.step, dst)
+	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, d.step, d.slow, dst)
 	srv.Close()
 	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr
@@ -360,10 +422,14 @@ func writeGenerated(path string, n int64) ([]byte, error) {
 // demoDownload logs in anonymously and downloads name into dst, returning
 // how many bytes came and how long the transfer took. A stop asked for in
 // step mode still ends the session with QUIT.
-func demoDownload(ctx context.Context, network ftp.Network, addr, name string, active bool, obs trace.Observer, step bool, dst io.Writer) (n int64, took time.Duration, err error) {
+func demoDownload(ctx context.Context, network ftp.Network, addr, name string, active bool, obs trace.Observer, step bool, slow float64, dst io.Writer) (n int64, took time.Duration, err error) {
 	cfg := ftp.ClientConfig{Network: network, Active: active, Observer: obs}
-	if step {
+	switch {
+	case step:
 		cfg.ConnectTimeout, cfg.ReplyTimeout, cfg.AcceptTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout, stepTimeout
+	case slow > 1:
+		cfg.ConnectTimeout, cfg.ReplyTimeout = slowed(30*time.Second, slow), slowed(60*time.Second, slow)
+		cfg.AcceptTimeout, cfg.DataTimeout = slowed(30*time.Second, slow), slowed(60*time.Second, slow)
 	}
 	c, err := ftp.Dial(ctx, addr, cfg)
 	if err != nil {
@@ -392,6 +458,12 @@ func demoDownload(ctx context.Context, network ftp.Network, addr, name string, a
 		return n, took, err
 	}
 	return n, took, nil
+}
+
+// slowed is a wait of d on a network that runs slow times slower than
+// real time.
+func slowed(d time.Duration, slow float64) time.Duration {
+	return time.Duration(float64(d) * slow)
 }
 
 func writeDemoTree(root string) error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"regexp"
 	"strings"
 	"time"
 
@@ -146,27 +147,34 @@ func optionalValues(fs *flagSet, args []string) []string {
 	return out
 }
 
-// flagError drops the flag package's "invalid boolean value" preamble
-// from the errors of flags that take an optional value (--offload[=tso]):
-// their own message says what is wrong.
+// flagError rewrites the flag package's errors as nsftp's help spells
+// flags: --name for a long flag (the package writes -name), and, for the
+// flags that take an optional value (--offload[=tso], --trace[=json]),
+// without its "invalid boolean value" preamble: their own message names
+// the values they take.
 func (fs *flagSet) flagError(err error) error {
 	msg := err.Error()
-	rest, ok := strings.CutPrefix(msg, "invalid boolean value ")
-	if !ok {
-		return err
-	}
-	_, rest, _ = strings.Cut(rest, " for -")
-	name, why, ok := strings.Cut(rest, ": ")
-	if !ok {
-		return err
-	}
-	if f := fs.Lookup(name); f != nil {
-		if _, own := f.Value.(*offloadFlag); own {
-			return errors.New(why)
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		_, rest, _ = strings.Cut(rest, " for -")
+		name, why, ok := strings.Cut(rest, ": ")
+		if f := fs.Lookup(name); ok && f != nil {
+			switch f.Value.(type) {
+			case *offloadFlag, *traceFlag:
+				return errors.New(why)
+			}
 		}
 	}
-	return err
+	return errors.New(flagNameRE.ReplaceAllStringFunc(msg, func(m string) string {
+		if i := strings.IndexByte(m, '-'); len(m)-i > 2 {
+			return m[:i] + "-" + m[i:] // a long name
+		}
+		return m
+	}))
 }
+
+// flagNameRE finds where the flag package names a flag in its errors:
+// "not defined: -x", "for flag -x:", "for -x:", "argument: -x".
+var flagNameRE = regexp.MustCompile(`(defined: |for flag |for |argument: )-[A-Za-z0-9][-A-Za-z0-9_]*`)
 
 // errHelp is returned after --help has printed the usage; it is not a
 // failure.
@@ -192,7 +200,9 @@ func (fs *flagSet) printUsage() {
 				left, arg = "--trace[=json]", ""
 			}
 			if _, ok := f.Value.(*offloadFlag); ok {
-				left, arg = "--offload[=tso]", ""
+				// Its default is none, and --offload alone is gso: the
+				// help says both in words.
+				left, arg, help = "--offload[=tso]", "", help+" (without the flag: none)"
 			}
 			if _, ok := f.Value.(*webFlag); ok {
 				left, arg = "--web[=ADDR]", ""
@@ -200,7 +210,7 @@ func (fs *flagSet) printUsage() {
 			if arg != "" {
 				left += " " + arg
 			}
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "text" {
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "text" && f.DefValue != "none" {
 				help += fmt.Sprintf(" (default %s)", f.DefValue)
 			}
 			fmt.Fprintf(&b, "  %-28s %s\n", left, help)
@@ -224,7 +234,7 @@ func (o *offloadFlag) Set(v string) error {
 	case "false", "none":
 		o.mode = stack.OffloadNone
 	default:
-		return fmt.Errorf("--offload takes gso (the default), tso or none, not %q", v)
+		return fmt.Errorf("--offload takes gso (what --offload alone means), tso or none, not %q", v)
 	}
 	return nil
 }

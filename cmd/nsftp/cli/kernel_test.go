@@ -57,7 +57,8 @@ func TestDemoNetOS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo --net os: %v\n%s", err, errOut)
 	}
-	want := []string{"sock->ops->connect -> tcp_v4_connect | connect(2)", "-> RETR hello.txt", "<- 226", "identical to the file served"}
+	want := []string{"sock->ops->connect -> tcp_v4_connect | connect(2)", "-> RETR hello.txt", "<- 226", "identical to the file served",
+		"This file crossed the loopback interface of a Linux kernel"}
 	root := os.Geteuid() == 0
 	// The server's address: 127.0.0.2 on this system's loopback; in the
 	// run's own namespace, the namespace's own 127.A.B.2.

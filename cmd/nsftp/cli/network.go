@@ -78,6 +78,14 @@ func (n *netFlags) validate() error {
 	return nil
 }
 
+// kind is the kind of network the flags choose.
+func (n *netFlags) kind() runNet {
+	if n.tap != "" {
+		return netTAP
+	}
+	return netOS
+}
+
 // prefixes are the --addr addresses: none asks DHCP and router
 // advertisements for them.
 func (n *netFlags) prefixes() ([]netip.Prefix, error) {

@@ -32,14 +32,29 @@ type seeFlags struct {
 	verbose bool
 	html    string
 	web     webFlag
+	slow    float64
+	// net is the kind of network the run is on, as the command chose
+	// it (forNetwork): what the run's clock can hold and slow.
+	net runNet
 }
+
+// runNet is the kind of network a run is on.
+type runNet int
+
+const (
+	netWire runNet = iota // nsftp's virtual wire: every host on it is nsftp's
+	netTAP                // nsftp's stack on a TAP device, a real kernel on the other side
+	netOS                 // the kernel's TCP (--net os)
+	netBoth               // the demo's --compare: the wire, then the kernel's TCP
+)
 
 func (sf *seeFlags) register(fs *flagSet) {
 	fs.group("Seeing inside")
 	fs.varFlag(&sf.trace, "trace", "print every socket call, TCP state change, segment and FTP step as it happens; --trace=json writes JSON lines (see docs/trace-json.md)")
 	fs.stringVar(&sf.record, "record", "", "also write the run's events to `FILE` as JSON lines, for 'nsftp show' to render anywhere")
 	fs.boolVar(&sf.every, "every-segment", false, "with --trace: show every segment of bulk data, not one line per run of them")
-	fs.boolVar(&sf.step, "step", false, "pause before each socket call (Enter) or each segment (s); c runs to the end, q stops cleanly")
+	fs.boolVar(&sf.step, "step", false, "pause before each socket call (Enter) or each segment (s); c runs to the end, q stops cleanly. The network's clock stands still while you read: no timer runs out")
+	fs.floatVar(&sf.slow, "slow", 0, "run the virtual wire and its hosts `N` times slower than real time, every delay and timer with them, to watch (10: a tenth of real speed)")
 	fs.stringVar(&sf.pcap, "pcap", "", "write every frame of the run to `FILE` (pcap, for tshark and Wireshark; with --net os, from a packet socket: root)")
 	fs.stringVar(&sf.diagram, "diagram", "", "draw the run as a ladder diagram in `FILE.svg`")
 	fs.stringVar(&sf.graph, "graph", "", "draw each data connection's time-sequence graph, with the sender's congestion window, in `FILE.svg`")
@@ -68,6 +83,9 @@ func (sf *seeFlags) validatePeer(peerKernel bool) error {
 // on the kernel's (--net os) what needs privilege says so when the run
 // starts.
 func (sf *seeFlags) validate() error {
+	if sf.slow != 0 && !(sf.slow >= 1 && sf.slow <= 1e6) {
+		return usagef("--slow %v: give a factor of 1 or more (--slow 10 runs the network at a tenth of real speed)", sf.slow)
+	}
 	if sf.explain && sf.trace.format == "" {
 		return usagef("--explain goes with --trace")
 	}
@@ -80,12 +98,24 @@ func (sf *seeFlags) validate() error {
 	return nil
 }
 
+// forNetwork notes the kind of network the run is on, and refuses what
+// cannot be done there: only nsftp's virtual wire, where every host is
+// nsftp's, can be slowed.
+func (sf *seeFlags) forNetwork(kind runNet) error {
+	sf.net = kind
+	if sf.slow > 1 && kind != netWire {
+		return usagef("--slow slows nsftp's virtual wire (nsftp demo); on a TAP device or --net os the peer is a real kernel that runs at its own speed")
+	}
+	return nil
+}
+
 // seeing is the teaching machinery of one run: the timeline every layer
 // records into, the views rendered from it, step mode, the pcap.
 type seeing struct {
 	sf       *seeFlags
 	e        *env
 	rec      *trace.Recorder // nil when nothing is traced, drawn or stepped
+	clock    *stack.Clock    // the network's time, on nsftp's stack; nil on the kernel's
 	stackEvs bool            // the stack records its events (not only the FTP dialogue)
 	samples  bool            // and TCB samples
 	keep     *trace.Keep     // every event, for the diagram
@@ -159,8 +189,26 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 	// The congestion window's samples are for the graph, --stats, the
 	// lessons in a browser and programs.
 	s.samples = sf.graph != "" || sf.trace.format == "json" || sf.record != "" || sf.stats || sf.html != "" || sf.web.set
+	// On nsftp's stack the run has a clock of its own: slowed by
+	// --slow, held while step mode waits for a key, and the time of
+	// every event, so that a paused run reads as if nobody paused it.
+	// The kernel's TCP (--net os) runs on the kernel's time.
+	if sf.net != netOS {
+		c, err := stack.NewClock(stack.ClockConfig{Slow: sf.slow})
+		if err != nil {
+			return nil, usagef("--slow: %v", err)
+		}
+		s.clock = c
+		if e.clockReady != nil {
+			e.clockReady(c)
+		}
+	}
 	if len(sinks) > 0 || sf.step {
-		s.rec = trace.NewRecorder(sinks...)
+		if s.clock != nil {
+			s.rec = trace.NewRecorderOn(s.clock, sinks...)
+		} else {
+			s.rec = trace.NewRecorder(sinks...)
+		}
 	}
 	if sf.step {
 		s.step = newStepper(e.stdin, e.stderr, s.rec, cancel)
@@ -169,6 +217,14 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 		// The browser is step mode's keyboard.
 		s.step = &stepper{keys: s.web, out: io.Discard, rec: s.rec, cancel: cancel, announce: s.web.announce}
 		fmt.Fprintf(e.stderr, "nsftp: the lesson is at %s\n  (%s); the run waits for the page's Next call, Next segment or Continue\n", s.web.url, s.web.reach())
+	}
+	if s.step != nil {
+		switch sf.net {
+		case netTAP:
+			fmt.Fprintln(e.stderr, "nsftp: step mode stops nsftp's stack and its clock at every prompt, but the kernel across the TAP device cannot be paused: its timers run on while you read")
+		case netOS:
+			fmt.Fprintln(e.stderr, "nsftp: step mode stops at nsftp's socket calls, but the kernel's TCP cannot be paused: its timers run on while you read")
+		}
 	}
 	if sf.pcap != "" {
 		f, err := os.Create(sf.pcap)
@@ -208,7 +264,7 @@ func (s *seeing) begin(title, about string) {
 // Only the host named capture writes the pcap (on a virtual wire one
 // host's link already sees every frame).
 func (s *seeing) hostConfig(name string, role trace.Role, capture bool) stack.HostConfig {
-	cfg := stack.HostConfig{Name: name, Role: role}
+	cfg := stack.HostConfig{Name: name, Role: role, Clock: s.clock}
 	if s.rec != nil && s.stackEvs {
 		cfg.Observer = s.rec.Record
 		if s.peer != nil {
@@ -256,14 +312,20 @@ func (s *seeing) ftpObserver() trace.Observer {
 	return s.rec.Record
 }
 
-// settle waits, for at most d, until the hosts' connections have all
-// reached CLOSED, so the trace shows how they end.
+// settle waits, for at most d of the network's time, until the hosts'
+// connections have all reached CLOSED: so the trace shows how they end,
+// and the hosts stop as real ones do, with nothing left to reset.
 func (s *seeing) settle(ctx context.Context, d time.Duration) {
-	if s.rec == nil || !s.stackEvs {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	if s.clock != nil {
+		t := s.clock.AfterFunc(d, cancel)
+		defer t.Stop()
+	} else {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, d)
+		defer stop()
+	}
 	for _, h := range s.hosts {
 		h.Settle(ctx)
 	}
@@ -329,6 +391,9 @@ func (s *seeing) finish(title string) error {
 		if err := s.pcapFile.Close(); err != nil {
 			errs = append(errs, &fileError{err})
 		}
+	}
+	if s.clock != nil {
+		s.clock.Close()
 	}
 	if s.sf.stats {
 		for i, h := range s.hosts {

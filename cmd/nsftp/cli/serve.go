@@ -59,6 +59,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := see.validate(); err != nil {
 		return err
 	}
+	if err := see.forNetwork(nf.kind()); err != nil {
+		return err
+	}
 	if password == "" {
 		password = os.Getenv("NSFTP_PASSWORD")
 	}
