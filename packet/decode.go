@@ -46,6 +46,8 @@ func Decode(b []byte, size int, link LinkType) trace.Segment {
 		}
 		e := Ethernet(b)
 		et, linkLen = e.Type(), EthernetHeaderLen
+		seg.EtherType = uint16(et)
+		seg.EthSrc, seg.EthDst = trace.MAC(e.Src()), trace.MAC(e.Dst())
 		switch et {
 		case EtherTypeARP, EtherTypeIPv4, EtherTypeIPv6:
 		default:
@@ -125,6 +127,7 @@ func decodeIPv4(seg *trace.Segment, ip IPv4, packetLen int) {
 	}
 	src, dst := ip.Src(), ip.Dst()
 	seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
+	seg.TTL, seg.IPID, seg.DF = ip.TTL(), ip.ID(), ip.DontFragment()
 	if ip.FragmentOffset() != 0 {
 		seg.Info = "fragment"
 		seg.Len = max(ip.TotalLen()-hl, 0)
@@ -150,6 +153,7 @@ func decodeIPv6(seg *trace.Segment, ip IPv6, packetLen int) {
 	}
 	src, dst := ip.Src(), ip.Dst()
 	seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
+	seg.TTL = ip.HopLimit()
 	payload := ip.PayloadLen()
 	if payload == 0 {
 		payload = packetLen - IPv6HeaderLen // BIG TCP, or nothing at all

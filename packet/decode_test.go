@@ -239,10 +239,40 @@ func TestDecode(t *testing.T) {
 			}
 			want := tc.want
 			want.Frame = size
-			if got := Decode(tc.frame, size, link); !reflect.DeepEqual(got, want) {
+			got := Decode(tc.frame, size, link)
+			// The link and IP headers' facts: TestDecodeHeaders.
+			got.EtherType, got.EthSrc, got.EthDst, got.TTL, got.IPID, got.DF = 0, trace.MAC{}, trace.MAC{}, 0, 0, false
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("Decode:\n got %+v\nwant %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestDecodeHeaders: a segment keeps its frame's Ethernet header and
+// IP's TTL (hop limit), identification and don't-fragment bit, for a view
+// of the frame layer by layer (RFC 894, RFC 791 section 3.1, RFC 8200
+// section 3).
+func TestDecodeHeaders(t *testing.T) {
+	v4 := append(AppendEthernet(nil, macB, macA, EtherTypeIPv4), AppendIPv4(nil, IPv4Fields{Src: ip4A, Dst: ip4B, Protocol: ProtoUDP, TTL: 17, ID: 4711}, 0)...)
+	v6 := append(AppendEthernet(nil, macB, macA, EtherTypeIPv6), AppendIPv6(nil, IPv6Fields{Src: ip6A, Dst: ip6B, NextHeader: ProtoUDP, HopLimit: 9}, 0)...)
+	arp := AppendARP(AppendEthernet(nil, MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, macA, EtherTypeARP), ARPRequest, macA, ip4A, MAC{}, ip4B)
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		link  LinkType
+		want  [6]any
+	}{
+		{"IPv4", v4, LinkEthernet, [6]any{uint16(0x0800), trace.MAC(macA), trace.MAC(macB), uint8(17), uint16(4711), false}},
+		{"IPv4 don't fragment", tcpFrame(cli4, srv4, TCPFields{Flags: trace.SYN}, nil, 0, nil), LinkEthernet, [6]any{uint16(0x0800), trace.MAC(macA), trace.MAC(macB), uint8(64), uint16(0), true}},
+		{"IPv6", v6, LinkEthernet, [6]any{uint16(0x86dd), trace.MAC(macA), trace.MAC(macB), uint8(9), uint16(0), false}},
+		{"ARP to the broadcast address", arp, LinkEthernet, [6]any{uint16(0x0806), trace.MAC(macA), trace.MAC{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, uint8(0), uint16(0), false}},
+		{"IPv4 on a link without Ethernet", v4[EthernetHeaderLen:], LinkRaw, [6]any{uint16(0), trace.MAC{}, trace.MAC{}, uint8(17), uint16(4711), false}},
+	} {
+		s := Decode(tc.frame, len(tc.frame), tc.link)
+		if got := [6]any{s.EtherType, s.EthSrc, s.EthDst, s.TTL, s.IPID, s.DF}; got != tc.want {
+			t.Errorf("%s: EtherType, source, destination, TTL, ID, DF = %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }
 

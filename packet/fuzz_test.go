@@ -105,7 +105,11 @@ func FuzzTCPRoundTrip(f *testing.F) {
 		}
 		got := Decode(b[:min(len(b), HeaderBytes)], len(b), LinkEthernet)
 		want := trace.Segment{Proto: "tcp", Src: src, Dst: dst, Flags: trace.TCPFlags(flags), Seq: seq, Ack: ack, Window: win,
-			Len: len(payload), Frame: len(b), WindowScale: -1, SACK: blocks}
+			Len: len(payload), Frame: len(b), WindowScale: -1, SACK: blocks,
+			EtherType: uint16(EtherTypeIPv4), EthSrc: trace.MAC(macA), EthDst: trace.MAC(macB), TTL: 64, DF: true}
+		if v6 {
+			want.EtherType, want.DF = uint16(EtherTypeIPv6), false
+		}
 		if syn {
 			o := TCPOptions{MSS: mss, SACKPermitted: true, WindowScale: min(int(ws), 14)}
 			want.Options, want.WindowScale = o.SynSummary(), o.WindowScale

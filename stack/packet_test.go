@@ -72,7 +72,10 @@ func TestPacketAgreesWithNetstack(t *testing.T) {
 			Src:   netip.AddrPortFrom(netip.AddrFrom4(ip.SourceAddress().As4()), tcp.SourcePort()),
 			Dst:   netip.AddrPortFrom(netip.AddrFrom4(ip.DestinationAddress().As4()), tcp.DestinationPort()),
 			Flags: trace.TCPFlags(tcp.Flags()), Seq: tcp.SequenceNumber(), Ack: tcp.AckNumber(), Window: tcp.WindowSize(),
-			Len: int(ip.PayloadLength()) - int(tcp.DataOffset())}
+			Len:       int(ip.PayloadLength()) - int(tcp.DataOffset()),
+			EtherType: uint16(eth.Type()), TTL: ip.TTL(), IPID: ip.ID(), DF: ip.Flags()&header.IPv4FlagDontFragment != 0}
+		copy(want.EthSrc[:], eth.SourceAddress())
+		copy(want.EthDst[:], eth.DestinationAddress())
 		opts := tcp.Options()
 		if tcp.Flags()&header.TCPFlagSyn != 0 {
 			syns++

@@ -1,6 +1,8 @@
 package trace
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -292,6 +294,38 @@ type Segment struct {
 	// functions that produced the frame, outermost first: the 2005
 	// article's Figure 3, for netstack, read off the real call stack.
 	Chain []string
+
+	// The link and network headers, for a view of the frame layer by
+	// layer. EtherType is the Ethernet header's (0x0800 IPv4, 0x86dd
+	// IPv6, 0x0806 ARP), 0 for a link without one (a TUN); EthSrc and
+	// EthDst are its addresses.
+	EtherType      uint16
+	EthSrc, EthDst MAC
+	// TTL is IPv4's time to live or IPv6's hop limit; IPID and DF are
+	// IPv4's identification and don't-fragment bit. All 0 for a frame
+	// without an IP header (ARP).
+	TTL  uint8
+	IPID uint16
+	DF   bool
+}
+
+// MAC is an Ethernet address.
+type MAC [6]byte
+
+// String writes the address as 02:6e:73:66:74:01.
+func (m MAC) String() string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+// ParseMAC reads the String form.
+func ParseMAC(s string) (MAC, error) {
+	var m MAC
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != len(m) {
+		return m, fmt.Errorf("trace: not an Ethernet address: %q", s)
+	}
+	copy(m[:], hw)
+	return m, nil
 }
 
 // SACKBlock is one block of a SACK option: Start up to, not including,

@@ -2,6 +2,7 @@ package trace
 
 import (
 	"bufio"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,6 +31,12 @@ type segmentJSON struct {
 	Frame       int         `json:"frame"`
 	Info        string      `json:"info,omitempty"`
 	Chain       []string    `json:"chain,omitempty"`
+	EtherType   uint16      `json:"ethertype,omitempty"`
+	EthSrc      string      `json:"eth_src,omitempty"`
+	EthDst      string      `json:"eth_dst,omitempty"`
+	TTL         uint8       `json:"ttl,omitempty"`
+	IPID        uint16      `json:"ip_id,omitempty"`
+	DF          bool        `json:"df,omitempty"`
 }
 
 // Addrs is the segment's "source > destination", with ports for TCP and
@@ -45,6 +52,10 @@ func (s Segment) MarshalJSON() ([]byte, error) {
 		Dir: s.Dir, Proto: s.Proto, Socket: s.Socket, Label: s.Label, Flags: s.Flags,
 		Seq: s.Seq, Ack: s.Ack, Window: s.Window, Options: s.Options, Retransmit: s.Retransmit,
 		Len: s.Len, Frame: s.Frame, Info: s.Info, Chain: s.Chain,
+		EtherType: s.EtherType, TTL: s.TTL, IPID: s.IPID, DF: s.DF,
+	}
+	if s.EtherType != 0 {
+		j.EthSrc, j.EthDst = s.EthSrc.String(), s.EthDst.String()
 	}
 	j.Src, j.Dst = s.addrText(s.Src), s.addrText(s.Dst)
 	for _, b := range s.SACK {
@@ -78,6 +89,18 @@ func (s *Segment) UnmarshalJSON(b []byte) error {
 		Dir: j.Dir, Proto: j.Proto, Socket: j.Socket, Label: j.Label, Flags: j.Flags,
 		Seq: j.Seq, Ack: j.Ack, Window: j.Window, Options: j.Options, WindowScale: -1, Retransmit: j.Retransmit,
 		Len: j.Len, Frame: j.Frame, Info: j.Info, Chain: j.Chain,
+		EtherType: j.EtherType, TTL: j.TTL, IPID: j.IPID, DF: j.DF,
+	}
+	var err error
+	if j.EthSrc != "" {
+		if s.EthSrc, err = ParseMAC(j.EthSrc); err != nil {
+			return err
+		}
+	}
+	if j.EthDst != "" {
+		if s.EthDst, err = ParseMAC(j.EthDst); err != nil {
+			return err
+		}
 	}
 	if j.WindowScale != nil {
 		s.WindowScale = *j.WindowScale
@@ -85,7 +108,6 @@ func (s *Segment) UnmarshalJSON(b []byte) error {
 	for _, b := range j.SACK {
 		s.SACK = append(s.SACK, SACKBlock{b[0], b[1]})
 	}
-	var err error
 	if s.Src, err = parseEnd(j.Src); err != nil {
 		return err
 	}
@@ -150,11 +172,24 @@ func (j *JSONWriter) Flush() error {
 	return j.err
 }
 
-// ReadJSON reads a run recorded as JSON lines (--trace=json). Blank lines
-// are skipped; a line that is not an event, or an event without what its
-// kind carries (a state event without "state"), is an error naming its
-// number: the views read what a kind promises without looking.
+// ReadJSON reads a run recorded as JSON lines (--trace=json), or the
+// same compressed with gzip (RUN.jsonl.gz: known by its first bytes, not
+// its name). Blank lines are skipped; a line that is not an event, or an
+// event without what its kind carries (a state event without "state"),
+// is an error naming its number: the views read what a kind promises
+// without looking.
 func ReadJSON(r io.Reader) ([]Event, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("reading the gzip header: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	} else {
+		r = br
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var evs []Event

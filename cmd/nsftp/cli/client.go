@@ -90,7 +90,7 @@ func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL, title st
 		return nil, err
 	}
 	timeout, connectTimeout := cf.timeout, cf.connectTimeout
-	if cf.see.step {
+	if cf.see.stepping() {
 		timeout, connectTimeout = stepTimeout, stepTimeout
 	}
 	cfg := ftp.ClientConfig{

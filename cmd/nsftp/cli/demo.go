@@ -130,8 +130,8 @@ so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 		return usagef("--queue and --queue-bytes are the queue of a bottleneck: give its --rate")
 	case compare && onOS != "":
 		return usagef("--compare runs on both stacks: leave out --net os")
-	case compare && (see.trace.format == "text" || see.step || see.pcap != "" || see.stats || see.explain || see.verbose || see.every):
-		return usagef("--compare shows its own view: with --passive, --size, --mtu, --rate, --queue and -q, it takes --trace=json, --record, --diagram and --graph only")
+	case compare && (see.trace.format == "text" || see.step || see.web.set || see.pcap != "" || see.stats || see.explain || see.verbose || see.every):
+		return usagef("--compare shows its own view: with --passive, --size, --mtu, --rate, --queue and -q, it takes --trace=json, --record, --diagram, --graph and --html only")
 	case compare && see.slow != 0:
 		return usagef("--slow slows nsftp's virtual wire; --compare runs the kernel's TCP too, which runs at its own speed")
 	case compare && see.graph != "" && size == "":
@@ -176,7 +176,7 @@ so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 	if err := see.forNetwork(kind); err != nil {
 		return err
 	}
-	d.step, d.slow = see.step, max(see.slow, 1)
+	d.step, d.slow = see.stepping(), max(see.slow, 1)
 	format := see.trace.format
 	sg, err := see.start(e, e.stdout, trace.Client, e.stop)
 	if err != nil {

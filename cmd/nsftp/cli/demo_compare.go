@@ -10,6 +10,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nsftp/nsftp/kernel"
+	"github.com/nsftp/nsftp/lesson"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -25,7 +26,7 @@ func compareColumns() [2]string {
 // both runs' events, one run after the other, each from its run event
 // (which names its stack); --diagram draws their ladders side by side,
 // --graph their data connections' time-sequence graphs on the same
-// scales.
+// scales; --html writes a lesson's page of the two, side by side.
 func runCompare(ctx context.Context, e *env, d *demoRun, sf *seeFlags, quiet bool) error {
 	if d.up.Rate > 0 && os.Geteuid() != 0 {
 		return &setupError{fmt.Errorf("--rate with --compare shapes the kernel's loopback too, in a network namespace made for the run: that needs root (without --compare, the bottleneck is nsftp's virtual wire's alone)")}
@@ -95,6 +96,11 @@ func runCompare(ctx context.Context, e *env, d *demoRun, sf *seeFlags, quiet boo
 			return trace.WriteCompareGraph(w, runs[0], runs[1], trace.CompareGraphOptions{Title: title + ": time-sequence graphs", Left: cols[0], Right: cols[1]})
 		})
 		if err != nil {
+			return err
+		}
+	}
+	if sf.html != "" {
+		if err := writeLessonFile(sf.html, runs[:], "--html", lesson.KeepAuto); err != nil {
 			return err
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"regexp"
 	"strings"
 	"time"
@@ -101,6 +102,7 @@ func (fs *flagSet) parse(args []string, min, max int, usage string) ([]string, e
 }
 
 func (fs *flagSet) parseAll(args []string) ([]string, error) {
+	args = optionalValues(fs, args)
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -120,6 +122,29 @@ func (fs *flagSet) parseAll(args []string) ([]string, error) {
 		positional = append(positional, args[0])
 		args = args[1:]
 	}
+}
+
+// optionalValues lets a flag whose value is optional take it after a
+// space when it looks like one: "--web 0.0.0.0:8080" is
+// "--web=0.0.0.0:8080" (an address with a numeric port is no command's
+// argument).
+func optionalValues(fs *flagSet, args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(a, "-")
+		if f := fs.Lookup(name); f != nil && strings.HasPrefix(a, "-") && !strings.Contains(a, "=") && i+1 < len(args) {
+			if _, ok := f.Value.(*webFlag); ok {
+				if _, port, err := net.SplitHostPort(args[i+1]); err == nil && port != "" && strings.Trim(port, "0123456789") == "" {
+					out = append(out, a+"="+args[i+1])
+					i++
+					continue
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // flagError rewrites the flag package's errors as nsftp's help spells
@@ -178,6 +203,9 @@ func (fs *flagSet) printUsage() {
 				// Its default is none, and --offload alone is gso: the
 				// help says both in words.
 				left, arg, help = "--offload[=tso]", "", help+" (without the flag: none)"
+			}
+			if _, ok := f.Value.(*webFlag); ok {
+				left, arg = "--web[=ADDR]", ""
 			}
 			if arg != "" {
 				left += " " + arg

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/nsftp/nsftp/kernel"
+	"github.com/nsftp/nsftp/lesson"
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/trace"
 )
@@ -29,6 +30,8 @@ type seeFlags struct {
 	explain bool
 	stats   bool
 	verbose bool
+	html    string
+	web     webFlag
 	slow    float64
 	// net is the kind of network the run is on, as the command chose
 	// it (forNetwork): what the run's clock can hold and slow.
@@ -58,13 +61,20 @@ func (sf *seeFlags) register(fs *flagSet) {
 	fs.boolVar(&sf.explain, "explain", false, "with --trace: show the netstack functions that produced each outgoing segment; with --net os, the kernel functions behind each change of state (root)")
 	fs.boolVar(&sf.stats, "stats", false, "end with the netstack counters that changed, per host, and what TCP did under pressure: retransmissions, timeouts, recoveries, largest cwnd, SRTT, goodput; with --net os, the kernel's counters")
 	fs.boolVar(&sf.verbose, "v", false, "print the FTP commands and replies")
+	fs.stringVar(&sf.html, "html", "", "write the run as a lesson to open in a browser, `FILE.html`: step through it forward and back, every layer, the TCB, the state diagram (one file, no network needed)")
+	fs.varFlag(&sf.web, "web", "a live lesson in a browser: the run pauses as with --step and the page drives it (Next call, Next segment, Continue, Stop); on 127.0.0.1 and a free port, or --web=ADDR (another address lets others watch)")
 }
+
+// stepping reports whether the run is driven step by step, from the
+// terminal or from a browser: the protocol timeouts then wait for people.
+func (sf *seeFlags) stepping() bool { return sf.step || sf.web.set }
 
 // validatePeer checks that a run tracing the kernel at its peer
 // (--peer-kernel) has somewhere to show it.
 func (sf *seeFlags) validatePeer(peerKernel bool) error {
-	if peerKernel && sf.trace.format == "" && sf.record == "" && sf.diagram == "" && sf.graph == "" && !sf.step && !sf.stats {
-		return usagef("--peer-kernel shows the peer's side in the run's trace: add --trace, --record, --diagram or --graph")
+	if peerKernel && sf.trace.format == "" && sf.record == "" && sf.diagram == "" && sf.graph == "" && !sf.step && !sf.stats &&
+		sf.html == "" && !sf.web.set {
+		return usagef("--peer-kernel shows the peer's side in the run's trace: add --trace, --record, --diagram, --graph, --html or --web")
 	}
 	return nil
 }
@@ -81,6 +91,9 @@ func (sf *seeFlags) validate() error {
 	}
 	if sf.every && sf.trace.format != "text" {
 		return usagef("--every-segment goes with --trace")
+	}
+	if sf.step && sf.web.set {
+		return usagef("--step and --web both drive the run: choose one")
 	}
 	return nil
 }
@@ -108,7 +121,8 @@ type seeing struct {
 	keep     *trace.Keep     // every event, for the diagram
 	course   *course         // --stats' figures from the events
 	step     *stepper
-	recFile  *os.File // --record's file
+	web      *webLesson // --web's live lesson
+	recFile  *os.File   // --record's file
 	pcapFile *os.File
 	pcapBuf  *bufio.Writer
 	hosts    []*stack.Host
@@ -146,9 +160,17 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 			sinks = append(sinks, trace.NewText(out, trace.TextOptions{FTP: side}))
 		}
 	}
-	if sf.diagram != "" || sf.graph != "" {
+	if sf.diagram != "" || sf.graph != "" || sf.html != "" || sf.web.set {
 		s.keep = &trace.Keep{}
 		sinks = append(sinks, s.keep)
+	}
+	if sf.web.set {
+		w, err := startWeb(sf.web.addr, "nsftp: a live lesson", cancel)
+		if err != nil {
+			return nil, err
+		}
+		s.web = w
+		sinks = append(sinks, w.sink())
 	}
 	if sf.stats {
 		s.course = newCourse()
@@ -162,10 +184,11 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 		s.recFile = f
 		sinks = append(sinks, trace.NewJSONWriter(f))
 	}
-	s.stackEvs = sf.trace.format != "" || sf.diagram != "" || sf.graph != "" || sf.step || sf.record != "" || sf.stats
-	// The congestion window's samples are for the graph, --stats and
-	// programs.
-	s.samples = sf.graph != "" || sf.trace.format == "json" || sf.record != "" || sf.stats
+	s.stackEvs = sf.trace.format != "" || sf.diagram != "" || sf.graph != "" || sf.step || sf.record != "" || sf.stats ||
+		sf.html != "" || sf.web.set
+	// The congestion window's samples are for the graph, --stats, the
+	// lessons in a browser and programs.
+	s.samples = sf.graph != "" || sf.trace.format == "json" || sf.record != "" || sf.stats || sf.html != "" || sf.web.set
 	// On nsftp's stack the run has a clock of its own: slowed by
 	// --slow, held while step mode waits for a key, and the time of
 	// every event, so that a paused run reads as if nobody paused it.
@@ -189,6 +212,13 @@ func (sf *seeFlags) start(e *env, out io.Writer, side trace.Role, cancel context
 	}
 	if sf.step {
 		s.step = newStepper(e.stdin, e.stderr, s.rec, cancel)
+	}
+	if s.web != nil {
+		// The browser is step mode's keyboard.
+		s.step = &stepper{keys: s.web, out: io.Discard, rec: s.rec, cancel: cancel, announce: s.web.announce}
+		fmt.Fprintf(e.stderr, "nsftp: the lesson is at %s\n  (%s); the run waits for the page's Next call, Next segment or Continue\n", s.web.url, s.web.reach())
+	}
+	if s.step != nil {
 		switch sf.net {
 		case netTAP:
 			fmt.Fprintln(e.stderr, "nsftp: step mode stops nsftp's stack and its clock at every prompt, but the kernel across the TAP device cannot be paused: its timers run on while you read")
@@ -348,6 +378,12 @@ func (s *seeing) finish(title string) error {
 	if s.keep != nil && s.sf.graph != "" {
 		errs = append(errs, writeGraphFile(s.sf.graph, s.keep.Events, ""))
 	}
+	if s.keep != nil && s.sf.html != "" {
+		errs = append(errs, writeLessonFile(s.sf.html, [][]trace.Event{s.keep.Events}, "--html", lesson.KeepAuto))
+	}
+	if s.web != nil {
+		s.web.finish(s.keep.Events, nil)
+	}
 	if s.pcapFile != nil {
 		if err := s.pcapBuf.Flush(); err != nil {
 			errs = append(errs, &fileError{fmt.Errorf("writing %s: %w", s.sf.pcap, err)})
@@ -375,6 +411,30 @@ func writeDiagramFile(path string, events []trace.Event, title string) error {
 	return writeSVGFile(path, "--diagram", func(w io.Writer) error {
 		return trace.WriteLadder(w, events, trace.LadderOptions{Title: title})
 	})
+}
+
+// writeLessonFile writes runs as a lesson's page, to open in a browser.
+func writeLessonFile(path string, runs [][]trace.Event, flag string, keep lesson.Keep) error {
+	var names []string
+	if len(runs) > 1 {
+		for _, r := range runs {
+			names = append(names, runColumn(r, runName(r)))
+		}
+	}
+	return writeSVGFile(path, flag, func(w io.Writer) error {
+		return lesson.Write(w, runs, lesson.PageOptions{Keep: keep, Names: names})
+	})
+}
+
+// runName names the stack a run was on, from its hosts: the kernel's
+// release for the kernel's TCP.
+func runName(evs []trace.Event) string {
+	for _, e := range evs {
+		if e.Kind == trace.KindHost && e.HostInfo != nil && e.HostInfo.Kernel != "" {
+			return e.HostInfo.Kernel + "'s TCP"
+		}
+	}
+	return "nsftp's netstack (gVisor)"
 }
 
 func writeGraphFile(path string, events []trace.Event, title string) error {

@@ -140,7 +140,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 		cfg.TLSRequired, cfg.TLSImplicit = tlsRequired, tlsImplicit
 	}
-	if see.step {
+	if see.stepping() {
 		cfg.IdleTimeout, cfg.LoginTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
 	}
 	srv, err := ftp.NewServer(cfg)

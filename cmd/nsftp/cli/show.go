@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/nsftp/nsftp/lesson"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -14,12 +15,15 @@ func runShow(ctx context.Context, e *env, args []string) error {
 
 Renders a run recorded with --trace=json or --record exactly as the live
 run showed it: the text trace on standard output and, with --diagram, the
-ladder diagram. A recording of demo --compare shows as --compare does:
-both runs side by side, with what differs (and --diagram draws both
-ladders). "-" reads the recording from standard input. A teacher records a
+ladder diagram; with --html, a lesson to step through in a browser. A
+recording of demo --compare shows as --compare does: both runs side by
+side, with what differs (--diagram draws both ladders, --html puts both
+on one page). "-" reads the recording from standard input; a recording
+compressed with gzip (RUN.jsonl.gz) reads as it is. A teacher records a
 run once and shows it anywhere, with no network.`, e.stdout)
 	var (
 		diagram string
+		html    string
 		explain bool
 		every   bool
 		verbose bool
@@ -27,11 +31,12 @@ run once and shows it anywhere, with no network.`, e.stdout)
 	)
 	fs.group("Showing")
 	fs.stringVar(&diagram, "diagram", "", "also draw the run as a ladder diagram in `FILE.svg`")
+	fs.stringVar(&html, "html", "", "also write the run as a lesson to open in a browser, `FILE.html` (one file: no network needed)")
 	fs.boolVar(&explain, "explain", false, "show the netstack functions that produced each outgoing segment (when recorded)")
-	fs.boolVar(&every, "every-segment", false, "show every segment of bulk data, not one line per run of them")
+	fs.boolVar(&every, "every-segment", false, "show every segment of bulk data, not one line per run of them; with --html, keep every segment steppable however long the run")
 	fs.boolVar(&verbose, "v", false, "show only the client's FTP commands and replies")
 	fs.intVar(&width, "width", -1, "fit lines to `N` columns (default: the terminal's width, or full lines to a pipe or file)")
-	pos, err := fs.parse(args, 1, 1, "show takes one recording (RUN.jsonl, or - for standard input)")
+	pos, err := fs.parse(args, 1, 1, "show takes one recording (RUN.jsonl, RUN.jsonl.gz, or - for standard input)")
 	if err != nil {
 		return err
 	}
@@ -52,15 +57,25 @@ run once and shows it anywhere, with no network.`, e.stdout)
 	if len(events) == 0 {
 		return &fileError{fmt.Errorf("%s: no events: not a recording of a run", name)}
 	}
+	keep := lesson.KeepAuto
+	if every {
+		keep = lesson.KeepEvery
+	}
 	if left, right, ok := trace.CompareRuns(events); ok {
 		if err := showCompare(e.stdout, left, right, compareOptions(e.stdout, width)); err != nil {
 			return &fileError{fmt.Errorf("writing the comparison: %w", err)}
 		}
 		if diagram != "" {
 			cols := compareColumns()
-			return writeSVGFile(diagram, "--diagram", func(w io.Writer) error {
+			err := writeSVGFile(diagram, "--diagram", func(w io.Writer) error {
 				return trace.WriteCompareLadder(w, left, right, trace.CompareLadderOptions{Left: runColumn(left, cols[0]), Right: runColumn(right, cols[1])})
 			})
+			if err != nil {
+				return err
+			}
+		}
+		if html != "" {
+			return writeLessonFile(html, [][]trace.Event{left, right}, "--html", keep)
 		}
 		return nil
 	}
@@ -80,7 +95,12 @@ run once and shows it anywhere, with no network.`, e.stdout)
 		return &fileError{fmt.Errorf("writing the trace: %w", err)}
 	}
 	if diagram != "" {
-		return writeDiagramFile(diagram, events, "")
+		if err := writeDiagramFile(diagram, events, ""); err != nil {
+			return err
+		}
+	}
+	if html != "" {
+		return writeLessonFile(html, [][]trace.Event{events}, "--html", keep)
 	}
 	return nil
 }
