@@ -28,6 +28,7 @@ type Kind string
 // The kinds of event.
 const (
 	KindRun     Kind = "run"     // the run begins: its title (LayerRun)
+	KindEnd     Kind = "end"     // the run is over and its recording whole (LayerRun)
 	KindHost    Kind = "host"    // a host's stack came up: its role, addresses, settings
 	KindCall    Kind = "call"    // a socket call began or ended (see Phase)
 	KindSegment Kind = "segment" // a frame crossed a host's link

@@ -2,8 +2,10 @@ package trace
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -174,10 +176,11 @@ func (j *JSONWriter) Flush() error {
 
 // ReadJSON reads a run recorded as JSON lines (--trace=json), or the
 // same compressed with gzip (RUN.jsonl.gz: known by its first bytes, not
-// its name). Blank lines are skipped; a line that is not an event, or an
+// its name). Blank lines are skipped. A line that is not an event, or an
 // event without what its kind carries (a state event without "state"),
-// is an error naming its number: the views read what a kind promises
-// without looking.
+// stops the reading: ReadJSON returns the events before it with a
+// *CutError that says where, so a recording cut short while it was
+// written (a killed run, a full disk) can still be shown up to there.
 func ReadJSON(r io.Reader) ([]Event, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
@@ -190,30 +193,82 @@ func ReadJSON(r io.Reader) ([]Event, error) {
 	} else {
 		r = br
 	}
+	var (
+		offset, next int64 // the current line's first byte, and the next's
+		whole        bool  // the current line ended with a newline
+	)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			offset, next, whole = next, next+int64(i)+1, true
+			return i + 1, bytes.TrimSuffix(data[:i], []byte("\r")), nil
+		}
+		if atEOF && len(data) > 0 {
+			offset, next, whole = next, next+int64(len(data)), false
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	})
 	var evs []Event
-	for n := 1; sc.Scan(); n++ {
+	n := 0
+	for sc.Scan() {
+		n++
 		line := sc.Bytes()
 		if len(line) == 0 {
 			continue
 		}
+		cut := func(err error) ([]Event, error) {
+			return evs, &CutError{Line: n, Offset: offset, Events: len(evs), Err: err}
+		}
 		var e Event
 		if err := json.Unmarshal(line, &e); err != nil {
-			return nil, fmt.Errorf("line %d: not a trace event: %w", n, err)
+			var syntax *json.SyntaxError
+			if !whole && errors.As(err, &syntax) {
+				// The last line, unfinished: the recording was cut.
+				return evs, &CutError{Line: n, Offset: offset, MidLine: true, Events: len(evs), Err: err}
+			}
+			return cut(fmt.Errorf("not a trace event: %w", err))
 		}
 		if e.Kind == "" || e.Layer == "" {
-			return nil, fmt.Errorf("line %d: not a trace event: no %s", n, strconv.Quote(map[bool]string{true: "kind", false: "layer"}[e.Kind == ""]))
+			return cut(fmt.Errorf("not a trace event: no %s", strconv.Quote(map[bool]string{true: "kind", false: "layer"}[e.Kind == ""])))
 		}
 		if field := missing(&e); field != "" {
-			return nil, fmt.Errorf("line %d: a %s event without %s", n, strconv.Quote(string(e.Kind)), strconv.Quote(field))
+			return cut(fmt.Errorf("a %s event without %s", strconv.Quote(string(e.Kind)), strconv.Quote(field)))
 		}
 		evs = append(evs, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		// A compressed recording cut short ends inside its stream.
+		return evs, &CutError{Line: n + 1, Offset: next, MidLine: true, Events: len(evs), Err: err}
 	}
 	return evs, nil
+}
+
+// CutError says where a recording stops being readable. The events
+// before it were read.
+type CutError struct {
+	Line    int   // the line that could not be read, from 1
+	Offset  int64 // its first byte (in the uncompressed stream)
+	MidLine bool  // the recording ends inside that line: cut short as it was written
+	Events  int   // how many events were read before it
+	Err     error // what is wrong with the line
+}
+
+func (e *CutError) Error() string {
+	if e.MidLine {
+		return fmt.Sprintf("the recording ends in the middle of line %d (byte %d), after %d events: it was cut short while it was written", e.Line, e.Offset, e.Events)
+	}
+	return fmt.Sprintf("line %d (byte %d), after %d events: %v", e.Line, e.Offset, e.Events, e.Err)
+}
+
+func (e *CutError) Unwrap() error { return e.Err }
+
+// Whole reports whether a run's events end with the end its recorder
+// writes when the run is over (KindEnd): a recording that stops without
+// it was cut short, or is still being written.
+func Whole(evs []Event) bool {
+	return len(evs) > 0 && evs[len(evs)-1].Kind == KindEnd
 }
 
 // missing names the field an event of its kind must carry and does not:

@@ -359,6 +359,9 @@ func (d *ladder) items(events []Event) []ladderItem {
 	connOfSock := map[sockKey]connKey{}
 	for i := range events {
 		e := &events[i]
+		if e.Kind == KindEnd {
+			continue // the recording's end, not an event of the run
+		}
 		d.stats.events++
 		switch {
 		case e.Kind == KindCall && e.Call != nil:

@@ -116,6 +116,7 @@ func (r *recording) finish(tb testing.TB) {
 	if !r.recording {
 		return
 	}
+	r.rec.Record(trace.Event{Layer: trace.LayerRun, Kind: trace.KindEnd})
 	err := errors.Join(r.rec.Stop(), r.pcapBuf.Flush(), r.jsonFile.Close(), r.pcapFile.Close())
 	if !tb.Failed() {
 		return

@@ -353,6 +353,8 @@ func (s *seeing) stopTrace() error {
 	if s.rec == nil {
 		return errors.Join(errs...)
 	}
+	// The recording is whole: nsftp show says so of one that lacks this.
+	s.rec.Record(trace.Event{Layer: trace.LayerRun, Kind: trace.KindEnd})
 	if err := s.rec.Stop(); err != nil {
 		errs = append(errs, &fileError{fmt.Errorf("writing the trace: %w", err)})
 	}
