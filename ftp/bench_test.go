@@ -71,7 +71,7 @@ func serveBench(b *testing.B, network ftp.Network, root, addr string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	l, err := network.Listen(context.Background(), trace.Control, addr, 16)
+	l, err := network.Listen(trace.WithLabel(context.Background(), trace.Control), "tcp", addr)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -95,7 +95,7 @@ func Dial(ctx context.Context, address string, cfg ClientConfig) (*Client, error
 	}
 	cfg.fill()
 	dctx, cancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	conn, err := cfg.Network.Dial(dctx, trace.Control, address)
+	conn, err := cfg.Network.DialContext(trace.WithLabel(dctx, trace.Control), "tcp", address)
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", address, err)
@@ -450,16 +450,14 @@ func (c *Client) replyErr(command string, r *Reply, want string) error {
 	return &ReplyError{Command: command, Reply: r, Want: want}
 }
 
-// shown is a command as traces and errors may show it: never a password.
+// shown is a command as traces and errors may show it: never a password
+// or an account (trace.RedactCommand).
 func shown(verb, arg string) string {
-	verb = strings.ToUpper(verb)
-	if secretVerb(verb) {
-		return verb + " ****"
+	line := strings.ToUpper(verb)
+	if arg != "" {
+		line += " " + arg
 	}
-	if arg == "" {
-		return verb
-	}
-	return verb + " " + arg
+	return trace.RedactCommand(line)
 }
 
 func (c *Client) send(ctx context.Context, line string) error {

@@ -90,7 +90,7 @@ func (c *Client) openPassive(ctx context.Context) (*clientData, error) {
 	target := netip.AddrPortFrom(c.peer.Addr(), port)
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.ConnectTimeout)
 	defer cancel()
-	conn, err := c.cfg.Network.Dial(dctx, trace.Data, target.String())
+	conn, err := c.cfg.Network.DialContext(trace.WithLabel(dctx, trace.Data), "tcp", target.String())
 	if err != nil {
 		return nil, fmt.Errorf("opening the data connection to %s: %w", target, err)
 	}
@@ -105,7 +105,7 @@ func (c *Client) openPassive(ctx context.Context) (*clientData, error) {
 // sends PORT or EPRT.
 func (c *Client) openActive(ctx context.Context) (*clientData, error) {
 	laddr := netip.AddrPortFrom(c.local.Addr(), 0)
-	ln, err := c.cfg.Network.Listen(ctx, trace.Data, laddr.String(), 1)
+	ln, err := c.cfg.Network.Listen(dataListenContext(ctx), "tcp", laddr.String())
 	if err != nil {
 		return nil, fmt.Errorf("listening for the data connection: %w", err)
 	}

@@ -57,7 +57,7 @@ func serve(t *testing.T, n netCase, root string, obs trace.Observer) string {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	l, err := n.server.Listen(ctx, "control", n.listen, 16)
+	l, err := n.server.Listen(trace.WithLabel(ctx, "control"), "tcp", n.listen)
 	if err != nil {
 		if strings.Contains(n.listen, "::1") {
 			t.Skipf("no IPv6 loopback here: %v", err)

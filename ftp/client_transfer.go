@@ -494,7 +494,7 @@ func (c *Client) abort(ctx context.Context) {
 func (c *Client) sendBudget(ctx context.Context, line string) error {
 	dl, _ := ctx.Deadline()
 	c.conn.SetWriteDeadline(dl)
-	c.event(event{Kind: trace.KindCommand, Conn: trace.Control, Text: strings.TrimSuffix(line, "\r\n")})
+	c.event(event{Kind: trace.KindCommand, Conn: trace.Control, Text: trace.RedactCommand(strings.TrimSuffix(line, "\r\n"))})
 	if _, err := io.WriteString(c.conn, line); err != nil {
 		c.fail(ctx, err)
 		return err

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // validVerb reports whether verb is 3 or 4 ASCII letters.
@@ -20,12 +22,6 @@ func validVerb(verb string) bool {
 		}
 	}
 	return true
-}
-
-// secretVerb reports whether the argument of verb may be a secret (a
-// password or an account), which error messages must not show.
-func secretVerb(verb string) bool {
-	return strings.EqualFold(verb, "PASS") || strings.EqualFold(verb, "ACCT")
 }
 
 // FormatCommand returns the command line "VERB\r\n", or "VERB arg\r\n" when
@@ -43,7 +39,7 @@ func FormatCommand(verb, arg string) (string, error) {
 	}
 	verb = strings.ToUpper(verb)
 	if strings.ContainsAny(arg, "\r\n\x00") {
-		if secretVerb(verb) {
+		if line := verb + " " + arg; trace.RedactCommand(line) != line {
 			return "", fmt.Errorf("%w: the %s argument contains a CR, LF or NUL byte", ErrBadArgument, verb)
 		}
 		return "", fmt.Errorf("%w: the %s argument %s contains a CR, LF or NUL byte", ErrBadArgument, verb, strconv.Quote(truncate(arg, maxErrorLine)))

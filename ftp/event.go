@@ -8,8 +8,8 @@ import (
 
 // event is one step of the dialogue as the client or the server notes it;
 // the Observer receives it as a trace.Event of layer "ftp". Addresses are
-// as net.Addr.String gives them. Passwords never appear in an event: a
-// PASS command's argument is "****".
+// as net.Addr.String gives them. Secrets never appear in an event: a PASS
+// or ACCT command's argument is "****" (trace.RedactCommand).
 type event struct {
 	Kind   trace.Kind
 	Conn   trace.Conn

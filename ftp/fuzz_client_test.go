@@ -221,8 +221,9 @@ func loopbackPair(ctx context.Context) (client, server net.Conn, err error) {
 	return client, server, nil
 }
 
-// Dial implements Network.
-func (n *fuzzNet) Dial(ctx context.Context, label trace.Conn, _ string) (net.Conn, error) {
+// DialContext implements Network.
+func (n *fuzzNet) DialContext(ctx context.Context, _, _ string) (net.Conn, error) {
+	label := trace.LabelOf(ctx)
 	client, server, err := loopbackPair(ctx)
 	if err != nil {
 		return nil, err
@@ -237,7 +238,7 @@ func (n *fuzzNet) Dial(ctx context.Context, label trace.Conn, _ string) (net.Con
 }
 
 // Listen implements Network: the fake server connects back at once.
-func (n *fuzzNet) Listen(ctx context.Context, _ trace.Conn, address string, _ int) (net.Listener, error) {
+func (n *fuzzNet) Listen(ctx context.Context, _, address string) (net.Listener, error) {
 	var lc net.ListenConfig
 	l, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
@@ -472,10 +473,10 @@ func (l *oneConnListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127
 // refusingNet refuses every data connection at once.
 type refusingNet struct{}
 
-func (refusingNet) Dial(context.Context, trace.Conn, string) (net.Conn, error) {
+func (refusingNet) DialContext(context.Context, string, string) (net.Conn, error) {
 	return nil, errors.New("refused")
 }
 
-func (refusingNet) Listen(context.Context, trace.Conn, string, int) (net.Listener, error) {
+func (refusingNet) Listen(context.Context, string, string) (net.Listener, error) {
 	return nil, errors.New("refused")
 }

@@ -153,7 +153,8 @@ func FuzzReadCommand(f *testing.F) {
 		}
 		// A PASS or ACCT argument never shows in an error.
 		var pe *ProtocolError
-		if errors.As(err, &pe) && len(data) > 4 && secretVerb(string(data[:4])) && pe.Line != quoteLine(data[:4])+" ****" {
+		secret := len(data) > 4 && (strings.EqualFold(string(data[:4]), "PASS") || strings.EqualFold(string(data[:4]), "ACCT"))
+		if errors.As(err, &pe) && secret && pe.Line != quoteLine(data[:4])+" ****" {
 			t.Fatalf("error shows a secret: %v", err)
 		}
 		switch errClass(err) {

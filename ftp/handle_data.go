@@ -192,7 +192,7 @@ func (s *session) listenPassive() (net.Listener, uint16, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DataTimeout)
 	defer cancel()
 	addr := net.JoinHostPort(s.local.Addr().String(), "0")
-	ln, err := s.cfg.Network.Listen(ctx, trace.Data, addr, 1)
+	ln, err := s.cfg.Network.Listen(dataListenContext(ctx), "tcp", addr)
 	if err != nil {
 		s.srv.logf("ftp: passive listen on %s: %v", addr, err)
 		return nil, 0, fmt.Errorf("ftp: passive listen on %s: %w", addr, err)
@@ -234,12 +234,13 @@ func (s *session) connect(ctx context.Context, p *dataPlan) (net.Conn, error) {
 // (the operating system keeps ports under 1024 for privileged programs),
 // the connection comes from an ephemeral port, and a note says so.
 func (s *session) dialActive(ctx context.Context, target netip.AddrPort) (net.Conn, error) {
+	ctx = trace.WithLabel(ctx, trace.Data)
 	ld, ok := s.cfg.Network.(LocalDialer)
 	if !ok || s.local.Port() < 2 {
-		return s.cfg.Network.Dial(ctx, trace.Data, target.String())
+		return s.cfg.Network.DialContext(ctx, "tcp", target.String())
 	}
 	local := netip.AddrPortFrom(s.local.Addr(), s.local.Port()-1)
-	c, err := ld.DialFrom(ctx, trace.Data, local.String(), target.String())
+	c, err := ld.DialFrom(ctx, "tcp", local.String(), target.String())
 	var se *os.SyscallError
 	if err == nil || !errors.As(err, &se) || se.Syscall != "bind" {
 		return c, err
@@ -248,7 +249,7 @@ func (s *session) dialActive(ctx context.Context, target netip.AddrPort) (net.Co
 	e.Text = fmt.Sprintf("data connection from an ephemeral port: port %d (RFC 959's L-1) was refused", local.Port())
 	e.Err = se.Err.Error()
 	s.srv.emit(e)
-	return s.cfg.Network.Dial(ctx, trace.Data, target.String())
+	return s.cfg.Network.DialContext(ctx, "tcp", target.String())
 }
 
 // accept takes the passive data connection from the control connection's

@@ -11,8 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/nsftp/nsftp/trace"
 )
 
 // Hostile clients against the server: names that try to leave the served
@@ -244,7 +242,7 @@ func (resetConn) RemoteAddr() net.Addr { return nil }
 // resetNet hands out reset connections for data.
 type resetNet struct{ refusingNet }
 
-func (resetNet) Dial(context.Context, trace.Conn, string) (net.Conn, error) {
+func (resetNet) DialContext(context.Context, string, string) (net.Conn, error) {
 	a, b := net.Pipe()
 	b.Close()
 	return resetConn{a}, nil

@@ -414,7 +414,7 @@ func pasvToThirdHost(s *sess, _ string) {
 	if p == 0 {
 		return
 	}
-	trap, err := s.srv.n.third.Listen(s.srv.ctx, "data", netip.AddrPortFrom(s.srv.n.thirdIP, p).String(), 1)
+	trap, err := s.srv.n.third.Listen(trace.WithBacklog(trace.WithLabel(s.srv.ctx, "data"), 1), "tcp", netip.AddrPortFrom(s.srv.n.thirdIP, p).String())
 	if err != nil {
 		s.srv.t.Errorf("trap listener: %v", err)
 	} else {
@@ -429,7 +429,7 @@ func pasvToThirdHost(s *sess, _ string) {
 func thirdConnects(s *sess) {
 	ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
 	defer cancel()
-	c, err := s.srv.n.third.Dial(ctx, "data", s.port.String())
+	c, err := s.srv.n.third.DialContext(trace.WithLabel(ctx, "data"), "tcp", s.port.String())
 	if err != nil {
 		s.srv.t.Errorf("third party cannot connect to %s: %v", s.port, err)
 		return

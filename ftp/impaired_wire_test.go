@@ -14,6 +14,7 @@ import (
 	"github.com/nsftp/nsftp/ftp"
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // impairedSize is how much each transfer of TestImpairedWire moves.
@@ -123,7 +124,7 @@ func serveImpaired(t *testing.T, p *stack.Pair, root string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := p.Server.Listen(context.Background(), "control", "192.0.2.2:21", 16)
+	l, err := p.Server.Listen(trace.WithLabel(context.Background(), "control"), "tcp", "192.0.2.2:21")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/nsftp/nsftp/trace"
-
 	"golang.org/x/sys/unix"
 )
 
@@ -103,8 +101,8 @@ type netnsNetwork struct {
 
 var _ Network = (*netnsNetwork)(nil)
 
-// Dial implements Network.
-func (n *netnsNetwork) Dial(ctx context.Context, _ trace.Conn, address string) (net.Conn, error) {
+// DialContext implements Network.
+func (n *netnsNetwork) DialContext(ctx context.Context, _, address string) (net.Conn, error) {
 	var d net.Dialer
 	if n.local != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(n.local)}
@@ -118,7 +116,7 @@ func (n *netnsNetwork) Dial(ctx context.Context, _ trace.Conn, address string) (
 }
 
 // Listen implements Network.
-func (n *netnsNetwork) Listen(ctx context.Context, _ trace.Conn, address string, _ int) (net.Listener, error) {
+func (n *netnsNetwork) Listen(ctx context.Context, _, address string) (net.Listener, error) {
 	var l net.Listener
 	err := inNetns(n.path, func() (err error) {
 		var lc net.ListenConfig

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // ErrProtocol is wrapped by every error that reports malformed input from
@@ -218,15 +220,9 @@ func readLine(r *bufio.Reader, command bool) ([]byte, error) {
 	return line, nil
 }
 
-// redactCommand returns line with everything after a leading "PASS" or
-// "ACCT" (in any case) replaced by " ****", so that a password never reaches
-// an error message.
-func redactCommand(line []byte) []byte {
-	if len(line) > 4 && secretVerb(string(line[:4])) {
-		return append(line[:4:4], " ****"...)
-	}
-	return line
-}
+// redactCommand is a command line as an error may show it: with a PASS or
+// ACCT argument masked (trace.RedactCommand).
+func redactCommand(line []byte) []byte { return []byte(trace.RedactCommand(string(line))) }
 
 // checkReplyStart looks at the first bytes of a reply, without waiting for
 // the end of the line, so that a peer that is not an FTP server (an HTTP or

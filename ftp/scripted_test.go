@@ -14,6 +14,7 @@ import (
 
 	"github.com/nsftp/nsftp/ftp"
 	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // This file is the scripted server the hostile-server tests drive the real
@@ -118,7 +119,7 @@ type scriptServer struct {
 func startScript(t *testing.T, n hostileNet, sc script, file []byte) *scriptServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ln, err := n.server.Listen(ctx, "control", netip.AddrPortFrom(n.serverIP, 0).String(), 4)
+	ln, err := n.server.Listen(trace.WithLabel(ctx, "control"), "tcp", netip.AddrPortFrom(n.serverIP, 0).String())
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -333,7 +334,7 @@ func (s *sess) sendForever(head, line string, limit int) {
 // listen opens the passive data listener on the server's address and
 // returns its port, or 0 after telling the client it failed.
 func (s *sess) listen() uint16 {
-	ln, err := s.srv.n.server.Listen(s.srv.ctx, "data", netip.AddrPortFrom(s.srv.n.serverIP, 0).String(), 1)
+	ln, err := s.srv.n.server.Listen(trace.WithBacklog(trace.WithLabel(s.srv.ctx, "data"), 1), "tcp", netip.AddrPortFrom(s.srv.n.serverIP, 0).String())
 	if err != nil {
 		s.send("425 Cannot listen.\r\n")
 		return 0
@@ -367,7 +368,7 @@ func (s *sess) openData() net.Conn {
 		ln.Close()
 	} else if s.port.IsValid() {
 		ctx, cancel := context.WithTimeout(s.srv.ctx, 5*time.Second)
-		c, err = s.srv.n.server.Dial(ctx, "data", s.port.String())
+		c, err = s.srv.n.server.DialContext(trace.WithLabel(ctx, "data"), "tcp", s.port.String())
 		cancel()
 	} else {
 		return nil

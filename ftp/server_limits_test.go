@@ -14,6 +14,7 @@ import (
 
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // One address must not lock out the rest. These tests flood a server with
@@ -178,14 +179,14 @@ func TestServerAddrFloodLoopback(t *testing.T) {
 	srv := serveListener(t, ServerConfig{Root: contentRoot(t), Anonymous: true, Network: &OSNetwork{}}, l)
 	fds := openFDs(t)
 	attacker := loopbackFrom("127.0.0.2")
-	if c, err := attacker.Dial(context.Background(), "control", l.Addr().String()); err != nil {
+	if c, err := attacker.DialContext(trace.WithLabel(context.Background(), "control"), "tcp", l.Addr().String()); err != nil {
 		t.Skipf("cannot dial from 127.0.0.2 here: %v", err)
 	} else {
 		c.Close()
 		waitFor(t, func() bool { s, _, _ := srv.slotCounts(); return s == 0 })
 	}
 	res := flood(t, func() (net.Conn, error) {
-		return attacker.Dial(context.Background(), "control", l.Addr().String())
+		return attacker.DialContext(trace.WithLabel(context.Background(), "control"), "tcp", l.Addr().String())
 	}, 40, refusedPerAddr)
 	if len(res.greeted) != defaultMaxPerAddr || res.refused != 40-defaultMaxPerAddr {
 		t.Errorf("the flood got %d sessions and %d refusals, want %d and %d", len(res.greeted), res.refused, defaultMaxPerAddr, 40-defaultMaxPerAddr)
@@ -212,7 +213,7 @@ func TestServerUnauthenticatedLimit(t *testing.T) {
 		MaxUnauthenticated: 3, LoginTimeout: time.Second}, l)
 	fds := openFDs(t)
 	dialFrom := func(ip string) *rawClient {
-		conn, err := loopbackFrom(ip).Dial(context.Background(), "control", l.Addr().String())
+		conn, err := loopbackFrom(ip).DialContext(trace.WithLabel(context.Background(), "control"), "tcp", l.Addr().String())
 		if err != nil {
 			t.Skipf("cannot dial from %s here: %v", ip, err)
 		}
@@ -273,13 +274,15 @@ func TestServerAddrFloodWire(t *testing.T) {
 	t.Cleanup(func() { other.Close() })
 
 	ctx := context.Background()
-	l, err := p.Server.Listen(ctx, "control", "192.0.2.2:21", 64)
+	l, err := p.Server.Listen(trace.WithLabel(ctx, "control"), "tcp", "192.0.2.2:21")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const perAddr = 4
 	srv := serveListener(t, ServerConfig{Root: contentRoot(t), Anonymous: true, Network: p.Server, MaxPerAddr: perAddr}, l)
-	res := flood(t, func() (net.Conn, error) { return p.Client.Dial(ctx, "control", "192.0.2.2:21") }, 12, refusedPerAddr)
+	res := flood(t, func() (net.Conn, error) {
+		return p.Client.DialContext(trace.WithLabel(ctx, "control"), "tcp", "192.0.2.2:21")
+	}, 12, refusedPerAddr)
 	if len(res.greeted) != perAddr || res.refused != 12-perAddr {
 		t.Errorf("the flood got %d sessions and %d refusals, want %d and %d", len(res.greeted), res.refused, perAddr, 12-perAddr)
 	}
@@ -296,7 +299,7 @@ func TestServerAddrFloodWire(t *testing.T) {
 func TestServerAddrFloodNetns(t *testing.T) {
 	ns := newNetnsPair(t, "198.51.100.1", "198.51.100.2", "198.51.100.3")
 	serverNet := &netnsNetwork{path: ns.server}
-	l, err := serverNet.Listen(context.Background(), "control", "198.51.100.1:21", 64)
+	l, err := serverNet.Listen(trace.WithLabel(context.Background(), "control"), "tcp", "198.51.100.1:21")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +307,7 @@ func TestServerAddrFloodNetns(t *testing.T) {
 	attacker := &netnsNetwork{path: ns.client, local: "198.51.100.2"}
 	const n = defaultMaxSessions + 8
 	res := flood(t, func() (net.Conn, error) {
-		return attacker.Dial(context.Background(), "control", "198.51.100.1:21")
+		return attacker.DialContext(trace.WithLabel(context.Background(), "control"), "tcp", "198.51.100.1:21")
 	}, n, refusedPerAddr)
 	if len(res.greeted) != defaultMaxPerAddr || res.refused != n-defaultMaxPerAddr {
 		t.Errorf("the flood got %d sessions and %d refusals, want %d and %d", len(res.greeted), res.refused, defaultMaxPerAddr, n-defaultMaxPerAddr)

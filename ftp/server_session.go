@@ -418,16 +418,14 @@ func (s *session) reply(code int, lines ...string) {
 	}
 }
 
-// commandEvent reports a command received, with PASS's argument masked.
+// commandEvent reports a command received, with a PASS or ACCT argument
+// masked (trace.RedactCommand).
 func (s *session) commandEvent(c commandLine) {
 	text := c.verb
-	switch {
-	case c.verb == "PASS":
-		text += " ****"
-	case c.arg != "":
+	if c.arg != "" {
 		text += " " + c.arg
 	}
-	s.srv.emit(s.controlEvent(trace.KindCommand, text))
+	s.srv.emit(s.controlEvent(trace.KindCommand, trace.RedactCommand(text)))
 }
 
 func (s *session) controlEvent(kind trace.Kind, text string) event {

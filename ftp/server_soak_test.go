@@ -27,6 +27,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
 )
 
 var soakFor = flag.Duration("soak", 0, "how long TestServerSoak runs (0 means 45s, or 8s with -short)")
@@ -466,7 +467,7 @@ type soakConn struct {
 // dial connects from from and reads the greeting. A refusal (421) is
 // counted and returned as an error.
 func (s *soak) dial(from string) (*soakConn, error) {
-	conn, err := loopbackFrom(from).Dial(s.ctx, "control", s.addr)
+	conn, err := loopbackFrom(from).DialContext(trace.WithLabel(s.ctx, "control"), "tcp", s.addr)
 	if err != nil {
 		return nil, err
 	}
@@ -515,7 +516,7 @@ func (c *soakConn) pasv() (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("PASV: %v", r)
 	}
-	return loopbackFrom(c.from).Dial(context.Background(), "data", ap.String())
+	return loopbackFrom(c.from).DialContext(trace.WithLabel(context.Background(), "data"), "tcp", ap.String())
 }
 
 // expect sends each line and reports a reply outside the allowed codes.
@@ -652,12 +653,12 @@ func (s *soak) theft(from string) {
 	if err != nil {
 		return
 	}
-	thief, err := loopbackFrom(thiefFrom).Dial(context.Background(), "data", ap.String())
+	thief, err := loopbackFrom(thiefFrom).DialContext(trace.WithLabel(context.Background(), "data"), "tcp", ap.String())
 	if err != nil {
 		return
 	}
 	defer thief.Close()
-	data, err := loopbackFrom(from).Dial(context.Background(), "data", ap.String())
+	data, err := loopbackFrom(from).DialContext(trace.WithLabel(context.Background(), "data"), "tcp", ap.String())
 	if err != nil {
 		return
 	}
@@ -783,7 +784,7 @@ func (s *soak) idleFlood(from string) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for i := 0; i < 40 && s.ctx.Err() == nil; i++ {
-		conn, err := loopbackFrom(from).Dial(s.ctx, "control", s.addr)
+		conn, err := loopbackFrom(from).DialContext(trace.WithLabel(s.ctx, "control"), "tcp", s.addr)
 		if err != nil {
 			return
 		}

@@ -964,19 +964,19 @@ type recordingNetwork struct {
 	dials []string
 }
 
-func (n *recordingNetwork) Dial(ctx context.Context, label trace.Conn, address string) (net.Conn, error) {
+func (n *recordingNetwork) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	n.mu.Lock()
-	n.dials = append(n.dials, string(label)+" "+address)
+	n.dials = append(n.dials, string(trace.LabelOf(ctx))+" "+address)
 	n.mu.Unlock()
-	return n.OSNetwork.Dial(ctx, label, address)
+	return n.OSNetwork.DialContext(ctx, network, address)
 }
 
-// DialFrom records, as Dial does.
-func (n *recordingNetwork) DialFrom(ctx context.Context, label trace.Conn, local, address string) (net.Conn, error) {
+// DialFrom records, as DialContext does.
+func (n *recordingNetwork) DialFrom(ctx context.Context, network, local, address string) (net.Conn, error) {
 	n.mu.Lock()
-	n.dials = append(n.dials, string(label)+" "+local+" "+address)
+	n.dials = append(n.dials, string(trace.LabelOf(ctx))+" "+local+" "+address)
 	n.mu.Unlock()
-	return n.OSNetwork.DialFrom(ctx, label, local, address)
+	return n.OSNetwork.DialFrom(ctx, network, local, address)
 }
 
 // serverPorts finds a port P whose neighbour P-1 is free too, on loopback,

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 // TestFTPSDataTheftRefused: a third party that races the client to a
@@ -78,7 +80,7 @@ func testDataTheft(t *testing.T, withTicket bool) {
 	}
 	stolen := make(chan int, 1)
 	go func() {
-		conn, err := (&OSNetwork{}).Dial(ctx, "data", netip.AddrPortFrom(c.peer.Addr(), port).String())
+		conn, err := (&OSNetwork{}).DialContext(trace.WithLabel(ctx, "data"), "tcp", netip.AddrPortFrom(c.peer.Addr(), port).String())
 		if err != nil {
 			stolen <- 0
 			return
@@ -174,7 +176,7 @@ func TestFTPSReuseRequired(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := (&OSNetwork{}).Dial(ctx, "data", netip.AddrPortFrom(c.peer.Addr(), port).String())
+	conn, err := (&OSNetwork{}).DialContext(trace.WithLabel(ctx, "data"), "tcp", netip.AddrPortFrom(c.peer.Addr(), port).String())
 	if err != nil {
 		t.Fatal(err)
 	}

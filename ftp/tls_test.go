@@ -115,7 +115,7 @@ func serveTLS(t *testing.T, p *stack.Pair, pki *testPKI, cfg ftp.ServerConfig, l
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := p.Server.Listen(context.Background(), "control", listen, 8)
+	l, err := p.Server.Listen(trace.WithLabel(context.Background(), "control"), "tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}

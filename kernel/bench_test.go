@@ -29,7 +29,7 @@ func BenchmarkKernelTransfer(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		l, err := server.Listen(ctx, trace.Control, "127.0.0.1:0", 8)
+		l, err := server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", "127.0.0.1:0")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -42,9 +43,9 @@ func (s *Socket) begin(ctx context.Context, c trace.Call, gated bool) (pendingCa
 	if n.cfg.Observer == nil {
 		return pendingCall{Call: c}, nil
 	}
-	p := s.describe(c)
+	p, ti := s.describe(c)
 	if gated && n.cfg.Gate != nil {
-		ev := trace.Event{Layer: trace.LayerKernel, Host: n.cfg.Host, Kind: trace.KindCall, Phase: trace.Begin, Call: &p.Call, TCB: s.tcb()}
+		ev := trace.Event{Layer: trace.LayerKernel, Host: n.cfg.Host, Kind: trace.KindCall, Phase: trace.Begin, Call: &p.Call, TCB: s.sample(ti)}
 		if err := n.cfg.Gate.BeforeCall(ctx, ev); err != nil {
 			if s.ref != nil {
 				n.cfg.Watch.callEnd(s.ref, c.Op)
@@ -54,16 +55,27 @@ func (s *Socket) begin(ctx context.Context, c trace.Call, gated bool) (pendingCa
 	}
 	p.start = time.Now()
 	n.emit(trace.Event{Kind: trace.KindCall, Phase: trace.Begin, Call: &p.Call})
+	if c.Op == trace.OpClose {
+		// The last look at the connection through its descriptor, still
+		// open: the kernel goes on with it after close(2), out of
+		// TCP_INFO's reach.
+		s.emitSample(ti)
+	}
 	return p, nil
 }
 
-// describe fills in a call's names, socket and the kernel's state for it.
-func (s *Socket) describe(c trace.Call) pendingCall {
+// describe fills in a call's names, socket and the kernel's state for it,
+// and returns the TCP_INFO the state was read from (nil for a socket not
+// yet made, or closed).
+func (s *Socket) describe(c trace.Call) (pendingCall, *tcpInfo) {
 	c.Socket, c.Label, c.FD = s.id, s.label, s.fd
 	c.Article, c.Kernel = names(c.Op, s.v6)
 	c.Syscall = syscallOf[c.Op]
-	if s.f != nil && !s.isClosed() {
-		c.StateBefore = s.state()
+	var ti *tcpInfo
+	if s.f != nil && (!s.isClosed() || c.Op == trace.OpClose) {
+		// close(2) has not run yet: the descriptor is still open.
+		ti = s.info()
+		c.StateBefore = ti.state()
 	}
 	if !c.Local.IsValid() {
 		c.Local = s.localAddrPort()
@@ -71,7 +83,7 @@ func (s *Socket) describe(c trace.Call) pendingCall {
 	if !c.Remote.IsValid() {
 		c.Remote = s.remoteAddrPort()
 	}
-	return pendingCall{Call: c}
+	return pendingCall{Call: c}, ti
 }
 
 func (s *Socket) end(c *pendingCall, n int, err error, how string) {
@@ -103,8 +115,10 @@ func (s *Socket) endWith(c *pendingCall, n int, err error, how string, stateOf *
 	if stateOf == nil {
 		stateOf = s
 	}
+	var ti *tcpInfo
 	if stateOf.f != nil && !stateOf.isClosed() {
-		c.StateAfter = stateOf.state()
+		ti = stateOf.info()
+		c.StateAfter = ti.state()
 		if l := stateOf.localAddrPort(); l.IsValid() {
 			c.Local = l
 		}
@@ -113,67 +127,135 @@ func (s *Socket) endWith(c *pendingCall, n int, err error, how string, stateOf *
 		}
 	}
 	s.n.emit(trace.Event{Kind: trace.KindCall, Phase: trace.End, Call: &c.Call})
+	stateOf.emitSample(ti)
+}
+
+// tcpInfo is what getsockopt(TCP_INFO) returned: the structure, and how
+// much of it this kernel filled in (older kernels know fewer fields).
+type tcpInfo struct {
+	unix.TCPInfo
+	n int
 }
 
 // info reads the kernel's TCP_INFO for the socket; nil if it cannot.
-func (s *Socket) info() *unix.TCPInfo {
-	var ti *unix.TCPInfo
-	s.rc.Control(func(fd uintptr) {
-		ti, _ = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO)
-	})
+func (s *Socket) info() *tcpInfo {
+	var ti *tcpInfo
+	s.rc.Control(func(fd uintptr) { ti = getTCPInfo(int(fd)) })
 	return ti
 }
 
-// state is the socket's TCP state as the kernel holds it.
-func (s *Socket) state() trace.TCPState {
-	ti := s.info()
+// getTCPInfo is getsockopt(fd, IPPROTO_TCP, TCP_INFO) with the length the
+// kernel wrote, which unix.GetsockoptTCPInfo does not return.
+func getTCPInfo(fd int) *tcpInfo {
+	ti := &tcpInfo{}
+	n := uint32(unsafe.Sizeof(ti.TCPInfo))
+	_, _, e := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_INFO,
+		uintptr(unsafe.Pointer(&ti.TCPInfo)), uintptr(unsafe.Pointer(&n)), 0)
+	if e != 0 {
+		return nil
+	}
+	ti.n = int(n)
+	return ti
+}
+
+// state is the TCP state TCP_INFO says, "" for none.
+func (ti *tcpInfo) state() trace.TCPState {
 	if ti == nil {
 		return ""
 	}
 	return linuxState(int(ti.State))
 }
 
-// tcb is the kernel's TCP_INFO for a step-mode prompt, in the TCB's
-// names: the kernel does not give its sequence numbers there. Nil for a
-// socket with no connection.
-func (s *Socket) tcb() *trace.TCB {
-	if s.f == nil || s.isClosed() {
-		return nil
-	}
-	ti := s.info()
+// has reports whether the kernel filled in the field at offset off of
+// size size.
+func (ti *tcpInfo) has(off, size uintptr) bool { return int(off+size) <= ti.n }
+
+// sample is the socket's TCP_INFO as a TCB, for step mode's prompt and the
+// timeline's samples; nil for a socket with no connection.
+func (s *Socket) sample(ti *tcpInfo) *trace.TCB {
 	if ti == nil {
 		return nil
 	}
-	b := TCBOf(ti)
+	b := tcbOf(ti)
 	switch b.State {
-	case trace.StateClosed, trace.StateListen:
+	case trace.StateClosed, trace.StateListen, "":
 		return nil
 	}
 	b.Socket = s.id
+	if !s.remoteAddrPort().IsValid() {
+		// Connected before the call that connected it returned (a
+		// change of state the kernel told first).
+		s.learnAddrs()
+	}
+	b.Local, b.Remote = s.localAddrPort(), s.remoteAddrPort()
 	return b
 }
 
-// TCBOf puts what TCP_INFO says in the TCB's names: the state, cwnd and
-// ssthresh in segments (ssthresh 0 while it is Linux's "infinite"),
-// the send MSS, the smoothed RTT and RTO, the windows, and the
-// congestion state.
-func TCBOf(ti *unix.TCPInfo) *trace.TCB {
-	b := &trace.TCB{
-		State:  linuxState(int(ti.State)),
-		SndWnd: ti.Snd_wnd,
-		RcvWnd: ti.Rcv_wnd,
-		Cwnd:   int(ti.Snd_cwnd),
-		MSS:    int(ti.Snd_mss),
-		SRTT:   time.Duration(ti.Rtt) * time.Microsecond,
-		RTO:    time.Duration(ti.Rto) * time.Microsecond,
-		Synced: true,
+// emitSample records the socket's TCP_INFO as a TCB sample, when the run
+// asks for samples, and tells the Watch the socket's segment size (the
+// tracepoints' samples do not carry it).
+func (s *Socket) emitSample(ti *tcpInfo) {
+	if ti == nil || !s.n.cfg.Samples || s.n.cfg.Observer == nil {
+		return
 	}
-	if ti.Snd_ssthresh < 0x7fffffff {
+	b := s.sample(ti)
+	if b == nil {
+		return
+	}
+	if s.ref != nil {
+		s.n.cfg.Watch.sampled(s.ref, b)
+	}
+	s.n.emit(trace.Event{Kind: trace.KindTCB, TCB: b})
+}
+
+// TCBOf puts what TCP_INFO says in the TCB's names (see tcbOf).
+func TCBOf(ti *unix.TCPInfo) *trace.TCB {
+	return tcbOf(&tcpInfo{TCPInfo: *ti, n: int(unsafe.Sizeof(*ti))})
+}
+
+// tcbOf puts what TCP_INFO says in the TCB's names: the state, cwnd and
+// ssthresh in segments (ssthresh 0 while it is Linux's "infinite"), the
+// send MSS, the smoothed RTT, its variation and the RTO, the segments in
+// flight, SACKed, lost and retransmitted, the windows (snd_wnd and
+// rcv_wnd where this kernel reports them: Linux 6.x), the congestion
+// state, the receive buffer's estimate, the delivery rate and the bytes
+// acknowledged and received.
+func tcbOf(ti *tcpInfo) *trace.TCB {
+	b := &trace.TCB{
+		State:         linuxState(int(ti.State)),
+		Cwnd:          int(ti.Snd_cwnd),
+		MSS:           int(ti.Snd_mss),
+		SRTT:          time.Duration(ti.Rtt) * time.Microsecond,
+		RTTVar:        time.Duration(ti.Rttvar) * time.Microsecond,
+		RTO:           time.Duration(ti.Rto) * time.Microsecond,
+		Outstanding:   int(ti.Unacked),
+		Sacked:        int(ti.Sacked),
+		Lost:          int(ti.Lost),
+		Retrans:       int(ti.Retrans),
+		TotalRetrans:  int(ti.Total_retrans),
+		RcvSpace:      ti.Rcv_space,
+		DeliveryRate:  ti.Delivery_rate,
+		BytesAcked:    ti.Bytes_acked,
+		BytesReceived: ti.Bytes_received,
+		Synced:        true,
+		Source:        trace.FromTCPInfo,
+	}
+	if ti.has(unsafe.Offsetof(ti.Snd_wnd), unsafe.Sizeof(ti.Snd_wnd)) {
+		b.SndWnd = ti.Snd_wnd
+	}
+	if ti.has(unsafe.Offsetof(ti.Rcv_wnd), unsafe.Sizeof(ti.Rcv_wnd)) {
+		b.RcvWnd = ti.Rcv_wnd
+	}
+	if ti.Snd_ssthresh < infiniteSsthresh {
 		b.Ssthresh = int(ti.Snd_ssthresh)
 	}
 	b.Congestion = congestionName(ti.Ca_state)
 	return b
 }
+
+// infiniteSsthresh is Linux's ssthresh before the first loss
+// (TCP_INFINITE_SSTHRESH).
+const infiniteSsthresh = 0x7fffffff
 
 // congestionName names Linux's congestion-control state (enum
 // tcp_ca_state) as the trace names netstack's.

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsftp/nsftp/packet"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -23,7 +25,7 @@ type capture struct {
 	fd    int
 	src   *trace.Source // nil: no segment events
 	rec   *trace.Recorder
-	pcap  *pcapWriter
+	pcap  *packet.PCAPWriter
 	loops map[int]bool // loopback interfaces: each frame is seen going out and coming in
 	stop  chan struct{}
 	done  chan struct{}
@@ -33,10 +35,19 @@ type capture struct {
 	last  time.Time // the last frame's time
 
 	mark *watermark // every frame captured before it was recorded
+
+	// top is the highest sequence number each way of each connection
+	// (source, destination) in the frames read: a segment below it
+	// resends sequence space. The packet socket sees a frame as its
+	// sender's kernel hands it to the device, so for the run's own
+	// sockets this is the sender's record of what it sent. Only the
+	// reading goroutine touches it.
+	top map[[2]netip.AddrPort]uint32
 }
 
 func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
-	c := &capture{w: w, fd: -1, rec: cfg.Recorder, loops: map[int]bool{}, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &capture{w: w, fd: -1, rec: cfg.Recorder, loops: map[int]bool{}, stop: make(chan struct{}), done: make(chan struct{}),
+		top: map[[2]netip.AddrPort]uint32{}}
 	err := cfg.NetNS.Do(func() error {
 		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 		if err != nil {
@@ -83,7 +94,7 @@ func startCapture(w *Watch, cfg WatchConfig) (*capture, error) {
 		return nil, err
 	}
 	if cfg.PCAP != nil {
-		if c.pcap, err = newPCAPWriter(cfg.PCAP); err != nil {
+		if c.pcap, err = packet.NewPCAPWriter(cfg.PCAP, packet.LinkEthernet, 0); err != nil {
 			unix.Close(c.fd)
 			return nil, err
 		}
@@ -128,7 +139,7 @@ func attachTCPFilter(fd int) error {
 // read reads frames until stopped, and says how far it has read.
 func (c *capture) read() {
 	defer close(c.done)
-	buf := make([]byte, pcapSnapLen)
+	buf := make([]byte, packet.SnapLen)
 	oob := make([]byte, 128)
 	for {
 		stopping := false
@@ -191,7 +202,7 @@ func (c *capture) frame(b []byte, size int, from unix.Sockaddr, at time.Time) {
 	if c.loops[ll.Ifindex] && ll.Pkttype != unix.PACKET_OUTGOING {
 		return // the same frame, coming back in on the loopback
 	}
-	seg := decodeFrame(b[:min(len(b), 160)], size)
+	seg := packet.Decode(b, size, packet.LinkEthernet)
 	if seg.Proto != "tcp" || !seg.Src.IsValid() {
 		return
 	}
@@ -213,11 +224,12 @@ func (c *capture) frame(b []byte, size int, from unix.Sockaddr, at time.Time) {
 		return
 	}
 	if c.pcap != nil {
-		c.pcap.write(at, b, size)
+		c.pcap.WriteFrame(at, size, b)
 	}
 	if c.src == nil {
 		return
 	}
+	c.markRetransmit(&seg)
 	// The socket's queue has the frames in the order they crossed the
 	// link; their timestamps need not be (TCP stamps an outgoing segment
 	// with its planned departure). The order wins.
@@ -238,6 +250,31 @@ func (c *capture) frame(b []byte, size int, from unix.Sockaddr, at time.Time) {
 		e := r.ref.event(trace.Event{Kind: trace.KindSegment, Segment: &s})
 		e.Time = t
 		c.src.Record(e)
+	}
+}
+
+// markRetransmit marks a segment that resends sequence space: it starts
+// below the highest sequence number sent that way before. A SYN or a FIN
+// occupies one (RFC 793 section 3.3).
+func (c *capture) markRetransmit(seg *trace.Segment) {
+	space := uint32(seg.Len)
+	if seg.Flags.Has(trace.SYN) {
+		space++
+	}
+	if seg.Flags.Has(trace.FIN) {
+		space++
+	}
+	if space == 0 {
+		return
+	}
+	k := [2]netip.AddrPort{seg.Src, seg.Dst}
+	top, ok := c.top[k]
+	if seg.Flags.Has(trace.SYN) && ok && top != seg.Seq+1 {
+		ok = false // a new connection reusing the address pair
+	}
+	seg.Retransmit = ok && int32(top-seg.Seq) > 0
+	if end := seg.Seq + space; !ok || int32(end-top) > 0 {
+		c.top[k] = end
 	}
 }
 
@@ -262,9 +299,7 @@ func (c *capture) close() error {
 			c.src.Close()
 		}
 		unix.Close(c.fd)
-		if c.pcap != nil {
-			c.err = c.pcap.err
-		}
+		c.err = c.pcap.Err()
 	})
 	return c.err
 }

@@ -5,26 +5,32 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nsftp/nsftp/trace"
 )
 
 // kernelEvents turns an event the kernel reported into the timeline's,
-// for the run's sockets; others' are dropped.
-func (w *Watch) kernelEvents(r *record) []trace.Event {
+// for the run's sockets; others' are dropped. changed is the run's own
+// socket, still open, whose state the event changed.
+func (w *Watch) kernelEvents(r *record) (evs []trace.Event, changed *Socket) {
 	switch r.event {
 	case "inet_sock_set_state":
-		if e, ok := w.stateEvent(r); ok {
-			return []trace.Event{e}
+		if e, s, ok := w.stateEvent(r); ok {
+			return []trace.Event{e}, s
 		}
 	case "tcp_retransmit_skb":
-		return w.tcpEvent(r, trace.Retransmit)
+		return w.tcpEvent(r, trace.Retransmit), nil
 	case "tcp_send_reset":
-		return w.tcpEvent(r, trace.ResetSent)
+		return w.tcpEvent(r, trace.ResetSent), nil
 	case "tcp_receive_reset":
-		return w.tcpEvent(r, trace.ResetReceived)
+		return w.tcpEvent(r, trace.ResetReceived), nil
+	case "tcp_probe":
+		return w.probeEvent(r), nil
+	case "tcp_cong_state_set":
+		return w.congEvent(r), nil
 	}
-	return nil
+	return nil, nil
 }
 
 // linuxStates are the names inet_sock_set_state prints.
@@ -52,11 +58,11 @@ func ends(f map[string]string) (local, remote netip.AddrPort) {
 
 // stateEvent is a change of state of one of the run's sockets, with its
 // cause read off the kernel's stack.
-func (w *Watch) stateEvent(r *record) (trace.Event, bool) {
+func (w *Watch) stateEvent(r *record) (trace.Event, *Socket, bool) {
 	f := r.fields
 	from, to := stateNamed(f["oldstate"]), stateNamed(f["newstate"])
 	if from == "" || to == "" || from == to {
-		return trace.Event{}, false
+		return trace.Event{}, nil, false
 	}
 	// The kernel's events name a socket by its ends only (its address
 	// is not printed): a listening socket by its local end, a connect's
@@ -73,22 +79,40 @@ func (w *Watch) stateEvent(r *record) (trace.Event, bool) {
 		ref = w.listenerLocked(local, false)
 	default:
 		ref = w.findLocked(local, remote, false)
+		if ref == nil {
+			ref = w.peerConnectLocked(local, remote, from, to)
+		}
 	}
 	if ref == nil {
-		return trace.Event{}, false
+		return trace.Event{}, nil, false
 	}
 	ref.seen = true
 	cause, by := kernelCause(from, to, r.stack)
 	// Linux hands a connection entering TIME-WAIT to a small timewait
 	// sock (tcp_time_wait) and frees the socket: the tracepoint sees it
 	// go to TCP_CLOSE, on the segment that RFC 793 moves it to TIME-WAIT
-	// on.
-	timeWait := to == trace.StateClosed && by == trace.BySegment && cause != "rcv RST" &&
+	// on. A connection in FIN-WAIT-2 whose socket is closed (close()
+	// after shutdown(), or the ACK of its FIN after close()) is handed
+	// to one too, still in FIN-WAIT-2 (tcp_time_wait(sk, TCP_FIN_WAIT2)):
+	// its socket is freed, the tracepoint says TCP_CLOSE, and no
+	// tracepoint follows the timewait sock to TIME-WAIT when the peer's
+	// FIN comes. The FIN's arrival is tcp_fin on the stack.
+	handoff := to == trace.StateClosed && from == trace.StateFinWait2 && cause != "rcv RST" &&
+		slices.Contains(r.stack, "tcp_done") && !slices.Contains(r.stack, "tcp_fin")
+	timeWait := !handoff && to == trace.StateClosed && by == trace.BySegment && cause != "rcv RST" &&
 		(from == trace.StateFinWait1 || from == trace.StateFinWait2 || from == trace.StateClosing)
 	if timeWait {
 		to = trace.StateTimeWait
 		cause, _ = kernelCause(from, to, r.stack)
 		cause += " (tcp_time_wait frees the socket: a timewait sock keeps TIME-WAIT, and the tracepoint says TCP_CLOSE)"
+	}
+	if handoff {
+		if by == trace.BySegment {
+			// The ACK of the FIN of a socket already closed: its move to
+			// FIN-WAIT-2 and its handing on are one.
+			cause = "rcv ACK of our FIN"
+		}
+		cause += " (tcp_time_wait hands the connection, still in FIN-WAIT-2, to a timewait sock and frees the socket: the tracepoint says TCP_CLOSE; the connection goes to TIME-WAIT when the peer's FIN comes, which no tracepoint reports)"
 	}
 	st := &trace.State{Socket: ref.id, Label: ref.label, From: from, To: to, Cause: cause, By: by, Stack: shownStack(r.stack)}
 	if from == trace.StateListen && to == trace.StateSynReceived {
@@ -98,8 +122,9 @@ func (w *Watch) stateEvent(r *record) (trace.Event, bool) {
 	}
 	if to == trace.StateClosed || timeWait {
 		ref.ended = true
+		defer w.portsChanged()
 	}
-	return ref.event(trace.Event{Kind: trace.KindState, State: st}), true
+	return ref.event(trace.Event{Kind: trace.KindState, State: st}), ref.sock, true
 }
 
 // listenerLocked is the run's listening socket on local; fresh asks for
@@ -227,4 +252,83 @@ func shownStack(stack []string) []string {
 		out = append(out, fn)
 	}
 	return out
+}
+
+// probeEvent is a per-ACK sample of one of the run's connections, from
+// tcp:tcp_probe: the sender's state as the kernel began to process a
+// segment that arrived, recorded when it differs from the last in what a
+// graph shows (the window, the threshold, what is acknowledged, the
+// congestion state), as netstack's samples are, or in the window it
+// offers (a receiver's samples change in nothing else).
+func (w *Watch) probeEvent(r *record) []trace.Event {
+	f := r.fields
+	local, _ := netip.ParseAddrPort(f["src"])
+	remote, _ := netip.ParseAddrPort(f["dest"])
+	local = netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+	remote = netip.AddrPortFrom(remote.Addr().Unmap(), remote.Port())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ref := w.byTuple[tuple{local, remote}]
+	if ref == nil || ref.ended {
+		return nil
+	}
+	b := &trace.TCB{Socket: ref.id, State: trace.StateEstablished, Local: local, Remote: remote,
+		SndNxt: hex32(f["snd_nxt"]), SndUna: hex32(f["snd_una"]), Cwnd: atoi(f["snd_cwnd"]),
+		SndWnd: uint32(atoi(f["snd_wnd"])), RcvWnd: uint32(atoi(f["rcv_wnd"])),
+		SRTT: time.Duration(atoi(f["srtt"])) * time.Microsecond, Congestion: ref.congestion,
+		Synced: true, Source: trace.FromTCPProbe}
+	if ss := atoi(f["ssthresh"]); ss < infiniteSsthresh {
+		b.Ssthresh = ss
+	}
+	if b.Congestion == "" {
+		b.Congestion = "open"
+	}
+	if ref.last != nil {
+		b.MSS, b.RTO = ref.last.MSS, ref.last.RTO
+	}
+	if p := ref.probed; p != nil && p.Cwnd == b.Cwnd && p.Ssthresh == b.Ssthresh && p.SndUna == b.SndUna &&
+		p.SndWnd == b.SndWnd && p.RcvWnd == b.RcvWnd && p.Congestion == b.Congestion {
+		return nil
+	}
+	ref.probed, ref.last = b, b
+	c := *b
+	return []trace.Event{ref.event(trace.Event{Kind: trace.KindTCB, TCB: &c})}
+}
+
+// congEvent is a change of one of the run's connections' congestion
+// state, from tcp:tcp_cong_state_set, as a sample with its other figures
+// from the last one.
+func (w *Watch) congEvent(r *record) []trace.Event {
+	local, remote := ends(r.fields)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	ref := w.byTuple[tuple{local, remote}]
+	if ref == nil || ref.ended {
+		return nil
+	}
+	name := congestionName(uint8(atoi(r.fields["cong_state"])))
+	if name == ref.congestion || ref.congestion == "" && name == "open" {
+		ref.congestion = name
+		return nil
+	}
+	ref.congestion = name
+	if ref.last == nil {
+		return nil // nothing to draw it with yet; the next sample says it
+	}
+	b := *ref.last
+	b.Congestion, b.Source = name, trace.FromCongState
+	ref.last = &b
+	c := b
+	return []trace.Event{ref.event(trace.Event{Kind: trace.KindTCB, TCB: &c})}
+}
+
+func atoi(s string) int {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return int(n)
+}
+
+// hex32 reads "0x1f2e3d4c".
+func hex32(s string) uint32 {
+	n, _ := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 32)
+	return uint32(n)
 }

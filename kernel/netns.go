@@ -3,6 +3,8 @@ package kernel
 import (
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
+	"net/netip"
 	"os"
 	"runtime"
 
@@ -16,6 +18,25 @@ import (
 // goes with the process, sockets and all.
 type NetNS struct {
 	f *os.File // the namespace, as /proc/thread-self/ns/net of the thread that made it
+	// ports is the namespace's ephemeral range (ip_local_port_range),
+	// set when it was made: every connection of a run in it has an end
+	// there or at a port a socket binds, so the kernel's per-segment
+	// tracepoints can be filtered to it before the run begins.
+	ports [2]uint16
+	// net is the namespace's own part of 127.0.0.0/8 (Loopback).
+	net [2]byte
+}
+
+// Loopback is an address of the namespace's loopback for one of a run's
+// hosts, 127.A.B.host, with A and B chosen when the namespace was made.
+// The kernel's tracepoints see every namespace and name a connection by
+// its addresses and ports alone: runs in namespaces of their own at the
+// same time (other tests), each with a server at 127.0.0.2:21, took each
+// other's connections and listeners for their own. A connection to this
+// address comes from 127.0.0.1 (loopback's route names it as the source),
+// so every connection of the run has this address at one end.
+func (ns *NetNS) Loopback(host byte) netip.Addr {
+	return netip.AddrFrom4([4]byte{127, ns.net[0], ns.net[1], host})
 }
 
 // NewNetNS makes a network namespace and brings its loopback up with the
@@ -25,13 +46,18 @@ func NewNetNS(mtu int) (*NetNS, error) {
 		f   *os.File
 		err error
 	}
+	// 1024 ports from an even one: Linux picks connects' ports from even
+	// offsets and bind(0)'s from odd ones, and says so when the range's
+	// ends have the same parity.
+	lo := uint16(10000 + 2*mrand.IntN(9500))
+	ports := [2]uint16{lo, lo + 1023}
 	ch := make(chan result, 1)
 	go func() {
 		// unshare moves only this thread: it stays locked to the
 		// goroutine, and if it cannot go back to the process's namespace
 		// the goroutine exits locked and the runtime retires the thread.
 		runtime.LockOSThread()
-		f, err, back := newNetNS(mtu)
+		f, err, back := newNetNS(mtu, ports)
 		if back {
 			runtime.UnlockOSThread()
 		}
@@ -41,12 +67,20 @@ func NewNetNS(mtu int) (*NetNS, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	return &NetNS{f: r.f}, nil
+	return &NetNS{f: r.f, ports: ports, net: [2]byte{byte(1 + mrand.IntN(254)), byte(mrand.IntN(256))}}, nil
+}
+
+// localPorts is the namespace's ephemeral range; 0, 0 for none known.
+func (ns *NetNS) localPorts() (lo, hi uint16) {
+	if ns == nil {
+		return 0, 0
+	}
+	return ns.ports[0], ns.ports[1]
 }
 
 // newNetNS runs on a locked thread; back reports the thread is in its
 // original namespace again.
-func newNetNS(mtu int) (f *os.File, err error, back bool) {
+func newNetNS(mtu int, ports [2]uint16) (f *os.File, err error, back bool) {
 	self, err := os.Open("/proc/thread-self/ns/net")
 	if err != nil {
 		return nil, fmt.Errorf("kernel: network namespace: %w", err), true
@@ -58,6 +92,10 @@ func newNetNS(mtu int) (f *os.File, err error, back bool) {
 	f, err = os.Open("/proc/thread-self/ns/net")
 	if err == nil {
 		err = loopbackUp(mtu)
+	}
+	if err == nil {
+		// /proc/sys/net is the namespace of the thread that opens it.
+		err = os.WriteFile("/proc/sys/net/ipv4/ip_local_port_range", []byte(fmt.Sprintf("%d %d", ports[0], ports[1])), 0)
 	}
 	if serr := unix.Setns(int(self.Fd()), unix.CLONE_NEWNET); serr != nil {
 		if f != nil {

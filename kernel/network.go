@@ -37,6 +37,12 @@ type Config struct {
 	// Observer receives the calls' events; nil records nothing and costs
 	// nothing.
 	Observer trace.Observer
+	// Samples, with Observer, records the kernel's TCP_INFO for a
+	// connection as a TCB sample after each call on it (and before its
+	// close): cwnd, ssthresh, RTT, RTO and the rest, with no privilege.
+	// With a Watch that reads tracefs, the kernel's per-ACK samples
+	// (tcp:tcp_probe) and changes of congestion state are recorded too.
+	Samples bool
 	// Gate, if set, is asked before every call but close.
 	Gate Gate
 	// NetNS is where sockets are made; nil is the process's namespace.
@@ -75,7 +81,7 @@ func NewNetwork(cfg Config) *Network {
 	n := &Network{cfg: cfg, release: Release()}
 	if cfg.Observer != nil {
 		cfg.Observer(trace.Event{Layer: trace.LayerKernel, Host: cfg.Host, Kind: trace.KindHost, HostInfo: &trace.HostInfo{
-			Role: cfg.Role, Addrs: cfg.Addrs, TimeWait: TimeWait, Kernel: n.release,
+			Role: cfg.Role, Addrs: cfg.Addrs, TimeWait: TimeWait, Kernel: n.release, Unseen: cfg.Watch.unseen(),
 		}})
 	}
 	return n
@@ -99,18 +105,24 @@ func Release() string {
 // connection is still finishing, so events carry both.
 func (n *Network) newID() int { return int(n.nextID.Add(1)) + 2 }
 
-// Dial implements ftp.Network: socket, connect.
-func (n *Network) Dial(ctx context.Context, label trace.Conn, address string) (net.Conn, error) {
-	return n.dial(ctx, label, "", address)
+// DialContext implements ftp.Network: socket, connect, on the network
+// "tcp", "tcp4" or "tcp6". Events label the socket with ctx's label
+// (trace.WithLabel).
+func (n *Network) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	return n.dial(ctx, network, "", address)
 }
 
 // DialFrom implements ftp.LocalDialer: socket, bind (with SO_REUSEADDR),
 // connect, as an active-mode server connects from port 20.
-func (n *Network) DialFrom(ctx context.Context, label trace.Conn, local, address string) (net.Conn, error) {
-	return n.dial(ctx, label, local, address)
+func (n *Network) DialFrom(ctx context.Context, network, local, address string) (net.Conn, error) {
+	return n.dial(ctx, network, local, address)
 }
 
-func (n *Network) dial(ctx context.Context, label trace.Conn, local, address string) (net.Conn, error) {
+func (n *Network) dial(ctx context.Context, network, local, address string) (net.Conn, error) {
+	if err := checkTCP(network); err != nil {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	label := trace.LabelOf(ctx)
 	addrs, err := n.resolve(ctx, address)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
@@ -194,8 +206,17 @@ func (n *Network) resolve(ctx context.Context, address string) ([]netip.AddrPort
 }
 
 // Listen implements ftp.Network: socket, bind (with SO_REUSEADDR, as Go's
-// net.Listen sets it), listen.
-func (n *Network) Listen(ctx context.Context, label trace.Conn, address string, backlog int) (net.Listener, error) {
+// net.Listen sets it), listen, with ctx's backlog (trace.WithBacklog) or
+// the kernel's net.core.somaxconn, as Go's net.Listen asks for.
+func (n *Network) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	if err := checkTCP(network); err != nil {
+		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
+	}
+	label := trace.LabelOf(ctx)
+	backlog, ok := trace.BacklogOf(ctx)
+	if !ok {
+		backlog = unix.SOMAXCONN
+	}
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, &net.OpError{Op: "listen", Net: "tcp", Err: err}
@@ -226,6 +247,16 @@ func (n *Network) Listen(ctx context.Context, label trace.Conn, address string, 
 		return nil, err
 	}
 	return l, nil
+}
+
+// checkTCP refuses the networks the kernel twin does not trace: it makes
+// TCP sockets only.
+func checkTCP(network string) error {
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+		return nil
+	}
+	return net.UnknownNetworkError(network)
 }
 
 // emit records a call event of this host.

@@ -36,7 +36,7 @@ func TestNetworkCalls(t *testing.T) {
 	rec := trace.NewRecorder(keep)
 	client, server := pair(t, nil, nil, rec)
 	ctx := context.Background()
-	l, err := server.Listen(ctx, trace.Control, "127.0.0.1:0", 1)
+	l, err := server.Listen(trace.WithBacklog(trace.WithLabel(ctx, trace.Control), 1), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestNetworkCalls(t *testing.T) {
 		<-shutDown                      // and only then our FIN
 		done <- err
 	}()
-	c, err := client.Dial(ctx, trace.Control, l.Addr().String())
+	c, err := client.DialContext(trace.WithLabel(ctx, trace.Control), "tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestNetworkCalls(t *testing.T) {
 func TestSocketWaits(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	n := NewNetwork(Config{Host: "server"})
-	l, err := n.Listen(context.Background(), trace.Data, "127.0.0.1:0", 1)
+	l, err := n.Listen(trace.WithBacklog(trace.WithLabel(context.Background(), trace.Data), 1), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestSocketWaits(t *testing.T) {
 	}
 	// connect(2) to a port nobody listens on: the kernel's RST, as
 	// ECONNREFUSED, which the FTP layer classes as a network failure.
-	_, err = n.Dial(context.Background(), trace.Data, kl.Addr().String())
+	_, err = n.DialContext(trace.WithLabel(context.Background(), trace.Data), "tcp", kl.Addr().String())
 	if !errors.Is(err, syscall.ECONNREFUSED) || ftp.Classify(err) != ftp.ClassNetwork {
 		t.Errorf("connect to a closed port: %v", err)
 	}
@@ -176,7 +176,7 @@ func TestFTPOnKernel(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, err := server.Listen(ctx, trace.Control, "127.0.0.1:0", 8)
+	l, err := server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

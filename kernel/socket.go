@@ -77,7 +77,7 @@ func (n *Network) socket(ctx context.Context, v6 bool, label trace.Conn) (*Socke
 		how = "socket(2), non-blocking; setsockopt(TCP_NODELAY), as Go's net package does"
 	}
 	if w := n.cfg.Watch; w != nil {
-		s.ref = w.add(n, s.id, label)
+		s.ref = w.add(s)
 	}
 	s.end(&c, 0, nil, how)
 	return s, nil
@@ -175,7 +175,7 @@ func (s *Socket) Accept(ctx context.Context) (*Socket, error) {
 	if w := s.n.cfg.Watch; w != nil {
 		// The kernel may have shown the connection already (its SYN|ACK,
 		// its states): it keeps the number it was given then.
-		ns.ref = w.accepted(s.ref, s.n, ns.label, ns.localAddrPort(), ns.remoteAddrPort())
+		ns.ref = w.accepted(s.ref, ns, ns.localAddrPort(), ns.remoteAddrPort())
 		ns.id = ns.ref.id
 	} else {
 		ns.id = s.n.newID()
@@ -348,6 +348,9 @@ func (s *Socket) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	c, _ := s.begin(context.Background(), trace.Call{Op: trace.OpClose}, false)
+	if s.ref != nil {
+		s.n.cfg.Watch.closed(s.ref)
+	}
 	err := s.f.Close()
 	if err != nil {
 		err = s.opError("close", s.remoteAddrPort(), err)

@@ -40,19 +40,30 @@ type tracefs struct {
 	closeOne sync.Once
 	closeErr error
 	mark     *watermark // everything that happened before it was read
+
+	filtered []string      // the enabled tracepoints filtered by port
+	refilt   chan struct{} // the run's ports changed
+	refDone  chan struct{} // the filter goroutine ended
+	noFilter bool          // the tracepoints went unfiltered (too many ports)
 }
 
-// The tracepoints the run enables, and which take a stack trace of the
+// The tracepoints the run enables; which take a stack trace of the
 // kernel functions that led to them (the trigger runs in the event's own
-// context, so the stack is the real one).
+// context, so the stack is the real one); which are the per-segment
+// samples (WatchConfig.Samples), filtered in the kernel to the run's
+// ports and not to be had on every kernel (tcp_cong_state_set is Linux
+// 5.19's).
 var tracepoints = []struct {
-	event string
-	stack bool
+	event   string
+	stack   bool
+	samples bool
 }{
-	{"sock/inet_sock_set_state", true},
-	{"tcp/tcp_retransmit_skb", true},
-	{"tcp/tcp_send_reset", true},
-	{"tcp/tcp_receive_reset", false},
+	{"sock/inet_sock_set_state", true, false},
+	{"tcp/tcp_retransmit_skb", true, false},
+	{"tcp/tcp_send_reset", true, false},
+	{"tcp/tcp_receive_reset", false, false},
+	{"tcp/tcp_probe", false, true},
+	{"tcp/tcp_cong_state_set", false, true},
 }
 
 // instancePrefix names the run's instances; the pid is for finding those
@@ -69,7 +80,8 @@ func startTracefs(w *Watch, rec *trace.Recorder) (*tracefs, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &tracefs{w: w, root: root, mounted: mounted, pipe: -1, stop: make(chan struct{}), done: make(chan struct{})}
+	t := &tracefs{w: w, root: root, mounted: mounted, pipe: -1, stop: make(chan struct{}), done: make(chan struct{}),
+		refilt: make(chan struct{}, 1), refDone: make(chan struct{})}
 	removeStaleInstances(root)
 	if err := t.setup(); err != nil {
 		t.teardown()
@@ -79,6 +91,7 @@ func startTracefs(w *Watch, rec *trace.Recorder) (*tracefs, error) {
 	t.mark = newWatermark(t.clock.at(t.clock.mono()))
 	t.src = rec.NewSource(func(upTo time.Time) { t.mark.wait(upTo, 200*time.Millisecond) })
 	go t.read()
+	go t.filterLoop()
 	return t, nil
 }
 
@@ -207,14 +220,30 @@ func (t *tracefs) setup() error {
 	}
 	for _, tp := range tracepoints {
 		ev := filepath.Join("events", tp.event)
-		if _, err := os.Stat(filepath.Join(t.dir, ev)); err != nil {
-			return fmt.Errorf("this kernel has no tracepoint %s", strings.Replace(tp.event, "/", ":", 1))
+		name := strings.Replace(tp.event, "/", ":", 1)
+		if tp.samples && !t.w.cfg.Samples {
+			continue
 		}
-		if tp.event == "sock/inet_sock_set_state" {
+		if _, err := os.Stat(filepath.Join(t.dir, ev)); err != nil {
+			if tp.samples {
+				t.w.missing = append(t.w.missing, fmt.Sprintf("no %s samples: this kernel has no tracepoint %s", tp.event[4:], name))
+				continue
+			}
+			return fmt.Errorf("this kernel has no tracepoint %s", name)
+		}
+		switch {
+		case tp.event == "sock/inet_sock_set_state":
 			// Only TCP's: the tracepoint is SCTP's and MPTCP's too.
 			if err := t.write(filepath.Join(ev, "filter"), "protocol == 6"); err != nil {
 				return err
 			}
+		case tp.samples:
+			// Set while the tracepoint is off, which costs the kernel
+			// nothing; later changes wait for its readers (filter.go).
+			if err := t.write(filepath.Join(ev, "filter"), t.w.filter()); err != nil {
+				return err
+			}
+			t.filtered = append(t.filtered, ev)
 		}
 		if tp.stack {
 			if err := t.write(filepath.Join(ev, "trigger"), "stacktrace"); err != nil {
@@ -350,9 +379,64 @@ func (t *tracefs) record(r *record) {
 			Message: &trace.Message{Text: fmt.Sprintf("the kernel's trace buffer overflowed: %d events lost", r.lost)}})
 		return
 	}
-	for _, e := range t.w.kernelEvents(r) {
+	evs, changed := t.w.kernelEvents(r)
+	for _, e := range evs {
 		e.Time = t.clock.at(r.mono)
 		t.src.Record(e)
+	}
+	// A change of state of a socket nsftp still holds: the kernel's
+	// TCP_INFO for it, read as the change is told (a few milliseconds
+	// after it happened, and stamped then).
+	if s := changed; s != nil && s.n.cfg.Samples && s.n.cfg.Observer != nil {
+		if b := s.sample(s.info()); b != nil {
+			t.w.sampled(s.ref, b)
+			t.src.Record(trace.Event{Layer: trace.LayerKernel, Host: s.n.cfg.Host, Kind: trace.KindTCB, TCB: b, Time: t.clock.at(t.clock.mono())})
+		}
+	}
+}
+
+// refilter has the filter goroutine look at the run's ports again.
+func (t *tracefs) refilter() {
+	select {
+	case t.refilt <- struct{}{}:
+	default: // a look is due already
+	}
+}
+
+// filterLoop rewrites the per-segment tracepoints' filter whenever the
+// run's ports change, until the reader stops: each rewrite makes the
+// kernel wait for the old filter's readers, which no socket call should.
+func (t *tracefs) filterLoop() {
+	defer close(t.refDone)
+	last := ""
+	if len(t.filtered) > 0 {
+		last = t.w.filter()
+	}
+	for {
+		select {
+		case <-t.stop:
+			return
+		case <-t.refilt:
+		}
+		if len(t.filtered) == 0 {
+			continue
+		}
+		f := t.w.filter()
+		if f == last {
+			continue
+		}
+		for _, ev := range t.filtered {
+			if err := t.write(filepath.Join(ev, "filter"), f); err != nil {
+				t.src.Record(trace.Event{Layer: trace.LayerKernel, Kind: trace.KindNote, Time: t.clock.at(t.clock.mono()),
+					Message: &trace.Message{Text: "the kernel's samples are no longer filtered to the run's ports: " + err.Error()}})
+			}
+		}
+		if f == "0" && !t.noFilter {
+			t.noFilter = true
+			t.src.Record(trace.Event{Layer: trace.LayerKernel, Kind: trace.KindNote, Time: t.clock.at(t.clock.mono()),
+				Message: &trace.Message{Text: fmt.Sprintf("more than %d ports: the kernel's samples are no longer filtered to the run's ports, and may overflow the trace buffer", maxFilterPorts)}})
+		}
+		last = f
 	}
 }
 
@@ -362,6 +446,7 @@ func (t *tracefs) close() error {
 		t.mark.wait(t.clock.at(t.clock.mono()+int64(margin)), 200*time.Millisecond)
 		close(t.stop)
 		<-t.done
+		<-t.refDone
 		t.parser.expire(1<<62, t.record)
 		t.src.Close()
 		t.closeErr = t.teardown()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,6 +25,14 @@ type WatchConfig struct {
 	// kernel functions behind each, its retransmissions and resets, from
 	// a tracefs instance made for the run. It needs root.
 	Tracefs bool
+	// Samples, with Tracefs, records the kernel's per-ACK samples of the
+	// run's connections (tcp:tcp_probe) and their changes of congestion
+	// state (tcp:tcp_cong_state_set) as TCB samples. The tracepoints are
+	// filtered to the ports of the run's connections, so that the buffer
+	// holds little else; a connection's first milliseconds may be missing
+	// where its port was not known beforehand (the filter is rewritten
+	// as ports appear, on a goroutine of its own: see filter.go).
+	Samples bool
 	// Segments records every frame of the run's connections as segment
 	// events, from a packet socket. It needs CAP_NET_RAW.
 	Segments bool
@@ -31,6 +40,11 @@ type WatchConfig struct {
 	// nsftp's stack writes them (Ethernet, nanosecond timestamps). It
 	// needs CAP_NET_RAW too: StartWatch fails without it.
 	PCAP io.Writer
+	// Peer, if set, watches the kernel at the far end of connections
+	// another stack of the run makes (nsftp's netstack on a TAP device,
+	// with the kernel on the other side): see Watch.PeerConnection. It
+	// needs Tracefs.
+	Peer *PeerConfig
 }
 
 // Watch is what the kernel tells of a run's sockets beyond their calls:
@@ -43,10 +57,13 @@ type Watch struct {
 	tracefs *tracefs
 	capture *capture
 	missing []string
+	peer    *Network // the kernel at the far end (Peer), as a host
 
-	mu      sync.Mutex
-	byTuple map[tuple]*sockRef
-	socks   []*sockRef
+	mu         sync.Mutex
+	byTuple    map[tuple]*sockRef
+	socks      []*sockRef
+	peerListen []peerListener // the near stack's listening addresses
+	portRanges [][2]uint16    // ports the run's connections use, known beforehand
 }
 
 // tuple names a connection from one end: its local and remote address.
@@ -66,6 +83,12 @@ type sockRef struct {
 	born      bool       // made for a connection on a listener, before accept
 	seen      bool       // the kernel has shown a change of its state
 	ended     bool       // CLOSED, or handed to a timewait sock
+	peer      bool       // the far end of another stack's connection (Peer)
+
+	sock       *Socket    // the run's own socket, while nsftp holds it
+	last       *trace.TCB // the latest sample, from any source
+	probed     *trace.TCB // the latest tcp_probe sample recorded
+	congestion string     // the latest congestion state the kernel told
 }
 
 // StartWatch starts watching what cfg asks for. What cannot be watched
@@ -73,12 +96,20 @@ type sockRef struct {
 // that cannot be written is.
 func StartWatch(cfg WatchConfig) (*Watch, error) {
 	w := &Watch{cfg: cfg, byTuple: map[tuple]*sockRef{}}
+	if lo, hi := cfg.NetNS.localPorts(); lo != 0 {
+		// The run's own namespace: every connection has an end in its
+		// ephemeral range, or at a port a socket binds (added as bound).
+		w.portRanges = append(w.portRanges, [2]uint16{lo, hi})
+	}
 	if cfg.Tracefs && cfg.Recorder != nil {
 		t, err := startTracefs(w, cfg.Recorder)
 		if err != nil {
 			w.missing = append(w.missing, "no changes of TCP state: "+err.Error())
 		}
 		w.tracefs = t
+	}
+	if cfg.Peer != nil {
+		w.startPeer(*cfg.Peer)
 	}
 	if cfg.Segments || cfg.PCAP != nil {
 		c, err := startCapture(w, cfg)
@@ -108,6 +139,30 @@ func (w *Watch) Drops() int {
 		return 0
 	}
 	return w.capture.drops
+}
+
+// unseen is what a host's events leave out of the kernel's side, and why:
+// the changes of state without tracefs, the segments without a packet
+// socket (nothing watched: both).
+func (w *Watch) unseen() []trace.Unseen {
+	var out []trace.Unseen
+	why := func(prefix, dflt string) string {
+		if w != nil {
+			for _, m := range w.missing {
+				if s, ok := strings.CutPrefix(m, prefix); ok {
+					return s
+				}
+			}
+		}
+		return dflt
+	}
+	if !w.Tracing() {
+		out = append(out, trace.Unseen{What: trace.SeenStates, Why: why("no changes of TCP state: ", "tracefs is not read")})
+	}
+	if w == nil || w.capture == nil || w.capture.src == nil {
+		out = append(out, trace.Unseen{What: trace.SeenSegments, Why: why("no segments: ", "no packet socket is read")})
+	}
+	return out
 }
 
 // Tracing reports whether the kernel's changes of state are watched.
@@ -151,12 +206,30 @@ func (w *Watch) Close() error {
 }
 
 // add starts knowing of a new socket.
-func (w *Watch) add(n *Network, id int, label trace.Conn) *sockRef {
-	r := &sockRef{net: n, id: id, label: label}
+func (w *Watch) add(s *Socket) *sockRef {
+	r := &sockRef{net: s.n, id: s.id, label: s.label, sock: s}
 	w.mu.Lock()
 	w.socks = append(w.socks, r)
 	w.mu.Unlock()
 	return r
+}
+
+// sampled notes a TCP_INFO sample of a socket: the tracepoints' samples
+// take its segment size, a change of congestion state its figures.
+func (w *Watch) sampled(r *sockRef, b *trace.TCB) {
+	w.mu.Lock()
+	c := *b
+	r.last = &c
+	r.congestion = b.Congestion
+	w.mu.Unlock()
+}
+
+// closed notes that nsftp closed the socket: the kernel goes on with the
+// connection, out of TCP_INFO's reach.
+func (w *Watch) closed(r *sockRef) {
+	w.mu.Lock()
+	r.sock = nil
+	w.mu.Unlock()
 }
 
 func (w *Watch) callBegin(r *sockRef, op trace.Op) {
@@ -177,12 +250,14 @@ func (w *Watch) listening(r *sockRef) {
 	w.mu.Lock()
 	r.listening = true
 	w.mu.Unlock()
+	w.portsChanged()
 }
 
 func (w *Watch) connecting(r *sockRef, to netip.AddrPort) {
 	w.mu.Lock()
 	r.connectTo = to
 	w.mu.Unlock()
+	w.portsChanged()
 }
 
 // addrs notes a socket's addresses as the kernel gave them.
@@ -198,18 +273,19 @@ func (w *Watch) addrs(r *sockRef, local, remote netip.AddrPort) {
 	if r.local.IsValid() && r.remote.IsValid() {
 		w.byTuple[tuple{r.local, r.remote}] = r
 	}
+	w.portsChanged()
 }
 
 // accepted is the connection accept returned: the one the kernel's
 // events showed already, if they did, with the number it was given then.
-func (w *Watch) accepted(l *sockRef, n *Network, label trace.Conn, local, remote netip.AddrPort) *sockRef {
+func (w *Watch) accepted(l *sockRef, s *Socket, local, remote netip.AddrPort) *sockRef {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if r := w.byTuple[tuple{local, remote}]; r != nil && r.born {
-		r.born = false
+		r.born, r.sock = false, s
 		return r
 	}
-	r := &sockRef{net: n, id: n.newID(), label: label, local: local, remote: remote}
+	r := &sockRef{net: s.n, id: s.n.newID(), label: s.label, local: local, remote: remote, sock: s}
 	w.socks = append(w.socks, r)
 	w.byTuple[tuple{local, remote}] = r
 	return r

@@ -65,7 +65,10 @@ func TestWatchInNamespace(t *testing.T) {
 	client := NewNetwork(Config{Host: "client", Role: trace.Client, Observer: rec.Record, Watch: w, NetNS: ns,
 		Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8")}})
 	server := NewNetwork(Config{Host: "server", Role: trace.Server, Observer: rec.Record, Watch: w, NetNS: ns,
-		Addrs: []netip.Prefix{netip.MustParsePrefix("127.0.0.2/8")}})
+		Addrs: []netip.Prefix{netip.PrefixFrom(ns.Loopback(2), 8)}})
+	// The namespace's own server address: the tracepoints see other
+	// tests' namespaces too.
+	srvAddr := netip.AddrPortFrom(ns.Loopback(2), 21).String()
 	root := t.TempDir()
 	if err := os.WriteFile(filepath.Join(root, "f"), bytes.Repeat([]byte("x"), 100000), 0o644); err != nil {
 		t.Fatal(err)
@@ -76,14 +79,14 @@ func TestWatchInNamespace(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	l, err := server.Listen(ctx, trace.Control, "127.0.0.2:21", 8)
+	l, err := server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", srvAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ctx, l) }()
 	for _, active := range []bool{true, false} {
-		c, err := ftp.Dial(ctx, "127.0.0.2:21", ftp.ClientConfig{Network: client, Active: active, Observer: rec.Record})
+		c, err := ftp.Dial(ctx, srvAddr, ftp.ClientConfig{Network: client, Active: active, Observer: rec.Record})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -81,7 +81,7 @@ func Acquire(ctx context.Context, h *stack.Host, cfg DHCPConfig) (*Lease, error)
 	defer cancel()
 	var l *Lease
 	err := h.Unconfigured(func() error {
-		s, err := h.UDPSocket(ctx, "udp4", trace.DHCP)
+		s, err := h.UDPSocket(trace.WithLabel(ctx, trace.DHCP), "udp4")
 		if err != nil {
 			return err
 		}
@@ -117,7 +117,7 @@ func Acquire(ctx context.Context, h *stack.Host, cfg DHCPConfig) (*Lease, error)
 	if err != nil {
 		return nil, c.failure(err)
 	}
-	if err := h.Configure(trace.Config{Source: trace.FromDHCP, Addr: l.Addr, Router: l.Router, DNS: l.DNS,
+	if err := h.Configure(stack.Change{Source: trace.FromDHCP, Addr: l.Addr, Router: l.Router, DNS: l.DNS,
 		Server: l.Server, Lease: l.Duration}); err != nil {
 		return nil, err
 	}
@@ -325,7 +325,7 @@ func (l *Lease) keep(granted time.Time) {
 		case <-t.C:
 		}
 		if !time.Now().Before(expiry) {
-			l.h.Configure(trace.Config{Source: trace.FromDHCP, Removed: true, Addr: l.Addr, Router: l.Router, DNS: l.DNS, Server: l.Server})
+			l.h.Configure(stack.Change{Source: trace.FromDHCP, Removed: true, Addr: l.Addr, Router: l.Router, DNS: l.DNS, Server: l.Server})
 			return
 		}
 		ack, err := l.renew(time.Until(expiry))
@@ -334,10 +334,10 @@ func (l *Lease) keep(granted time.Time) {
 			granted, l.ack = time.Now(), ack
 			l.Duration = ack.IPAddressLeaseTime(l.Duration)
 			next = granted.Add(ack.IPAddressRenewalTime(l.Duration / 2))
-			l.h.Configure(trace.Config{Source: trace.FromDHCP, Addr: l.Addr, Server: l.Server, Lease: l.Duration})
+			l.h.Configure(stack.Change{Source: trace.FromDHCP, Addr: l.Addr, Server: l.Server, Lease: l.Duration})
 		case errors.Is(err, errNak):
 			// The server takes the address back.
-			l.h.Configure(trace.Config{Source: trace.FromDHCP, Removed: true, Addr: l.Addr, Router: l.Router, DNS: l.DNS, Server: l.Server})
+			l.h.Configure(stack.Change{Source: trace.FromDHCP, Removed: true, Addr: l.Addr, Router: l.Router, DNS: l.DNS, Server: l.Server})
 			return
 		default:
 			next = time.Now().Add(max(time.Until(expiry)/2, time.Minute))
@@ -360,7 +360,7 @@ func (l *Lease) renew(left time.Duration) (*dhcpv4.DHCPv4, error) {
 		case <-ctx.Done():
 		}
 	}()
-	s, err := l.h.UDPSocket(ctx, "udp4", trace.DHCP)
+	s, err := l.h.UDPSocket(trace.WithLabel(ctx, trace.DHCP), "udp4")
 	if err != nil {
 		return nil, err
 	}
@@ -395,7 +395,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if !first || !l.h.HasAddress(l.Addr) {
 		return nil // released already, ran out, or the server took it back
 	}
-	s, err := l.h.UDPSocket(ctx, "udp4", trace.DHCP)
+	s, err := l.h.UDPSocket(trace.WithLabel(ctx, trace.DHCP), "udp4")
 	if err != nil {
 		return err
 	}
@@ -417,5 +417,5 @@ func (l *Lease) Release(ctx context.Context) error {
 		return fmt.Errorf("releasing the DHCP lease of %v: %w", l.Addr.Addr(), err)
 	}
 	s.Close()
-	return l.h.Configure(trace.Config{Source: trace.FromDHCP, Removed: true, Addr: l.Addr, Router: l.Router, DNS: l.DNS, Server: l.Server})
+	return l.h.Configure(stack.Change{Source: trace.FromDHCP, Removed: true, Addr: l.Addr, Router: l.Router, DNS: l.DNS, Server: l.Server})
 }

@@ -38,7 +38,7 @@ func Example() {
 	fmt.Println("leased", lease.Addr, "from", lease.Server, "for", lease.Duration)
 
 	n := &netconf.Network{Host: host, Resolver: netconf.NewResolver(host, "tap0"), Device: "tap0"}
-	c, err := n.Dial(ctx, trace.Control, "ftp.example.org:21")
+	c, err := n.DialContext(trace.WithLabel(ctx, trace.Control), "tcp", "ftp.example.org:21")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -2,21 +2,17 @@ package netconf_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/nsftp/nsftp/netconf"
 	"github.com/nsftp/nsftp/stack"
@@ -101,7 +97,7 @@ func serveDHCP(t *testing.T, h *stack.Host, addr netip.Addr) *dhcpServer {
 func serveDHCPFor(t *testing.T, h *stack.Host, addr netip.Addr, lease time.Duration, naks bool) *dhcpServer {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s, err := h.UDPSocket(ctx, "udp4", trace.DHCP)
+	s, err := h.UDPSocket(trace.WithLabel(ctx, trace.DHCP), "udp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,95 +153,6 @@ func serveDHCPFor(t *testing.T, h *stack.Host, addr netip.Addr, lease time.Durat
 		}
 	}()
 	return d
-}
-
-// serveDNS answers A and AAAA questions from records, NXDOMAIN for any
-// other name, on port 53 of the host's addresses, over UDP and TCP, until
-// the test ends. Over UDP a name in truncated gets an answer with the TC
-// bit and no records (RFC 1035 section 4.2.1): ask again over TCP.
-func serveDNS(t *testing.T, h *stack.Host, records map[string][]netip.Addr, truncated ...string) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	s, err := h.UDPSocket(ctx, "udp4", trace.DNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Bind(ctx, netip.MustParseAddrPort("0.0.0.0:53")); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := h.Listen(ctx, trace.DNS, "0.0.0.0:53", 8)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); s.Close(); ln.Close(); wg.Wait() })
-	answer := func(query []byte, udp bool) []byte {
-		var p dnsmessage.Parser
-		hdr, err := p.Start(query)
-		if err != nil {
-			return nil
-		}
-		q, err := p.Question()
-		if err != nil {
-			return nil
-		}
-		addrs, known := records[q.Name.String()]
-		rh := dnsmessage.Header{ID: hdr.ID, Response: true, Authoritative: true, RecursionDesired: hdr.RecursionDesired}
-		if !known {
-			rh.RCode = dnsmessage.RCodeNameError
-		}
-		if udp && slices.Contains(truncated, q.Name.String()) {
-			rh.Truncated, addrs = true, nil
-		}
-		b := dnsmessage.NewBuilder(nil, rh)
-		b.StartQuestions()
-		b.Question(q)
-		b.StartAnswers()
-		for _, a := range addrs {
-			h := dnsmessage.ResourceHeader{Name: q.Name, Class: dnsmessage.ClassINET, TTL: 60}
-			switch {
-			case a.Is4() && q.Type == dnsmessage.TypeA:
-				b.AResource(h, dnsmessage.AResource{A: a.As4()})
-			case a.Is6() && q.Type == dnsmessage.TypeAAAA:
-				b.AAAAResource(h, dnsmessage.AAAAResource{AAAA: a.As16()})
-			}
-		}
-		msg, _ := b.Finish()
-		return msg
-	}
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		buf := make([]byte, 1500)
-		for {
-			n, from, err := s.RecvFrom(ctx, buf)
-			if err != nil {
-				return
-			}
-			if msg := answer(buf[:n], true); msg != nil {
-				s.SendTo(ctx, msg, from)
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			// One query, length-prefixed (RFC 1035 section 4.2.2).
-			var n [2]byte
-			if _, err := io.ReadFull(c, n[:]); err == nil {
-				q := make([]byte, binary.BigEndian.Uint16(n[:]))
-				if _, err := io.ReadFull(c, q); err == nil {
-					msg := answer(q, false)
-					c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(msg))), msg...))
-				}
-			}
-			c.Close()
-		}
-	}()
 }
 
 // TestAcquireAndRelease runs RFC 2131's exchange against a server on the
@@ -435,7 +342,7 @@ func TestAcquireDuplicate(t *testing.T) {
 // name server, as a lease would.
 func configured(t *testing.T, l *lab, dns ...netip.Addr) {
 	t.Helper()
-	if err := l.client.Configure(trace.Config{Source: trace.FromDHCP, Addr: netip.PrefixFrom(leaseAddr, 24), DNS: dns}); err != nil {
+	if err := l.client.Configure(stack.Change{Source: trace.FromDHCP, Addr: netip.PrefixFrom(leaseAddr, 24), DNS: dns}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -453,7 +360,7 @@ var records = map[string][]netip.Addr{
 func TestResolver(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	l := newLab(t)
-	serveDNS(t, l.server, records)
+	stacktest.ServeDNS(t, l.server, stacktest.Zone{Records: records})
 	configured(t, l, serverAddr4.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -497,7 +404,7 @@ func TestResolver(t *testing.T) {
 func TestResolverTCP(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	l := newLab(t)
-	serveDNS(t, l.server, records, "ftp.example.test.")
+	stacktest.ServeDNS(t, l.server, stacktest.Zone{Records: records, TruncateUDP: []string{"ftp.example.test."}})
 	configured(t, l, serverAddr4.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -548,7 +455,7 @@ func TestResolverNoServer(t *testing.T) {
 func TestResolverResolvConf(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	l := newLab(t)
-	serveDNS(t, l.server, records)
+	stacktest.ServeDNS(t, l.server, stacktest.Zone{Records: records})
 	configured(t, l)
 	dir := t.TempDir()
 	r := netconf.NewResolver(l.client, "wire0")
@@ -572,9 +479,9 @@ func TestResolverResolvConf(t *testing.T) {
 func TestNetworkDial(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	l := newLab(t)
-	serveDNS(t, l.server, records)
+	stacktest.ServeDNS(t, l.server, stacktest.Zone{Records: records})
 	configured(t, l, serverAddr4.Addr())
-	ln, err := l.server.Listen(context.Background(), trace.Control, "0.0.0.0:21", 4)
+	ln, err := l.server.Listen(trace.WithLabel(context.Background(), trace.Control), "tcp", "0.0.0.0:21")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +499,7 @@ func TestNetworkDial(t *testing.T) {
 	n := &netconf.Network{Host: l.client, Resolver: netconf.NewResolver(l.client, "wire0"), Device: "wire0"}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := n.Dial(ctx, trace.Control, "ftp.example.test:21")
+	c, err := n.DialContext(trace.WithLabel(ctx, trace.Control), "tcp", "ftp.example.test:21")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -602,7 +509,7 @@ func TestNetworkDial(t *testing.T) {
 	}
 	c.Close()
 
-	_, err = n.Dial(ctx, trace.Control, "far.example.test:21")
+	_, err = n.DialContext(trace.WithLabel(ctx, trace.Control), "tcp", "far.example.test:21")
 	if !errors.Is(err, netconf.ErrNoRoute) {
 		t.Fatalf("dial off the subnet with no router: %v, want ErrNoRoute", err)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nsftp/nsftp/stack"
-	"github.com/nsftp/nsftp/trace"
 )
 
 // Network is a stack host that dials host names as well as addresses: it
@@ -30,19 +29,21 @@ type Network struct {
 	AutoconfWait time.Duration
 }
 
-// Dial implements ftp.Network: it opens a TCP connection to address
-// ("host:port", the host a name or an IP address).
-func (n *Network) Dial(ctx context.Context, label trace.Conn, address string) (net.Conn, error) {
+// DialContext implements ftp.Network: it opens a connection to address
+// ("host:port", the host a name or an IP address) on network ("tcp",
+// "udp", with or without a family), as the host's DialContext does, but
+// looking names up with n.Resolver and explaining a host it cannot reach.
+func (n *Network) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	host, port, err := net.SplitHostPort(address)
 	if err != nil {
-		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: err}
+		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
 	}
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(host); err == nil {
 		addrs = []netip.Addr{a.Unmap()}
 	} else {
 		if n.Resolver == nil {
-			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: fmt.Errorf("%q is not an IP address and there is no resolver", host)}
+			return nil, &net.OpError{Op: "dial", Net: network, Err: fmt.Errorf("%q is not an IP address and there is no resolver", host)}
 		}
 		if addrs, err = n.Resolver.LookupNetIP(ctx, host); err != nil {
 			return nil, err
@@ -66,7 +67,7 @@ func (n *Network) Dial(ctx context.Context, label trace.Conn, address string) (n
 			n.awaitFamily(ctx, a)
 		}
 		actx, cancel := partial(ctx, len(addrs)-i)
-		c, err := n.Host.Dial(actx, label, net.JoinHostPort(a.String(), port))
+		c, err := n.Host.DialContext(actx, network, net.JoinHostPort(a.String(), port))
 		cancel()
 		if err == nil {
 			return c, nil

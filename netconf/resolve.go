@@ -125,7 +125,7 @@ func (r *Resolver) dialServer(ctx context.Context, network string, server netip.
 		if !server.Is4() {
 			fam = "udp6"
 		}
-		s, err := r.h.UDPSocket(ctx, fam, trace.DNS)
+		s, err := r.h.UDPSocket(trace.WithLabel(ctx, trace.DNS), fam)
 		if err != nil {
 			return nil, err
 		}
@@ -135,7 +135,7 @@ func (r *Resolver) dialServer(ctx context.Context, network string, server netip.
 		}
 		return &dnsConn{UDPSocket: s, heard: heard}, nil
 	case "tcp", "tcp4", "tcp6":
-		return r.h.Dial(ctx, trace.DNS, ap.String())
+		return r.h.DialContext(trace.WithLabel(ctx, trace.DNS), "tcp", ap.String())
 	}
 	return nil, fmt.Errorf("netconf: cannot dial %s to a name server", network)
 }
@@ -190,7 +190,7 @@ func (r *Resolver) servers() ([]netip.Addr, error) {
 		}
 		return nil, &Error{Err: ErrNoNameServer, msg: fmt.Sprintf("no name server to ask: none came with the network (DHCP, router advertisements), and %s; --dns IP names one", why)}
 	}
-	if err := r.h.Configure(trace.Config{Source: trace.FromResolvConf, DNS: usable}); err != nil {
+	if err := r.h.Configure(stack.Change{Source: trace.FromResolvConf, DNS: usable}); err != nil {
 		return nil, err
 	}
 	return usable, nil

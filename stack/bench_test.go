@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // BenchmarkWireVsLoopback moves the same bytes across the virtual wire and
@@ -62,12 +63,14 @@ func pairEnds(b *testing.B, cfg stack.PairConfig) ends {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { p.Close() })
-	l, err := p.Server.Listen(b.Context(), "data", "192.0.2.2:20", 1)
+	l, err := p.Server.Listen(trace.WithBacklog(trace.WithLabel(b.Context(), "data"), 1), "tcp", "192.0.2.2:20")
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { l.Close() })
-	return ends{l, func() (net.Conn, error) { return p.Client.Dial(b.Context(), "data", "192.0.2.2:20") }}
+	return ends{l, func() (net.Conn, error) {
+		return p.Client.DialContext(trace.WithLabel(b.Context(), "data"), "tcp", "192.0.2.2:20")
+	}}
 }
 
 // loopbackEnds is the kernel's loopback.
@@ -187,14 +190,16 @@ func BenchmarkWire(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer p.Close()
-			l, err := p.Server.Listen(b.Context(), "data", "192.0.2.2:20", 1)
+			l, err := p.Server.Listen(trace.WithBacklog(trace.WithLabel(b.Context(), "data"), 1), "tcp", "192.0.2.2:20")
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer l.Close()
 			b.SetBytes(size)
 			for i := 0; i < b.N; i++ {
-				transferOnce(b, l, func() (net.Conn, error) { return p.Client.Dial(b.Context(), "data", "192.0.2.2:20") }, size)
+				transferOnce(b, l, func() (net.Conn, error) {
+					return p.Client.DialContext(trace.WithLabel(b.Context(), "data"), "tcp", "192.0.2.2:20")
+				}, size)
 			}
 		})
 	}

@@ -70,13 +70,32 @@ func (n *netState) defaultRoutersLocked() []netip.Addr {
 	return out
 }
 
+// Change is one change to a host's configuration, from one source: what a
+// DHCP lease grants or gives back, or what the user set.
+type Change struct {
+	// Source is where the change comes from. A router or name servers
+	// the user gave (trace.FromCommandLine) take precedence over those
+	// DHCP or router advertisements give, for their family.
+	Source trace.ConfigSource
+	// Removed gives up what the change names instead of adding it: a
+	// lease released, an address whose lifetime ended.
+	Removed bool
+	// Addr is an address with its on-link prefix.
+	Addr netip.Prefix
+	// Router is a default router (gateway).
+	Router netip.Addr
+	// DNS are name servers, in the order to ask them.
+	DNS []netip.Addr
+	// Server is the DHCP server that granted a lease, and Lease how long
+	// it lasts: they are recorded, not applied.
+	Server netip.Addr
+	Lease  time.Duration
+}
+
 // Configure applies a change to the host's configuration and records it
 // as a config event before anything can use it: an address added (with
-// its on-link route) or removed, a default router, name servers. A
-// router or name servers the user gave (trace.FromCommandLine) take
-// precedence over those DHCP or router advertisements give, for their
-// family.
-func (h *Host) Configure(c trace.Config) error {
+// its on-link route) or removed, a default router, name servers.
+func (h *Host) Configure(c Change) error {
 	if c.Addr.IsValid() {
 		p := netip.PrefixFrom(c.Addr.Addr().Unmap(), c.Addr.Bits())
 		if c.Removed {
@@ -111,7 +130,8 @@ func (h *Host) Configure(c trace.Config) error {
 		h.conf.dns[c.Source] = slices.Clone(c.DNS)
 	}
 	h.conf.mu.Unlock()
-	h.record(c)
+	h.record(trace.Config{Source: c.Source, Removed: c.Removed, Addr: c.Addr, Router: c.Router,
+		DNS: slices.Clone(c.DNS), Server: c.Server, Lease: c.Lease})
 	h.applyRoutes()
 	return nil
 }

@@ -3,14 +3,23 @@ package stack
 import (
 	"sync"
 	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
 // deadline is a net.Conn-style deadline: a channel that closes when the
 // deadline passes, replaced whenever the deadline moves. The zero value has
 // no deadline.
+//
+// It runs on the host's clock: a deadline set d ahead of the wall time
+// (time.Now().Add(d), as net.Conn's users write it) passes once d of the
+// network's time has passed, so a held clock (step mode) holds a socket's
+// deadlines with its TCP, a slowed one stretches them with its timers,
+// and a jumping one jumps to them.
 type deadline struct {
+	clock *Clock // nil: real time
 	mu    sync.Mutex
-	timer *time.Timer
+	timer tcpip.Timer
 	ch    chan struct{} // closed when the deadline passes; nil means none set
 }
 
@@ -23,6 +32,20 @@ func (d *deadline) channel() <-chan struct{} {
 		d.ch = make(chan struct{})
 	}
 	return d.ch
+}
+
+// passed reports whether the current deadline has passed: a call must
+// then fail at once, with data to move or not, as the kernel's socket
+// calls do after SO_SNDTIMEO or a Go deadline in the past.
+func (d *deadline) passed() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	select {
+	case <-d.ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // set moves the deadline to t; the zero time removes it. Calls already
@@ -55,15 +78,20 @@ func (d *deadline) set(t time.Time) {
 	// The timer closes the channel only if it is still the current
 	// timer: a set racing with an expiring timer must neither see the
 	// channel closed twice nor an extended deadline expire early.
-	var tm *time.Timer
-	tm = time.AfterFunc(dur, func() {
+	var tm tcpip.Timer
+	fire := func() {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if d.timer == tm {
 			d.timer = nil
 			close(d.ch)
 		}
-	})
+	}
+	if d.clock != nil {
+		tm = d.clock.AfterFunc(dur, fire)
+	} else {
+		tm = tcpip.NewStdTimer(time.AfterFunc(dur, fire))
+	}
 	d.timer = tm
 }
 

@@ -1,6 +1,7 @@
 package stack
 
 import (
+	"context"
 	"net"
 	"os"
 	"syscall"
@@ -62,7 +63,7 @@ func sysErr(call string, err tcpip.Error) error {
 	return os.NewSyscallError(call, errno(err))
 }
 
-// timeoutError is returned when a deadline passes. It matches
+// timeoutError is returned when a socket's deadline passes. It matches
 // os.ErrDeadlineExceeded, as the net package's deadline errors do.
 type timeoutError struct{}
 
@@ -73,6 +74,31 @@ func (timeoutError) Is(target error) bool {
 	return target == os.ErrDeadlineExceeded
 }
 
+// ctxTimeoutError is returned when a call's context reaches its deadline:
+// a net.Error whose Timeout is true that matches context.DeadlineExceeded
+// (not os.ErrDeadlineExceeded, which is a socket deadline's), as Go's net
+// package returns for a dial whose context ran out.
+type ctxTimeoutError struct{}
+
+func (ctxTimeoutError) Error() string   { return "i/o timeout" }
+func (ctxTimeoutError) Timeout() bool   { return true }
+func (ctxTimeoutError) Temporary() bool { return true }
+func (ctxTimeoutError) Is(target error) bool {
+	return target == context.DeadlineExceeded
+}
+
+// ctxErr is why a call stopped for ctx: a deadline that passed is a
+// timeout, a cancellation ctx's own error.
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != context.DeadlineExceeded {
+		return err
+	}
+	return ctxTimeoutError{}
+}
+
 var errTimeout error = timeoutError{}
 
-var _ net.Error = timeoutError{}
+var (
+	_ net.Error = timeoutError{}
+	_ net.Error = ctxTimeoutError{}
+)

@@ -12,6 +12,8 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv4"
 	"gvisor.dev/gvisor/pkg/tcpip/network/ipv6"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
+
+	"github.com/nsftp/nsftp/packet"
 )
 
 // floodGuard sits between a host's link and its stack (HostConfig.
@@ -223,9 +225,13 @@ func (g *floodGuard) DeliverNetworkPacket(proto tcpip.NetworkProtocolNumber, pkt
 	}
 	g.dropped.Add(1)
 	if tl := g.h.tl; tl != nil {
-		buf := headPool.Get().(*[headBytes]byte)
-		n := copyHead(pkt, buf[:headerBytes])
-		tl.dropped(buf[:n], pkt.Size(), g.h.link.ARPHardwareType() == header.ARPHardwareEther, why)
+		link := packet.LinkRaw
+		if g.h.link.ARPHardwareType() == header.ARPHardwareEther {
+			link = packet.LinkEthernet
+		}
+		buf := headPool.Get().(*[packet.DatagramBytes]byte)
+		n := copyHead(pkt, buf[:packet.HeaderBytes])
+		tl.dropped(buf[:n], pkt.Size(), link, why)
 		headPool.Put(buf)
 	}
 }

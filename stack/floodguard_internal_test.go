@@ -76,7 +76,7 @@ func TestFloodGuard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	const backlog = 64
-	l, err := server.Listen(ctx, trace.Control, "192.0.2.2:21", backlog)
+	l, err := server.Listen(trace.WithBacklog(trace.WithLabel(ctx, trace.Control), backlog), "tcp", "192.0.2.2:21")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestFloodGuard(t *testing.T) {
 		start := time.Now()
 		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
-		c, err := client.Dial(dctx, trace.Control, "192.0.2.2:21")
+		c, err := client.DialContext(trace.WithLabel(dctx, trace.Control), "tcp", "192.0.2.2:21")
 		if err != nil {
 			t.Fatalf("the real client during the flood: %v", err)
 		}
@@ -183,7 +183,7 @@ func TestSocketMemoryShares(t *testing.T) {
 	defer p.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ln, err := p.Server.Listen(ctx, trace.Data, "192.0.2.2:2000", 16)
+	ln, err := p.Server.Listen(trace.WithBacklog(trace.WithLabel(ctx, trace.Data), 16), "tcp", "192.0.2.2:2000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestSocketMemoryShares(t *testing.T) {
 		return o.GetSendBufferSize(), o.GetReceiveBufferSize()
 	}
 	for i := 1; i <= 8; i++ {
-		c, err := p.Client.Dial(ctx, trace.Data, "192.0.2.2:2000")
+		c, err := p.Client.DialContext(trace.WithLabel(ctx, trace.Data), "tcp", "192.0.2.2:2000")
 		if err != nil {
 			t.Fatal(err)
 		}

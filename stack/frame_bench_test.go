@@ -30,7 +30,7 @@ func BenchmarkFrameRecord(b *testing.B) {
 	}
 	defer p.Close()
 	ctx := context.Background()
-	l, err := p.Server.Listen(ctx, trace.Data, "192.0.2.2:20", 1)
+	l, err := p.Server.Listen(trace.WithBacklog(trace.WithLabel(ctx, trace.Data), 1), "tcp", "192.0.2.2:20")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func BenchmarkFrameRecord(b *testing.B) {
 		c, _ := l.Accept()
 		accepted <- c
 	}()
-	c, err := p.Client.Dial(ctx, trace.Data, "192.0.2.2:20")
+	c, err := p.Client.DialContext(trace.WithLabel(ctx, trace.Data), "tcp", "192.0.2.2:20")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -33,20 +33,24 @@ type BufferRange struct {
 	Min, Default, Max int
 }
 
-// Default buffer ranges. gVisor's own defaults (1 MiB default, 4 MiB max)
-// cap a single connection well below what the virtual wire can carry at a
-// 65,000-byte MTU. Receive buffers are not auto-tuned (see configure), so
-// their default is what a connection gets: 8 MiB, a 4 MiB window. That is
-// what Linux lets a sending socket keep queued below TCP
-// (net.ipv4.tcp_limit_output_bytes, 4 MiB): a kernel sending to nsftp
-// through a TAP device can have that much waiting in the device's queue,
-// unread, and a smaller window can leave it waiting for the window to
-// open. A get over a TAP with offload at MTU 1500 moved 3300-3480 MB/s
-// with 8 MiB against 2936-3132 with 4 MiB (alternating, five runs each).
+// The default buffer ranges (HostConfig.SendBuffer, ReceiveBuffer).
+// gVisor's own defaults (1 MiB default, 4 MiB max) cap a single
+// connection well below what the virtual wire can carry at a 65,000-byte
+// MTU. Receive buffers are not auto-tuned (see configure), so their
+// default is what a connection gets: 8 MiB, a 4 MiB window, what Linux
+// lets a sending socket keep queued below TCP
+// (net.ipv4.tcp_limit_output_bytes): a kernel sending to nsftp through a
+// TAP device can have that much waiting in the device's queue, unread,
+// and a smaller window leaves it waiting for the window to open.
 var (
-	DefaultSendBuffer    = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
-	DefaultReceiveBuffer = BufferRange{Min: 4 << 10, Default: 8 << 20, Max: 16 << 20}
+	defaultSendBuffer    = BufferRange{Min: 4 << 10, Default: 1 << 20, Max: 8 << 20}
+	defaultReceiveBuffer = BufferRange{Min: 4 << 10, Default: 8 << 20, Max: 16 << 20}
 )
+
+// DefaultListenBacklog is the listen queue a Listen gets unless its
+// context or HostConfig.ListenBacklog says otherwise: Linux's
+// net.core.somaxconn, which is what Go's net.Listen asks for.
+const DefaultListenBacklog = 4096
 
 // HostConfig describes one host: its link, addresses, routes and what to
 // tell an observer.
@@ -74,9 +78,16 @@ type HostConfig struct {
 	// ProbeWait is how long ProbeAddress listens for an answer to its ARP
 	// probes (RFC 5227); 0 means DefaultProbeWait.
 	ProbeWait time.Duration
-	// SendBuffer and ReceiveBuffer override the TCP buffer ranges; zero
-	// values mean DefaultSendBuffer and DefaultReceiveBuffer.
+	// SendBuffer and ReceiveBuffer are the TCP buffer ranges. The zero
+	// values mean 4 KiB-1 MiB-8 MiB to send and 4 KiB-8 MiB-16 MiB to
+	// receive: a 4 MiB window without auto-tuning, enough for the
+	// virtual wire at its largest MTU and for a kernel sending through a
+	// TAP device.
 	SendBuffer, ReceiveBuffer BufferRange
+	// ListenBacklog is how many connections a listening socket queues
+	// for accept when the Listen call's context does not say
+	// (trace.WithBacklog); 0 means DefaultListenBacklog.
+	ListenBacklog int
 	// SocketMemory, if set, bounds what the host's TCP connections
 	// together may hold in their buffers (data written and not yet
 	// acknowledged, and data received and not yet read), as Linux's
@@ -132,6 +143,13 @@ type HostConfig struct {
 	Gate Gate
 	// Capture, if set, writes every frame of the link both ways as pcap.
 	Capture *CaptureConfig
+	// Clock, if set, is the host's time: its netstack's timers and
+	// timestamps (RTT, RTO, delayed ACKs, TIME-WAIT, neighbour cache),
+	// its sockets' deadlines and call durations, and its capture's
+	// timestamps. The host holds it while Gate waits, so a prompt is no
+	// time to TCP. Without, the host has a clock of its own at real
+	// speed. A Pair gives its hosts and wire one clock.
+	Clock *Clock
 }
 
 // RetryBudget is how long a host whose retransmission timeout is capped
@@ -151,12 +169,14 @@ const RetryBudget = 924600 * time.Millisecond
 // routers and name servers may change as it runs (Configure, and router
 // advertisements with HostConfig.Autoconf).
 type Host struct {
-	name    string
-	s       *gstack.Stack
-	nic     tcpip.NICID
-	tl      *timeline    // nil when nobody observes the host
-	link    LinkEndpoint // as given, beneath any capture
-	capture *captureEndpoint
+	name     string
+	s        *gstack.Stack
+	clock    *Clock
+	ownClock bool // made by NewHost: closed with the host
+	nic      tcpip.NICID
+	tl       *timeline    // nil when nobody observes the host
+	link     LinkEndpoint // as given, beneath any capture
+	capture  *captureEndpoint
 
 	nextID atomic.Int64 // socket numbers, like file descriptors, for traces
 
@@ -172,6 +192,7 @@ type Host struct {
 
 	conf      netState
 	probeWait time.Duration
+	backlog   int            // HostConfig.ListenBacklog
 	bg        sync.WaitGroup // route updates under way (see netState.changed)
 
 	closeOnce sync.Once
@@ -186,7 +207,13 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, errors.New("stack: host needs a link")
 	}
 	quietNetstack()
-	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait}
+	h := &Host{name: cfg.Name, nic: nicID, link: cfg.Link, probeWait: cfg.ProbeWait, backlog: cfg.ListenBacklog, clock: cfg.Clock}
+	if h.backlog <= 0 {
+		h.backlog = DefaultListenBacklog
+	}
+	if h.clock == nil {
+		h.clock, h.ownClock = newWallClock(), true
+	}
 	h.conf.init()
 	if h.probeWait <= 0 {
 		h.probeWait = DefaultProbeWait
@@ -231,14 +258,22 @@ func NewHost(cfg HostConfig) (*Host, error) {
 			NDPDisp: &ndpEvents{h: h},
 		}
 	}
-	h.s = gstack.New(gstack.Options{
-		NetworkProtocols: []gstack.NetworkProtocolFactory{
-			ipv4.NewProtocol,
-			ipv6.NewProtocolWithOptions(v6),
-			arp.NewProtocolWithOptions(arp.Options{DADConfigs: probeConfig(h.probeWait)}),
-		},
-		TransportProtocols: []gstack.TransportProtocolFactory{tcpProto, udp.NewProtocol},
+	// netstack's goroutines (TCP's processors) are the network's: a
+	// jumping clock waits for them to be idle.
+	h.clock.Run(func() {
+		h.s = gstack.New(gstack.Options{
+			NetworkProtocols: []gstack.NetworkProtocolFactory{
+				ipv4.NewProtocol,
+				ipv6.NewProtocolWithOptions(v6),
+				arp.NewProtocolWithOptions(arp.Options{DADConfigs: probeConfig(h.probeWait)}),
+			},
+			TransportProtocols: []gstack.TransportProtocolFactory{tcpProto, udp.NewProtocol},
+			Clock:              h.clock,
+		})
 	})
+	if h.tl != nil && h.tl.chains != nil {
+		noteSenders(h.s, h.tl.chains)
+	}
 	if h.tl != nil {
 		// Before the interface comes up: what it does then (its
 		// link-local address, router solicitations) is the host's.
@@ -254,6 +289,9 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if err := h.configure(cfg); err != nil {
 		h.s.Destroy()
 		cfg.Link.Close()
+		if h.ownClock {
+			h.clock.Close()
+		}
 		return nil, err
 	}
 	return h, nil
@@ -266,10 +304,10 @@ func (h *Host) newSocketID() int { return int(h.nextID.Add(1)) + 2 }
 func (h *Host) configure(cfg HostConfig) error {
 	send, recv := cfg.SendBuffer, cfg.ReceiveBuffer
 	if send == (BufferRange{}) {
-		send = DefaultSendBuffer
+		send = defaultSendBuffer
 	}
 	if recv == (BufferRange{}) {
-		recv = DefaultReceiveBuffer
+		recv = defaultReceiveBuffer
 	}
 	if cfg.SocketMemory > 0 {
 		h.mem = newSockMem(cfg.SocketMemory, send.Default, recv.Default)
@@ -352,6 +390,9 @@ func (h *Host) configure(cfg HostConfig) error {
 	return nil
 }
 
+// Clock returns the clock the host runs on.
+func (h *Host) Clock() *Clock { return h.clock }
+
 // Name returns the name the host was configured with.
 func (h *Host) Name() string { return h.name }
 
@@ -385,6 +426,9 @@ func (h *Host) Close() error {
 		if cw, ok := h.link.(interface{ waitClosed() }); ok {
 			cw.waitClosed()
 		}
+		if h.ownClock {
+			h.clock.Close()
+		}
 	})
 	if h.capture != nil {
 		return h.capture.closeErr()
@@ -392,15 +436,42 @@ func (h *Host) Close() error {
 	return nil
 }
 
-// Settle waits until every TCP connection the host's timeline followed has
-// reached CLOSED (TIME-WAIT over, last ACKs in), or ctx is done: so a
-// lesson can show how its connections end. Without an observer there is
-// nothing to wait for.
+// Settle waits until every TCP connection of the host has reached
+// CLOSED (TIME-WAIT over, last ACKs in), or ctx is done: so that a host
+// closes as a real one stops, with nothing left to reset, and a lesson
+// can show how its connections end. On a host with an observer these are
+// the connections its timeline followed; on one without, netstack's own
+// (listening sockets apart), looked at every millisecond.
 func (h *Host) Settle(ctx context.Context) error {
-	if h.tl == nil {
-		return nil
+	if h.tl != nil {
+		return h.tl.settle(ctx)
 	}
-	return h.tl.settle(ctx)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for h.connections() > 0 {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// connections counts netstack's TCP endpoints that are not yet CLOSED,
+// listening sockets apart.
+func (h *Host) connections() int {
+	n := 0
+	for _, ep := range h.s.RegisteredEndpoints() {
+		if t, ok := ep.(*tcp.Endpoint); ok {
+			switch t.EndpointState() {
+			case tcp.StateListen, tcp.StateClose, tcp.StateError:
+			default:
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // Stats returns a snapshot of the host's counters.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/nsftp/nsftp/stack"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // BenchmarkImpairedWire moves bytes over TCP across a virtual wire that
@@ -47,12 +48,14 @@ func BenchmarkImpairedWire(b *testing.B) {
 			defer p.Close()
 			// A backlog of 8, as a server's control port has: the
 			// handshake under loss may bring a SYN twice.
-			l, err := p.Server.Listen(b.Context(), "data", "192.0.2.2:20", 8)
+			l, err := p.Server.Listen(trace.WithLabel(b.Context(), "data"), "tcp", "192.0.2.2:20")
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			dial := func() (net.Conn, error) { return p.Client.Dial(b.Context(), "data", "192.0.2.2:20") }
+			dial := func() (net.Conn, error) {
+				return p.Client.DialContext(trace.WithLabel(b.Context(), "data"), "tcp", "192.0.2.2:20")
+			}
 			before := p.Client.Stats()
 			var elapsed time.Duration
 			var moved int64

@@ -172,3 +172,24 @@ func fillChecksum(frame []byte) {
 	xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, src, dst, uint16(len(l4)))
 	th.SetChecksum(^checksum.Checksum(l4, xsum))
 }
+
+// merge hands one frame, its Ethernet header consumed, to d through GRO,
+// which merges a TCP stream's consecutive frames into one segment before
+// the stack sees it, as Linux's GRO does.
+func (p *Port) merge(d gstack.NetworkDispatcher, mac tcpip.LinkAddress, eth header.Ethernet, pkt *gstack.PacketBuffer) {
+	if eth.DestinationAddress() != mac {
+		p.deliverPacket(d, mac, eth, pkt) // not a unicast TCP frame for us: as it is
+		return
+	}
+	pkt.PktType = tcpip.PacketHost
+	pkt.NetworkProtocolNumber = eth.Type()
+	// The wire computed the checksums (or, on a wire that skips them,
+	// nobody did): GRO checks them only where frames can be corrupted.
+	pkt.RXChecksumValidated = !p.w.corrupting
+	p.w.stats.delivered.Add(1)
+	if d != p.gro.Dispatcher {
+		p.gro.Flush()
+		p.gro.Dispatcher = d
+	}
+	p.gro.Enqueue(pkt)
+}

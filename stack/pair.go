@@ -9,14 +9,23 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
 )
 
-// Addresses of the two hosts of a Pair, from the documentation ranges
-// (RFC 5737, RFC 3849) so they can never collide with a real network.
-var (
-	ClientAddr4 = netip.MustParsePrefix("192.0.2.1/24")
-	ServerAddr4 = netip.MustParsePrefix("192.0.2.2/24")
-	ClientAddr6 = netip.MustParsePrefix("2001:db8::1/64")
-	ServerAddr6 = netip.MustParsePrefix("2001:db8::2/64")
+// The addresses a Pair gives its hosts when their configs name none, from
+// the documentation ranges (RFC 5737, RFC 3849) so they can never collide
+// with a real network: on 192.0.2.0/24 and 2001:db8::/64.
+const (
+	ClientIPv4 = "192.0.2.1"
+	ServerIPv4 = "192.0.2.2"
+	ClientIPv6 = "2001:db8::1"
+	ServerIPv6 = "2001:db8::2"
 )
+
+// pairPrefixes are a Pair host's default addresses with their prefixes.
+func pairPrefixes(v4, v6 string) []netip.Prefix {
+	return []netip.Prefix{
+		netip.PrefixFrom(netip.MustParseAddr(v4), 24),
+		netip.PrefixFrom(netip.MustParseAddr(v6), 64),
+	}
+}
 
 // PairConfig describes two hosts joined by one virtual wire. Link and
 // Addrs of each HostConfig are filled in when empty; the names default to
@@ -28,9 +37,16 @@ var (
 // 1500 finding nothing, and keep netstack's 200ms minimum RTO, as a
 // timeout there can only be spurious (a busy machine not running a host
 // for 10ms would otherwise have a sender resend its whole window).
+//
+// The wire and both hosts run on one clock: Clock, or one at real speed
+// that the Pair makes. A jumping clock (ClockConfig.Jump) makes a test's
+// timeouts, outages and TIME-WAIT pass in a moment of real time.
 type PairConfig struct {
 	Wire           WireConfig
 	Client, Server HostConfig
+	// Clock is the network's time. Wire.Clock and the hosts' Clock, if
+	// set, must be the same clock.
+	Clock *Clock
 }
 
 // WireMinRTO is the minimum retransmission timeout of a Pair's hosts on
@@ -87,48 +103,98 @@ func (c WireConfig) maxRTO() time.Duration {
 type Pair struct {
 	Wire           *Wire
 	Client, Server *Host
+	// Clock is the time of the wire and both hosts: hold it, and the
+	// whole network stands still.
+	Clock    *Clock
+	ownClock bool
 }
 
 // NewPair builds the wire and both hosts.
 func NewPair(cfg PairConfig) (*Pair, error) {
+	p := &Pair{}
+	var err error
+	p.Clock, p.ownClock, err = oneClock(cfg.Clock, &cfg.Wire, &cfg.Client, &cfg.Server)
+	if err != nil {
+		return nil, err
+	}
 	w, err := NewWire(cfg.Wire)
 	if err != nil {
+		p.closeClock()
 		return nil, err
 	}
-	p := &Pair{Wire: w}
-	p.Client, err = p.newHost(cfg.Client, "client", ClientAddr4, ClientAddr6)
+	p.Wire = w
+	p.Client, err = newWireHost(w, cfg.Client, "client", pairPrefixes(ClientIPv4, ClientIPv6))
 	if err != nil {
 		w.Close()
+		p.closeClock()
 		return nil, err
 	}
-	p.Server, err = p.newHost(cfg.Server, "server", ServerAddr4, ServerAddr6)
+	p.Server, err = newWireHost(w, cfg.Server, "server", pairPrefixes(ServerIPv4, ServerIPv6))
 	if err != nil {
 		p.Client.Close()
 		w.Close()
+		p.closeClock()
 		return nil, err
 	}
 	return p, nil
 }
 
-func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Host, error) {
+func (p *Pair) closeClock() {
+	if p.ownClock {
+		p.Clock.Close()
+	}
+}
+
+// oneClock gives a wire and its hosts one clock: the one given, or the
+// one the wire's or a host's config names (all that name one must name
+// the same), or a new one at real speed, which the caller owns (made).
+func oneClock(given *Clock, wire *WireConfig, hosts ...*HostConfig) (c *Clock, made bool, err error) {
+	c = given
+	names := []*Clock{wire.Clock}
+	for _, h := range hosts {
+		names = append(names, h.Clock)
+	}
+	for _, n := range names {
+		switch {
+		case n == nil:
+		case c == nil:
+			c = n
+		case n != c:
+			return nil, false, errors.New("stack: a wire and its hosts run on one clock")
+		}
+	}
+	if c == nil {
+		c, made = newWallClock(), true
+	}
+	wire.Clock = c
+	for _, h := range hosts {
+		h.Clock = c
+	}
+	return c, made, nil
+}
+
+// newWireHost builds a host on a new port of w, with the name and
+// addresses given unless cfg has its own, and the RTO bounds and loss
+// recovery the wire calls for (PairConfig).
+func newWireHost(w *Wire, cfg HostConfig, name string, addrs []netip.Prefix) (*Host, error) {
 	if cfg.Name == "" {
 		cfg.Name = name
 	}
-	if !p.Wire.cfg.impaired() {
+	if !w.cfg.impaired() {
 		cfg.NoRACK = true
 	} else {
 		if cfg.MinRTO == 0 {
 			cfg.MinRTO = WireMinRTO
 		}
 		if cfg.MaxRTO == 0 {
-			cfg.MaxRTO = p.Wire.cfg.maxRTO()
+			cfg.MaxRTO = w.cfg.maxRTO()
 		}
 	}
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = addrs
 	}
 	if cfg.Link == nil {
-		port, err := p.Wire.NewPort()
+		port, err := w.NewPort()
 		if err != nil {
 			return nil, err
 		}
@@ -138,6 +204,9 @@ func (p *Pair) newHost(cfg HostConfig, name string, addrs ...netip.Prefix) (*Hos
 }
 
 // Close closes both hosts, then the wire, and returns the first error.
+// A clock the Pair made is closed too; one given to it is not.
 func (p *Pair) Close() error {
-	return errors.Join(p.Client.Close(), p.Server.Close(), p.Wire.Close())
+	err := errors.Join(p.Client.Close(), p.Server.Close(), p.Wire.Close())
+	p.closeClock()
+	return err
 }

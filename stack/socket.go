@@ -67,9 +67,10 @@ var (
 )
 
 // Socket creates a TCP socket for network "tcp4" or "tcp6", like
-// socket(PF_INET, SOCK_STREAM, IPPROTO_TCP). The label names the socket's
-// FTP connection in events.
-func (h *Host) Socket(ctx context.Context, network string, label trace.Conn) (*Socket, error) {
+// socket(PF_INET, SOCK_STREAM, IPPROTO_TCP). Events name it with ctx's
+// label (trace.WithLabel), and so do the connections it accepts.
+func (h *Host) Socket(ctx context.Context, network string) (*Socket, error) {
+	label := trace.LabelOf(ctx)
 	var family tcpip.NetworkProtocolNumber
 	switch network {
 	case "tcp4":
@@ -79,7 +80,7 @@ func (h *Host) Socket(ctx context.Context, network string, label trace.Conn) (*S
 	default:
 		return nil, fmt.Errorf("stack: socket: unsupported network %q (want tcp4 or tcp6)", network)
 	}
-	s := &Socket{h: h, label: label, family: family, done: make(chan struct{})}
+	s := &Socket{h: h, label: label, family: family, done: make(chan struct{}), rd: deadline{clock: h.clock}, wd: deadline{clock: h.clock}}
 	s.id = h.newSocketID()
 	c, err := s.begin(ctx, trace.Call{Op: trace.OpSocket})
 	if err != nil {
@@ -179,9 +180,13 @@ func (s *Socket) accept(ctx context.Context) (*Socket, error) {
 	var entry waiter.Entry
 	var notify chan struct{}
 	for {
+		if s.rd.passed() {
+			return nil, s.opError("accept", s.localAddr(), errTimeout)
+		}
 		ep, wq, terr := s.ep.Accept(nil)
 		if terr == nil {
-			ns := &Socket{h: s.h, label: s.label, family: s.family, ep: ep, wq: wq, done: make(chan struct{})}
+			ns := &Socket{h: s.h, label: s.label, family: s.family, ep: ep, wq: wq, done: make(chan struct{}),
+				rd: deadline{clock: s.h.clock}, wd: deadline{clock: s.h.clock}}
 			if s.h.tl != nil {
 				// The connection was followed from its SYN|ACK on: it
 				// keeps the number it was given then.
@@ -288,6 +293,9 @@ func (s *Socket) send(ctx context.Context, b []byte) (int, error) {
 			return n, s.opError("write", s.remoteAddr(), ErrClosed)
 		default:
 		}
+		if s.wd.passed() {
+			return n, s.opError("write", s.remoteAddr(), errTimeout)
+		}
 		r.Reset(b[n:])
 		m, terr := s.ep.Write(&r, tcpip.WriteOptions{})
 		// The endpoint keeps the last reader it was given (in a cached
@@ -349,6 +357,9 @@ func (s *Socket) recv(ctx context.Context, b []byte) (int, error) {
 		case <-s.done:
 			return 0, s.opError("read", s.remoteAddr(), ErrClosed)
 		default:
+		}
+		if s.rd.passed() {
+			return 0, s.opError("read", s.remoteAddr(), errTimeout)
 		}
 		w := tcpip.SliceWriter(b)
 		res, terr := s.ep.Read(&w, tcpip.ReadOptions{})
@@ -475,7 +486,7 @@ func (s *Socket) wait(ctx context.Context, notify <-chan struct{}, deadline <-ch
 	case <-notify:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctxErr(ctx)
 	case <-deadline:
 		return errTimeout
 	case <-s.done:
@@ -571,7 +582,20 @@ func (s *Socket) remoteAddrPort() netip.AddrPort {
 	return s.addrs.remote
 }
 
-func (s *Socket) localAddr() net.Addr  { return tcpAddr(s.localAddrPort()) }
+// localAddr is the local address as getsockname(2) gives it: a socket
+// bound to no address in particular has the wildcard of its family.
+func (s *Socket) localAddr() net.Addr {
+	ap := s.localAddrPort()
+	if !ap.Addr().IsValid() && ap.Port() != 0 {
+		wild := netip.IPv4Unspecified()
+		if s.family == ipv6Proto {
+			wild = netip.IPv6Unspecified()
+		}
+		ap = netip.AddrPortFrom(wild, ap.Port())
+	}
+	return tcpAddr(ap)
+}
+
 func (s *Socket) remoteAddr() net.Addr { return tcpAddr(s.remoteAddrPort()) }
 
 func (s *Socket) opError(op string, addr net.Addr, err error) error {
@@ -599,11 +623,11 @@ func (s *Socket) begin(ctx context.Context, c trace.Call) (pendingCall, error) {
 	p := s.describe(c)
 	if tl.gate != nil {
 		ev := trace.Event{Layer: trace.LayerStack, Host: s.h.name, Kind: trace.KindCall, Phase: trace.Begin, Call: &p.Call, TCB: s.tcb()}
-		if err := tl.gate.BeforeCall(ctx, ev); err != nil {
+		if err := tl.beforeCall(ctx, ev); err != nil {
 			return p, err
 		}
 	}
-	p.start = time.Now()
+	p.start = s.h.clock.Now()
 	tl.callBegin(s.c, p.Call)
 	return p, nil
 }
@@ -616,7 +640,7 @@ func (s *Socket) beginUngated(c trace.Call) pendingCall {
 		return pendingCall{Call: c}
 	}
 	p := s.describe(c)
-	p.start = time.Now()
+	p.start = s.h.clock.Now()
 	tl.callBegin(s.c, p.Call)
 	return p
 }
@@ -670,7 +694,7 @@ func (s *Socket) endWith(c *pendingCall, n int, err error, stateOf *Socket) {
 	if tl == nil {
 		return
 	}
-	c.Duration = time.Since(c.start)
+	c.Duration = s.h.clock.Since(c.start)
 	c.Bytes = n
 	if err != nil {
 		c.Err = err.Error()

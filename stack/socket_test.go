@@ -17,9 +17,10 @@ import (
 
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
 )
 
-var serverAddr = netip.AddrPortFrom(stack.ServerAddr4.Addr(), 21)
+var serverAddr = netip.AddrPortFrom(netip.MustParseAddr(stack.ServerIPv4), 21)
 
 // listen is the server half of the article's Figure 1: socket, bind,
 // listen.
@@ -30,7 +31,7 @@ func listen(t *testing.T, h *stack.Host, ap netip.AddrPort) *stack.Listener {
 	if ap.Addr().Is6() {
 		network = "tcp6"
 	}
-	s, err := h.Socket(ctx, network, "control")
+	s, err := h.Socket(trace.WithLabel(ctx, "control"), network)
 	if err != nil {
 		t.Fatalf("socket: %v", err)
 	}
@@ -54,7 +55,7 @@ func dial(t *testing.T, h *stack.Host, ap netip.AddrPort) *stack.Socket {
 	if ap.Addr().Is6() {
 		network = "tcp6"
 	}
-	s, err := h.Socket(ctx, network, "control")
+	s, err := h.Socket(trace.WithLabel(ctx, "control"), network)
 	if err != nil {
 		t.Fatalf("socket: %v", err)
 	}
@@ -83,7 +84,7 @@ func TestConnectAcceptAcrossWire(t *testing.T) {
 		addr netip.AddrPort
 	}{
 		{"IPv4", serverAddr},
-		{"IPv6", netip.AddrPortFrom(stack.ServerAddr6.Addr(), 21)},
+		{"IPv6", netip.AddrPortFrom(netip.MustParseAddr(stack.ServerIPv6), 21)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			stacktest.CheckGoroutines(t)
@@ -121,7 +122,7 @@ func TestConnectRefused(t *testing.T) {
 	p := stacktest.Pair(t, stack.PairConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := p.Client.Dial(ctx, "control", "192.0.2.2:2121")
+	_, err := p.Client.DialContext(trace.WithLabel(ctx, "control"), "tcp", "192.0.2.2:2121")
 	if !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatalf("dial to a closed port: %v; want ECONNREFUSED", err)
 	}

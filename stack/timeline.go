@@ -13,6 +13,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 	"gvisor.dev/gvisor/pkg/waiter"
 
+	"github.com/nsftp/nsftp/packet"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -29,6 +30,23 @@ type Gate interface {
 	// returns. The stack may hold the connection's locks meanwhile, so it
 	// must not call the host's sockets.
 	BeforeFrame(e trace.Event)
+}
+
+// beforeCall passes a call about to run to the gate, with the host's
+// clock held: however long the gate waits (a person at a prompt), no time
+// passes for the network.
+func (t *timeline) beforeCall(ctx context.Context, e trace.Event) error {
+	release := t.h.clock.Hold()
+	defer release()
+	return t.gate.BeforeCall(ctx, e)
+}
+
+// beforeFrame passes a frame about to cross the link to the gate, with
+// the host's clock held.
+func (t *timeline) beforeFrame(e trace.Event) {
+	release := t.h.clock.Hold()
+	defer release()
+	t.gate.BeforeFrame(e)
 }
 
 // timeline is a host's part of a run's timeline. It knows every TCP
@@ -135,6 +153,12 @@ type wireTCB struct {
 	rcvInit bool   // RCV.NXT known
 	finSent bool   // we sent a FIN, ending at finEnd
 	finEnd  uint32
+	// sndMax and rcvMax are the highest sequence numbers sent and
+	// received, from the frames alone: SND.NXT goes back after a timeout
+	// (netstack resends from SND.UNA), and a segment below sndMax resends
+	// what was sent before.
+	sndMax, rcvMax       uint32
+	sndMaxSet, rcvMaxSet bool
 }
 
 // inSeg is a segment received, as much as a cause needs.
@@ -572,8 +596,8 @@ func rfcState(s tcp.EndpointState) (trace.TCPState, bool) {
 // frame records one frame crossing the link, with the socket it belongs
 // to and any change of state its connection made before it. head is the
 // frame's beginning (enough for its headers), size its length.
-func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool, chain []string) {
-	seg := decodeFrame(head, size, ether)
+func (t *timeline) frame(dir trace.Direction, head []byte, size int, link packet.LinkType, chain []string) {
+	seg := packet.Decode(head, size, link)
 	seg.Dir = dir
 	seg.Chain = chain
 	var (
@@ -629,7 +653,7 @@ func (t *timeline) frame(dir trace.Direction, head []byte, size int, ether bool,
 			}
 			t.mu.Unlock()
 		}
-		t.gate.BeforeFrame(ev)
+		t.beforeFrame(ev)
 		t.mu.Lock()
 	}
 	defer t.mu.Unlock()
@@ -706,8 +730,8 @@ func (t *timeline) isLocal(a netip.Addr) bool {
 // dropped records that the link dropped a frame it received (see
 // FrameTap), which frame recorded a moment before: the segment, as
 // received, and why.
-func (t *timeline) dropped(head []byte, size int, ether bool, reason string) {
-	seg := decodeFrame(head, size, ether)
+func (t *timeline) dropped(head []byte, size int, link packet.LinkType, reason string) {
+	seg := packet.Decode(head, size, link)
 	seg.Dir = trace.In
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -825,11 +849,33 @@ func (t *timeline) udpOwnerLocked(seg *trace.Segment) (int, trace.Conn) {
 
 // onSegment follows the connection's TCB from the wire between netstack's
 // own reports (the probe): what was sent moves SND.NXT, RCV.NXT and
-// RCV.WND; what was acknowledged moves SND.UNA and SND.WND.
+// RCV.WND; what was acknowledged moves SND.UNA and SND.WND. It marks a
+// segment that resends sequence space (s.Retransmit): sent, below the
+// highest sequence number sent before; received, below the highest
+// received before.
 func (c *wireTCB) onSegment(s *trace.Segment) {
 	b := &c.tcb
 	syn, fin := s.Flags.Has(trace.SYN), s.Flags.Has(trace.FIN)
 	scaled := c.ws[0] >= 0 && c.ws[1] >= 0
+	// What the segment occupies of sequence space (RFC 793 section 3.3:
+	// its data, and a SYN or FIN counts as one).
+	space := uint32(s.Len)
+	if syn {
+		space++
+	}
+	if fin {
+		space++
+	}
+	if space > 0 {
+		top, set := &c.sndMax, &c.sndMaxSet
+		if s.Dir == trace.In {
+			top, set = &c.rcvMax, &c.rcvMaxSet
+		}
+		s.Retransmit = *set && seqAfter(*top, s.Seq)
+		if end := s.Seq + space; !*set || seqAfter(end, *top) {
+			*top, *set = end, true
+		}
+	}
 	if s.Dir == trace.Out {
 		if syn {
 			b.ISS = s.Seq

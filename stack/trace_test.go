@@ -47,7 +47,7 @@ func exchange(t *testing.T, p *stack.Pair) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	ls, err := p.Server.Socket(ctx, "tcp4", trace.Control)
+	ls, err := p.Server.Socket(trace.WithLabel(ctx, trace.Control), "tcp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func exchange(t *testing.T, p *stack.Pair) {
 		}()
 	}()
 
-	c, err := p.Client.Socket(ctx, "tcp4", trace.Control)
+	c, err := p.Client.Socket(trace.WithLabel(ctx, trace.Control), "tcp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,7 +262,7 @@ func TestFinWait2Silent(t *testing.T) {
 				}
 				accepted <- s
 			}()
-			c, err := p.Client.Socket(ctx, "tcp4", trace.Control)
+			c, err := p.Client.Socket(trace.WithLabel(ctx, trace.Control), "tcp4")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -510,10 +510,12 @@ func TestChains(t *testing.T) {
 		}
 		return true
 	}
-	// The first SYN waited for ARP: the neighbour cache sends it when the
-	// reply arrives, so its chain starts there, not in tcp.
-	if !has(first, "stack.(*packetsPendingLinkResolution)", "stack.(*nic).writePacket") {
-		t.Errorf("first SYN chain %q was not sent by link resolution", first)
+	// The first SYN waited for ARP: the neighbour cache sent it when the
+	// reply arrived, from the goroutine that took the reply; its chain is
+	// still the connect() that made it, the wait, and the link.
+	if !has(first, "nsftp (*Socket).Connect -> tcp.(*Endpoint).Connect", "(waited for ARP) -> stack.(*nic).writePacket") ||
+		strings.Contains(strings.Join(first, " "), "packetsPendingLinkResolution") {
+		t.Errorf("first SYN chain %q is not the connect() that made it", first)
 	}
 	if !has(syn, "tcp.", "ipv4.(*endpoint).WritePacket", "stack.(*nic).WritePacket") {
 		t.Errorf("SYN chain %q lacks the tcp -> ipv4 -> nic path", syn)
@@ -533,7 +535,7 @@ func TestNoSocketDrop(t *testing.T) {
 	p := tracedPair(t, tl, false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if c, err := p.Client.Dial(ctx, "control", "192.0.2.2:2121"); err == nil {
+	if c, err := p.Client.DialContext(trace.WithLabel(ctx, "control"), "tcp", "192.0.2.2:2121"); err == nil {
 		c.Close()
 		t.Fatal("dial to a closed port succeeded")
 	}

@@ -64,9 +64,10 @@ var udpNetstack = map[trace.Op]string{
 }
 
 // UDPSocket creates a UDP socket for network "udp4" or "udp6", like
-// socket(PF_INET, SOCK_DGRAM, IPPROTO_UDP). The label says what it is for
-// in events (trace.DHCP, trace.DNS).
-func (h *Host) UDPSocket(ctx context.Context, network string, label trace.Conn) (*UDPSocket, error) {
+// socket(PF_INET, SOCK_DGRAM, IPPROTO_UDP). Events name it with ctx's
+// label (trace.WithLabel): what it is for (trace.DHCP, trace.DNS).
+func (h *Host) UDPSocket(ctx context.Context, network string) (*UDPSocket, error) {
+	label := trace.LabelOf(ctx)
 	var family tcpip.NetworkProtocolNumber
 	switch network {
 	case "udp4":
@@ -76,7 +77,7 @@ func (h *Host) UDPSocket(ctx context.Context, network string, label trace.Conn) 
 	default:
 		return nil, fmt.Errorf("stack: socket: unsupported network %q (want udp4 or udp6)", network)
 	}
-	s := &UDPSocket{h: h, label: label, family: family, done: make(chan struct{})}
+	s := &UDPSocket{h: h, label: label, family: family, done: make(chan struct{}), rd: deadline{clock: h.clock}, wd: deadline{clock: h.clock}}
 	s.id = h.newSocketID()
 	c, err := s.begin(ctx, trace.Call{Op: trace.OpSocket}, true)
 	if err != nil {
@@ -193,6 +194,9 @@ func (s *UDPSocket) sendTo(ctx context.Context, b []byte, addr netip.AddrPort) (
 	var entry waiter.Entry
 	var notify chan struct{}
 	for {
+		if s.wd.passed() {
+			return 0, s.opError("write", udpAddr(addr), errTimeout)
+		}
 		var r bytes.Reader
 		r.Reset(b)
 		n, terr := s.ep.Write(&r, opts)
@@ -240,6 +244,9 @@ func (s *UDPSocket) recvFrom(ctx context.Context, b []byte) (int, netip.AddrPort
 	var entry waiter.Entry
 	var notify chan struct{}
 	for {
+		if s.rd.passed() {
+			return 0, netip.AddrPort{}, s.opError("read", s.remoteAddr(), errTimeout)
+		}
 		w := tcpip.SliceWriter(b)
 		res, terr := s.ep.Read(&w, tcpip.ReadOptions{NeedRemoteAddr: true})
 		switch terr.(type) {
@@ -413,7 +420,7 @@ func (s *UDPSocket) wait(ctx context.Context, notify <-chan struct{}, deadline <
 	case <-notify:
 		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctxErr(ctx)
 	case <-deadline:
 		return errTimeout
 	case <-s.done:
@@ -453,11 +460,11 @@ func (s *UDPSocket) begin(ctx context.Context, c trace.Call, gated bool) (pendin
 	}
 	if gated && tl.gate != nil {
 		ev := trace.Event{Layer: trace.LayerStack, Host: s.h.name, Kind: trace.KindCall, Phase: trace.Begin, Call: &c}
-		if err := tl.gate.BeforeCall(ctx, ev); err != nil {
+		if err := tl.beforeCall(ctx, ev); err != nil {
 			return pendingCall{Call: c}, err
 		}
 	}
-	p := pendingCall{Call: c, start: time.Now()}
+	p := pendingCall{Call: c, start: s.h.clock.Now()}
 	tl.callBegin(nil, p.Call)
 	return p, nil
 }
@@ -468,7 +475,7 @@ func (s *UDPSocket) end(c *pendingCall, n int, err error) {
 	if tl == nil {
 		return
 	}
-	c.Duration = time.Since(c.start)
+	c.Duration = s.h.clock.Since(c.start)
 	c.Bytes = n
 	if err != nil {
 		c.Err = err.Error()

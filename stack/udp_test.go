@@ -28,15 +28,15 @@ func TestUDPTraced(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	srvAddr := netip.AddrPortFrom(stack.ServerAddr4.Addr(), 5353)
-	srv, err := p.Server.UDPSocket(ctx, "udp4", trace.DNS)
+	srvAddr := netip.AddrPortFrom(netip.MustParseAddr(stack.ServerIPv4), 5353)
+	srv, err := p.Server.UDPSocket(trace.WithLabel(ctx, trace.DNS), "udp4")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := srv.Bind(ctx, srvAddr); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := p.Client.UDPSocket(ctx, "udp4", trace.DNS)
+	cl, err := p.Client.UDPSocket(trace.WithLabel(ctx, trace.DNS), "udp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,12 +123,12 @@ func TestUDPConnectedRefused(t *testing.T) {
 	p := stacktest.Pair(t, stack.PairConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	s, err := p.Client.UDPSocket(ctx, "udp4", trace.DNS)
+	s, err := p.Client.UDPSocket(trace.WithLabel(ctx, trace.DNS), "udp4")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Connect(ctx, netip.AddrPortFrom(stack.ServerAddr4.Addr(), 53)); err != nil {
+	if err := s.Connect(ctx, netip.AddrPortFrom(netip.MustParseAddr(stack.ServerIPv4), 53)); err != nil {
 		t.Fatal(err)
 	}
 	var c net.Conn = s
@@ -180,11 +180,11 @@ func newWire(t *testing.T) *stack.Wire {
 func TestUnconfiguredBroadcast(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	w := newWire(t)
-	server := newBareHost(t, w, stack.HostConfig{Name: "server", Addrs: []netip.Prefix{stack.ServerAddr4}})
+	server := newBareHost(t, w, stack.HostConfig{Name: "server", Addrs: []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(stack.ServerIPv4), 24)}})
 	client := newBareHost(t, w, stack.HostConfig{Name: "client"})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ss, err := server.UDPSocket(ctx, "udp4", trace.DHCP)
+	ss, err := server.UDPSocket(trace.WithLabel(ctx, trace.DHCP), "udp4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,7 +197,7 @@ func TestUnconfiguredBroadcast(t *testing.T) {
 		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{255, 255, 255, 255}), port)
 	}
 	err = client.Unconfigured(func() error {
-		cs, err := client.UDPSocket(ctx, "udp4", trace.DHCP)
+		cs, err := client.UDPSocket(trace.WithLabel(ctx, trace.DHCP), "udp4")
 		if err != nil {
 			return err
 		}
@@ -218,7 +218,7 @@ func TestUnconfiguredBroadcast(t *testing.T) {
 			return err
 		}
 		n, from, err = cs.RecvFrom(ctx, buf)
-		if err != nil || string(buf[:n]) != "OFFER" || from.Addr() != stack.ServerAddr4.Addr() {
+		if err != nil || string(buf[:n]) != "OFFER" || from.Addr() != netip.MustParseAddr(stack.ServerIPv4) {
 			t.Errorf("client: %q from %v, %v; want OFFER from the server", buf[:n], from, err)
 		}
 		return nil
@@ -238,7 +238,7 @@ func TestUnconfiguredBroadcast(t *testing.T) {
 func TestProbeAddress(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	w := newWire(t)
-	server := newBareHost(t, w, stack.HostConfig{Name: "server", Addrs: []netip.Prefix{stack.ServerAddr4}})
+	server := newBareHost(t, w, stack.HostConfig{Name: "server", Addrs: []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(stack.ServerIPv4), 24)}})
 	client := newBareHost(t, w, stack.HostConfig{Name: "client", ProbeWait: 150 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -250,13 +250,13 @@ func TestProbeAddress(t *testing.T) {
 	if d := time.Since(start); d < 100*time.Millisecond {
 		t.Errorf("a free address was declared free after %v, before the probes' time was up", d)
 	}
-	err := client.ProbeAddress(ctx, stack.ServerAddr4.Addr())
+	err := client.ProbeAddress(ctx, netip.MustParseAddr(stack.ServerIPv4))
 	var dup *stack.DuplicateAddressError
 	if !errors.As(err, &dup) {
 		t.Fatalf("probing the server's address: %v, want a DuplicateAddressError", err)
 	}
-	if dup.Holder.String() != server.MAC().String() || dup.Addr != stack.ServerAddr4.Addr() {
-		t.Errorf("duplicate %v held by %v, want %v held by the server's %v", dup.Addr, dup.Holder, stack.ServerAddr4.Addr(), server.MAC())
+	if dup.Holder.String() != server.MAC().String() || dup.Addr != netip.MustParseAddr(stack.ServerIPv4) {
+		t.Errorf("duplicate %v held by %v, want %v held by the server's %v", dup.Addr, dup.Holder, netip.MustParseAddr(stack.ServerIPv4), server.MAC())
 	}
 	if !strings.Contains(err.Error(), server.MAC().String()) {
 		t.Errorf("the error does not name who answered: %v", err)
@@ -270,7 +270,7 @@ func TestConfigure(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	tl := newTimeline()
 	w := newWire(t)
-	server := newBareHost(t, w, stack.HostConfig{Name: "server", Addrs: []netip.Prefix{stack.ServerAddr4}})
+	server := newBareHost(t, w, stack.HostConfig{Name: "server", Addrs: []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(stack.ServerIPv4), 24)}})
 	client := newBareHost(t, w, stack.HostConfig{Name: "client", Observer: tl.rec.Record})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -285,15 +285,15 @@ func TestConfigure(t *testing.T) {
 		}
 	}()
 
-	if _, err := client.Dial(ctx, trace.Control, serverAddr.String()); !errors.Is(err, syscall.ENETUNREACH) {
+	if _, err := client.DialContext(trace.WithLabel(ctx, trace.Control), "tcp", serverAddr.String()); !errors.Is(err, syscall.ENETUNREACH) {
 		t.Fatalf("dial with no address: %v, want ENETUNREACH", err)
 	}
 	lease := netip.MustParsePrefix("192.0.2.9/24")
 	dnsDHCP := []netip.Addr{netip.MustParseAddr("192.0.2.53")}
-	if err := client.Configure(trace.Config{Source: trace.FromDHCP, Addr: lease, Router: netip.MustParseAddr("192.0.2.254"), DNS: dnsDHCP}); err != nil {
+	if err := client.Configure(stack.Change{Source: trace.FromDHCP, Addr: lease, Router: netip.MustParseAddr("192.0.2.254"), DNS: dnsDHCP}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.Dial(ctx, trace.Control, serverAddr.String())
+	c, err := client.DialContext(trace.WithLabel(ctx, trace.Control), "tcp", serverAddr.String())
 	if err != nil {
 		t.Fatalf("dial after DHCP's address: %v", err)
 	}
@@ -303,7 +303,7 @@ func TestConfigure(t *testing.T) {
 	}
 	// What the user says wins over what DHCP said.
 	mine := netip.MustParseAddr("198.51.100.53")
-	if err := client.Configure(trace.Config{Source: trace.FromCommandLine, DNS: []netip.Addr{mine}, Router: netip.MustParseAddr("192.0.2.1")}); err != nil {
+	if err := client.Configure(stack.Change{Source: trace.FromCommandLine, DNS: []netip.Addr{mine}, Router: netip.MustParseAddr("192.0.2.1")}); err != nil {
 		t.Fatal(err)
 	}
 	if got := client.NameServers(); len(got) != 1 || got[0] != mine {
@@ -312,10 +312,10 @@ func TestConfigure(t *testing.T) {
 	if got := client.Routers(); len(got) != 1 || got[0] != netip.MustParseAddr("192.0.2.1") {
 		t.Errorf("routers %v, want the user's 192.0.2.1", got)
 	}
-	if err := client.Configure(trace.Config{Source: trace.FromDHCP, Removed: true, Addr: lease}); err != nil {
+	if err := client.Configure(stack.Change{Source: trace.FromDHCP, Removed: true, Addr: lease}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Dial(ctx, trace.Control, serverAddr.String()); err == nil {
+	if _, err := client.DialContext(trace.WithLabel(ctx, trace.Control), "tcp", serverAddr.String()); err == nil {
 		t.Fatal("dial after the address was given up succeeded")
 	}
 	evs := tl.events()

@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"container/heap"
 	"errors"
 	"fmt"
 	"io"
@@ -10,13 +9,13 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nsftp/nsftp/trace"
-
 	"gvisor.dev/gvisor/pkg/buffer"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	gstack "gvisor.dev/gvisor/pkg/tcpip/stack"
-	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
+
+	"github.com/nsftp/nsftp/packet"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // WireConfig describes a virtual wire: its MTU and the path every frame
@@ -52,9 +51,16 @@ type WireConfig struct {
 	Observer trace.Observer
 	// PCAP, if set, receives every frame put on the wire, once, as its
 	// sender sent it (before the path loses, delays or corrupts it): what
-	// a sniffer beside the sender would see. Wrap a file in a
-	// bufio.Writer and flush it after Close.
+	// a sniffer beside the sender would see, stamped with the wire's
+	// clock. Wrap a file in a bufio.Writer and flush it after Close.
 	PCAP io.Writer
+	// Clock, if set, is the time every decision of the wire is made on
+	// (delays, jitter, rates, the bottleneck's queue, a reordered frame's
+	// hold, outages counted from the wire's start): the clock of the
+	// hosts on the wire, so that a held or slowed clock holds or slows
+	// the wire with them. Without, the wire has a clock of its own at
+	// real speed. A Pair gives its wire and hosts one clock.
+	Clock *Clock
 }
 
 // The port numbers of a Pair's hosts, for WireConfig.Out.
@@ -138,8 +144,10 @@ type Wire struct {
 	rngMu sync.Mutex
 	rng   *rand.Rand
 
-	start time.Time   // outages count from it
-	pcap  *pcapWriter // nil unless capturing
+	clock    *Clock
+	ownClock bool               // made by NewWire: closed with the wire
+	start    time.Time          // outages count from it, on the clock
+	pcap     *packet.PCAPWriter // nil unless capturing
 
 	stats struct {
 		frames, delivered, lost, lossRuns, duplicated, reordered, corrupted, fcs, bottleneck, down, queueDrops atomic.Uint64
@@ -173,13 +181,17 @@ func NewWire(cfg WireConfig) (*Wire, error) {
 	if cfg.Seed == 0 {
 		cfg.Seed = 1
 	}
-	w := &Wire{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6e7366747000)), start: time.Now(),
-		corrupting: cfg.corrupts(), skipCsum: cfg.checksumsSkipped()}
+	w := &Wire{cfg: cfg, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6e7366747000)),
+		corrupting: cfg.corrupts(), skipCsum: cfg.checksumsSkipped(), clock: cfg.Clock}
+	if w.clock == nil {
+		w.clock, w.ownClock = newWallClock(), true
+	}
+	w.start = w.clock.Now()
 	w.caps = w.capabilities()
 	if cfg.PCAP != nil {
 		var err error
-		if w.pcap, err = newPCAPWriter(cfg.PCAP, 0, linkTypeEthernet); err != nil {
-			return nil, err
+		if w.pcap, err = packet.NewPCAPWriter(cfg.PCAP, packet.LinkEthernet, 0); err != nil {
+			return nil, fmt.Errorf("stack: wire: %w", err)
 		}
 	}
 	w.ports.Store(&[]*Port{})
@@ -217,11 +229,15 @@ func (w *Wire) NewPort() (*Port, error) {
 	ports := append(append([]*Port(nil), *w.ports.Load()...), p)
 	w.ports.Store(&ports)
 	w.wg.Add(1)
-	go func() {
-		defer w.wg.Done()
-		defer close(p.exited)
-		p.run()
-	}()
+	// The port's goroutine is one of the network's: a jumping clock
+	// waits for it to be idle.
+	w.clock.Run(func() {
+		go func() {
+			defer w.wg.Done()
+			defer close(p.exited)
+			p.run()
+		}()
+	})
 	return p, nil
 }
 
@@ -237,8 +253,14 @@ func (w *Wire) Close() error {
 		p.Close()
 	}
 	w.wg.Wait()
-	return w.pcap.closeErr()
+	if w.ownClock {
+		w.clock.Close()
+	}
+	return w.pcap.Err()
 }
+
+// Clock returns the clock the wire runs on.
+func (w *Wire) Clock() *Clock { return w.clock }
 
 // Stats returns the wire's counters.
 func (w *Wire) Stats() WireStats {
@@ -284,7 +306,7 @@ func (w *Wire) transmit(from *Port, frame buffer.Buffer, dst tcpip.LinkAddress) 
 	if w.pcap != nil {
 		var slices [][]byte
 		frame.Apply(func(v *buffer.View) { slices = append(slices, v.AsSlice()) })
-		w.pcap.record(time.Now(), slices)
+		w.pcap.WriteFrame(w.clock.Now(), int(frame.Size()), slices...)
 	}
 	unicast := len(dst) == header.EthernetAddressSize && dst[0]&1 == 0
 	ports := *w.ports.Load()
@@ -324,11 +346,11 @@ func (w *Wire) impair(from, p *Port, frame buffer.Buffer) {
 		// as gVisor's own pipe link does: the stack queues TCP segments
 		// to its processor goroutines, so the sender does not run the
 		// receiver's TCP, and no goroutine handoff is paid per frame.
-		p.deliver(frame)
+		p.deliver(frame, false)
 		return
 	}
 	c := &ps.cfg
-	f, due, newRun := ps.send(time.Now(), int(frame.Size()), w.float)
+	f, due, newRun := ps.send(w.clock.Now(), int(frame.Size()), w.float)
 	switch f {
 	case lostRandom:
 		w.stats.lost.Add(1)
@@ -375,10 +397,10 @@ func (w *Wire) dropped(from, to *Port, frame buffer.Buffer, reason string) {
 	if w.cfg.Observer == nil {
 		return
 	}
-	var head [160]byte
+	var head [packet.HeaderBytes]byte
 	n := 0
 	frame.Apply(func(v *buffer.View) { n += copy(head[n:], v.AsSlice()) })
-	seg := decodeFrame(head[:n], int(frame.Size()), true)
+	seg := packet.Decode(head[:n], int(frame.Size()), packet.LinkEthernet)
 	seg.Dir = trace.Out
 	w.cfg.Observer(trace.Event{Layer: trace.LayerWire, Kind: trace.KindDrop, Segment: &seg,
 		Drop: &trace.Drop{Reason: reason, From: from.id, To: to.id}})
@@ -406,359 +428,6 @@ func (w *Wire) corrupt(frame buffer.Buffer) (buffer.Buffer, bool) {
 	return buffer.MakeWithData(b), true
 }
 
-// Port is one host's attachment to a Wire: an Ethernet link endpoint.
-type Port struct {
-	w    *Wire
-	id   int        // its number on the wire, from 1
-	path *pathState // its outgoing frames' path; nil when clean
-
-	mu         sync.Mutex // guards the fields below and the queue
-	dispatcher gstack.NetworkDispatcher
-	mtu        uint32
-	mac        tcpip.LinkAddress
-	onClose    func()
-	closed     bool
-
-	queue  frameQueue
-	held   *queuedFrame // a frame being reordered: it goes after the next one
-	gro    gro.GRO      // with OffloadTSO: merges frames for the stack; run's goroutine only
-	signal chan struct{}
-	done   chan struct{}
-	exited chan struct{}
-}
-
-var _ gstack.LinkEndpoint = (*Port)(nil)
-
-// queueLimit bounds the bytes waiting at one receiver; beyond it frames
-// are dropped, as a NIC's ring overflows.
-const queueLimit = 64 << 20
-
-// reorderHold is how long a held-back frame waits for a successor before
-// it is delivered anyway.
-const reorderHold = time.Millisecond
-
-type queuedFrame struct {
-	frame buffer.Buffer
-	due   time.Time // zero: now
-	seq   uint64
-}
-
-// frameQueue holds frames waiting for delivery: those due now in arrival
-// order, and delayed ones in a heap by due time.
-type frameQueue struct {
-	now     []queuedFrame
-	later   frameHeap
-	bytes   int
-	nextSeq uint64
-}
-
-type frameHeap []queuedFrame
-
-func (h frameHeap) Len() int { return len(h) }
-func (h frameHeap) Less(i, j int) bool {
-	if !h[i].due.Equal(h[j].due) {
-		return h[i].due.Before(h[j].due)
-	}
-	return h[i].seq < h[j].seq
-}
-func (h frameHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *frameHeap) Push(x any)   { *h = append(*h, x.(queuedFrame)) }
-func (h *frameHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = queuedFrame{}
-	*h = old[:len(old)-1]
-	return x
-}
-
-// enqueue queues a frame for delivery by p's goroutine. A reordered frame
-// is held until the next frame for p has been queued ahead of it.
-func (p *Port) enqueue(frame buffer.Buffer, due time.Time, reorder bool) {
-	size := int(frame.Size())
-	p.mu.Lock()
-	if p.closed || p.queue.bytes+size > queueLimit {
-		closed := p.closed
-		p.mu.Unlock()
-		if !closed {
-			p.w.stats.queueDrops.Add(1)
-		}
-		frame.Release()
-		return
-	}
-	p.queue.bytes += size
-	f := queuedFrame{frame: frame, due: due, seq: p.queue.nextSeq}
-	p.queue.nextSeq++
-	switch {
-	case p.held != nil:
-		// f overtakes the held frame.
-		held := *p.held
-		p.held = nil
-		p.queue.push(f)
-		held.due = due
-		held.seq = p.queue.nextSeq
-		p.queue.nextSeq++
-		p.queue.push(held)
-	case reorder:
-		held := f
-		held.due = time.Now().Add(reorderHold)
-		p.held = &held
-	default:
-		p.queue.push(f)
-	}
-	p.mu.Unlock()
-	select {
-	case p.signal <- struct{}{}:
-	default:
-	}
-}
-
-func (q *frameQueue) push(f queuedFrame) {
-	if f.due.IsZero() && q.later.Len() == 0 {
-		q.now = append(q.now, f)
-		return
-	}
-	if f.due.IsZero() {
-		f.due = time.Now()
-	}
-	heap.Push(&q.later, f)
-}
-
-// take moves the frames due by now into batch and returns when the next
-// delayed frame falls due (zero if none).
-func (p *Port) take(batch []queuedFrame, now time.Time) ([]queuedFrame, time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	batch = append(batch, p.queue.now...)
-	clear(p.queue.now)
-	p.queue.now = p.queue.now[:0]
-	for p.queue.later.Len() > 0 && !p.queue.later[0].due.After(now) {
-		batch = append(batch, heap.Pop(&p.queue.later).(queuedFrame))
-	}
-	if p.held != nil && !p.held.due.After(now) {
-		batch = append(batch, *p.held)
-		p.held = nil
-	}
-	for _, f := range batch {
-		p.queue.bytes -= int(f.frame.Size())
-	}
-	var next time.Time
-	if p.queue.later.Len() > 0 {
-		next = p.queue.later[0].due
-	}
-	if p.held != nil && (next.IsZero() || p.held.due.Before(next)) {
-		next = p.held.due
-	}
-	return batch, next
-}
-
-// run delivers queued frames until the port is closed.
-func (p *Port) run() {
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	var batch []queuedFrame
-	for {
-		var next time.Time
-		batch, next = p.take(batch[:0], time.Now())
-		for i := range batch {
-			if p.w.cfg.Offload == OffloadTSO {
-				p.merge(batch[i].frame)
-			} else {
-				p.deliver(batch[i].frame)
-			}
-			batch[i] = queuedFrame{}
-		}
-		if len(batch) > 0 && p.w.cfg.Offload == OffloadTSO {
-			p.gro.Flush()
-		}
-		if len(batch) > 0 {
-			continue
-		}
-		var timerC <-chan time.Time
-		if !next.IsZero() {
-			timer.Reset(time.Until(next))
-			timerC = timer.C
-		}
-		select {
-		case <-p.signal:
-		case <-timerC:
-		case <-p.done:
-			timer.Stop()
-			p.drop()
-			return
-		}
-		timer.Stop()
-	}
-}
-
-// drop releases every frame still queued after Close.
-func (p *Port) drop() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, f := range p.queue.now {
-		f.frame.Release()
-	}
-	for _, f := range p.queue.later {
-		f.frame.Release()
-	}
-	if p.held != nil {
-		p.held.frame.Release()
-		p.held = nil
-	}
-	p.queue = frameQueue{}
-}
-
-// deliver hands one frame to the attached stack.
-func (p *Port) deliver(frame buffer.Buffer) {
-	p.mu.Lock()
-	d := p.dispatcher
-	mac := p.mac
-	p.mu.Unlock()
-	if d == nil {
-		frame.Release()
-		return
-	}
-	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: frame})
-	defer pkt.DecRef()
-	hdr, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
-	if !ok {
-		return
-	}
-	p.deliverPacket(d, mac, header.Ethernet(hdr), pkt)
-}
-
-// deliverPacket hands a frame, its Ethernet header consumed, to d.
-func (p *Port) deliverPacket(d gstack.NetworkDispatcher, mac tcpip.LinkAddress, eth header.Ethernet, pkt *gstack.PacketBuffer) {
-	switch dst := eth.DestinationAddress(); {
-	case dst == header.EthernetBroadcastAddress:
-		pkt.PktType = tcpip.PacketBroadcast
-	case header.IsMulticastEthernetAddress(dst):
-		pkt.PktType = tcpip.PacketMulticast
-	case dst == mac:
-		pkt.PktType = tcpip.PacketHost
-	default:
-		pkt.PktType = tcpip.PacketOtherHost
-	}
-	p.w.stats.delivered.Add(1)
-	d.DeliverNetworkPacket(eth.Type(), pkt)
-}
-
-// merge hands one frame to the stack through GRO, which merges a TCP
-// stream's consecutive frames into one segment before the stack sees it,
-// as Linux's GRO does.
-func (p *Port) merge(frame buffer.Buffer) {
-	p.mu.Lock()
-	d := p.dispatcher
-	mac := p.mac
-	p.mu.Unlock()
-	if d == nil {
-		frame.Release()
-		return
-	}
-	pkt := gstack.NewPacketBuffer(gstack.PacketBufferOptions{Payload: frame})
-	defer pkt.DecRef()
-	hdr, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
-	if !ok {
-		return
-	}
-	eth := header.Ethernet(hdr)
-	if eth.DestinationAddress() != mac {
-		p.deliverPacket(d, mac, eth, pkt) // not a unicast TCP frame for us: as it is
-		return
-	}
-	pkt.PktType = tcpip.PacketHost
-	pkt.NetworkProtocolNumber = eth.Type()
-	// The wire computed the checksums (or, on a wire that skips them,
-	// nobody did): GRO checks them only where frames can be corrupted.
-	pkt.RXChecksumValidated = !p.w.corrupting
-	p.w.stats.delivered.Add(1)
-	if d != p.gro.Dispatcher {
-		p.gro.Flush()
-		p.gro.Dispatcher = d
-	}
-	p.gro.Enqueue(pkt)
-}
-
-// WritePackets implements stack.LinkEndpoint.
-func (p *Port) WritePackets(pkts gstack.PacketBufferList) (int, tcpip.Error) {
-	n := 0
-	off := p.w.cfg.Offload
-	for _, pkt := range pkts.AsSlice() {
-		dst := header.Ethernet(pkt.LinkHeader().Slice()).DestinationAddress()
-		n++
-		switch {
-		case off == OffloadTSO && pkt.GSOOptions.Type != gstack.GSONone && pkt.Data().Size() > int(pkt.GSOOptions.MSS):
-			frames, err := segment(pkt, !p.w.skipCsum)
-			if err != nil {
-				continue // a packet the wire cannot read is lost, as on a NIC
-			}
-			for _, f := range frames {
-				p.w.transmit(p, f, dst)
-			}
-		case off == OffloadTSO && !p.w.skipCsum:
-			// The stack left checksums to the NIC, and this wire's
-			// frames should carry them.
-			b := pkt.ToBuffer()
-			flat := b.Flatten()
-			b.Release()
-			fillChecksum(flat)
-			p.w.transmit(p, buffer.MakeWithData(flat), dst)
-		default:
-			p.w.transmit(p, pkt.ToBuffer(), dst)
-		}
-	}
-	return n, nil
-}
-
-// Attach implements stack.LinkEndpoint.
-func (p *Port) Attach(d gstack.NetworkDispatcher) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.dispatcher = d
-}
-
-// IsAttached implements stack.LinkEndpoint.
-func (p *Port) IsAttached() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.dispatcher != nil
-}
-
-// MTU implements stack.LinkEndpoint.
-func (p *Port) MTU() uint32 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.mtu
-}
-
-// SetMTU implements stack.LinkEndpoint.
-func (p *Port) SetMTU(mtu uint32) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.mtu = mtu
-}
-
-// MaxHeaderLength implements stack.LinkEndpoint.
-func (*Port) MaxHeaderLength() uint16 { return header.EthernetMinimumSize }
-
-// LinkAddress implements stack.LinkEndpoint.
-func (p *Port) LinkAddress() tcpip.LinkAddress {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.mac
-}
-
-// SetLinkAddress implements stack.LinkEndpoint.
-func (p *Port) SetLinkAddress(mac tcpip.LinkAddress) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.mac = mac
-}
-
-// Capabilities implements stack.LinkEndpoint. Neighbours are resolved
-// with ARP and NDP. Checksums are left out only on a wire that cannot
-// corrupt frames, unless WireConfig.Checksums asks for them.
-func (p *Port) Capabilities() gstack.LinkEndpointCapabilities { return p.w.caps }
-
 // capabilities works out what Capabilities reports, once: the stack asks
 // for every packet.
 func (w *Wire) capabilities() gstack.LinkEndpointCapabilities {
@@ -776,56 +445,4 @@ func (w *Wire) capabilities() gstack.LinkEndpointCapabilities {
 		return gstack.CapabilityResolutionRequired | gstack.CapabilityTXChecksumOffload
 	}
 	return gstack.CapabilityResolutionRequired
-}
-
-// ARPHardwareType implements stack.LinkEndpoint.
-func (*Port) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareEther }
-
-// AddHeader implements stack.LinkEndpoint: an Ethernet II header.
-func (*Port) AddHeader(pkt *gstack.PacketBuffer) {
-	eth := header.Ethernet(pkt.LinkHeader().Push(header.EthernetMinimumSize))
-	eth.Encode(&header.EthernetFields{
-		SrcAddr: pkt.EgressRoute.LocalLinkAddress,
-		DstAddr: pkt.EgressRoute.RemoteLinkAddress,
-		Type:    pkt.NetworkProtocolNumber,
-	})
-}
-
-// ParseHeader implements stack.LinkEndpoint.
-func (*Port) ParseHeader(pkt *gstack.PacketBuffer) bool {
-	_, ok := pkt.LinkHeader().Consume(header.EthernetMinimumSize)
-	return ok
-}
-
-// Wait implements stack.LinkEndpoint. It does not wait for the delivery
-// goroutine: the stack calls Wait with its own lock held, and a delivery
-// in progress may need that lock. Host.Close waits after the stack lets go.
-func (*Port) Wait() {}
-
-// waitClosed waits until the delivery goroutine has exited after Close.
-func (p *Port) waitClosed() { <-p.exited }
-
-// Close implements stack.LinkEndpoint: the port stops delivering and its
-// goroutine exits.
-func (p *Port) Close() {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		return
-	}
-	p.closed = true
-	p.dispatcher = nil
-	onClose := p.onClose
-	p.mu.Unlock()
-	close(p.done)
-	if onClose != nil {
-		onClose()
-	}
-}
-
-// SetOnCloseAction implements stack.LinkEndpoint.
-func (p *Port) SetOnCloseAction(f func()) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.onClose = f
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/tap"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // BenchmarkDownload compares a download into nsftp's netstack over a TAP
@@ -71,7 +72,7 @@ func benchTransfer(b *testing.B, mtu int, offload, upload bool, size int64) {
 
 	viaTAP := func(n int64) time.Duration {
 		start := time.Now()
-		c, err := host.Dial(ctx, "data", "192.0.2.1:9000")
+		c, err := host.DialContext(trace.WithLabel(ctx, "data"), "tcp", "192.0.2.1:9000")
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/tap"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // Example attaches nsftp's own TCP/IP stack to a TAP device the user made
@@ -38,7 +39,7 @@ func Example() {
 	}
 	defer host.Close() // closes the device too
 
-	c, err := host.Dial(context.Background(), "control", "192.0.2.1:21")
+	c, err := host.DialContext(trace.WithLabel(context.Background(), "control"), "tcp", "192.0.2.1:21")
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/tap"
+	"github.com/nsftp/nsftp/trace"
 )
 
 var (
@@ -92,7 +93,7 @@ func TestTransfer(t *testing.T) {
 			if got := srv.line(t, 10*time.Second); got != "ready" {
 				t.Fatalf("server said %q", got)
 			}
-			c, err := r.host.Dial(ctx, "data", "192.0.2.1:9000")
+			c, err := r.host.DialContext(trace.WithLabel(ctx, "data"), "tcp", "192.0.2.1:9000")
 			if err != nil {
 				t.Fatalf("nsftp dialing the kernel: %v", err)
 			}
@@ -104,7 +105,7 @@ func TestTransfer(t *testing.T) {
 			if want := streamSHA(big); sum != want {
 				t.Errorf("download into nsftp: sha256 %s, want %s", sum, want)
 			}
-			c, err = r.host.Dial(ctx, "data", "192.0.2.1:9000")
+			c, err = r.host.DialContext(trace.WithLabel(ctx, "data"), "tcp", "192.0.2.1:9000")
 			if err != nil {
 				t.Fatalf("nsftp dialing the kernel: %v", err)
 			}
@@ -118,7 +119,7 @@ func TestTransfer(t *testing.T) {
 			}
 
 			// The kernel dials nsftp.
-			l, err := r.host.Listen(ctx, "control", "192.0.2.2:2121", 8)
+			l, err := r.host.Listen(trace.WithLabel(ctx, "control"), "tcp", "192.0.2.2:2121")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -235,7 +236,7 @@ func TestPremadeDeviceKept(t *testing.T) {
 				}
 				// ARP and a handshake, so that both goroutines have run.
 				ctx := testContext(t, 10*time.Second)
-				if c, err := h.Dial(ctx, "probe", "192.0.2.1:9"); err == nil {
+				if c, err := h.DialContext(trace.WithLabel(ctx, "probe"), "tcp", "192.0.2.1:9"); err == nil {
 					c.Close()
 				}
 				if err := h.Close(); err != nil {
@@ -263,7 +264,7 @@ func TestCloseDeviceFirst(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	r := newRig(t, 1500, true)
 	ctx := testContext(t, 10*time.Second)
-	if c, err := r.host.Dial(ctx, "probe", "192.0.2.1:9"); err == nil {
+	if c, err := r.host.DialContext(trace.WithLabel(ctx, "probe"), "tcp", "192.0.2.1:9"); err == nil {
 		c.Close()
 	}
 	if err := r.dev.Close(); err != nil {
@@ -271,7 +272,7 @@ func TestCloseDeviceFirst(t *testing.T) {
 	}
 	ctx2, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
 	defer cancel()
-	if c, err := r.host.Dial(ctx2, "probe", "192.0.2.1:9"); err == nil {
+	if c, err := r.host.DialContext(trace.WithLabel(ctx2, "probe"), "tcp", "192.0.2.1:9"); err == nil {
 		c.Close()
 		t.Error("dial over a closed device succeeded")
 	}

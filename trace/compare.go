@@ -116,7 +116,7 @@ func newCompareSide(evs []Event, explain bool, col int) *compareSide {
 			if e.Kind == KindReply {
 				arrow = "<-"
 			}
-			text := Clean(MaskPassword(e.Text))
+			text := Clean(RedactCommand(e.Text))
 			if e.Kind == KindReply {
 				text = fmt.Sprintf("%d %s", e.Code, Clean(strings.ReplaceAll(e.Text, "\n", " / ")))
 			}
@@ -194,7 +194,7 @@ func (s *compareSide) sentBy(e *Event) bool {
 // received from a host that traced sending them, the FTP side's events.
 func (s *compareSide) line(i int) string {
 	e := &s.evs[i]
-	head := fmt.Sprintf("%8.2fms %-6s ", float64(e.Time.Sub(s.t0).Microseconds())/1000, e.Host)
+	head := fmt.Sprintf("%s %-6s ", stamp(e.Time.Sub(s.t0), 10, 2), e.Host)
 	sock := func(n int) string {
 		if n == 0 {
 			return "     "
@@ -327,10 +327,35 @@ type difference struct {
 }
 
 func writeDifferences(w *bufio.Writer, sides [2]*compareSide, opt CompareOptions) {
-	a, b := sides[0].measure(), sides[1].measure()
+	// What either side's hosts could not see is measured on neither: a
+	// thing one side never saw is a difference only if it could have.
+	var unseen [2]map[Seen]string
+	blind := map[Seen]bool{}
+	for i, s := range sides {
+		unseen[i] = s.unseen()
+		for k := range unseen[i] {
+			blind[k] = true
+		}
+	}
+	a, b := sides[0].measure(blind), sides[1].measure(blind)
 	var differ []difference
 	var same []string
+	notMeasured := map[Seen][]string{}
+	measurable := func(m measure) bool {
+		for _, n := range m.needs {
+			if blind[n] {
+				if !slices.Contains(notMeasured[n], m.group) {
+					notMeasured[n] = append(notMeasured[n], m.group)
+				}
+				return false
+			}
+		}
+		return true
+	}
 	for _, m := range a {
+		if !measurable(m) {
+			continue
+		}
 		i := slices.IndexFunc(b, func(n measure) bool { return n.what == m.what })
 		if i < 0 {
 			differ = append(differ, difference{m.what, m.value, "(not seen)"})
@@ -343,11 +368,11 @@ func writeDifferences(w *bufio.Writer, sides [2]*compareSide, opt CompareOptions
 		differ = append(differ, difference{m.what, m.value, b[i].value})
 	}
 	for _, m := range b {
-		if !slices.ContainsFunc(a, func(n measure) bool { return n.what == m.what }) {
+		if measurable(m) && !slices.ContainsFunc(a, func(n measure) bool { return n.what == m.what }) {
 			differ = append(differ, difference{m.what, "(not seen)", m.value})
 		}
 	}
-	fmt.Fprintf(w, "\nWhat differs (%d of %d things measured):\n", len(differ), len(differ)+len(same))
+	fmt.Fprintf(w, "\nWhat differs (%d of %d things measured on both stacks):\n", len(differ), len(differ)+len(same))
 	width := max(len(opt.Left), len(opt.Right))
 	for _, d := range differ {
 		fmt.Fprintf(w, "  %s\n      %-*s  %s\n      %-*s  %s\n", d.what, width, opt.Left, d.left, width, opt.Right, d.right)
@@ -355,27 +380,68 @@ func writeDifferences(w *bufio.Writer, sides [2]*compareSide, opt CompareOptions
 	if len(same) > 0 {
 		fmt.Fprintf(w, "The same on both: %s.\n", strings.Join(same, "; "))
 	}
+	if len(notMeasured) > 0 {
+		var parts []string
+		for _, k := range []Seen{SeenSegments, SeenStates, SeenCalls} {
+			if len(notMeasured[k]) == 0 {
+				continue
+			}
+			why := unseen[1][k]
+			if why == "" {
+				why = unseen[0][k]
+			}
+			parts = append(parts, fmt.Sprintf("%s (%s)", strings.Join(notMeasured[k], ", "), why))
+		}
+		who := opt.Right
+		if len(unseen[1]) == 0 {
+			who = opt.Left
+		}
+		fmt.Fprintf(w, "Not measured on %s, so not compared (run as root to see them): %s.\n", who, strings.Join(parts, "; "))
+	}
 }
 
-// measure is one thing a run is measured by, as text.
-type measure struct{ what, value string }
+// unseen is what the side's hosts said they could not see, and why.
+func (s *compareSide) unseen() map[Seen]string {
+	out := map[Seen]string{}
+	for _, e := range s.evs {
+		if e.Kind == KindHost && e.HostInfo != nil {
+			for _, u := range e.HostInfo.Unseen {
+				if u.What != SeenCalls {
+					out[u.What] = u.Why
+				}
+			}
+		}
+	}
+	return out
+}
+
+// measure is one thing a run is measured by, as text, and what a run
+// must have seen to measure it (group names it among those not measured).
+type measure struct {
+	what, value string
+	needs       []Seen
+	group       string
+}
 
 // measure measures the run: what its hosts and sockets did, in the order
-// a reader meets it.
-func (s *compareSide) measure() []measure {
+// a reader meets it. blind is what either run could not see: where it is
+// the changes of state, the states the socket calls saw stand in for
+// them.
+func (s *compareSide) measure(blind map[Seen]bool) []measure {
 	var out []measure
-	add := func(what, format string, args ...any) {
-		out = append(out, measure{what, fmt.Sprintf(format, args...)})
+	add := func(needs []Seen, group, what, format string, args ...any) {
+		out = append(out, measure{what, fmt.Sprintf(format, args...), needs, group})
 	}
+	segs, states := []Seen{SeenSegments}, []Seen{SeenStates}
 	type sockKey struct {
 		host string
 		fd   int
 	}
 	var (
 		order     []sockKey
-		states    = map[sockKey][]string{}
+		stateSeq  = map[sockKey][]string{}
 		labels    = map[sockKey]Conn{}
-		segs      int
+		segCount  int
 		dataSegs  int
 		pureACKs  int
 		retrans   int
@@ -395,7 +461,14 @@ func (s *compareSide) measure() []measure {
 		pendingTx = map[sockKey]time.Time{} // a send() waiting for its first segment
 		unacked   = map[dirKey]time.Time{}  // data received, not yet acknowledged
 		synackAt  = map[sockKey]bool{}      // a SYN|ACK sent on the socket
-		sent      = map[dirKey]uint32{}
+		fullest   = map[dirKey]int{}        // the largest data segment each way so far
+
+		callOrder  []sockKey
+		callStates = map[sockKey][]string{}
+		callLabels = map[sockKey]Conn{}
+		listens    = map[sockKey]bool{}
+
+		data = s.dataTransfer()
 	)
 	for i := range s.evs {
 		e := &s.evs[i]
@@ -406,15 +479,42 @@ func (s *compareSide) measure() []measure {
 			lastFTP = e.Time
 		case e.Kind == KindCall && e.Call != nil && e.Call.Op == OpSend && e.Phase == Begin:
 			pendingTx[sockKey{e.Host, e.Call.Socket}] = e.Time
+		}
+		if e.Kind == KindCall && e.Call != nil && e.Call.Proto == "" && e.Call.Op != OpGetsockname && e.Call.Op != OpGetpeername {
+			c := e.Call
+			k := sockKey{e.Host, c.Socket}
+			st := c.StateAfter
+			switch {
+			case e.Phase == Begin:
+				st = c.StateBefore
+			case c.Op == OpAccept, c.Op == OpClose:
+				// accept's is the new connection's; after close(2) the
+				// kernel's socket is out of TCP_INFO's reach.
+				st = ""
+			}
+			if c.Op == OpListen {
+				listens[k] = true
+			}
+			if st != "" {
+				if _, ok := callStates[k]; !ok {
+					callOrder = append(callOrder, k)
+					callLabels[k] = c.Label
+				}
+				if l := callStates[k]; len(l) == 0 || l[len(l)-1] != string(st) {
+					callStates[k] = append(l, string(st))
+				}
+			}
+		}
+		switch {
 		case e.Kind == KindState && e.State != nil:
 			st := e.State
 			k := sockKey{e.Host, st.Socket}
-			if _, ok := states[k]; !ok {
+			if _, ok := stateSeq[k]; !ok {
 				order = append(order, k)
-				states[k] = []string{string(st.From)}
+				stateSeq[k] = []string{string(st.From)}
 				labels[k] = st.Label
 			}
-			states[k] = append(states[k], string(st.To))
+			stateSeq[k] = append(stateSeq[k], string(st.To))
 			if st.From == StateListen && st.To == StateSynReceived {
 				when := "as the SYN arrives, before its SYN|ACK"
 				if synackAt[k] {
@@ -429,7 +529,7 @@ func (s *compareSide) measure() []measure {
 			seg := e.Segment
 			k := sockKey{e.Host, seg.Socket}
 			d := dirKey{seg.Src, seg.Dst}
-			segs++
+			segCount++
 			bytes += int64(seg.Len)
 			largest = max(largest, seg.Len)
 			if seg.Flags.Has(SYN) {
@@ -443,20 +543,20 @@ func (s *compareSide) measure() []measure {
 			}
 			if seg.Len > 0 {
 				dataSegs++
-				end := seg.Seq + uint32(seg.Len)
-				if top, ok := sent[d]; ok && int32(end-top) <= 0 {
+				if seg.Retransmit {
 					retrans++
-				} else {
-					sent[d] = end
 				}
 				if at, ok := pendingTx[k]; ok && seg.Dir == Out {
 					if w := e.Time.Sub(at); w > sendWait {
 						sendWait, sendWho = w, fmt.Sprintf("%s %s, %d bytes", e.Host, seg.Label, seg.Len)
+						// Nagle's algorithm holds only a segment shorter
+						// than a full one; a full one waits for the window.
 						p, ok := peerSeg[dirKey{seg.Dst, seg.Src}]
-						sendNagle = ok && p.After(at) && e.Time.Sub(p) < time.Millisecond
+						sendNagle = ok && p.After(at) && e.Time.Sub(p) < time.Millisecond && seg.Len < fullest[d]
 					}
 					delete(pendingTx, k)
 				}
+				fullest[d] = max(fullest[d], seg.Len)
 				if _, ok := unacked[d]; !ok {
 					unacked[d] = e.Time
 				}
@@ -475,27 +575,40 @@ func (s *compareSide) measure() []measure {
 			}
 		}
 	}
+	const hs = "the handshakes' windows and options"
 	for _, who := range []string{"client control SYN", "server control SYN|ACK", "server data SYN", "client data SYN|ACK", "client data SYN", "server data SYN|ACK"} {
 		if v, ok := syns[who]; ok {
-			add("the "+who+"'s window and options", "%s", v)
+			add(segs, hs, "the "+who+"'s window and options", "%s", v)
 		}
 	}
 	if len(born) > 0 {
-		add("a listening socket's connection becomes a socket in SYN-RECEIVED", "%s", born[0])
+		add(states, "when a listener's connection becomes a socket", "a listening socket's connection becomes a socket in SYN-RECEIVED", "%s", born[0])
+	}
+	name := func(k sockKey, label Conn, listening bool, nth map[string]int) string {
+		n := k.host + " " + string(label)
+		if listening {
+			n += " listening socket"
+		} else {
+			n += " connection"
+		}
+		nth[n]++
+		if nth[n] > 1 {
+			n += fmt.Sprintf(" #%d", nth[n])
+		}
+		return n
 	}
 	nth := map[string]int{}
 	for _, k := range order {
-		name := k.host + " " + string(labels[k])
-		if slices.Contains(states[k], string(StateListen)) && states[k][0] != string(StateListen) {
-			name += " listening socket"
-		} else {
-			name += " connection"
+		listening := slices.Contains(stateSeq[k], string(StateListen)) && stateSeq[k][0] != string(StateListen)
+		add(states, "each socket's states", "the states of the "+name(k, labels[k], listening, nth), "%s", strings.Join(stateSeq[k], " > "))
+	}
+	if blind[SeenStates] {
+		// The states TCP_INFO (or netstack) gave at each call's beginning
+		// and end, which every run has.
+		nth := map[string]int{}
+		for _, k := range callOrder {
+			add(nil, "", "the states the calls on the "+name(k, callLabels[k], listens[k], nth)+" saw", "%s", strings.Join(callStates[k], " > "))
 		}
-		nth[name]++
-		if nth[name] > 1 {
-			name += fmt.Sprintf(" #%d", nth[name])
-		}
-		add("the states of the "+name, "%s", strings.Join(states[k], " > "))
 	}
 	for _, h := range []string{"client", "server"} {
 		if info := infos[h]; info != nil && info.TimeWait > 0 {
@@ -506,23 +619,117 @@ func (s *compareSide) measure() []measure {
 					socks += "s"
 				}
 			}
-			add("TIME-WAIT on the "+h, "%s, for %s", socks, durationText(info.TimeWait))
+			add(states, "TIME-WAIT", "TIME-WAIT on the "+h, "%s, for %s", socks, durationText(info.TimeWait))
 		}
 	}
-	add("TCP segments sent", "%d (%d with data, %d bare ACKs, %d retransmitted)", segs, dataSegs, pureACKs, retrans)
-	add("the largest segment", "%d bytes", largest)
+	add(segs, "the segments sent", "TCP segments sent", "%d (%d with data, %d bare ACKs, %d retransmitted)", segCount, dataSegs, pureACKs, retrans)
+	add(segs, "the segments sent", "the largest segment", "%d bytes", largest)
 	if sendNagle && sendWait > 5*time.Millisecond {
 		sendWho += "; it left as the peer's ACK came: Nagle's algorithm (RFC 896) holds a small segment while data is unacknowledged"
 	}
-	add("the longest wait from a send() to its first segment", "%s (%s)", Duration(sendWait), sendWho)
+	add(segs, "the waits for a segment and for an ACK", "the longest wait from a send() to its first segment", "%s (%s)", Duration(sendWait), sendWho)
 	if ackWait > 5*time.Millisecond {
 		ackWho += "; a delayed ACK (RFC 1122 section 4.2.3.2)"
 	}
-	add("the longest wait for data to be acknowledged", "%s (by the %s)", Duration(ackWait), ackWho)
+	add(segs, "the waits for a segment and for an ACK", "the longest wait for data to be acknowledged", "%s (by the %s)", Duration(ackWait), ackWho)
+	if data.bytes > 0 {
+		if data.took > 0 {
+			add(nil, "", "the data connection's goodput (what the client's recv() calls returned, over the time they took)", "%s (%s in %s)",
+				BitRate(float64(data.bytes)*8/data.took.Seconds()), Bytes(data.bytes), Duration(data.took))
+		}
+		if data.samples > 0 {
+			add(nil, "", "the data sender's largest congestion window", "%d segments (%s)", data.maxCwnd, Bytes(int64(data.maxCwnd*data.mss)))
+			add(nil, "", "the data sender's largest send window (the receiver's advertised window)", "%s", Bytes(int64(data.maxSndWnd)))
+		}
+		if data.retransKnown {
+			add(nil, "", "the data sender's retransmissions", "%d segments (%s)", data.retrans, data.retransHow)
+		}
+	}
 	if !lastFTP.IsZero() {
-		add("from the run's start to the server's last reply", "%s", Duration(lastFTP.Sub(s.t0)))
+		add(nil, "", "from the run's start to the server's last reply", "%s", Duration(lastFTP.Sub(s.t0)))
 	}
 	return out
+}
+
+// transfer is what a run's data connection moved, as its ends saw it.
+type transfer struct {
+	bytes        int64         // the client's recv() calls' bytes, after the first
+	took         time.Duration // from the first recv() that returned data to the last
+	samples      int           // the sender's TCB samples
+	maxCwnd, mss int
+	maxSndWnd    uint32
+	retrans      int
+	retransKnown bool
+	retransHow   string
+}
+
+// dataTransfer measures the run's (largest) data connection: the goodput
+// the client's recv() calls saw, and the sender's window and
+// retransmissions from its own samples: netstack's segments sent again,
+// or the kernel's count (TCP_INFO's total_retrans), which includes what a
+// queue dropped before any capture could see it.
+func (s *compareSide) dataTransfer() transfer {
+	type sockKey struct {
+		host string
+		fd   int
+	}
+	got := map[sockKey]int64{}
+	first, last := map[sockKey]time.Time{}, map[sockKey]time.Time{}
+	firstN := map[sockKey]int64{}
+	senders := map[sockKey]bool{}
+	for _, e := range s.evs {
+		if e.Kind != KindCall || e.Call == nil || e.Call.Label != Data || e.Phase != End || e.Call.Bytes == 0 {
+			continue
+		}
+		k := sockKey{e.Host, e.Call.Socket}
+		switch e.Call.Op {
+		case OpRecv:
+			if _, ok := first[k]; !ok {
+				first[k], firstN[k] = e.Time, int64(e.Call.Bytes)
+			}
+			last[k] = e.Time
+			got[k] += int64(e.Call.Bytes)
+		case OpSend:
+			senders[k] = true
+		}
+	}
+	var t transfer
+	for k, n := range got {
+		if n > t.bytes+firstN[k] || t.bytes == 0 {
+			t.bytes, t.took = n-firstN[k], last[k].Sub(first[k])
+		}
+	}
+	// The sender: its samples, and the data segments it sent again.
+	kernelRetrans, kernelKnown := 0, false
+	segRetrans, segKnown := 0, false
+	for _, e := range s.evs {
+		switch {
+		case e.Kind == KindTCB && e.TCB != nil && senders[sockKey{e.Host, e.TCB.Socket}]:
+			b := e.TCB
+			t.samples++
+			t.maxCwnd = max(t.maxCwnd, b.Cwnd)
+			t.maxSndWnd = max(t.maxSndWnd, b.SndWnd)
+			if b.MSS > 0 {
+				t.mss = b.MSS
+			}
+			if b.Source == FromTCPInfo {
+				kernelRetrans, kernelKnown = max(kernelRetrans, b.TotalRetrans), true
+			}
+		case e.Kind == KindSegment && e.Segment != nil && e.Segment.Dir == Out && e.Segment.Proto == "tcp" && e.Segment.Len > 0 &&
+			senders[sockKey{e.Host, e.Segment.Socket}] && e.Layer == LayerStack:
+			segKnown = true
+			if e.Segment.Retransmit {
+				segRetrans++
+			}
+		}
+	}
+	switch {
+	case kernelKnown:
+		t.retrans, t.retransKnown, t.retransHow = kernelRetrans, true, "TCP_INFO's total_retrans at the sender's last call"
+	case segKnown:
+		t.retrans, t.retransKnown, t.retransHow = segRetrans, true, "data segments it sent again"
+	}
+	return t
 }
 
 // durationText writes whole seconds as such ("60s"), anything else as
@@ -532,4 +739,20 @@ func durationText(d time.Duration) string {
 		return fmt.Sprintf("%ds", d/time.Second)
 	}
 	return Duration(d)
+}
+
+// CompareRuns splits a recording of --compare into its two runs: each
+// begins with a run event that names its stack (Run.Compare). ok is
+// false for a recording of one run.
+func CompareRuns(events []Event) (left, right []Event, ok bool) {
+	var starts []int
+	for i, e := range events {
+		if e.Kind == KindRun && e.Run != nil && e.Run.Compare != "" {
+			starts = append(starts, i)
+		}
+	}
+	if len(starts) != 2 {
+		return nil, nil, false
+	}
+	return events[starts[0]:starts[1]], events[starts[1]:], true
 }

@@ -1,6 +1,8 @@
 package trace
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"time"
 )
@@ -26,6 +28,7 @@ type Kind string
 // The kinds of event.
 const (
 	KindRun     Kind = "run"     // the run begins: its title (LayerRun)
+	KindEnd     Kind = "end"     // the run is over and its recording whole (LayerRun)
 	KindHost    Kind = "host"    // a host's stack came up: its role, addresses, settings
 	KindCall    Kind = "call"    // a socket call began or ended (see Phase)
 	KindSegment Kind = "segment" // a frame crossed a host's link
@@ -120,6 +123,11 @@ type Run struct {
 	Title string `json:"title"`
 	// About is a sentence on the run's setup, shown under the title.
 	About string `json:"about,omitempty"`
+	// Compare is, for each of the two runs of `demo --compare`, the
+	// stack the run is on, as its column is titled ("nsftp's netstack
+	// (gVisor)", "Linux 6.18.44's TCP"). A recording of --compare holds
+	// both runs, one after the other, each from its run event on.
+	Compare string `json:"compare,omitempty"`
 }
 
 // HostInfo describes a host whose stack records events.
@@ -134,7 +142,34 @@ type HostInfo struct {
 	// Kernel is, for a host on the operating system's TCP (LayerKernel),
 	// the release of the Linux kernel (uname -r); empty for netstack.
 	Kernel string `json:"kernel,omitempty"`
+	// Unseen lists what this host's events leave out, and why: a kernel
+	// host run without privilege shows no changes of state (tracefs is
+	// root's) and no segments (a packet socket needs CAP_NET_RAW). Views
+	// that measure a run (WriteCompare) count nothing a host did not see
+	// as a difference.
+	Unseen []Unseen `json:"unseen,omitempty"`
 }
+
+// Unseen is a kind of event a host could not record, and why.
+type Unseen struct {
+	What Seen   `json:"what"`
+	Why  string `json:"why"`
+}
+
+// Seen names a kind of thing a host records, for HostInfo.Unseen.
+type Seen string
+
+// The things a host may not see.
+const (
+	// SeenStates is the changes of TCP state, with the kernel's
+	// retransmissions, resets, per-ACK samples and congestion states
+	// (tracefs).
+	SeenStates Seen = "states"
+	// SeenSegments is the frames of the host's connections.
+	SeenSegments Seen = "segments"
+	// SeenCalls is the socket calls: a peer's are its own program's.
+	SeenCalls Seen = "calls"
+)
 
 // Call describes one BSD socket call: what a program asked for, what the
 // 2005 article's in-kernel client called to do it, the Linux kernel
@@ -241,9 +276,18 @@ type Segment struct {
 	WindowScale int
 	// SACK lists the blocks a segment's SACK option acknowledges (RFC
 	// 2018), absolute sequence numbers.
-	SACK  []SACKBlock
-	Len   int // TCP or UDP payload bytes; IP payload for others
-	Frame int // frame length on the wire, link header included
+	SACK []SACKBlock
+	// Retransmit marks a TCP segment that resends sequence space its
+	// sender had sent before (a timeout's, a fast retransmit's, a tail
+	// loss probe's or SACK recovery's resend): set by the recording host
+	// from its own record of what it sent, where the frame is recorded.
+	// On a segment received it is what the receiving host can tell: the
+	// segment starts below the highest sequence number it had received
+	// that way (a resend, or a segment the path reordered). Views read
+	// it; none works it out again.
+	Retransmit bool
+	Len        int // TCP or UDP payload bytes; IP payload for others
+	Frame      int // frame length on the wire, link header included
 	// Info says what a frame other than TCP says: an ARP question, an
 	// ICMP type, a DHCP message or a DNS question and answer.
 	Info string
@@ -251,6 +295,38 @@ type Segment struct {
 	// functions that produced the frame, outermost first: the 2005
 	// article's Figure 3, for netstack, read off the real call stack.
 	Chain []string
+
+	// The link and network headers, for a view of the frame layer by
+	// layer. EtherType is the Ethernet header's (0x0800 IPv4, 0x86dd
+	// IPv6, 0x0806 ARP), 0 for a link without one (a TUN); EthSrc and
+	// EthDst are its addresses.
+	EtherType      uint16
+	EthSrc, EthDst MAC
+	// TTL is IPv4's time to live or IPv6's hop limit; IPID and DF are
+	// IPv4's identification and don't-fragment bit. All 0 for a frame
+	// without an IP header (ARP).
+	TTL  uint8
+	IPID uint16
+	DF   bool
+}
+
+// MAC is an Ethernet address.
+type MAC [6]byte
+
+// String writes the address as 02:6e:73:66:74:01.
+func (m MAC) String() string {
+	return fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+}
+
+// ParseMAC reads the String form.
+func ParseMAC(s string) (MAC, error) {
+	var m MAC
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != len(m) {
+		return m, fmt.Errorf("trace: not an Ethernet address: %q", s)
+	}
+	copy(m[:], hw)
+	return m, nil
 }
 
 // SACKBlock is one block of a SACK option: Start up to, not including,
@@ -313,6 +389,12 @@ const (
 // TCB is a sample of a connection's transmission control block as netstack
 // holds it, in RFC 793's names. Sequence numbers are absolute; ISS and IRS
 // let a view show them relative to the connection's start.
+//
+// The kernel's samples (layer kernel) are in the same names, from where
+// the kernel tells them (Source): TCP_INFO, which keeps sequence numbers
+// to itself (ISS, IRS, SndUna, SndNxt, RcvNxt are 0) and says more
+// (RTTVar to BytesReceived); the tcp:tcp_probe tracepoint, with SndUna
+// and SndNxt; tcp:tcp_cong_state_set, a change of Congestion.
 type TCB struct {
 	Socket int      `json:"socket"`
 	State  TCPState `json:"state"`
@@ -340,7 +422,49 @@ type TCB struct {
 	// received); a TCB seen only on the wire so far has just the
 	// handshake's numbers.
 	Synced bool `json:"synced,omitempty"`
+
+	// Source is where a kernel sample comes from; empty for netstack's.
+	Source TCBSource `json:"source,omitempty"`
+	// Local and Remote are the connection's ends as the sampled socket
+	// has them (the kernel's samples): a view finds a sender's samples by
+	// its connection, whichever host recorded them.
+	Local  netip.AddrPort `json:"local,omitzero"`
+	Remote netip.AddrPort `json:"remote,omitzero"`
+	// What TCP_INFO adds: the RTT's variation; the segments SACKed,
+	// deemed lost and retransmitted among those in flight (Outstanding
+	// is its unacked); the retransmissions over the connection's life;
+	// the receiver's buffer estimate (rcv_space); the rate the last
+	// round trip delivered, in bytes per second; the bytes acknowledged
+	// and received.
+	RTTVar        time.Duration `json:"rttvar_ns,omitempty"`
+	Sacked        int           `json:"sacked,omitempty"`
+	Lost          int           `json:"lost,omitempty"`
+	Retrans       int           `json:"retrans,omitempty"`
+	TotalRetrans  int           `json:"total_retrans,omitempty"`
+	RcvSpace      uint32        `json:"rcv_space,omitempty"`
+	DeliveryRate  uint64        `json:"delivery_rate,omitempty"`
+	BytesAcked    uint64        `json:"bytes_acked,omitempty"`
+	BytesReceived uint64        `json:"bytes_received,omitempty"`
 }
+
+// TCBSource says where the kernel told a TCB sample.
+type TCBSource string
+
+// The kernel's sources of TCB samples.
+const (
+	// FromTCPInfo is getsockopt(TCP_INFO) on nsftp's own socket: after
+	// each call, and as the kernel reports a change of its state. It
+	// needs no privilege.
+	FromTCPInfo TCBSource = "tcp_info"
+	// FromTCPProbe is the tcp:tcp_probe tracepoint: a segment arrived on
+	// an established connection, and this is the sender's state as the
+	// kernel began to process it (root).
+	FromTCPProbe TCBSource = "tcp_probe"
+	// FromCongState is the tcp:tcp_cong_state_set tracepoint: the
+	// congestion-control state changed (root); the other figures are the
+	// connection's last sample.
+	FromCongState TCBSource = "tcp_cong_state_set"
+)
 
 // Config is a change in a host's network configuration: an address, a
 // default router or name servers gained or given up, and where they came
@@ -403,8 +527,10 @@ const (
 	ResetReceived TCPDo = "reset-received" // a RST received and acted on
 )
 
-// Message is one step of an FTP dialogue (layer "ftp"). Passwords never
-// appear in a Message: a PASS command's argument is "****".
+// Message is one step of an FTP dialogue (layer "ftp"). Secrets never
+// appear in a Message: a PASS or ACCT command's argument is "****"
+// (RedactCommand), and the views and the JSON writer mask one again if
+// whoever recorded it forgot to.
 type Message struct {
 	Side   Role           `json:"side"`
 	Conn   Conn           `json:"conn"`

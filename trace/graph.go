@@ -21,7 +21,7 @@ type GraphOptions struct {
 // WriteGraph draws a time-sequence graph of each data connection of a
 // run, in the style of tcptrace and Stevens: time across, sequence number
 // up; each data segment a vertical bar from its first byte to its last,
-// retransmissions in red; the acknowledgment line, the receive window's
+// retransmissions in red, segments the wire lost black crosses; the acknowledgment line, the receive window's
 // edge above it and SACK blocks, as the sender saw them come back; and,
 // on a second axis, the sender's own congestion window and slow-start
 // threshold from its TCB samples, with the congestion-control phase each
@@ -84,6 +84,15 @@ type graphTCB struct {
 type graph struct {
 	title string
 	conns []*graphConn
+}
+
+// graphScale, where set, fixes a panel's scales (WriteCompareGraph draws
+// two runs' panels on the same ones); zero fields are the panel's own.
+type graphScale struct {
+	span    time.Duration
+	seqMax  float64
+	cwndMax float64
+	name    string // heads the panel: the stack it ran on
 }
 
 func newGraph(events []Event, opt GraphOptions) *graph {
@@ -150,7 +159,10 @@ func newGraph(events []Event, opt GraphOptions) *graph {
 		}
 		if b := e.TCB; b != nil && e.Kind == KindTCB {
 			for _, c := range g.conns {
-				if e.Host == c.host && b.Socket == c.socket && c.socket != 0 {
+				// The sender's own samples: of its socket on the host
+				// whose view is drawn, or (the kernel's) of the
+				// connection's sending end, whichever host recorded them.
+				if e.Host == c.host && b.Socket == c.socket && c.socket != 0 || b.Local == c.from && b.Remote == c.to && b.Local.IsValid() {
 					c.tcb = append(c.tcb, graphTCB{at: e.Time, cwnd: b.Cwnd, ssthresh: b.Ssthresh, mss: b.MSS, phase: phaseOf(b)})
 				}
 			}
@@ -179,16 +191,17 @@ func (c *graphConn) add(at time.Time, s *Segment) {
 		}
 		start := s.Seq - c.isn
 		end := start + uint32(s.Len)
-		// A retransmission carries nothing new: its end is not past the
-		// highest sequence number sent before.
-		rtx := len(c.data) > 0 && int32(end-c.maxSeq) <= 0
-		if rtx {
+		// The recording host marked a resend of sequence space: it knows
+		// what it sent (Segment.Retransmit).
+		if s.Retransmit {
 			c.retrans++
 		} else {
-			c.maxSeq = end
 			c.bytes += int64(s.Len)
 		}
-		c.data = append(c.data, graphSeg{at: at, start: start, end: end, rtx: rtx})
+		if int32(end-c.maxSeq) > 0 {
+			c.maxSeq = end
+		}
+		c.data = append(c.data, graphSeg{at: at, start: start, end: end, rtx: s.Retransmit})
 		return
 	}
 	if !s.Flags.Has(ACK) {
@@ -196,7 +209,8 @@ func (c *graphConn) add(at time.Time, s *Segment) {
 	}
 	ack := s.Ack - c.isn
 	win := uint32(s.Window)
-	if c.ws[0] >= 0 && c.ws[1] >= 0 {
+	if c.ws[0] >= 0 && c.ws[1] >= 0 && !s.Flags.Has(SYN) {
+		// A SYN's window is never scaled (RFC 7323 section 2.2).
 		win <<= c.ws[1]
 	}
 	c.acks = append(c.acks, graphAck{at: at, ack: ack, win: ack + win})
@@ -247,8 +261,8 @@ const graphStyle = `text{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,
 .rtx{stroke:#cf222e;stroke-width:2}
 .ack{fill:none;stroke:#1a7f37;stroke-width:1}
 .win{fill:none;stroke:#bf8700;stroke-width:1}
-.sack{stroke:#8250df;stroke-width:2}
-.drop{stroke:#cf222e;stroke-width:1.5;fill:none}
+.sack{stroke:#8250df;stroke-width:3}
+.drop{stroke:#24292f;stroke-width:1.6;fill:none}
 .cwnd{fill:none;stroke:#e36209;stroke-width:1.5}
 .ssth{fill:none;stroke:#6e7781;stroke-width:1.2;stroke-dasharray:5 3}`
 
@@ -288,6 +302,74 @@ type panel struct {
 	plotW      float64
 	plotTop    float64
 	plotBottom float64
+
+	timeAxis, seqAxis, cwndAxis axis
+}
+
+// axis is a plot axis from 0 to top, ticked every step, both round: 1, 2,
+// 2.5 or 5 times a power of ten.
+type axis struct{ top, step float64 }
+
+// roundAxis is the axis for values up to v in about five steps, no step
+// finer than least (0: any).
+func roundAxis(v, least float64) axis {
+	if v <= 0 {
+		v = 1
+	}
+	raw := v / 5
+	mag := math.Pow(10, math.Floor(math.Log10(raw)))
+	step := 10 * mag
+	for _, m := range []float64{1, 2, 2.5, 5} {
+		if m*mag >= raw {
+			step = m * mag
+			break
+		}
+	}
+	step = max(step, least)
+	return axis{top: math.Ceil(v/step-1e-9) * step, step: step}
+}
+
+// ticks are the axis's values from 0 to its top.
+func (a axis) ticks() []float64 {
+	var out []float64
+	for i := 0; ; i++ {
+		v := float64(i) * a.step
+		if v > a.top+a.step/1e6 {
+			return out
+		}
+		out = append(out, v)
+	}
+}
+
+// roundBytes writes a tick on a byte axis in the unit its top calls for,
+// with the decimals the step needs: "0", "2 MB", "2.5 MB".
+func roundBytes(v float64, a axis) string {
+	if v == 0 {
+		return "0"
+	}
+	unit, name := 1.0, "bytes"
+	switch {
+	case a.top >= 1e9:
+		unit, name = 1e9, "GB"
+	case a.top >= 1e6:
+		unit, name = 1e6, "MB"
+	case a.top >= 1e4:
+		unit, name = 1e3, "kB"
+	}
+	return strconv.FormatFloat(v/unit, 'f', -1, 64) + " " + name
+}
+
+// roundSeconds writes a tick on a time axis: "0", "250 ms", "1.5 s".
+func roundSeconds(v float64, a axis) string {
+	switch {
+	case v == 0:
+		return "0"
+	case a.top >= 1:
+		return strconv.FormatFloat(v, 'f', -1, 64) + " s"
+	case a.top >= 1e-3:
+		return strconv.FormatFloat(math.Round(v*1e6)/1e3, 'f', -1, 64) + " ms"
+	}
+	return strconv.FormatFloat(math.Round(v*1e9)/1e3, 'f', -1, 64) + " µs"
 }
 
 func (p *panel) x(t time.Time) float64 {
@@ -309,25 +391,46 @@ func (p *panel) yc(cwnd int) float64 {
 // merged.
 func (p *panel) column(t time.Time) int { return int(p.x(t)) }
 
-func (c *graphConn) render(b *ladderSVG, y0 float64) {
-	p := &panel{y0: y0, t0: c.t0, span: c.t1.Sub(c.t0), plotW: graphPlotR - graphPlotL,
-		plotTop: y0 + graphPlotT, plotBottom: y0 + graphPlotB}
+func (c *graphConn) render(b *ladderSVG, y0 float64) { c.renderScaled(b, y0, graphScale{}) }
+
+// ownScale is the scales that fit the connection: its time, the highest
+// sequence number sent or offered, the largest window.
+func (c *graphConn) ownScale() graphScale {
 	top := c.maxSeq
 	for _, a := range c.acks {
 		top = max(top, a.win)
 	}
-	p.seqMax = float64(max(top, 1))
+	sc := graphScale{span: c.t1.Sub(c.t0), seqMax: float64(max(top, 1))}
 	for _, s := range c.tcb {
-		p.cwndMax = max(p.cwndMax, float64(s.cwnd))
+		sc.cwndMax = max(sc.cwndMax, float64(s.cwnd))
 		if s.ssthresh > 0 && s.ssthresh < 1<<20 {
-			p.cwndMax = max(p.cwndMax, float64(s.ssthresh))
+			sc.cwndMax = max(sc.cwndMax, float64(s.ssthresh))
 		}
 	}
-	p.cwndMax = max(p.cwndMax*1.1, 10)
+	sc.cwndMax = max(sc.cwndMax, 10)
+	return sc
+}
+
+func (c *graphConn) renderScaled(b *ladderSVG, y0 float64, sc graphScale) {
+	own := c.ownScale()
+	if sc.seqMax == 0 {
+		sc.span, sc.seqMax, sc.cwndMax = own.span, own.seqMax, own.cwndMax
+	}
+	p := &panel{y0: y0, t0: c.t0, plotW: graphPlotR - graphPlotL,
+		plotTop: y0 + graphPlotT, plotBottom: y0 + graphPlotB}
+	// Each axis runs to a round value above the scale's, in round steps.
+	p.timeAxis = roundAxis(sc.span.Seconds(), 0)
+	p.seqAxis = roundAxis(sc.seqMax, 0)
+	p.cwndAxis = roundAxis(sc.cwndMax, 1)
+	p.span = time.Duration(p.timeAxis.top * float64(time.Second))
+	p.seqMax, p.cwndMax = p.seqAxis.top, p.cwndAxis.top
 
 	who := fmt.Sprintf("%s %s → %s", c.label, c.from, c.to)
 	if c.label == "" {
 		who = fmt.Sprintf("%s → %s", c.from, c.to)
+	}
+	if sc.name != "" {
+		who = sc.name + ": " + who
 	}
 	b.text(graphPlotL, y0+28, "title", "", "", svgFit(who+" connection", 80))
 	rate := 0.0
@@ -421,16 +524,19 @@ func (c *graphConn) phases(b *ladderSVG, p *panel) {
 func (c *graphConn) axes(b *ladderSVG, p *panel) {
 	b.f(`<rect x="%d" y="%s" width="%s" height="%s" fill="none" stroke="#d0d7de"/>`+"\n",
 		graphPlotL, gnum(p.plotTop), gnum(p.plotW), gnum(p.plotBottom-p.plotTop))
-	for i := 0; i <= 5; i++ {
-		f := float64(i) / 5
-		yy := p.plotBottom - f*(p.plotBottom-p.plotTop)
+	for _, v := range p.seqAxis.ticks() {
+		yy := p.plotBottom - v/p.seqMax*(p.plotBottom-p.plotTop)
 		b.f(`<line x1="%d" y1="%s" x2="%d" y2="%s" stroke="#eaeef2"/>`+"\n", graphPlotL, gnum(yy), graphPlotR, gnum(yy))
-		b.text(graphPlotL-4, yy+3, "axis", "end", "", Bytes(int64(f*p.seqMax)))
-		if len(c.tcb) > 0 {
-			b.text(graphPlotR+4, yy+3, "axis", "", "#e36209", strconv.Itoa(int(math.Round(f*p.cwndMax))))
+		b.text(graphPlotL-4, yy+3, "axis seq", "end", "", roundBytes(v, p.seqAxis))
+	}
+	if len(c.tcb) > 0 {
+		for _, v := range p.cwndAxis.ticks() {
+			b.text(graphPlotR+4, p.yc(int(v))+3, "axis cwnd", "", "#e36209", strconv.FormatFloat(v, 'f', -1, 64))
 		}
-		xx := graphPlotL + f*p.plotW
-		b.text(xx, p.plotBottom+14, "axis", "middle", "", Duration(time.Duration(f*float64(p.span))))
+	}
+	for _, v := range p.timeAxis.ticks() {
+		xx := graphPlotL + v/p.timeAxis.top*p.plotW
+		b.text(xx, p.plotBottom+14, "axis time", "middle", "", roundSeconds(v, p.timeAxis))
 	}
 	if len(c.tcb) > 0 {
 		b.f(`<text x="%s" y="%s" class="axis" style="fill:#e36209" transform="rotate(90 %s %s)">cwnd, ssthresh (segments)</text>`+"\n",
@@ -472,8 +578,8 @@ func (c *graphConn) drawData(b *ladderSVG, p *panel) {
 	flush()
 }
 
-// drawDrops marks where the wire lost a data segment: a cross at its
-// first byte, when it was sent. Only the wire knows these; a capture
+// drawDrops marks where the wire lost a data segment: a black cross at
+// its first byte, when it was sent (retransmissions are red bars). Only the wire knows these; a capture
 // shows them as the retransmissions that follow.
 func (c *graphConn) drawDrops(b *ladderSVG, p *panel) {
 	seen := map[[2]int]bool{}
@@ -539,7 +645,9 @@ func (c *graphConn) drawSACK(b *ladderSVG, p *panel) {
 			continue // under half a pixel high, and one is drawn in this column there
 		}
 		seen[key{k.col, 0, uint32(y1 * 2)}] = true
-		b.f(`<line class="sack" x1="%s" y1="%s" x2="%s" y2="%s"/>`+"\n", gnum(x+1.5), gnum(y1), gnum(x+1.5), gnum(math.Min(y2, y1-1)))
+		// Beside the data's bars, and at least 3 pixels high, so that a
+		// block of one segment still shows.
+		b.f(`<line class="sack" x1="%s" y1="%s" x2="%s" y2="%s"/>`+"\n", gnum(x+3), gnum(y1+1), gnum(x+3), gnum(math.Min(y2, y1-2)))
 	}
 }
 

@@ -2,7 +2,10 @@ package trace
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -25,10 +28,17 @@ type segmentJSON struct {
 	Options     string      `json:"options,omitempty"`
 	WindowScale *int        `json:"window_scale,omitempty"`
 	SACK        [][2]uint32 `json:"sack,omitempty"`
+	Retransmit  bool        `json:"retransmit,omitempty"`
 	Len         int         `json:"len"`
 	Frame       int         `json:"frame"`
 	Info        string      `json:"info,omitempty"`
 	Chain       []string    `json:"chain,omitempty"`
+	EtherType   uint16      `json:"ethertype,omitempty"`
+	EthSrc      string      `json:"eth_src,omitempty"`
+	EthDst      string      `json:"eth_dst,omitempty"`
+	TTL         uint8       `json:"ttl,omitempty"`
+	IPID        uint16      `json:"ip_id,omitempty"`
+	DF          bool        `json:"df,omitempty"`
 }
 
 // Addrs is the segment's "source > destination", with ports for TCP and
@@ -42,8 +52,12 @@ func (s *Segment) HasPorts() bool { return s.Proto == "tcp" || s.Proto == "udp" 
 func (s Segment) MarshalJSON() ([]byte, error) {
 	j := segmentJSON{
 		Dir: s.Dir, Proto: s.Proto, Socket: s.Socket, Label: s.Label, Flags: s.Flags,
-		Seq: s.Seq, Ack: s.Ack, Window: s.Window, Options: s.Options,
+		Seq: s.Seq, Ack: s.Ack, Window: s.Window, Options: s.Options, Retransmit: s.Retransmit,
 		Len: s.Len, Frame: s.Frame, Info: s.Info, Chain: s.Chain,
+		EtherType: s.EtherType, TTL: s.TTL, IPID: s.IPID, DF: s.DF,
+	}
+	if s.EtherType != 0 {
+		j.EthSrc, j.EthDst = s.EthSrc.String(), s.EthDst.String()
 	}
 	j.Src, j.Dst = s.addrText(s.Src), s.addrText(s.Dst)
 	for _, b := range s.SACK {
@@ -75,8 +89,20 @@ func (s *Segment) UnmarshalJSON(b []byte) error {
 	}
 	*s = Segment{
 		Dir: j.Dir, Proto: j.Proto, Socket: j.Socket, Label: j.Label, Flags: j.Flags,
-		Seq: j.Seq, Ack: j.Ack, Window: j.Window, Options: j.Options, WindowScale: -1,
+		Seq: j.Seq, Ack: j.Ack, Window: j.Window, Options: j.Options, WindowScale: -1, Retransmit: j.Retransmit,
 		Len: j.Len, Frame: j.Frame, Info: j.Info, Chain: j.Chain,
+		EtherType: j.EtherType, TTL: j.TTL, IPID: j.IPID, DF: j.DF,
+	}
+	var err error
+	if j.EthSrc != "" {
+		if s.EthSrc, err = ParseMAC(j.EthSrc); err != nil {
+			return err
+		}
+	}
+	if j.EthDst != "" {
+		if s.EthDst, err = ParseMAC(j.EthDst); err != nil {
+			return err
+		}
 	}
 	if j.WindowScale != nil {
 		s.WindowScale = *j.WindowScale
@@ -84,7 +110,6 @@ func (s *Segment) UnmarshalJSON(b []byte) error {
 	for _, b := range j.SACK {
 		s.SACK = append(s.SACK, SACKBlock{b[0], b[1]})
 	}
-	var err error
 	if s.Src, err = parseEnd(j.Src); err != nil {
 		return err
 	}
@@ -124,11 +149,22 @@ func NewJSONWriter(w io.Writer) *JSONWriter {
 	return &JSONWriter{bw: bw, enc: enc}
 }
 
-// Event implements Sink.
+// Event implements Sink. A command's PASS or ACCT argument is written
+// masked (RedactCommand), even if whoever recorded it forgot to.
 func (j *JSONWriter) Event(e *Event) {
-	if j.err == nil {
-		j.err = j.enc.Encode(e)
+	if j.err != nil {
+		return
 	}
+	if e.Kind == KindCommand && e.Message != nil {
+		if r := RedactCommand(e.Text); r != e.Text {
+			m := *e.Message
+			m.Text = r
+			masked := *e
+			masked.Message = &m
+			e = &masked
+		}
+	}
+	j.err = j.enc.Encode(e)
 }
 
 // EndBatch implements LineSink.
@@ -142,28 +178,133 @@ func (j *JSONWriter) Flush() error {
 	return j.err
 }
 
-// ReadJSON reads a run recorded as JSON lines (--trace=json). Blank lines
-// are skipped; a line that is not an event is an error naming its number.
+// ReadJSON reads a run recorded as JSON lines (--trace=json), or the
+// same compressed with gzip (RUN.jsonl.gz: known by its first bytes, not
+// its name). Blank lines are skipped. A line that is not an event, or an
+// event without what its kind carries (a state event without "state"),
+// stops the reading: ReadJSON returns the events before it with a
+// *CutError that says where, so a recording cut short while it was
+// written (a killed run, a full disk) can still be shown up to there.
 func ReadJSON(r io.Reader) ([]Event, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, fmt.Errorf("reading the gzip header: %w", err)
+		}
+		defer zr.Close()
+		r = zr
+	} else {
+		r = br
+	}
+	var (
+		offset, next int64 // the current line's first byte, and the next's
+		whole        bool  // the current line ended with a newline
+	)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			offset, next, whole = next, next+int64(i)+1, true
+			return i + 1, bytes.TrimSuffix(data[:i], []byte("\r")), nil
+		}
+		if atEOF && len(data) > 0 {
+			offset, next, whole = next, next+int64(len(data)), false
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	})
 	var evs []Event
-	for n := 1; sc.Scan(); n++ {
+	n := 0
+	for sc.Scan() {
+		n++
 		line := sc.Bytes()
 		if len(line) == 0 {
 			continue
 		}
+		cut := func(err error) ([]Event, error) {
+			return evs, &CutError{Line: n, Offset: offset, Events: len(evs), Err: err}
+		}
 		var e Event
 		if err := json.Unmarshal(line, &e); err != nil {
-			return nil, fmt.Errorf("line %d: not a trace event: %w", n, err)
+			var syntax *json.SyntaxError
+			if !whole && errors.As(err, &syntax) {
+				// The last line, unfinished: the recording was cut.
+				return evs, &CutError{Line: n, Offset: offset, MidLine: true, Events: len(evs), Err: err}
+			}
+			return cut(fmt.Errorf("not a trace event: %w", err))
 		}
 		if e.Kind == "" || e.Layer == "" {
-			return nil, fmt.Errorf("line %d: not a trace event: no %s", n, strconv.Quote(map[bool]string{true: "kind", false: "layer"}[e.Kind == ""]))
+			return cut(fmt.Errorf("not a trace event: no %s", strconv.Quote(map[bool]string{true: "kind", false: "layer"}[e.Kind == ""])))
+		}
+		if field := missing(&e); field != "" {
+			return cut(fmt.Errorf("a %s event without %s", strconv.Quote(string(e.Kind)), strconv.Quote(field)))
 		}
 		evs = append(evs, e)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, err
+		// A compressed recording cut short ends inside its stream.
+		return evs, &CutError{Line: n + 1, Offset: next, MidLine: true, Events: len(evs), Err: err}
 	}
 	return evs, nil
+}
+
+// CutError says where a recording stops being readable. The events
+// before it were read.
+type CutError struct {
+	Line    int   // the line that could not be read, from 1
+	Offset  int64 // its first byte (in the uncompressed stream)
+	MidLine bool  // the recording ends inside that line: cut short as it was written
+	Events  int   // how many events were read before it
+	Err     error // what is wrong with the line
+}
+
+func (e *CutError) Error() string {
+	if e.MidLine {
+		return fmt.Sprintf("the recording ends in the middle of line %d (byte %d), after %d events: it was cut short while it was written", e.Line, e.Offset, e.Events)
+	}
+	return fmt.Sprintf("line %d (byte %d), after %d events: %v", e.Line, e.Offset, e.Events, e.Err)
+}
+
+func (e *CutError) Unwrap() error { return e.Err }
+
+// Whole reports whether a run's events end with the end its recorder
+// writes when the run is over (KindEnd): a recording that stops without
+// it was cut short, or is still being written.
+func Whole(evs []Event) bool {
+	return len(evs) > 0 && evs[len(evs)-1].Kind == KindEnd
+}
+
+// missing names the field an event of its kind must carry and does not:
+// the views read it without looking, and a recording is anyone's file.
+// Kinds this version does not know pass, for a later version's
+// recordings.
+func missing(e *Event) string {
+	switch {
+	case e.Kind == KindRun && e.Run == nil:
+		return "run"
+	case e.Kind == KindHost && e.HostInfo == nil:
+		return "host_info"
+	case e.Kind == KindCall && e.Call == nil:
+		return "call"
+	case (e.Kind == KindSegment || e.Kind == KindDrop) && e.Segment == nil:
+		return "segment"
+	case e.Kind == KindDrop && e.Drop == nil:
+		return "drop"
+	case e.Kind == KindState && e.State == nil:
+		return "state"
+	case e.Kind == KindTCB && e.TCB == nil:
+		return "tcb"
+	case e.Kind == KindConfig && e.Config == nil:
+		return "config"
+	case e.Kind == KindTCPEvent && e.TCPEvent == nil:
+		return "tcp_event"
+	}
+	switch e.Kind {
+	case KindCommand, KindReply, KindDataOpen, KindDataClose, KindTLS, KindNote:
+		if e.Message == nil {
+			return "side"
+		}
+	}
+	return ""
 }

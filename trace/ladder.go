@@ -45,9 +45,50 @@ func WriteLadder(w io.Writer, events []Event, opt LadderOptions) error {
 		opt.BandMin = 4
 	}
 	d := newLadder(events, opt)
-	items := d.collapseBands(d.items(events))
+	items := openDataFirst(d.collapseBands(d.items(events)))
+	if len(items) > 0 {
+		// The subtitle's times count from the first row.
+		d.t0 = items[0].at
+	}
 	_, err := w.Write(d.render(items))
 	return err
+}
+
+// openDataFirst moves each data connection's opening row up to the first
+// row that carries its data, when the FTP layer recorded the opening only
+// after data had crossed: in active mode the client's FTP layer knows the
+// connection is open when accept() returns, and the server may send the
+// file and its FIN before that. The connection was open (its handshake
+// done, as the rows above show) before any data crossed it, and the
+// diagram's data-connection bar starts there.
+func openDataFirst(items []ladderItem) []ladderItem {
+	for i := 0; i < len(items); i++ {
+		ev := items[i].ftp
+		if ev == nil || ev.Kind != KindDataOpen || !ev.Local.IsValid() || !ev.Remote.IsValid() {
+			continue
+		}
+		conn := connOf(&Segment{Src: ev.Local, Dst: ev.Remote})
+		first := -1
+		for j := i - 1; j >= 0; j-- {
+			it := items[j]
+			if it.ftp != nil && (it.ftp.Kind == KindDataOpen || it.ftp.Kind == KindDataClose) {
+				break // an earlier data connection's
+			}
+			switch {
+			case it.band != nil && it.band.conn == conn,
+				it.seg != nil && it.seg.tcp && it.seg.conn == conn && (it.seg.s.Len > 0 || it.seg.s.Flags.Has(FIN)):
+				first = j
+			}
+		}
+		if first < 0 {
+			continue
+		}
+		open := items[i]
+		open.at, open.late = items[first].at, true
+		copy(items[first+1:i+1], items[first:i])
+		items[first] = open
+	}
+	return items
 }
 
 // ladderSide is one of the diagram's two lifelines.
@@ -211,6 +252,9 @@ type ladderItem struct {
 	state  *ladderState
 	band   *ladderBand
 	config *Event // a host's change of configuration: an address, a router
+	// late marks a data connection's opening drawn above where the FTP
+	// layer recorded it (openDataFirst): its time is not the row's.
+	late bool
 }
 
 // ladderSeg is a frame on the link, TCP or not.
@@ -315,6 +359,9 @@ func (d *ladder) items(events []Event) []ladderItem {
 	connOfSock := map[sockKey]connKey{}
 	for i := range events {
 		e := &events[i]
+		if e.Kind == KindEnd {
+			continue // the recording's end, not an event of the run
+		}
 		d.stats.events++
 		switch {
 		case e.Kind == KindCall && e.Call != nil:
@@ -415,7 +462,6 @@ func (d *ladder) collapseBands(in []ladderItem) []ladderItem {
 		out []ladderItem
 		b   *ladderBand
 	)
-	sent := map[dirKey]uint32{}
 	flush := func() {
 		if b == nil {
 			return
@@ -447,12 +493,8 @@ func (d *ladder) collapseBands(in []ladderItem) []ladderItem {
 				b.dirKnown, b.from, b.first = true, s.from, s.at
 			}
 			b.segs++
-			k := dirKey{s.s.Src, s.s.Dst}
-			end := s.s.Seq + uint32(s.s.Len)
-			if top, ok := sent[k]; ok && int32(end-top) <= 0 {
+			if s.s.Retransmit {
 				b.retrans++
-			} else {
-				sent[k] = end
 			}
 			b.bytes += int64(s.s.Len)
 			b.maxLen = max(b.maxLen, s.s.Len)

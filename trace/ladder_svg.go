@@ -130,12 +130,12 @@ func (d *ladder) ms(t time.Time) string {
 }
 
 // ladderFTPText is what a command or reply arrow says: the line as traced,
-// with a multi-line reply's lines joined, and a PASS argument masked even
-// if whoever recorded it forgot to.
+// with a multi-line reply's lines joined, and a PASS or ACCT argument
+// masked even if whoever recorded it forgot to.
 func ladderFTPText(e *Event) string {
 	switch e.Kind {
 	case KindCommand:
-		return MaskPassword(e.Text)
+		return RedactCommand(e.Text)
 	case KindReply:
 		text := strings.ReplaceAll(strings.ReplaceAll(e.Text, "\r", ""), "\n", " / ")
 		return strconv.Itoa(e.Code) + " " + text
@@ -346,7 +346,7 @@ func (d *ladder) row(b *ladderSVG, it ladderItem, y float64) {
 	case it.config != nil:
 		d.configRow(b, it.config, y)
 	default:
-		d.ftpRow(b, it.ftp, y)
+		d.ftpRow(b, it.ftp, y, it.late)
 	}
 }
 
@@ -425,8 +425,10 @@ func ladderSegDetail(s *Segment) string {
 	return fmt.Sprintf("%s seq=%d ack=%d win=%d len=%d", s.Flags, s.Seq, s.Ack, s.Window, s.Len)
 }
 
-func (d *ladder) ftpRow(b *ladderSVG, ev *Event, y float64) {
-	d.timeLabel(b, ev.Time, y+17)
+func (d *ladder) ftpRow(b *ladderSVG, ev *Event, y float64, late bool) {
+	if !late {
+		d.timeLabel(b, ev.Time, y+17)
+	}
 	switch ev.Kind {
 	case KindCommand, KindReply:
 		from := sideClient
@@ -452,7 +454,11 @@ func (d *ladder) ftpRow(b *ladderSVG, ev *Event, y float64) {
 		x1, x2 := ladderX(sideClient, laneData), ladderX(sideServer, laneData)
 		c := ladderColor[laneData]
 		b.f("<g>")
-		b.title(fmt.Sprintf("%s data connection open: %s <-> %s", ev.Mode, addrText(ev.Local), addrText(ev.Remote)))
+		title := fmt.Sprintf("%s data connection open: %s <-> %s", ev.Mode, addrText(ev.Local), addrText(ev.Remote))
+		if late {
+			title += fmt.Sprintf("; the FTP layer learned it at %s ms, once its data had crossed", d.ms(ev.Time))
+		}
+		b.title(title)
 		b.f(`<line x1="%s" y1="%d" x2="%s" y2="%d" stroke="%s" stroke-width="2.5"/>`, svgNum(x1), int(y)+15, svgNum(x2), int(y)+15, c)
 		b.f(`<circle cx="%s" cy="%d" r="3.5" fill="%s"/><circle cx="%s" cy="%d" r="3.5" fill="%s"/>`+"\n", svgNum(x1), int(y)+15, c, svgNum(x2), int(y)+15, c)
 		label := "data connection open"

@@ -43,6 +43,7 @@ type Sink interface {
 // causal across layers, a few milliseconds late.
 type Recorder struct {
 	mu      sync.Mutex
+	clock   Clock     // nil: the recorder's own, real time
 	start   time.Time // with its monotonic reading
 	seq     uint64
 	sinks   []Sink
@@ -66,17 +67,39 @@ type Recorder struct {
 	sinkMu sync.Mutex
 }
 
-// NewRecorder returns a recorder that hands events to sinks.
+// Clock is a source of time for a Recorder: the clock a run's network
+// runs on (nsftp's stack.Clock), which may run slow, jump, or stand still
+// while the run waits for the person watching it. Now must never go
+// backwards.
+type Clock interface {
+	Now() time.Time
+}
+
+// NewRecorder returns a recorder that hands events to sinks, stamped
+// with real time.
 func NewRecorder(sinks ...Sink) *Recorder {
-	r := &Recorder{start: time.Now(), sinks: sinks}
+	return NewRecorderOn(nil, sinks...)
+}
+
+// NewRecorderOn returns a recorder that stamps events with clock's time,
+// the time of the network the run is on, so that every view's times are
+// the network's: a run paused at step mode's prompts reads as if nobody
+// had paused it. A nil clock is real time.
+func NewRecorderOn(clock Clock, sinks ...Sink) *Recorder {
+	r := &Recorder{clock: clock, start: time.Now(), sinks: sinks}
 	r.idle.L = &r.mu
 	return r
 }
 
-// Now is the recorder's clock: the wall time of its start plus the
-// monotonic time since, so that a clock step (NTP) cannot make recorded
-// times go backwards.
-func (r *Recorder) Now() time.Time { return r.start.Add(time.Since(r.start)).Round(0) }
+// Now is the recorder's time: its clock's, or the wall time of its start
+// plus the monotonic time since, so that a clock step (NTP) cannot make
+// recorded times go backwards.
+func (r *Recorder) Now() time.Time {
+	if r.clock != nil {
+		return r.clock.Now().Round(0)
+	}
+	return r.start.Add(time.Since(r.start)).Round(0)
+}
 
 // Record stamps e with the time and its place in the timeline and hands
 // it to the sinks. It is an Observer. Events recorded after Stop are

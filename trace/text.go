@@ -55,9 +55,8 @@ type Text struct {
 	hostOf map[netip.Addr]string // addresses of the hosts that record frames
 	infos  map[string]*HostInfo
 
-	isn    map[dirKey]uint32  // initial sequence numbers, from the SYNs
-	wscale map[dirKey]int     // window scales, from the SYNs
-	sent   map[dirKey]*uint32 // the highest sequence number sent, for retransmissions
+	isn    map[dirKey]uint32 // initial sequence numbers, from the SYNs
+	wscale map[dirKey]int    // window scales, from the SYNs
 	connOf map[sockKey]connKey
 
 	// A bulk transfer's events are nearly all of one connection, one
@@ -65,8 +64,6 @@ type Text struct {
 	// hashing two addresses for every segment (a traced download's
 	// largest cost in this view).
 	last struct {
-		dir   dirKey
-		sent  *uint32
 		sock  sockKey
 		conn  connKey
 		hasC  bool
@@ -109,7 +106,7 @@ func NewText(w io.Writer, opt TextOptions) *Text {
 	return &Text{
 		w: newLineWriter(w, 32<<10), opt: opt,
 		hostOf: map[netip.Addr]string{}, infos: map[string]*HostInfo{},
-		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{}, sent: map[dirKey]*uint32{},
+		isn: map[dirKey]uint32{}, wscale: map[dirKey]int{},
 		connOf: map[sockKey]connKey{}, open: map[callKey]bool{},
 	}
 }
@@ -210,28 +207,6 @@ func (t *Text) learn(e *Event) {
 		t.isn[d] = s.Seq
 		t.wscale[d] = s.WindowScale
 	}
-	if s.Dir == Out || !t.traced(s.Src) {
-		if end := s.Seq + uint32(s.Len); s.Len > 0 {
-			if top := t.sentTop(d); top == nil {
-				t.last.dir, t.last.sent = d, &end
-				t.sent[d] = t.last.sent
-			} else if int32(end-*top) > 0 {
-				*top = end
-			}
-		}
-	}
-}
-
-// sentTop is the highest sequence number sent in direction d, or nil.
-func (t *Text) sentTop(d dirKey) *uint32 {
-	if t.last.sent != nil && t.last.dir == d {
-		return t.last.sent
-	}
-	top := t.sent[d]
-	if top != nil {
-		t.last.dir, t.last.sent = d, top
-	}
-	return top
 }
 
 // connOfSocket is the connection a host's socket was last seen on.
@@ -257,15 +232,10 @@ func (t *Text) duplicate(e *Event) bool {
 	return e.Segment.Dir == In && t.traced(e.Segment.Src)
 }
 
-// retransmission reports a data segment that carries nothing new: its end
-// is not past the highest sequence number already sent that way.
-func (t *Text) retransmission(s *Segment) bool {
-	if s.Proto != "tcp" || s.Len == 0 {
-		return false
-	}
-	top := t.sentTop(dirKey{s.Src, s.Dst})
-	return top != nil && int32(s.Seq+uint32(s.Len)-*top) < 0
-}
+// retransmission reports a segment its recording host marked as resending
+// sequence space (Segment.Retransmit): the host knows what it sent, and
+// the view does not guess it again.
+func (t *Text) retransmission(s *Segment) bool { return s.Proto == "tcp" && s.Retransmit }
 
 // show renders one event, holding a call's beginning back until the next
 // event says whether the call ended at once (one line) or something
@@ -368,7 +338,21 @@ func (t *Text) paint(kind, s string) string {
 const headWidth = 11 + 1 + 6 + 1 + 4 + 1 + 7 + 1
 
 func (t *Text) stamp(at time.Time) string {
-	return fmt.Sprintf("%9.3fms", float64(at.Sub(t.t0).Microseconds())/1000)
+	return stamp(at.Sub(t.t0), 11, 3)
+}
+
+// stamp is a time since a run's first event for a column of the given
+// width: milliseconds with decimals places below 10 s ("  123.456ms"),
+// seconds from there on, with as many places as the column leaves room
+// for (" 12.345678s", "1234.5678s"), so the column stays aligned however
+// long the run.
+func stamp(d time.Duration, width, decimals int) string {
+	if d < 10*time.Second {
+		return fmt.Sprintf("%*.*fms", width-2, decimals, float64(d.Microseconds())/1000)
+	}
+	digits := len(strconv.FormatInt(int64(d/time.Second), 10))
+	places := min(max(width-3-digits, 0), 6) // a space, the point, the s
+	return fmt.Sprintf("%*.*fs", width-1, places, d.Seconds())
 }
 
 // head is the start of every line: time, host, socket and connection.
@@ -727,6 +711,7 @@ func (t *Text) segmentLine(e *Event) {
 			body += " " + Clean(s.Info)
 		}
 		t.line(head + body)
+		t.chainLine(s)
 		return
 	}
 	body := "  " + arrow + " " + t.SegmentText(s)
@@ -757,10 +742,38 @@ func (t *Text) chainLine(s *Segment) {
 	chain := strings.Join(s.Chain, " -> ")
 	if chain == t.lastChain {
 		t.line(indent + t.paint("dim", "(made by the same netstack calls as above)"))
-	} else {
-		t.line(indent + t.paint("dim", "made by: ") + chain)
-		t.lastChain = chain
+		return
 	}
+	t.lastChain = chain
+	t.line(t.wrapChain(indent+t.paint("dim", "made by: "), s.Chain, len(indent)+len("made by: ")))
+}
+
+// wrapChain joins the functions of a chain with arrows after prefix,
+// breaking it after an arrow where the width would be passed; continuation
+// lines are indented by indent.
+func (t *Text) wrapChain(prefix string, chain []string, indent int) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	col := visibleLen(prefix)
+	for i, name := range chain {
+		if i > 0 {
+			// Room for this one, and for the arrow after it if more come.
+			need := col + 4 + len(name)
+			if i < len(chain)-1 {
+				need += 3
+			}
+			if t.opt.Width > 0 && need > t.opt.Width && col > indent {
+				b.WriteString(" ->\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteString(" -> ")
+				col += 4
+			}
+		}
+		b.WriteString(name)
+		col += len(name)
+	}
+	return b.String()
 }
 
 // SegmentText describes a TCP segment as tcpdump does: flags, sequence and
@@ -800,7 +813,7 @@ func (t *Text) ftpLine(e *Event) string {
 		if m.Side == Server {
 			arrow = "<-"
 		}
-		return fmt.Sprintf("%s%s %s", head, arrow, t.paint("bold", Clean(MaskPassword(m.Text))))
+		return fmt.Sprintf("%s%s %s", head, arrow, t.paint("bold", Clean(RedactCommand(m.Text))))
 	case KindReply:
 		arrow := "<-"
 		if m.Side == Server {
@@ -879,15 +892,6 @@ func ConfigText(c *Config) string {
 		from = string(c.Source)
 	}
 	return what + " (" + from + ")"
-}
-
-// MaskPassword masks a PASS command's argument, even if whoever recorded
-// it forgot to.
-func MaskPassword(cmd string) string {
-	if len(cmd) >= 4 && strings.EqualFold(cmd[:4], "PASS") && strings.TrimSpace(cmd[4:]) != "****" {
-		return "PASS ****"
-	}
-	return cmd
 }
 
 // bulk reports whether e is a data segment that can open a band: data on

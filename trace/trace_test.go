@@ -6,10 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -528,7 +530,7 @@ func TestGraphLarge(t *testing.T) {
 		seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq, Ack: 5001, Len: 1448, Socket: 5})
 		seq += 1448
 		if i%1000 == 999 {
-			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq - 100*1448, Ack: 5001, Len: 1448, Socket: 5})
+			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: seq - 100*1448, Ack: 5001, Len: 1448, Socket: 5, Retransmit: true})
 			rtx++
 			cwnd /= 2
 			cuts++
@@ -612,5 +614,175 @@ func TestLostOnTheWire(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), "192.0.2.2:20 →") {
 		t.Errorf("the data connection is not drawn")
+	}
+}
+
+// TestLadderDataOpenPrecedesData: in active mode the client's FTP layer
+// learns that its data connection is open when accept() returns, and the
+// server may have sent the file and its FIN by then, so the recording can
+// hold the data-open event after them. The diagram still opens the data
+// connection (its label and its bar) above the first data arrow, with the
+// handshake above it; and its times count from its first row.
+func TestLadderDataOpenPrecedesData(t *testing.T) {
+	evs := load(t, "demo-active")
+	open := slices.IndexFunc(evs, func(e trace.Event) bool { return e.Kind == trace.KindDataOpen })
+	data := slices.IndexFunc(evs, func(e trace.Event) bool {
+		return e.Segment != nil && e.Segment.Label == trace.Data && e.Segment.Len > 0
+	})
+	if open < 0 || data < 0 || data > open {
+		t.Fatalf("the recording has its data-open at %d and its first data at %d: it no longer shows a late data-open", open, data)
+	}
+	var b bytes.Buffer
+	if err := trace.WriteLadder(&b, evs, trace.LadderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svg := b.String()
+	label := strings.Index(svg, ">data connection open (active)<")
+	arrow := regexp.MustCompile(`PSH\|ACK seq=\d+ ack=\d+ win=\d+ len=[1-9]\d*</title><line x1="620"`).FindStringIndex(svg)
+	if label < 0 || arrow == nil {
+		t.Fatalf("no data-open label (%d) or data arrow from the server (%v)", label, arrow)
+	}
+	if label > arrow[0] {
+		t.Error("the data connection opens below its first data arrow")
+	}
+	if syn := strings.LastIndex(svg[:label], "SYN seq="); syn < 0 {
+		t.Error("the data connection opens above its handshake")
+	}
+	if first := regexp.MustCompile(`class="time" text-anchor="end">([0-9.]+)<`).FindStringSubmatch(svg); first == nil || first[1] != "0.000" {
+		t.Errorf("the first row's time is %v, want 0.000 (ms since the first event)", first)
+	}
+}
+
+// TestStampColumns: the text view's time column keeps its width however
+// long a run: milliseconds below 10 s, seconds from there.
+func TestStampColumns(t *testing.T) {
+	tx := func(d time.Duration) string {
+		var b bytes.Buffer
+		text := trace.NewText(&b, trace.TextOptions{})
+		t0 := time.Unix(1e9, 0)
+		for _, at := range []time.Time{t0, t0.Add(d)} {
+			text.Event(&trace.Event{Time: at, Layer: trace.LayerStack, Host: "client", Kind: trace.KindState,
+				State: &trace.State{Socket: 3, Label: trace.Control, From: trace.StateTimeWait, To: trace.StateClosed, Cause: "2MSL timer", By: trace.ByTimer}})
+		}
+		text.Flush()
+		lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+		return lines[len(lines)-1]
+	}
+	for d, want := range map[time.Duration]string{
+		2634 * time.Microsecond:     "    2.634ms client",
+		9999999 * time.Microsecond:  " 9999.999ms client",
+		12345678 * time.Microsecond: " 12.345678s client",
+		150 * time.Second:           " 150.00000s client",
+		3 * time.Hour:               " 10800.000s client",
+	} {
+		if got := tx(d); !strings.HasPrefix(got, want) {
+			t.Errorf("after %v: %q, want it to begin %q", d, got, want)
+		}
+	}
+}
+
+// TestGraphTellsApart: a graph of a transfer that lost a segment on the
+// wire (and resent it after SACKs told of the hole) draws the loss and the
+// retransmission in different colours, every SACK block at least 3 pixels
+// high, and its axes to round values in round steps, though the transfer
+// took 3.39 s and moved 7.3 MB.
+func TestGraphTellsApart(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	srv, cli := ap("192.0.2.2:20"), ap("192.0.2.1:40000")
+	t0 := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	var evs []trace.Event
+	at := t0
+	add := func(e trace.Event) {
+		e.Seq, e.Time = uint64(len(evs)+1), at
+		evs = append(evs, e)
+	}
+	add(trace.Event{Layer: trace.LayerStack, Host: "server", Kind: trace.KindHost,
+		HostInfo: &trace.HostInfo{Role: trace.Server, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24")}}})
+	seg := func(s trace.Segment) {
+		s.Proto, s.Label, s.Socket = "tcp", trace.Data, 5
+		add(trace.Event{Layer: trace.LayerStack, Host: "server", Kind: trace.KindSegment, Segment: &s})
+	}
+	seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.SYN, Seq: 1000, WindowScale: 7})
+	seg(trace.Segment{Dir: trace.In, Src: cli, Dst: srv, Flags: trace.SYN | trace.ACK, Seq: 5000, Ack: 1001, WindowScale: 7})
+	const n, mss = 5000, 1448
+	lost := uint32(1001 + 2000*mss)
+	for i := range n {
+		at = t0.Add(time.Duration(i) * 3390 * time.Second / n / 1000)
+		s := uint32(1001 + i*mss)
+		if s == lost {
+			l := trace.Segment{Dir: trace.Out, Proto: "tcp", Src: srv, Dst: cli, Flags: trace.ACK, Seq: s, Len: mss}
+			add(trace.Event{Layer: trace.LayerWire, Kind: trace.KindDrop, Segment: &l, Drop: &trace.Drop{Reason: "queue full", From: 2, To: 1}})
+		}
+		seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: s, Ack: 5001, Len: mss})
+		ack := s + mss
+		var sack []trace.SACKBlock
+		if s > lost && s < lost+5*mss {
+			ack, sack = lost, []trace.SACKBlock{{Start: lost + mss, End: s + mss}}
+		}
+		if s == lost+5*mss {
+			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: lost, Ack: 5001, Len: mss, Retransmit: true})
+		}
+		seg(trace.Segment{Dir: trace.In, Src: cli, Dst: srv, Flags: trace.ACK, Seq: 5001, Ack: ack, Window: 16384, SACK: sack})
+		add(trace.Event{Layer: trace.LayerStack, Host: "server", Kind: trace.KindTCB,
+			TCB: &trace.TCB{Socket: 5, Cwnd: 10 + i%37, Ssthresh: 1 << 30, MSS: mss, Congestion: "open"}})
+	}
+	var b bytes.Buffer
+	if err := trace.WriteGraph(&b, evs, trace.GraphOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, b.Bytes())
+	svg := b.String()
+
+	colour := func(class string) string {
+		m := regexp.MustCompile(`\.` + class + `\{stroke:(#[0-9a-f]+)`).FindStringSubmatch(svg)
+		if m == nil {
+			t.Fatalf("no colour for .%s", class)
+		}
+		return m[1]
+	}
+	if colour("rtx") == colour("drop") {
+		t.Errorf("retransmissions and wire losses are both %s", colour("rtx"))
+	}
+	if strings.Count(svg, `class="rtx"`) != 1 || strings.Count(svg, `class="drop"`) != 1 {
+		t.Errorf("%d retransmissions and %d losses drawn, want 1 of each", strings.Count(svg, `class="rtx"`), strings.Count(svg, `class="drop"`))
+	}
+	sacks := regexp.MustCompile(`<line class="sack" x1="[-0-9.]+" y1="([-0-9.]+)" x2="[-0-9.]+" y2="([-0-9.]+)"/>`).FindAllStringSubmatch(svg, -1)
+	if len(sacks) == 0 {
+		t.Error("no SACK block drawn")
+	}
+	for _, m := range sacks {
+		y1, _ := strconv.ParseFloat(m[1], 64)
+		y2, _ := strconv.ParseFloat(m[2], 64)
+		if y1-y2 < 3 {
+			t.Errorf("a SACK block %.1f pixels high", y1-y2)
+		}
+	}
+
+	for _, class := range []string{"seq", "time", "cwnd"} {
+		var ticks []float64
+		for _, m := range regexp.MustCompile(`class="axis `+class+`"[^>]*>([0-9.]+)`).FindAllStringSubmatch(svg, -1) {
+			v, _ := strconv.ParseFloat(m[1], 64)
+			ticks = append(ticks, v)
+		}
+		if len(ticks) < 3 || ticks[0] != 0 {
+			t.Fatalf("%s axis ticks %v", class, ticks)
+		}
+		step := ticks[1]
+		mant := step / math.Pow(10, math.Floor(math.Log10(step)))
+		if !slices.Contains([]float64{1, 2, 2.5, 5}, math.Round(mant*100)/100) {
+			t.Errorf("%s axis ticked every %v: not a round step", class, step)
+		}
+		for i, v := range ticks {
+			if math.Abs(v-float64(i)*step) > step/1e6 {
+				t.Errorf("%s axis ticks %v are not even", class, ticks)
+				break
+			}
+		}
+		t.Logf("%s axis: %v", class, ticks)
+	}
+	for _, want := range []string{">4 s<", ">8 MB<"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("the axes do not run to a round %q", want)
+		}
 	}
 }

@@ -47,7 +47,8 @@ var nsftpInstance = regexp.MustCompile(`^nsftp-([0-9]+)-`)
 // unmounts it again.
 func TracingState(tb testing.TB, pids ...int) string {
 	tb.Helper()
-	mounts := tracefsMounts()
+	ours := append([]int{os.Getpid()}, pids...)
+	mounts := tracefsMounts(ours)
 	root := ""
 	for _, m := range mounts {
 		if _, err := os.Stat(filepath.Join(m, "instances")); err == nil {
@@ -80,7 +81,6 @@ func TracingState(tb testing.TB, pids ...int) string {
 		}
 		fmt.Fprintf(&b, "%s: %s\n", f, strings.TrimSpace(string(v)))
 	}
-	ours := append([]int{os.Getpid()}, pids...)
 	entries, _ := os.ReadDir(filepath.Join(root, "instances"))
 	var names []string
 	for _, e := range entries {
@@ -109,9 +109,15 @@ func Instances(tb testing.TB, pid int) []string {
 	return out
 }
 
+// nsftpMount is the mount an nsftp run makes for itself where tracefs is
+// not mounted, named with its pid.
+var nsftpMount = regexp.MustCompile(`/nsftp-tracefs-([0-9]+)-[0-9a-f]+$`)
+
 // tracefsMounts lists where tracefs is mounted, leaving out the mounts
-// this package makes to look.
-func tracefsMounts() []string {
+// this package makes to look and those other nsftp runs (other processes
+// than ours: the tests of other packages, run at the same time) make for
+// themselves and remove.
+func tracefsMounts(ours []int) []string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil
@@ -122,9 +128,13 @@ func tracefsMounts() []string {
 	for sc.Scan() {
 		pre, post, ok := strings.Cut(sc.Text(), " - ")
 		fields := strings.Fields(pre)
-		if ok && len(fields) >= 5 && strings.HasPrefix(post, "tracefs ") && !strings.Contains(fields[4], "nsftp-inspect-") {
-			out = append(out, fields[4])
+		if !ok || len(fields) < 5 || !strings.HasPrefix(post, "tracefs ") || strings.Contains(fields[4], "nsftp-inspect-") {
+			continue
 		}
+		if m := nsftpMount.FindStringSubmatch(fields[4]); m != nil && !slices.ContainsFunc(ours, func(p int) bool { return fmt.Sprint(p) == m[1] }) {
+			continue
+		}
+		out = append(out, fields[4])
 	}
 	return out
 }

@@ -1,6 +1,10 @@
-// Package stacktest builds the in-process virtual network for tests: two
-// netstack hosts joined by a virtual wire, closed when the test ends, and a
-// check that nothing the test started is still running afterwards.
+// Package stacktest is nsftp's in-process virtual network for Go tests:
+// hosts with real TCP/IP stacks on a virtual wire that can lose, delay,
+// reorder, corrupt and throttle frames, no root needed. Pair and Network
+// build one that is closed when the test ends and recorded while it runs:
+// when the test fails, its every frame (pcap) and event (JSON lines, for
+// `nsftp show`) are kept and their paths logged, so a failure explains
+// itself. CheckGoroutines fails a test that leaves goroutines running.
 package stacktest
 
 import (
@@ -12,20 +16,62 @@ import (
 	"github.com/nsftp/nsftp/stack"
 )
 
-// Pair returns two hosts on one virtual wire; they and the wire are closed
-// when the test ends.
-func Pair(t testing.TB, cfg stack.PairConfig) *stack.Pair {
-	t.Helper()
+// Pair returns two hosts on one virtual wire (stack.NewPair), closed when
+// the test ends. The run is recorded; if the test fails, its frames and
+// events are written to $NSFTP_ARTIFACTS/<test name>/ (a new temporary
+// directory when that is unset) as run.pcap and run.jsonl, and the test's
+// log names them with the command that renders the events. A passing
+// test leaves nothing behind; a benchmark is not recorded.
+func Pair(tb testing.TB, cfg stack.PairConfig) *stack.Pair {
+	tb.Helper()
+	cfg.Clock = networkClock(tb, cfg.Clock, cfg.Wire, cfg.Client, cfg.Server)
+	r, err := newRecording(tb, cfg.Clock)
+	if err != nil {
+		tb.Fatalf("recording the virtual network: %v", err)
+	}
+	cfg.Wire = r.wire(cfg.Wire)
+	cfg.Client, cfg.Server = r.host(cfg.Client), r.host(cfg.Server)
 	p, err := stack.NewPair(cfg)
 	if err != nil {
-		t.Fatalf("building virtual network: %v", err)
+		r.finish(tb)
+		tb.Fatalf("building virtual network: %v", err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		if err := p.Close(); err != nil {
-			t.Errorf("closing virtual network: %v", err)
+			tb.Errorf("closing virtual network: %v", err)
 		}
+		r.finish(tb)
 	})
 	return p
+}
+
+// Network returns hosts on one virtual wire (stack.NewNetwork), closed
+// and recorded as Pair's are.
+func Network(tb testing.TB, cfg stack.NetworkConfig) *stack.Network {
+	tb.Helper()
+	cfg.Clock = networkClock(tb, cfg.Clock, cfg.Wire, cfg.Hosts...)
+	r, err := newRecording(tb, cfg.Clock)
+	if err != nil {
+		tb.Fatalf("recording the virtual network: %v", err)
+	}
+	cfg.Wire = r.wire(cfg.Wire)
+	hosts := make([]stack.HostConfig, len(cfg.Hosts))
+	for i, h := range cfg.Hosts {
+		hosts[i] = r.host(h)
+	}
+	cfg.Hosts = hosts
+	n, err := stack.NewNetwork(cfg)
+	if err != nil {
+		r.finish(tb)
+		tb.Fatalf("building virtual network: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			tb.Errorf("closing virtual network: %v", err)
+		}
+		r.finish(tb)
+	})
+	return n
 }
 
 // CheckGoroutines fails the test if, when it ends, goroutines are running
@@ -104,4 +150,21 @@ func ignorable(g string) bool {
 		}
 	}
 	return false
+}
+
+// JumpClock returns a clock that jumps from timer to timer whenever the
+// network on it is idle (stack.ClockConfig.Jump), closed when the test
+// ends: give it to a Pair (stack.PairConfig.Clock), and to a recorder
+// (trace.NewRecorderOn), and a test's outages, backoffs and TIME-WAITs
+// pass in a moment of real time, with the trace they have in real time.
+// Run the test's own goroutines through its Run so that the clock waits
+// for them too.
+func JumpClock(t testing.TB) *stack.Clock {
+	t.Helper()
+	c, err := stack.NewClock(stack.ClockConfig{Jump: true})
+	if err != nil {
+		t.Fatalf("building a jumping clock: %v", err)
+	}
+	t.Cleanup(c.Close) // after the cleanups of the Pairs made on it
+	return c
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/nsftp/nsftp/ftp"
 	"github.com/nsftp/nsftp/netconf"
+	"github.com/nsftp/nsftp/stack"
 )
 
 // Exit codes, distinct per kind of failure, listed in the help text and
@@ -137,6 +138,9 @@ type env struct {
 	stdout, stderr io.Writer
 	// stop ends the run early with a cause (step mode's q).
 	stop context.CancelCauseFunc
+	// clockReady, if set, is given the run's network clock as soon as
+	// it is made: tests hold it or move it on.
+	clockReady func(*stack.Clock)
 	// guardExe is the program to run as a TAP device's guard (see
 	// startGuard): nsftp itself, when run by Main; "" for none.
 	guardExe string
@@ -168,25 +172,25 @@ func commands() []command {
 
 // Run runs the nsftp command line args (without the program name).
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	return runEnv(ctx, &env{stdin: stdin, stdout: stdout, stderr: stderr}, args)
+	return runCommand(ctx, &env{stdin: stdin, stdout: stdout, stderr: stderr}, args)
 }
 
-func runEnv(ctx context.Context, e *env, args []string) error {
+// runCommand is Run with the environment given.
+func runCommand(ctx context.Context, e *env, args []string) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	e.stop = stop
-	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
-		fmt.Fprint(stderr, mainUsage())
+		fmt.Fprint(e.stderr, mainUsage())
 		return usagef("no command given")
 	}
 	name, rest := args[0], args[1:]
 	switch name {
 	case "help", "-h", "-help", "--help":
 		if len(rest) > 0 {
-			return runEnv(ctx, e, []string{rest[0], "--help"})
+			return runCommand(ctx, e, []string{rest[0], "--help"})
 		}
-		fmt.Fprint(stdout, mainUsage())
+		fmt.Fprint(e.stdout, mainUsage())
 		return nil
 	}
 	for _, c := range commands() {

@@ -31,6 +31,11 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 
 func TestDemo(t *testing.T) {
 	stacktest.CheckGoroutines(t)
+	// A zero-byte file is a lesson too: a data connection that carries
+	// nothing but its opening and its close.
+	if out, errOut, code := run(t, "demo", "-q", "--size", "0"); code != 0 || !strings.Contains(out, "data.bin: 0 bytes") {
+		t.Errorf("demo --size 0: exit %d\n%s%s", code, out, errOut)
+	}
 	for _, mode := range []string{"--active", "--passive"} {
 		args := []string{"demo"}
 		if mode == "--passive" {
@@ -54,6 +59,11 @@ func TestDemo(t *testing.T) {
 		}
 		if mode == "--passive" && !strings.Contains(out, "-> EPSV") {
 			t.Errorf("passive demo shows no EPSV")
+		}
+		// The file it prints says what it crossed and how it was asked for.
+		how := map[string]string{"--active": "with PORT and RETR", "--passive": "with EPSV and RETR"}[mode]
+		if !strings.Contains(out, "This file crossed a virtual Ethernet wire") || !strings.Contains(strings.ReplaceAll(out, "\n", " "), how) {
+			t.Errorf("demo %s ends with the wrong story:\n%s", mode, out[strings.LastIndex(out, "Hello from"):])
 		}
 	}
 }
@@ -132,12 +142,18 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{[]string{"bogus"}, ExitUsage, "unknown command"},
 		{[]string{"get"}, ExitUsage, "takes a URL"},
-		{[]string{"get", "--nope", "ftp://h/f"}, ExitUsage, "not defined"},
+		{[]string{"get", "--nope", "ftp://h/f"}, ExitUsage, "not defined: --nope"},
+		{[]string{"demo", "--mtu=abc"}, ExitUsage, "for flag --mtu"},
+		{[]string{"demo", "--trace=xml"}, ExitUsage, `demo: --trace takes text or json, not "xml"`},
+		{[]string{"demo", "--slow", "0.5"}, ExitUsage, "--slow 0.5: give a factor of 1 or more"},
+		{[]string{"demo", "--net", "os", "--slow", "10"}, ExitUsage, "the peer is a real kernel"},
+		{[]string{"get", "ftp://h/f", "--net", "os", "--slow", "10"}, ExitUsage, "the peer is a real kernel"},
+		{[]string{"demo", "--compare", "--slow", "10"}, ExitUsage, "--compare runs the kernel's TCP too"},
 		{[]string{"get", "ftp://h/f"}, ExitUsage, "choose a network"},
 		{[]string{"get", "ftp://h/f", "--net", "os", "--active", "--passive"}, ExitUsage, "mutually exclusive"},
 		{[]string{"get", "http://h/f", "--net", "os"}, ExitUsage, "scheme"},
 		{[]string{"get", "ftp://h/a%0d%0aDELE%20x", "--net", "os"}, ExitUsage, "CR"},
-		{[]string{"demo", "--offload=xyz"}, ExitUsage, `--offload takes gso (the default), tso or none, not "xyz"`},
+		{[]string{"demo", "--offload=xyz"}, ExitUsage, `--offload takes gso (what --offload alone means), tso or none, not "xyz"`},
 		{[]string{"get", "ftp://" + closed + "/f", filepath.Join(dir, "x"), "--net", "os"}, ExitNetwork, "refused"},
 		{[]string{"get", "ftp://bob:wrong@" + addr + "/a.txt", filepath.Join(dir, "x"), "--net", "os"}, ExitLogin, "530"},
 		{[]string{"get", "ftp://bob:right@" + addr + "/missing", filepath.Join(dir, "x"), "--net", "os"}, ExitServer, "550"},
@@ -185,6 +201,11 @@ func TestHelp(t *testing.T) {
 	out, _, code := run(t, "help")
 	if code != 0 || !strings.Contains(out, "Exit codes") || !strings.Contains(out, "demo") {
 		t.Errorf("help: exit %d\n%s", code, out)
+	}
+	// The help and the error agree on what --offload means.
+	out, _, _ = run(t, "demo", "--help")
+	if !strings.Contains(out, "(without the flag: none)") || strings.Contains(out, "(default none)") {
+		t.Errorf("demo --help on --offload:\n%s", out)
 	}
 	for _, c := range commands() {
 		out, _, code := run(t, c.name, "--help")

@@ -52,7 +52,13 @@ func (cf *clientFlags) validate() error {
 	if err := cf.tls.validate(); err != nil {
 		return err
 	}
-	return cf.see.validate()
+	if err := cf.see.validatePeer(cf.peerKernel); err != nil {
+		return err
+	}
+	if err := cf.see.validate(); err != nil {
+		return err
+	}
+	return cf.see.forNetwork(cf.netFlags.kind())
 }
 
 // session is a logged-in client on an opened network.
@@ -84,7 +90,7 @@ func (cf *clientFlags) connect(ctx context.Context, e *env, u *ftp.URL, title st
 		return nil, err
 	}
 	timeout, connectTimeout := cf.timeout, cf.connectTimeout
-	if cf.see.step {
+	if cf.see.stepping() {
 		timeout, connectTimeout = stepTimeout, stepTimeout
 	}
 	cfg := ftp.ClientConfig{

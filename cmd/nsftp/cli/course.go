@@ -38,6 +38,7 @@ type courseConn struct {
 	first, last time.Time
 	top         uint32 // the highest sequence number delivered
 	started     bool
+	resent      int // data segments the sender marked as retransmissions
 }
 
 func newCourse() *course {
@@ -54,30 +55,43 @@ func (c *course) Event(e *trace.Event) {
 	case e.TCB != nil:
 		k := courseKey{e.Host, e.TCB.Socket}
 		s := c.senders[k]
+		// netstack samples senders only; the kernel samples every
+		// connection (TCP_INFO after each call): one is a sender once
+		// it has had data acknowledged (beyond its SYN).
+		if s == nil && e.TCB.Source != "" && e.TCB.BytesAcked <= 1 {
+			return
+		}
 		if s == nil {
 			s = &courseSender{}
 			c.senders[k] = s
 			c.order = append(c.order, k)
 		}
 		s.maxCwnd = max(s.maxCwnd, e.TCB.Cwnd)
-		s.mss = e.TCB.MSS
+		if e.TCB.MSS > 0 {
+			s.mss = e.TCB.MSS
+		}
 		if e.TCB.SRTT > 0 {
 			s.srtt = e.TCB.SRTT
 		}
 	case e.Segment != nil && e.Segment.Proto == "tcp" && e.Segment.Len > 0 && e.Segment.Label != trace.Control:
 		seg := e.Segment
-		// Goodput is what the receiver got: count data as it arrived, at
-		// the receiving host, or as it left a traced sender towards an
-		// untraced receiver.
-		if seg.Dir == trace.Out && c.traced[seg.Dst.Addr()] || seg.Dir == trace.In && !c.traced[seg.Dst.Addr()] {
-			return
-		}
 		k := [2]netip.AddrPort{seg.Src, seg.Dst}
 		cc := c.conns[k]
 		if cc == nil {
 			cc = &courseConn{label: seg.Label}
 			c.conns[k] = cc
 			c.corder = append(c.corder, k)
+		}
+		// Retransmissions as the sender marked them: each as it left a
+		// traced sender, or as it arrived from an untraced one.
+		if seg.Retransmit && (seg.Dir == trace.Out || !c.traced[seg.Src.Addr()]) {
+			cc.resent++
+		}
+		// Goodput is what the receiver got: count data as it arrived, at
+		// the receiving host, or as it left a traced sender towards an
+		// untraced receiver.
+		if seg.Dir == trace.Out && c.traced[seg.Dst.Addr()] || seg.Dir == trace.In && !c.traced[seg.Dst.Addr()] {
+			return
 		}
 		end := seg.Seq + uint32(seg.Len)
 		if !cc.started {
@@ -107,8 +121,12 @@ func (c *course) print(w io.Writer, hosts []*stack.Host, before []stack.Stats) {
 	}
 	for _, k := range c.order {
 		s := c.senders[k]
-		fmt.Fprintf(w, "  %s fd%d sent with a congestion window of at most %d segments (%s); final SRTT %v\n",
-			k.host, k.socket, s.maxCwnd, trace.Bytes(int64(s.maxCwnd*s.mss)), s.srtt.Round(10*time.Microsecond))
+		window := fmt.Sprintf("%d segments", s.maxCwnd)
+		if s.mss > 0 {
+			window += " (" + trace.Bytes(int64(s.maxCwnd*s.mss)) + ")"
+		}
+		fmt.Fprintf(w, "  %s fd%d sent with a congestion window of at most %s; final SRTT %v\n",
+			k.host, k.socket, window, s.srtt.Round(10*time.Microsecond))
 	}
 	for _, k := range c.corder {
 		cc := c.conns[k]
@@ -116,7 +134,7 @@ func (c *course) print(w io.Writer, hosts []*stack.Host, before []stack.Stats) {
 		if d <= 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  %s connection %s > %s: goodput %s (%s in %s)\n", cc.label, k[0], k[1],
-			trace.BitRate(float64(cc.bytes)*8/d.Seconds()), trace.Bytes(cc.bytes), trace.Duration(d))
+		fmt.Fprintf(w, "  %s connection %s > %s: goodput %s (%s in %s), %d data segments retransmitted\n", cc.label, k[0], k[1],
+			trace.BitRate(float64(cc.bytes)*8/d.Seconds()), trace.Bytes(cc.bytes), trace.Duration(d), cc.resent)
 	}
 }

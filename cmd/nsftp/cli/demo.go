@@ -42,10 +42,13 @@ type demoRun struct {
 	offload  stack.Offload
 	up, down stack.Path
 	step     bool
-	root     string // the tree served
-	file     string // the file downloaded
-	size     int64  // its size, when it is generated (--size)
-	want     []byte // its sha256
+	slow     float64 // the network runs this many times slower than real time
+	root     string  // the tree served
+	file     string  // the file downloaded
+	network  runNet  // what the session runs on (netBoth: --compare)
+	sized    bool    // the file is generated (--size), of size bytes: 0 too
+	size     int64   // its size, when it is generated
+	want     []byte  // its sha256
 }
 
 // demoResult is what a run's download got.
@@ -93,7 +96,9 @@ congestion control at work (--graph draws it).
 
 With --net os the same session runs on the kernel's TCP, over loopback
 (in a network namespace made for the run when root); with --compare it
-runs on both, and shows them side by side with what differs.`, e.stdout)
+runs on both, and shows them side by side with what differs. There
+--rate and --queue shape the kernel's loopback too (a tbf qdisc, as root),
+so that both stacks' congestion control meet the same bottleneck.`, e.stdout)
 	var (
 		d       demoRun
 		quiet   bool
@@ -101,14 +106,14 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 		see     seeFlags
 		offload offloadFlag
 		path    pathFlags
-		netOS   string
+		onOS    string
 		compare bool
 	)
 	fset.group("Demo")
 	fset.boolVar(&d.passive, "passive", false, "use passive mode (EPSV) instead of the article's active mode")
 	fset.boolVar(&quiet, "q", false, "print only the result (and what --trace, --pcap, --diagram ask for)")
 	fset.stringVar(&size, "size", "", "download `SIZE` bytes of generated data (32MiB, 1GiB) instead of hello.txt")
-	fset.stringVar(&netOS, "net", "", "run on the operating system's TCP (the only value is `os`): nsftp's socket calls on the kernel's stack, over loopback")
+	fset.stringVar(&onOS, "net", "", "run on the operating system's TCP (the only value is `os`): nsftp's socket calls on the kernel's stack, over loopback")
 	fset.boolVar(&compare, "compare", false, "run the session on nsftp's stack and on the kernel's, and show both side by side with what differs")
 	see.register(fset)
 	fset.group("Virtual wire")
@@ -129,31 +134,48 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 	switch {
 	case offload.mode == stack.OffloadGSO && (d.up.Corrupt > 0 || d.down.Corrupt > 0):
 		return usagef("--corrupt needs checksums, which --offload leaves out (as veth does): use --offload=tso")
-	case netOS != "" && netOS != "os":
+	case onOS != "" && onOS != "os":
 		return usagef("--net takes only \"os\"")
-	case (netOS != "" || compare) && (!reflect.DeepEqual(d.up, stack.Path{}) || !reflect.DeepEqual(d.down, stack.Path{}) || offload.mode != stack.OffloadNone):
-		return usagef("the path flags and --offload shape nsftp's virtual wire; the kernel's loopback has none of them (--net os, --compare)")
-	case compare && netOS != "":
+	case (onOS != "" || compare) && offload.mode != stack.OffloadNone:
+		return usagef("--offload shapes nsftp's virtual wire; the kernel's loopback has its own (--net os, --compare)")
+	case (onOS != "" || compare) && !onlyBottleneck(d.up, d.down):
+		return usagef("--delay, --jitter, --loss, --burst, --down, --duplicate, --reorder and --corrupt are netem's, and this kernel has no netem qdisc: with --net os and --compare, only --rate and --queue (a tbf qdisc) shape the kernel's loopback")
+	case (onOS != "" || compare) && !reflect.DeepEqual(d.up, d.down):
+		return usagef("the kernel's loopback carries both directions through one qdisc: with --net os and --compare, give --rate and --queue one value for both")
+	case (onOS != "" || compare) && d.up.Rate == 0 && (d.up.Queue > 0 || d.up.QueueBytes > 0):
+		return usagef("--queue and --queue-bytes are the queue of a bottleneck: give its --rate")
+	case compare && onOS != "":
 		return usagef("--compare runs on both stacks: leave out --net os")
-	case compare && (see.trace.format != "" || see.record != "" || see.step || see.pcap != "" || see.diagram != "" || see.graph != "" || see.stats || see.explain || see.verbose):
-		return usagef("--compare shows its own view: it takes --passive, --size, --mtu and -q only")
+	case compare && (see.trace.format == "text" || see.step || see.web.set || see.pcap != "" || see.stats || see.explain || see.verbose || see.every):
+		return usagef("--compare shows its own view: with --passive, --size, --mtu, --rate, --queue and -q, it takes --trace=json, --record, --diagram, --graph and --html only")
+	case compare && see.slow != 0:
+		return usagef("--slow slows nsftp's virtual wire; --compare runs the kernel's TCP too, which runs at its own speed")
+	case compare && see.graph != "" && size == "":
+		return usagef("--graph draws data connections' time-sequence graphs: with --compare give a --size to download")
 	}
 	d.file = demoFile
 	if size != "" {
 		if d.size, err = parseSize(size); err != nil {
 			return usagef("--size %v", err)
 		}
+		d.sized = true
 		d.file = "data.bin"
 	}
 	if d.root, err = os.MkdirTemp("", "nsftp-demo-"); err != nil {
 		return &fileError{err}
 	}
 	defer os.RemoveAll(d.root)
+	switch {
+	case compare:
+		d.network = netBoth
+	case onOS != "":
+		d.network = netOS
+	}
 	if err := d.writeTree(); err != nil {
 		return &fileError{err}
 	}
 	if compare {
-		return runCompare(ctx, e, &d, quiet)
+		return runCompare(ctx, e, &d, &see, quiet)
 	}
 
 	// The demo is a lesson: without -q it traces as --trace would.
@@ -163,7 +185,14 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 	if err := see.validate(); err != nil {
 		return err
 	}
-	d.step = see.step
+	kind := netWire
+	if onOS != "" {
+		kind = netOS
+	}
+	if err := see.forNetwork(kind); err != nil {
+		return err
+	}
+	d.step, d.slow = see.stepping(), max(see.slow, 1)
 	format := see.trace.format
 	sg, err := see.start(e, e.stdout, trace.Client, e.stop)
 	if err != nil {
@@ -171,18 +200,18 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 	}
 	mode, _ := d.mode()
 	what := d.file
-	if d.size > 0 {
+	if d.sized {
 		what += " (" + trace.Bytes(d.size) + ")"
 	}
 	title := "nsftp demo: " + mode + "-mode download of " + what
-	if netOS != "" {
+	if onOS != "" {
 		title += " on the kernel's TCP"
 	}
 	defer sg.finish(title)
 
 	var res demoResult
 	var trErr error
-	if netOS != "" {
+	if onOS != "" {
 		res, trErr, err = d.onKernel(ctx, e, sg)
 	} else {
 		res, trErr, err = d.onNetstack(ctx, sg)
@@ -209,11 +238,23 @@ runs on both, and shows them side by side with what differs.`, e.stdout)
 				trace.BitRate(float64(res.n)*8/res.took.Seconds()), humanBytes(float64(res.n)/res.took.Seconds()))
 		}
 		fmt.Fprintln(e.stdout, ".")
-		if !quiet && d.size == 0 {
+		if !quiet && !d.sized {
 			fmt.Fprintf(e.stdout, "\n%s", res.kept)
 		}
 	}
 	return nil
+}
+
+// onlyBottleneck reports whether the paths ask for nothing but a
+// bottleneck (a rate and a queue): what a tbf qdisc does.
+func onlyBottleneck(up, down stack.Path) bool {
+	for _, p := range []stack.Path{up, down} {
+		p.Rate, p.Queue, p.QueueBytes = 0, 0, 0
+		if !reflect.DeepEqual(p, stack.Path{}) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeTree writes the tree the demo serves, and the generated file when
@@ -222,15 +263,54 @@ func (d *demoRun) writeTree() error {
 	if err := writeDemoTree(d.root); err != nil {
 		return err
 	}
-	if d.size > 0 {
+	if d.sized {
 		var err error
 		d.want, err = writeGenerated(filepath.Join(d.root, d.file), d.size)
 		return err
 	}
-	b, _ := demoTree.ReadFile("demotree/" + demoFile)
+	b := []byte(d.hello())
 	sum := sha256.Sum256(b)
 	d.want = sum[:]
-	return nil
+	return os.WriteFile(filepath.Join(d.root, demoFile), b, 0o644)
+}
+
+// hello is hello.txt, the file the demo downloads and prints at its end:
+// it says what the file crossed, and how it was asked for, in this run.
+func (d *demoRun) hello() string {
+	crossed := "a virtual Ethernet wire between two TCP/IP stacks that live inside one process (gVisor's netstack, twice)"
+	switch d.network {
+	case netOS:
+		crossed = "the loopback interface of a Linux kernel, between two sockets of the kernel's own TCP"
+	case netBoth:
+		crossed = "twice: a virtual Ethernet wire between two netstack hosts inside one process, then the kernel's loopback between two of its own sockets"
+	}
+	how := "PORT and RETR, and the server connected back to the client's data socket"
+	if d.passive {
+		how = "EPSV and RETR, and connected to the server's data port"
+	}
+	return "Hello from nsftp's FTP server.\n\n" + wrapWords("This file crossed "+crossed+": the client asked for it with "+how+".", 72)
+}
+
+// wrapWords breaks text into lines of at most width columns, between
+// words.
+func wrapWords(text string, width int) string {
+	var b strings.Builder
+	col := 0
+	for _, w := range strings.Fields(text) {
+		switch {
+		case col == 0:
+		case col+1+len(w) > width:
+			b.WriteByte('\n')
+			col = 0
+		default:
+			b.WriteByte(' ')
+			col++
+		}
+		b.WriteString(w)
+		col += len(w)
+	}
+	b.WriteByte('\n')
+	return b.String()
 }
 
 // check checks the download against the file served.
@@ -249,8 +329,13 @@ func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Netwo
 	switch {
 	case d.step:
 		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
-	case d.impaired():
-		scfg.DataTimeout = impairedDataTimeout
+	case d.slow > 1 || d.impaired():
+		data := 30 * time.Second
+		if d.impaired() {
+			data = impairedDataTimeout
+		}
+		// The FTP layer's waits are real time; the network's are slowed.
+		scfg.IdleTimeout, scfg.LoginTimeout, scfg.DataTimeout = slowed(5*time.Minute, d.slow), slowed(20*time.Second, d.slow), slowed(data, d.slow)
 	}
 	srv, err := ftp.NewServer(scfg)
 	if err != nil {
@@ -266,17 +351,10 @@ func (d *demoRun) serveAndDownload(ctx context.Context, server, client ftp.Netwo
 	var kept bytes.Buffer
 	h := sha256.New()
 	dst := io.Writer(h)
-	if d.size == 0 {
+	if !d.sized {
 		dst = io.MultiWriter(h, &kept)
 	}
-	wait := time.Duration(0) // the client's defaults
-	switch {
-	case d.step:
-		wait = stepTimeout
-	case d.impaired():
-		wait = impairedDataTimeout
-	}
-	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, wait, dst)
+	n, took, err := demoDownload(ctx, client, addr, d.file, !d.passive, obs, d.step, d.slow, d.impaired(), dst)
 	srv.Close()
 	if serr := <-serveErr; err == nil && serr != nil && !errors.Is(serr, context.Canceled) {
 		err = serr
@@ -364,10 +442,18 @@ func writeGenerated(path string, n int64) ([]byte, error) {
 // demoDownload logs in anonymously and downloads name into dst, returning
 // how many bytes came and how long the transfer took. A stop asked for in
 // step mode still ends the session with QUIT.
-func demoDownload(ctx context.Context, network ftp.Network, addr, name string, active bool, obs trace.Observer, wait time.Duration, dst io.Writer) (n int64, took time.Duration, err error) {
+func demoDownload(ctx context.Context, network ftp.Network, addr, name string, active bool, obs trace.Observer, step bool, slow float64, impaired bool, dst io.Writer) (n int64, took time.Duration, err error) {
 	cfg := ftp.ClientConfig{Network: network, Active: active, Observer: obs}
-	if wait > 0 {
-		cfg.ConnectTimeout, cfg.ReplyTimeout, cfg.AcceptTimeout, cfg.DataTimeout = wait, wait, wait, wait
+	switch {
+	case step:
+		cfg.ConnectTimeout, cfg.ReplyTimeout, cfg.AcceptTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout, stepTimeout
+	case slow > 1 || impaired:
+		connect, reply := 30*time.Second, 60*time.Second
+		if impaired {
+			connect, reply = impairedDataTimeout, impairedDataTimeout
+		}
+		cfg.ConnectTimeout, cfg.ReplyTimeout = slowed(connect, slow), slowed(reply, slow)
+		cfg.AcceptTimeout, cfg.DataTimeout = slowed(connect, slow), slowed(reply, slow)
 	}
 	c, err := ftp.Dial(ctx, addr, cfg)
 	if err != nil {
@@ -396,6 +482,12 @@ func demoDownload(ctx context.Context, network ftp.Network, addr, name string, a
 		return n, took, err
 	}
 	return n, took, nil
+}
+
+// slowed is a wait of d on a network that runs slow times slower than
+// real time.
+func slowed(d time.Duration, slow float64) time.Duration {
+	return time.Duration(float64(d) * slow)
 }
 
 func writeDemoTree(root string) error {

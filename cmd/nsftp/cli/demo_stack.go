@@ -3,7 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
-	"net/netip"
+	"net"
 	"reflect"
 	"time"
 
@@ -24,7 +24,7 @@ func (d *demoRun) onNetstack(ctx context.Context, sg *seeing) (res demoResult, t
 		off = ", 64 KiB segments cut into frames at the wire and merged at the receiver"
 	}
 	sg.begin("nsftp demo", fmt.Sprintf("client %s and server %s on a virtual wire (MTU %d%s%s), %s",
-		stack.ClientAddr4.Addr(), stack.ServerAddr4.Addr(), d.mtu, off, pathSummary(d.up, d.down), how))
+		stack.ClientIPv4, stack.ServerIPv4, d.mtu, off, pathSummary(d.up, d.down), how))
 	// The capture is the wire's: every frame once, as its sender sent it,
 	// whatever the path then does to it. TIME-WAIT is short, so the lesson
 	// can show it end.
@@ -46,8 +46,8 @@ func (d *demoRun) onNetstack(ctx context.Context, sg *seeing) (res demoResult, t
 	sg.hostStarted(p.Client)
 	sg.hostStarted(p.Server)
 
-	serverAddr := netip.AddrPortFrom(stack.ServerAddr4.Addr(), 21).String()
-	l, err := p.Server.Listen(ctx, trace.Control, serverAddr, 8)
+	serverAddr := net.JoinHostPort(stack.ServerIPv4, "21")
+	l, err := p.Server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", serverAddr)
 	if err != nil {
 		return res, nil, &setupError{err}
 	}

@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"regexp"
 	"strings"
 	"time"
 
@@ -100,6 +102,7 @@ func (fs *flagSet) parse(args []string, min, max int, usage string) ([]string, e
 }
 
 func (fs *flagSet) parseAll(args []string) ([]string, error) {
+	args = optionalValues(fs, args)
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -121,27 +124,57 @@ func (fs *flagSet) parseAll(args []string) ([]string, error) {
 	}
 }
 
-// flagError drops the flag package's "invalid boolean value" preamble
-// from the errors of flags that take an optional value (--offload[=tso]):
-// their own message says what is wrong.
+// optionalValues lets a flag whose value is optional take it after a
+// space when it looks like one: "--web 0.0.0.0:8080" is
+// "--web=0.0.0.0:8080" (an address with a numeric port is no command's
+// argument).
+func optionalValues(fs *flagSet, args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name := strings.TrimLeft(a, "-")
+		if f := fs.Lookup(name); f != nil && strings.HasPrefix(a, "-") && !strings.Contains(a, "=") && i+1 < len(args) {
+			if _, ok := f.Value.(*webFlag); ok {
+				if _, port, err := net.SplitHostPort(args[i+1]); err == nil && port != "" && strings.Trim(port, "0123456789") == "" {
+					out = append(out, a+"="+args[i+1])
+					i++
+					continue
+				}
+			}
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+// flagError rewrites the flag package's errors as nsftp's help spells
+// flags: --name for a long flag (the package writes -name), and, for the
+// flags that take an optional value (--offload[=tso], --trace[=json]),
+// without its "invalid boolean value" preamble: their own message names
+// the values they take.
 func (fs *flagSet) flagError(err error) error {
 	msg := err.Error()
-	rest, ok := strings.CutPrefix(msg, "invalid boolean value ")
-	if !ok {
-		return err
-	}
-	_, rest, _ = strings.Cut(rest, " for -")
-	name, why, ok := strings.Cut(rest, ": ")
-	if !ok {
-		return err
-	}
-	if f := fs.Lookup(name); f != nil {
-		if _, own := f.Value.(*offloadFlag); own {
-			return errors.New(why)
+	if rest, ok := strings.CutPrefix(msg, "invalid boolean value "); ok {
+		_, rest, _ = strings.Cut(rest, " for -")
+		name, why, ok := strings.Cut(rest, ": ")
+		if f := fs.Lookup(name); ok && f != nil {
+			switch f.Value.(type) {
+			case *offloadFlag, *traceFlag:
+				return errors.New(why)
+			}
 		}
 	}
-	return err
+	return errors.New(flagNameRE.ReplaceAllStringFunc(msg, func(m string) string {
+		if i := strings.IndexByte(m, '-'); len(m)-i > 2 {
+			return m[:i] + "-" + m[i:] // a long name
+		}
+		return m
+	}))
 }
+
+// flagNameRE finds where the flag package names a flag in its errors:
+// "not defined: -x", "for flag -x:", "for -x:", "argument: -x".
+var flagNameRE = regexp.MustCompile(`(defined: |for flag |for |argument: )-[A-Za-z0-9][-A-Za-z0-9_]*`)
 
 // errHelp is returned after --help has printed the usage; it is not a
 // failure.
@@ -167,12 +200,17 @@ func (fs *flagSet) printUsage() {
 				left, arg = "--trace[=json]", ""
 			}
 			if _, ok := f.Value.(*offloadFlag); ok {
-				left, arg = "--offload[=tso]", ""
+				// Its default is none, and --offload alone is gso: the
+				// help says both in words.
+				left, arg, help = "--offload[=tso]", "", help+" (without the flag: none)"
+			}
+			if _, ok := f.Value.(*webFlag); ok {
+				left, arg = "--web[=ADDR]", ""
 			}
 			if arg != "" {
 				left += " " + arg
 			}
-			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "text" {
+			if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "text" && f.DefValue != "none" {
 				help += fmt.Sprintf(" (default %s)", f.DefValue)
 			}
 			fmt.Fprintf(&b, "  %-28s %s\n", left, help)
@@ -196,7 +234,7 @@ func (o *offloadFlag) Set(v string) error {
 	case "false", "none":
 		o.mode = stack.OffloadNone
 	default:
-		return fmt.Errorf("--offload takes gso (the default), tso or none, not %q", v)
+		return fmt.Errorf("--offload takes gso (what --offload alone means), tso or none, not %q", v)
 	}
 	return nil
 }

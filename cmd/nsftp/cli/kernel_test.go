@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -56,12 +57,21 @@ func TestDemoNetOS(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo --net os: %v\n%s", err, errOut)
 	}
-	want := []string{"connect(127.0.0.2:", "sock->ops->connect -> tcp_v4_connect | connect(2)", "-> RETR hello.txt", "<- 226", "identical to the file served"}
+	want := []string{"sock->ops->connect -> tcp_v4_connect | connect(2)", "-> RETR hello.txt", "<- 226", "identical to the file served",
+		"This file crossed the loopback interface of a Linux kernel"}
 	root := os.Geteuid() == 0
+	// The server's address: 127.0.0.2 on this system's loopback; in the
+	// run's own namespace, the namespace's own 127.A.B.2.
+	server := "127.0.0.2"
 	if root {
+		m := regexp.MustCompile(`connect\((127\.[0-9]+\.[0-9]+\.2):21\)`).FindStringSubmatch(live)
+		if m == nil {
+			t.Fatalf("demo --net os as root connects to no 127.A.B.2:21:\n%s", live)
+		}
+		server = m[1]
 		want = append(want, "CLOSED -> SYN-SENT  connect()", "SYN-SENT -> ESTABLISHED  rcv SYN|ACK",
 			"LISTEN -> SYN-RECEIVED  rcv ACK completing the handshake", "FIN-WAIT-2 -> TIME-WAIT  rcv FIN",
-			"in the kernel: ", "tcp_v4_connect", "> SYN ", "127.0.0.2:20 > 127.0.0.1:", "TIME-WAIT lasts 60s on Linux")
+			"in the kernel: ", "tcp_v4_connect", "> SYN ", server+":20 > 127.0.0.1:", "TIME-WAIT lasts 60s on Linux")
 		if errOut != "" {
 			t.Errorf("as root, the demo says on stderr: %s", errOut)
 		}
@@ -71,6 +81,7 @@ func TestDemoNetOS(t *testing.T) {
 			t.Errorf("without root, stderr should be one line on what is hidden:\n%s", errOut)
 		}
 	}
+	want = append(want, "connect("+server+":")
 	for _, w := range want {
 		if !strings.Contains(live, w) {
 			t.Errorf("demo --net os output lacks %q", w)
@@ -207,21 +218,49 @@ func buildNsftp(tb testing.TB, tags ...string) string {
 	return bin
 }
 
+// needSetpriv skips tb unless it may run commands as nobody (root, and
+// setpriv), and returns setpriv's path.
+func needSetpriv(tb testing.TB) string {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip("skipping: needs root to run the command as another user (CI runs as root)")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		tb.Skip("skipping: needs setpriv (util-linux)")
+	}
+	return setpriv
+}
+
+// asNobody is the command line that runs args as nobody (uid and gid
+// 65534, no groups).
+func asNobody(setpriv string, args ...string) []string {
+	return append([]string{setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups"}, args...)
+}
+
+// nobodyDir is a directory nobody may write to (t.TempDir's parent is
+// root's alone), removed when the test ends.
+func nobodyDir(tb testing.TB) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp("", "nsftp-nobody-")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o777)
+	return dir
+}
+
 // TestNetOSUnprivileged runs the built command as nobody (setpriv): the
 // kernel's side it may not see is said on one line, the rest shows, and a
 // pcap it cannot capture is refused before the run starts.
 func TestNetOSUnprivileged(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root to run the command as another user (CI runs as root)")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		t.Skip("skipping: needs setpriv (util-linux)")
-	}
+	setpriv := needSetpriv(t)
 	leftAsFound(t, nil)
 	bin := buildNsftp(t)
 	as := func(args ...string) (string, string, int) {
-		cmd := exec.Command(setpriv, append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups", bin}, args...)...)
+		line := asNobody(setpriv, append([]string{bin}, args...)...)
+		cmd := exec.Command(line[0], line[1:]...)
 		cmd.Dir = "/"
 		var out, errOut strings.Builder
 		cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -42,7 +42,7 @@ func (s *seeing) startKernel(ns *kernel.NetNS) error {
 	}
 	cfg := kernel.WatchConfig{NetNS: ns}
 	if s.rec != nil && s.stackEvs {
-		cfg.Recorder, cfg.Tracefs, cfg.Segments = s.rec, true, true
+		cfg.Recorder, cfg.Tracefs, cfg.Segments, cfg.Samples = s.rec, true, true, s.samples
 	}
 	if s.pcapBuf != nil {
 		cfg.PCAP = s.pcapBuf
@@ -77,6 +77,7 @@ func (s *seeing) kernelNetwork(name string, role trace.Role, ns *kernel.NetNS, a
 	cfg := kernel.Config{Host: name, Role: role, NetNS: ns, Watch: s.watch, Addrs: addrs, NoDelay: noDelay}
 	if s.rec != nil && s.stackEvs {
 		cfg.Observer = s.rec.Record
+		cfg.Samples = s.samples
 		if s.step != nil {
 			cfg.Gate = s.step
 			s.step.kernel = true

@@ -24,6 +24,9 @@ type netFlags struct {
 	mac       string
 	noOffload bool
 	netns     string
+	// peerKernel traces the kernel at the far end of a TAP run's
+	// connections.
+	peerKernel bool
 	// socketMemory bounds the TCP buffers of nsftp's own stack
 	// (stack.HostConfig.SocketMemory); serve sets it from --buffer-memory.
 	socketMemory int
@@ -44,6 +47,7 @@ func (n *netFlags) register(fs *flagSet) {
 	fs.stringVar(&n.mac, "mac", "", "nsftp's Ethernet address `MAC` on the TAP device (default: random, locally administered)")
 	fs.boolVar(&n.noOffload, "no-offload", false, "open the TAP device without checksum and segmentation offload: every frame at most MTU bytes")
 	fs.stringVar(&n.netns, "tap-netns", "", "find (or create) the TAP device in the network namespace at `PATH`, e.g. /var/run/netns/lab")
+	fs.boolVar(&n.peerKernel, "peer-kernel", false, "with --tap, when the peer is this machine's kernel (a server or client across the TAP device): trace its sockets of the run's connections too, states with the kernel's stacks, cwnd, retransmissions, as host \"peer (Linux)\" (root)")
 }
 
 // validate checks the combination of network flags.
@@ -55,8 +59,8 @@ func (n *netFlags) validate() error {
 		return usagef("--net os and --tap are mutually exclusive")
 	case n.net == "" && n.tap == "":
 		return usagef("choose a network: --net os (the operating system's sockets) or --tap NAME (nsftp's own stack on a TAP device); 'nsftp demo' needs neither")
-	case n.tap == "" && (n.addr != "" || n.gateway != "" || n.dns != "" || n.mtu != 0 || n.mac != "" || n.noOffload || n.netns != ""):
-		return usagef("--addr, --gateway, --dns, --mtu, --mac, --no-offload and --tap-netns apply only with --tap")
+	case n.tap == "" && (n.addr != "" || n.gateway != "" || n.dns != "" || n.mtu != 0 || n.mac != "" || n.noOffload || n.netns != "" || n.peerKernel):
+		return usagef("--addr, --gateway, --dns, --mtu, --mac, --no-offload, --tap-netns and --peer-kernel apply only with --tap")
 	}
 	if n.tap != "" {
 		if _, err := n.prefixes(); err != nil {
@@ -78,6 +82,14 @@ func (n *netFlags) validate() error {
 		}
 	}
 	return nil
+}
+
+// kind is the kind of network the flags choose.
+func (n *netFlags) kind() runNet {
+	if n.tap != "" {
+		return netTAP
+	}
+	return netOS
 }
 
 // prefixes are the --addr addresses: none asks DHCP and router

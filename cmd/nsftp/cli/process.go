@@ -41,7 +41,7 @@ func Main() int {
 	status := make(chan os.Signal, 1)
 	signal.Notify(status, syscall.SIGUSR1)
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, guardExe: selfPath(), status: status, process: true}
-	err := runEnv(ctx, e, os.Args[1:])
+	err := runCommand(ctx, e, os.Args[1:])
 	signal.Stop(sigs)
 	signal.Stop(status)
 	cancel(nil)

@@ -58,7 +58,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := nf.validate(); err != nil {
 		return err
 	}
+	if err := see.validatePeer(nf.peerKernel); err != nil {
+		return err
+	}
 	if err := see.validate(); err != nil {
+		return err
+	}
+	if err := see.forNetwork(nf.kind()); err != nil {
 		return err
 	}
 	if password == "" {
@@ -149,7 +155,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		}
 		cfg.TLSRequired, cfg.TLSImplicit = tlsRequired, tlsImplicit
 	}
-	if see.step {
+	if see.stepping() {
 		cfg.IdleTimeout, cfg.LoginTimeout, cfg.DataTimeout = stepTimeout, stepTimeout, stepTimeout
 	}
 	srv, err := ftp.NewServer(cfg)
@@ -157,7 +163,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return &setupError{err}
 	}
 	defer srv.Close()
-	l, err := n.Listen(ctx, trace.Control, listen, lim.backlog)
+	l, err := n.Listen(trace.WithBacklog(trace.WithLabel(ctx, trace.Control), lim.backlog), "tcp", listen)
 	if err != nil {
 		return &setupError{fmt.Errorf("listening on %s: %w", listen, err)}
 	}

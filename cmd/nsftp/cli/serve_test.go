@@ -17,6 +17,7 @@ import (
 
 	"github.com/nsftp/nsftp/ftp"
 	"github.com/nsftp/nsftp/stack/stacktest"
+	"github.com/nsftp/nsftp/trace"
 )
 
 // TestServeLimitFlagErrors: each limit flag names itself when it is wrong.
@@ -75,7 +76,7 @@ func TestServeLimits(t *testing.T) {
 		}
 	}()
 	for i := range 3 {
-		c, err := from("127.0.0.2").Dial(context.Background(), "control", addr)
+		c, err := from("127.0.0.2").DialContext(trace.WithLabel(context.Background(), "control"), "tcp", addr)
 		if err != nil {
 			t.Skipf("cannot dial from 127.0.0.2 here: %v", err)
 		}

@@ -22,7 +22,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/nsftp/nsftp/ftp"
-	"github.com/nsftp/nsftp/trace"
 )
 
 var sessions = flag.Int("sessions", 10000, "how many sessions BenchmarkServeSessions holds at once")
@@ -223,8 +222,8 @@ func nsDialer(name string) (*netnsDialer, error) {
 	return d, <-started
 }
 
-// Dial implements ftp.Network.
-func (d *netnsDialer) Dial(ctx context.Context, _ trace.Conn, address string) (net.Conn, error) {
+// DialContext implements ftp.Network.
+func (d *netnsDialer) DialContext(ctx context.Context, _, address string) (net.Conn, error) {
 	r := dialReq{ctx: ctx, address: address, reply: make(chan dialResult, 1)}
 	select {
 	case d.reqs <- r:
@@ -236,7 +235,7 @@ func (d *netnsDialer) Dial(ctx context.Context, _ trace.Conn, address string) (n
 }
 
 // Listen implements ftp.Network: the benchmark uses passive mode only.
-func (d *netnsDialer) Listen(context.Context, trace.Conn, string, int) (net.Listener, error) {
+func (d *netnsDialer) Listen(context.Context, string, string) (net.Listener, error) {
 	return nil, fmt.Errorf("netnsDialer: no listening")
 }
 

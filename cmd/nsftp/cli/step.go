@@ -35,6 +35,9 @@ type stepper struct {
 	// kernel says the run is on the kernel's TCP (--net os), whose
 	// segments cannot be stopped at: it sends them on its own.
 	kernel bool
+	// announce, if set, is told what each prompt is before (the live
+	// lesson in a browser shows it).
+	announce func(e trace.Event)
 }
 
 type stepMode int
@@ -73,6 +76,9 @@ func (s *stepper) BeforeCall(ctx context.Context, e trace.Event) error {
 	} else {
 		s.showTCB(e.TCB)
 	}
+	if s.announce != nil {
+		s.announce(e)
+	}
 	return s.prompt(ctx, "before "+trace.BSDCall(c, false)+" on "+e.Host+" fd"+fmt.Sprint(c.Socket))
 }
 
@@ -85,6 +91,20 @@ func (s *stepper) BeforeFrame(e trace.Event) {
 		return
 	}
 	s.rec.Flush()
+	fmt.Fprintf(s.out, "\n[step] %s\n       %s\n", describeFrame(e), seg.Addrs())
+	s.showTCB(e.TCB)
+	if s.announce != nil {
+		s.announce(e)
+	}
+	// A frame cannot be refused: q stops the session, whose remaining
+	// frames then pass.
+	s.prompt(context.Background(), "at a segment on "+e.Host)
+}
+
+// describeFrame says what a frame about to cross a host's link is: who
+// sends or receives it, and what it carries.
+func describeFrame(e trace.Event) string {
+	seg := e.Segment
 	who := e.Host
 	if seg.Socket != 0 {
 		who += fmt.Sprintf(" fd%d %s", seg.Socket, seg.Label)
@@ -99,11 +119,7 @@ func (s *stepper) BeforeFrame(e trace.Event) {
 	} else if seg.Info != "" {
 		what += " " + seg.Info
 	}
-	fmt.Fprintf(s.out, "\n[step] %s: about to %s %s\n       %s\n", who, verb, what, seg.Addrs())
-	s.showTCB(e.TCB)
-	// A frame cannot be refused: q stops the session, whose remaining
-	// frames then pass.
-	s.prompt(context.Background(), "at a segment on "+e.Host)
+	return who + ": about to " + verb + " " + what
 }
 
 // describeSegment says what a TCP segment carries: its sequence and
@@ -170,8 +186,10 @@ func (s *stepper) showTCPInfo(b *trace.TCB) {
 	if b.Ssthresh > 0 {
 		ssthresh = fmt.Sprint(b.Ssthresh)
 	}
-	fmt.Fprintf(s.out, "       TCP_INFO %s  cwnd=%d ssthresh=%s mss=%d SRTT=%v RTO=%v snd_wnd=%d rcv_wnd=%d congestion: %s\n",
-		b.State, b.Cwnd, ssthresh, b.MSS, b.SRTT, b.RTO, b.SndWnd, b.RcvWnd, b.Congestion)
+	fmt.Fprintf(s.out, "       TCP_INFO %s  cwnd=%d ssthresh=%s mss=%d SRTT=%v RTTVAR=%v RTO=%v snd_wnd=%d rcv_wnd=%d congestion: %s\n",
+		b.State, b.Cwnd, ssthresh, b.MSS, b.SRTT, b.RTTVar, b.RTO, b.SndWnd, b.RcvWnd, b.Congestion)
+	fmt.Fprintf(s.out, "           in flight %d (SACKed %d, lost %d, retransmitted %d), %d retransmitted in all; %d bytes acknowledged, %d received\n",
+		b.Outstanding, b.Sacked, b.Lost, b.Retrans, b.TotalRetrans, b.BytesAcked, b.BytesReceived)
 }
 
 // prompt waits for a key and acts on it; where says where a q stopped.

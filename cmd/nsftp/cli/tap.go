@@ -79,6 +79,16 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 	if err != nil {
 		return nil, &setupError{errors.Join(err, closeGuard())}
 	}
+	if n.peerKernel {
+		peerRole := trace.Server
+		if role == trace.Server {
+			peerRole = trace.Client
+		}
+		if err := see.startPeer(peerRole); err != nil {
+			dev.Close()
+			return nil, err
+		}
+	}
 	cfg := see.hostConfig(string(role), role, true)
 	if see.step != nil {
 		// The kernel's frames can be stopped at only as they arrive.
@@ -107,12 +117,12 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 	// network says.
 	if n.gateway != "" {
 		gw, _ := netip.ParseAddr(n.gateway)
-		if err := host.Configure(trace.Config{Source: trace.FromCommandLine, Router: gw.Unmap()}); err != nil {
+		if err := host.Configure(stack.Change{Source: trace.FromCommandLine, Router: gw.Unmap()}); err != nil {
 			return fail(&setupError{err})
 		}
 	}
 	if len(dns) > 0 {
-		if err := host.Configure(trace.Config{Source: trace.FromCommandLine, DNS: dns}); err != nil {
+		if err := host.Configure(stack.Change{Source: trace.FromCommandLine, DNS: dns}); err != nil {
 			return fail(&setupError{err})
 		}
 	}

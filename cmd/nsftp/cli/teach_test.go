@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/packet"
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/trace"
@@ -280,7 +281,7 @@ func TestPCAPOpenings(t *testing.T) {
 	// The data connection comes from port 20, as RFC 959 has it: tshark
 	// knows it for ftp-data with no hints.
 	out, err = exec.Command(tshark, "-r", pcapPath, "-Y", "ftp-data", "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.len").Output()
-	if err != nil || !strings.Contains(string(out), "20\t274") {
+	if want := fmt.Sprintf("20\t%d", len((&demoRun{}).hello())); err != nil || !strings.Contains(string(out), want) {
 		t.Errorf("tshark finds no ftp-data from port 20 carrying the file: %v\n%s", err, out)
 	}
 }
@@ -425,7 +426,7 @@ func TestBigTransferViews(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := p.Server.Listen(ctx, trace.Control, "192.0.2.2:21", 8)
+	l, err := p.Server.Listen(trace.WithLabel(ctx, trace.Control), "tcp", "192.0.2.2:21")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -573,7 +574,8 @@ func TestGraph(t *testing.T) {
 	}
 
 	// What the recording says: the data segments the server sent, which
-	// of them carried nothing new, and the server's window at each sample.
+	// of them it marked as resending sequence space, and the server's
+	// window at each sample.
 	f, err := os.Open(recPath)
 	if err != nil {
 		t.Fatal(err)
@@ -583,7 +585,7 @@ func TestGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var fresh, rtx int
+	var fresh, rtx, below int
 	var top uint32
 	var steps []string
 	sampled := map[string]bool{} // the phases the server's TCB samples show
@@ -591,11 +593,17 @@ func TestGraph(t *testing.T) {
 	firstPhase := ""
 	for _, e := range evs {
 		if s := e.Segment; s != nil && e.Host == "server" && s.Dir == trace.Out && s.Label == trace.Data && s.Len > 0 {
-			end := s.Seq + uint32(s.Len)
-			if fresh+rtx > 0 && int32(end-top) <= 0 {
+			if s.Retransmit {
 				rtx++
 			} else {
 				fresh++
+			}
+			// The mark's meaning, worked out here on our own: the
+			// segment starts below the highest sequence number sent.
+			if fresh+rtx > 1 && int32(top-s.Seq) > 0 {
+				below++
+			}
+			if end := s.Seq + uint32(s.Len); fresh+rtx == 1 || int32(end-top) > 0 {
 				top = end
 			}
 		}
@@ -631,19 +639,26 @@ func TestGraph(t *testing.T) {
 	if marks.rtx != rtx {
 		t.Errorf("the graph marks %d retransmissions, the run sent %d", marks.rtx, rtx)
 	}
+	// --stats counts them as the graph does: from the marks.
+	if m := regexp.MustCompile(`data connection \S+ > \S+: goodput .*, (\d+) data segments retransmitted`).FindStringSubmatch(errOut); m == nil || m[1] != strconv.Itoa(rtx) {
+		t.Errorf("--stats says %q, the run marked %d retransmissions:\n%s", m, rtx, errOut)
+	}
+	if below != rtx {
+		t.Errorf("the server marked %d segments as retransmissions, %d start below the highest sequence number sent", rtx, below)
+	}
 	if pcapRtx := pcapRetransmissions(t, pcapPath, 20); pcapRtx != rtx {
 		t.Errorf("the capture shows %d retransmissions from port 20, the graph %d", pcapRtx, marks.rtx)
 	}
 	if tshark, err := exec.LookPath("tshark"); err == nil {
 		// tshark tells a retransmission from a fast, a spurious or an
-		// out-of-order one; together they are what carried nothing new.
-		// Its rule also flags a segment that resends old bytes with new
-		// ones after them, which the graph draws as new data: so they may
-		// differ by a few.
+		// out-of-order one; together they are the segments that start
+		// below the highest sequence number sent, as the stack's mark.
+		// Its rules have exceptions (a keep-alive, a window probe): so
+		// they may differ by a few.
 		out, err := exec.Command(tshark, "-r", pcapPath, "-Y", "tcp.srcport==20 && (tcp.analysis.retransmission || "+
 			"tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order)").Output()
 		n := strings.Count(string(out), "\n")
-		if err != nil || n < marks.rtx || n > marks.rtx+max(2, marks.rtx/50) {
+		if err != nil || n < marks.rtx-max(2, marks.rtx/50) || n > marks.rtx+max(2, marks.rtx/50) {
 			t.Errorf("tshark finds %d retransmissions from port 20, the graph %d (%v)", n, marks.rtx, err)
 		}
 		t.Logf("tshark finds %d retransmissions", n)
@@ -677,40 +692,39 @@ func TestGraph(t *testing.T) {
 	t.Logf("%d data segments, %d retransmitted; %d cwnd steps; %d-byte graph", fresh, rtx, len(steps), len(svg))
 }
 
-// pcapRetransmissions counts the TCP data segments from port that carry
-// nothing new, in an Ethernet pcap: the rule tcptrace and the graph use.
+// pcapRetransmissions counts the TCP data segments from port that start
+// below the highest sequence number sent before, in an Ethernet pcap:
+// what the stack marks as retransmissions, read off the capture instead.
 func pcapRetransmissions(t *testing.T, path string, port uint16) int {
 	t.Helper()
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b = b[24:]
+	defer f.Close()
+	r, err := packet.NewPCAPReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
 	n, seen := 0, false
 	var top uint32
-	for len(b) >= 16 {
-		capLen := int(binary.LittleEndian.Uint32(b[8:]))
-		frame := b[16 : 16+capLen]
-		b = b[16+capLen:]
-		if len(frame) < 14+20+20 || binary.BigEndian.Uint16(frame[12:]) != 0x0800 || frame[14+9] != 6 {
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return n
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := packet.Decode(rec.Data, rec.Size, r.LinkType())
+		if s.Proto != "tcp" || s.Src.Port() != port || s.Len == 0 || s.Flags.Has(trace.SYN) {
 			continue
 		}
-		ihl := int(frame[14]&0x0f) * 4
-		tcp := frame[14+ihl:]
-		if binary.BigEndian.Uint16(tcp) != port {
-			continue
-		}
-		total := int(binary.BigEndian.Uint16(frame[16:]))
-		payload := total - ihl - int(tcp[12]>>4)*4
-		if payload <= 0 || tcp[13]&0x02 != 0 {
-			continue
-		}
-		end := binary.BigEndian.Uint32(tcp[4:]) + uint32(payload)
-		if seen && int32(end-top) <= 0 {
+		if seen && int32(top-s.Seq) > 0 {
 			n++
-		} else {
+		}
+		if end := s.Seq + uint32(s.Len); !seen || int32(end-top) > 0 {
 			top, seen = end, true
 		}
 	}
-	return n
 }

@@ -1,0 +1,93 @@
+package trace_test
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nsftp/nsftp/trace"
+)
+
+// TestReadJSONGzip reads a recording compressed with gzip (RUN.jsonl.gz)
+// as the recording itself: known by its first bytes, whatever its name.
+func TestReadJSONGzip(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "demo-active.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var z bytes.Buffer
+	zw := gzip.NewWriter(&z)
+	zw.Write(raw)
+	zw.Close()
+	plain, err := trace.ReadJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	unzipped, err := trace.ReadJSON(&z)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plain) < 100 || !reflect.DeepEqual(plain, unzipped) {
+		t.Fatalf("the gzip recording read %d events, the plain one %d, or they differ", len(unzipped), len(plain))
+	}
+	// A gzip stream cut short is an error, not a shorter run.
+	var z2 bytes.Buffer
+	zw2 := gzip.NewWriter(&z2)
+	zw2.Write(raw)
+	zw2.Close()
+	if _, err := trace.ReadJSON(bytes.NewReader(z2.Bytes()[:z2.Len()/2])); err == nil {
+		t.Error("a gzip recording cut in half read without an error")
+	}
+	if _, err := trace.ReadJSON(strings.NewReader("\x1f\x8bnot gzip at all")); err == nil {
+		t.Error("bytes that start like gzip and are not read without an error")
+	}
+}
+
+// TestGraphLayout: where GraphLayout says a connection's time axis is,
+// WriteGraph labels it: the label at X0 is 0, the one at X1 the span
+// T1-T0 (a round value past the last segment).
+func TestGraphLayout(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "lesson", "testdata", "bulk.jsonl.gz"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := trace.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	panels := trace.GraphLayout(evs)
+	if len(panels) != 1 {
+		t.Fatalf("%d panels for one data connection", len(panels))
+	}
+	var svg bytes.Buffer
+	if err := trace.WriteGraph(&svg, evs, trace.GraphOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	p := panels[0]
+	label := func(x float64) string {
+		m := regexp.MustCompile(`<text x="` + regexp.QuoteMeta(strconv.FormatFloat(x, 'f', -1, 64)) + `" y="[0-9.]+" class="axis time"[^>]*>([^<]*)</text>`).FindStringSubmatch(svg.String())
+		if m == nil {
+			return ""
+		}
+		return m[1]
+	}
+	if p.X0 >= p.X1 || !p.T1.After(p.T0) {
+		t.Fatalf("panel %+v", p)
+	}
+	first, last := label(p.X0), label(p.X1)
+	if first == "" || last == "" || strings.Trim(first, "0.smµ ") != "" {
+		t.Errorf("the time axis at X0 reads %q, at X1 %q; want 0 and the span %v", first, last, p.T1.Sub(p.T0))
+	}
+	t.Logf("axis from %q to %q, span %v", first, last, p.T1.Sub(p.T0))
+	if span := p.T1.Sub(p.T0); !strings.Contains(last, strconv.FormatFloat(span.Seconds()*1000, 'f', -1, 64)) &&
+		!strings.Contains(last, strconv.FormatFloat(span.Seconds(), 'f', -1, 64)) {
+		t.Errorf("the time axis ends at %q; GraphLayout says its span is %v", last, span)
+	}
+}
