@@ -122,8 +122,14 @@ func signalName(s os.Signal) string {
 }
 
 // selfPath is the running program, which a guard runs a copy of, or ""
-// when it cannot be found (no guard then).
+// when it cannot be found (no guard then). /proc/self/exe is the program
+// itself, however it was started: a user who may not reach its directory
+// by name (nsftp run as nobody from root's temporary directory) may still
+// run it again.
 func selfPath() string {
+	if _, err := os.Stat("/proc/self/exe"); err == nil {
+		return "/proc/self/exe"
+	}
 	p, err := os.Executable()
 	if err != nil {
 		return ""
@@ -138,11 +144,13 @@ const guardEnv = "NSFTP_TAP_GUARD"
 // startGuard starts a copy of nsftp as the guard of the TAP device this
 // run opens, or returns nil when the run has no program to copy (Run
 // called from tests or another program, where the device is put back by
-// Close alone). The guard shares nsftp's standard error, to say if it
-// could not put the device back.
-func startGuard(e *env) (*tap.Guard, error) {
+// Close alone) or the copy cannot be started: the guard is a safety net
+// for when nsftp is killed, and the run goes on without it. The guard
+// shares nsftp's standard error, to say if it could not put the device
+// back.
+func startGuard(e *env) *tap.Guard {
 	if e.guardExe == "" {
-		return nil, nil
+		return nil
 	}
 	cmd := exec.Command(e.guardExe)
 	cmd.Args = []string{"nsftp (TAP device guard)"}
@@ -150,9 +158,9 @@ func startGuard(e *env) (*tap.Guard, error) {
 	cmd.Stderr = e.stderr
 	g, err := tap.StartGuard(cmd)
 	if err != nil {
-		return nil, &setupError{err}
+		return nil
 	}
-	return g, nil
+	return g
 }
 
 // runGuard is the guard's process: it stays through the signals a

@@ -64,10 +64,7 @@ func openTAP(ctx context.Context, n *netFlags, see *seeing, role trace.Role) (*n
 	//
 	// A device the user made is put back as it was when nsftp ends: by
 	// Close, and by a guard process if nsftp dies without running it.
-	guard, err := startGuard(see.e)
-	if err != nil {
-		return nil, err
-	}
+	guard := startGuard(see.e)
 	closeGuard := func() error {
 		if guard == nil {
 			return nil
