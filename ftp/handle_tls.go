@@ -103,7 +103,7 @@ func (s *session) awaitUpgrade(raw net.Conn, r *bufio.Reader) *bufio.Reader {
 	if err != nil {
 		return nil
 	}
-	return bufio.NewReaderSize(&urgentABOR{r: tc}, 4096)
+	return bufio.NewReaderSize(&urgentABOR{r: tc}, controlReadBuffer)
 }
 
 // prefixConn replays bytes already read from a connection before reading

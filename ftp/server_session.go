@@ -228,12 +228,17 @@ func (s *session) run() {
 	}
 }
 
+// controlReadBuffer is a control connection's read buffer. Command lines
+// are short, and a longer one (up to MaxLineLength) is read in pieces; a
+// server holding 10,000 sessions holds 10,000 of these (at 4 KiB, 40 MB).
+const controlReadBuffer = 1 << 10
+
 // readLoop reads commands from the control connection for run. It is a
 // goroutine of its own so that ABOR, STAT and QUIT are seen while a
 // transfer runs.
 func (s *session) readLoop() {
 	raw := s.ctrl
-	r := bufio.NewReaderSize(&urgentABOR{r: raw}, 4096)
+	r := bufio.NewReaderSize(&urgentABOR{r: raw}, controlReadBuffer)
 	for {
 		skipTelnet(r)
 		verb, arg, err := ReadCommand(r)
