@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -18,12 +17,11 @@ import (
 	"time"
 
 	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/trace"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // netCase is one network the client and server can run on: nsftp's
 // virtual wire, or the kernel's loopback.
@@ -192,17 +190,7 @@ func TestActiveTranscript(t *testing.T) {
 	transcript := strings.Join(lines, "\n") + "\n"
 	// The port the stack chose varies; its address does not.
 	transcript = regexp.MustCompile(`PORT 192,0,2,1,\d+,\d+`).ReplaceAllString(transcript, "PORT 192,0,2,1,P1,P2")
-	golden := "testdata/active-download.golden"
-	if *update {
-		os.WriteFile(golden, []byte(transcript), 0o644)
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if transcript != string(want) {
-		t.Errorf("transcript differs from %s:\n%s\nwant:\n%s", golden, transcript, want)
-	}
+	testkit.Golden(t, "testdata/active-download.golden", []byte(transcript))
 }
 
 // TestFailedDownloadKeepsDestination: a download that breaks leaves the

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
 )
@@ -225,9 +226,7 @@ func TestDestResume(t *testing.T) {
 // the reason, otherwise.
 func mountTmpfs(t *testing.T, flags uintptr, data string) string {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a tmpfs needs root")
-	}
+	testkit.NeedRoot(t, "mounts a tmpfs")
 	dir := t.TempDir()
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", flags, data); err != nil {
 		t.Skipf("cannot mount a tmpfs on %s: %v", dir, err)

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsftp/nsftp/internal/testkit"
 )
 
 // Network namespaces for tests that need real, distinct addresses on a real
@@ -33,12 +35,8 @@ type netnsPair struct {
 // root, no ip command). They are removed when the test ends.
 func newNetnsPair(t *testing.T, serverAddr string, clientAddrs ...string) *netnsPair {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs the ip command (iproute2)")
-	}
+	testkit.NeedRoot(t, "creates network namespaces")
+	testkit.NeedPeer(t, "ip")
 	tag := strings.ToLower(rand.Text()[:8])
 	srv, cli := "nsftp-s-"+tag, "nsftp-c-"+tag
 	ip := func(args ...string) {

@@ -21,16 +21,13 @@ import (
 	"time"
 
 	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 func needPeer(t *testing.T, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Skipf("%s is not installed (CI installs it; apt-get install %s)", name, name)
-	}
-	return p
+	return testkit.NeedPeer(t, name)
 }
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -49,9 +46,7 @@ func freePort(t *testing.T) int {
 func startVsftpd(t *testing.T) (addr, root string) {
 	t.Helper()
 	bin := needPeer(t, "vsftpd")
-	if os.Geteuid() != 0 {
-		t.Skip("vsftpd needs root (it chroots anonymous sessions); CI runs as root")
-	}
+	testkit.NeedRoot(t, "vsftpd chroots anonymous sessions")
 	ftpUser, err := user.Lookup("ftp")
 	if err != nil {
 		t.Skip("vsftpd needs the 'ftp' user, which its Debian package creates")

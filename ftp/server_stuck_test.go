@@ -3,7 +3,6 @@ package ftp
 import (
 	"errors"
 	"io"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/nsftp/nsftp/internal/testkit"
 )
 
 // A file system that stops answering: a hung NFS or FUSE mount, where open,
@@ -159,9 +160,7 @@ func TestServerStuckCallsBounded(t *testing.T) {
 // answers holds the caller exactly as a hung network mount does. Closing
 // the listener lets the calls go. It needs root (CAP_SYS_ADMIN).
 func TestServerFileSystemStuckKernel(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: a fanotify permission listener needs CAP_SYS_ADMIN")
-	}
+	testkit.NeedRoot(t, "a fanotify permission listener needs CAP_SYS_ADMIN")
 	root := t.TempDir()
 	writeTree(t, root, map[string]string{"hung-open": "x", "hung-read": strings.Repeat("y", 1<<20), "plain": "plain"})
 	fan, err := unix.FanotifyInit(unix.FAN_CLASS_CONTENT|unix.FAN_CLOEXEC, unix.O_RDONLY)

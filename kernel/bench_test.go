@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -64,9 +65,7 @@ func BenchmarkKernelTransfer(b *testing.B) {
 			NewNetwork(Config{Host: "server", Observer: rec.Record, NoDelay: true}))
 	})
 	b.Run("watched", func(b *testing.B) {
-		if os.Geteuid() != 0 {
-			b.Skip("skipping: needs root")
-		}
+		testkit.NeedRoot(b, "makes a network namespace and reads the kernel's tracepoints")
 		ns, err := NewNetNS(0)
 		if err != nil {
 			b.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -210,10 +211,7 @@ func TestPCAPReaderHostile(t *testing.T) {
 // every frame whole (the 65,550-byte one too), in the right link type,
 // and every checksum right, as tshark checks them itself.
 func TestPCAPTshark(t *testing.T) {
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Skip("tshark not installed (CI installs it)")
-	}
+	tshark := testkit.NeedPeer(t, "tshark")
 	frames := [][]byte{
 		tcpFrame(cli4, srv4, TCPFields{Seq: 1000, Flags: trace.SYN, Window: 64240, Options: synOpts()}, nil, 0, nil),
 		tcpFrame(cli4, srv4, TCPFields{Seq: 1001, Ack: 1, Flags: trace.ACK, Options: tsOpts()}, bytes.Repeat([]byte{'d'}, 1<<16-IPv4HeaderLen-32-1), 0, nil),

@@ -2,22 +2,21 @@ package packet
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
-)
 
-var writeSeeds = flag.Bool("seeds", false, "write the fuzz targets' seed corpora to testdata/fuzz")
+	"github.com/nsftp/nsftp/internal/testkit"
+)
 
 // TestSeeds checks that the committed seed corpora of FuzzDecode,
 // FuzzPCAPReader and FuzzTCPRoundTrip are the frames of fuzzSeeds, in the
-// go test fuzz v1 format, so the corpora follow the frames; with -seeds it
-// writes them:
+// go test fuzz v1 format, so the corpora follow the frames;
+// with -update it writes them:
 //
-//	go test ./packet/ -run TestSeeds -seeds
+//	go test ./packet/ -run TestSeeds -update
 func TestSeeds(t *testing.T) {
 	names := []string{"syn", "sack", "ipv6-ext", "ipv6-fragment", "arp", "icmp-frag-needed", "ndp-ns", "dns", "dhcp"}
 	var pcap bytes.Buffer
@@ -37,9 +36,9 @@ func TestSeeds(t *testing.T) {
 func write(t *testing.T, target, name, body string) {
 	dir := filepath.Join("testdata", "fuzz", target)
 	want := []byte("go test fuzz v1\n" + body)
-	if !*writeSeeds {
+	if !testkit.Updating() {
 		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || !bytes.Equal(got, want) {
-			t.Errorf("the seed %s/%s is not as fuzzSeeds makes it (%v): go test ./packet/ -run TestSeeds -seeds", target, name, err)
+			t.Errorf("the seed %s/%s is not as fuzzSeeds makes it (%v): go test ./packet/ -run TestSeeds -update", target, name, err)
 		}
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -15,13 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/trace"
 	"github.com/nsftp/nsftp/trace/tracetest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // timeline is a run's recorder with every event kept.
 type timeline struct {
@@ -165,19 +163,7 @@ func formatCall(e trace.Event) string {
 
 func compareGolden(t *testing.T, path, got string) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("trace differs from %s (run with -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
+	testkit.Golden(t, path, []byte(got))
 }
 
 // TestStatesFollowRFC793 checks every socket's life against RFC 793's
@@ -374,11 +360,7 @@ func TestSegmentsAndPCAP(t *testing.T) {
 	if records != segments {
 		t.Errorf("pcap has %d records, observer saw %d frames", records, segments)
 	}
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Logf("tshark not installed; pcap checked by this test's own reader only")
-		return
-	}
+	tshark := testkit.NeedPeer(t, "tshark")
 	path := filepath.Join(t.TempDir(), "run.pcap")
 	if err := os.WriteFile(path, pcap.Bytes(), 0o644); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsftp/nsftp/internal/testkit"
 )
 
 // The tests build their networks out of network namespaces they create and
@@ -25,15 +27,7 @@ import (
 // needRoot skips tb unless it can create network namespaces and TAP devices.
 func needRoot(tb testing.TB) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipping: needs root to create network namespaces and TAP devices")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		tb.Skip("skipping: needs the ip command (apt-get install iproute2)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		tb.Skip("skipping: no /dev/net/tun")
-	}
+	testkit.NeedNetns(tb)
 }
 
 // netns is a network namespace owned by one test.

@@ -3,7 +3,6 @@ package trace_test
 import (
 	"bytes"
 	"encoding/xml"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -17,11 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/trace"
 	"github.com/nsftp/nsftp/trace/tracetest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the recordings")
 
 // The recordings are real runs of `nsftp demo --record`, committed so that
 // every view is tested exactly, with no network; demo-os-active is
@@ -44,39 +42,7 @@ func load(t *testing.T, name string) []trace.Event {
 
 func golden(t *testing.T, path string, got []byte) {
 	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (go test ./trace -update writes it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs (go test ./trace -update if the change is meant):\n%s", path, lineDiff(string(want), string(got)))
-	}
-}
-
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < len(w) || i < len(g); i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl && shown < 20 {
-			fmt.Fprintf(&b, "line %d:\n- %s\n+ %s\n", i+1, wl, gl)
-			shown++
-		}
-	}
-	return b.String()
+	testkit.Golden(t, path, got)
 }
 
 func text(evs []trace.Event, opt trace.TextOptions) []byte {

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/trace"
 	"github.com/nsftp/nsftp/trace/tracetest"
@@ -114,9 +115,7 @@ func svgText(s string) string { return strings.ReplaceAll(s, "'", "&#39;") }
 //   - Nothing makes TCP beat the shaper: the goodput over the whole
 //     transfer is checked not to exceed what 20 Mbit/s carries.
 func TestDemoCompareBottleneck(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: shaping the kernel's loopback needs root (CI runs as root)")
-	}
+	testkit.NeedRoot(t, "shapes the kernel's loopback")
 	stacktest.CheckGoroutines(t)
 	leftAsFound(t, nil)
 	dir := t.TempDir()

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/kernel/kerneltest"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/trace"
@@ -180,9 +181,7 @@ func TestGetNetOSTraced(t *testing.T) {
 // and ftp-data from port 20.
 func TestPCAPNetOS(t *testing.T) {
 	kerneltest.NeedRoot(t)
-	if _, err := exec.LookPath("tshark"); err != nil {
-		t.Skip("skipping: needs tshark (CI installs it)")
-	}
+	testkit.NeedPeer(t, "tshark")
 	leftAsFound(t, nil)
 	pcap := filepath.Join(t.TempDir(), "run.pcap")
 	if _, errOut, err := runIn(t, "", "demo", "--net", "os", "-q", "--pcap", pcap, "--stats"); err != nil {
@@ -222,14 +221,8 @@ func buildNsftp(tb testing.TB, tags ...string) string {
 // setpriv), and returns setpriv's path.
 func needSetpriv(tb testing.TB) string {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipping: needs root to run the command as another user (CI runs as root)")
-	}
-	setpriv, err := exec.LookPath("setpriv")
-	if err != nil {
-		tb.Skip("skipping: needs setpriv (util-linux)")
-	}
-	return setpriv
+	testkit.NeedRoot(tb, "runs the command as another user")
+	return testkit.NeedPeer(tb, "setpriv")
 }
 
 // asNobody is the command line that runs args as nobody (uid and gid

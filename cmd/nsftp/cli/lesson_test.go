@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,12 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/lesson/browsertest"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/trace"
 )
-
-var update = flag.Bool("update", false, "rewrite docs/lesson.png, the screenshot of the demo's lesson, and the lessons' pages in docs/lessons")
 
 // settled is true once the page has read every chunk it asked for.
 const settled = `(document.documentElement.dataset.pending || '0') === '0'`
@@ -151,7 +149,7 @@ func TestLessonPage(t *testing.T) {
 		t.Errorf("TCB panel: SND.NXT relative to ISS shows %q, want %d", got, sample.SndNxt-sample.ISS)
 	}
 	tcbAt := panel(p, "tcb")
-	if *update {
+	if testkit.Updating() {
 		p.Wait(settled, 5*time.Second)
 		if err := os.WriteFile(filepath.Join("..", "..", "..", "docs", "lesson.png"), p.Screenshot(), 0o644); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/lesson"
 	"github.com/nsftp/nsftp/trace"
 )
@@ -39,13 +40,13 @@ func TestLessonPagesCurrent(t *testing.T) {
 		rec := filepath.Join(recordingDir, name+".jsonl.gz")
 		page := filepath.Join(lessonsDir, name+".html")
 		out := filepath.Join(t.TempDir(), name+".html")
-		if *update {
+		if testkit.Updating() {
 			out = page
 		}
 		if _, errOut, err := runIn(t, "", "show", rec, "--html", out); err != nil {
 			t.Fatalf("show %s --html: %v\n%s", rec, err, errOut)
 		}
-		if *update {
+		if testkit.Updating() {
 			continue
 		}
 		got, err := os.ReadFile(out)

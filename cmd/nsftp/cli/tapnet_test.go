@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nsftp/nsftp/internal/testkit"
 )
 
 // The addresses on every test's TAP link: the kernel's side of tap0
@@ -43,20 +45,9 @@ const (
 // devices and run the given peers.
 func needTAPRoot(tb testing.TB, peers ...string) {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("skipping: needs root to create network namespaces and TAP devices (CI runs as root)")
-	}
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		tb.Skip("skipping: no /dev/net/tun (modprobe tun)")
-	}
-	for _, p := range append([]string{"ip"}, peers...) {
-		if _, err := exec.LookPath(p); err != nil {
-			pkg := map[string]string{"ip": "iproute2", "ss": "iproute2", "dnsmasq": "dnsmasq-base", "sysctl": "procps"}[p]
-			if pkg == "" {
-				pkg = p
-			}
-			tb.Skipf("skipping: needs %s (CI installs it; apt-get install %s)", p, pkg)
-		}
+	testkit.NeedNetns(tb)
+	for _, p := range peers {
+		testkit.NeedPeer(tb, p)
 	}
 }
 

@@ -22,14 +22,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/stack/stacktest"
 )
 
 func needTshark(tb testing.TB) {
 	tb.Helper()
-	if _, err := exec.LookPath("tshark"); err != nil {
-		tb.Skip("skipping: needs tshark (CI installs it)")
-	}
+	testkit.NeedPeer(tb, "tshark")
 }
 
 // tshark runs tshark with args and returns its standard output.

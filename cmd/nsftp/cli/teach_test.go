@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nsftp/nsftp/ftp"
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/packet"
 	"github.com/nsftp/nsftp/stack"
 	"github.com/nsftp/nsftp/stack/stacktest"
@@ -262,11 +263,7 @@ func TestPCAPOpenings(t *testing.T) {
 	if got := countSYNs(t, b); got != 2 {
 		t.Errorf("pcap holds %d connection openings (SYN without ACK), want 2", got)
 	}
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Log("tshark not installed: checked with our own reader only")
-		return
-	}
+	tshark := testkit.NeedPeer(t, "tshark")
 	out, err := exec.Command(tshark, "-r", pcapPath, "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0").CombinedOutput()
 	if err != nil {
 		t.Fatalf("tshark: %v\n%s", err, out)

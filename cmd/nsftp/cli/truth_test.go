@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/trace"
 )
@@ -82,10 +83,7 @@ func TestExplainNamesTheCaller(t *testing.T) {
 // its capture: with -q (nothing traced), with offload, in passive mode.
 func TestDemoEndsWithoutReset(t *testing.T) {
 	stacktest.CheckGoroutines(t)
-	tshark, err := exec.LookPath("tshark")
-	if err != nil {
-		t.Skip("tshark is not installed (apt-get install tshark): cannot read the capture's expert information")
-	}
+	tshark := testkit.NeedPeer(t, "tshark")
 	for _, flags := range [][]string{{"-q"}, {"-q", "--offload"}, {"-q", "--offload=tso"}, {"-q", "--passive"}, {"--trace"}} {
 		pcap := filepath.Join(t.TempDir(), "run.pcap")
 		args := append([]string{"demo", "--pcap", pcap}, flags...)
