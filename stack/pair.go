@@ -63,28 +63,13 @@ const WireMinRTO = 10 * time.Millisecond
 // drained at its rate, both ways), up to netstack's 120 s.
 //
 // Without a cap the timeout doubles at every expiry up to 120 s, and on a
-// very lossy wire it gets there: an RTT sample can span a whole timeout.
-// When the ACK of a segment is lost, the sender resends the segment after
-// its timeout; the receiver has it already and drops it as a duplicate,
-// and its ACK echoes the timestamp of the last segment it took (RFC 7323
-// 4.3), from before the timeout. That ACK acknowledges new data as far as
-// the sender knows, so the sender takes the whole wait as a round trip
-// (RFC 7323 4.1), and its next timeout is longer still. With 20% of
-// frames lost each way, SRTT went from 1 ms to 3.5 s and `nsftp demo
-// --loss 20% --size 2MiB` ended after 95 s with the server's 426 (its
-// 30 s write deadline); with the cap it completed in 10-50 s in 56 runs
-// of 58. Linux offers the same cap per socket and system-wide
-// (TCP_RTO_MAX_MS, net.ipv4.tcp_rto_max_ms).
-//
-// In the other two, all 2 MiB arrived and the server's FIN was lost
-// twice, and the server never sent it again: the client gave up after its
-// 60 s. A pcap shows the FIN, a resend 62 ms later (netstack's tail loss
-// probe), then nothing. netstack's code explains it, though the count
-// itself was not observed: after a probe it arms the retransmission timer
-// only if it counts segments outstanding (snd.go, postXmit), and a
-// timeout sets that count to 0 while ACKs of what was sent before the
-// timeout still lower it (clamped at 0), so it can be 0 with the FIN
-// unacknowledged. Nothing here can re-arm the timer of a closed socket.
+// very lossy wire it gets there: when the ACK of a resent segment is
+// lost, the receiver's ACK of the duplicate echoes the timestamp of an
+// older segment (RFC 7323 4.3), the sender takes the whole timeout as a
+// round trip (4.1), and each timeout is longer than the last until the
+// application gives up. Linux offers the same cap per socket and
+// system-wide (TCP_RTO_MAX_MS, net.ipv4.tcp_rto_max_ms). docs/notes.md
+// has what was measured, and a netstack bug a capped host still meets.
 const WireMaxRTO = time.Second
 
 // maxRTO is the cap on the hosts' retransmission timeout (WireMaxRTO).

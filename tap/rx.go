@@ -17,11 +17,9 @@ import (
 // buffers a frame used are replaced, from gVisor's buffer pools, so a small
 // frame costs one small buffer and no copy: the buffers become the packet.
 // They add up to more than the largest frame a TAP device hands out: an IP
-// packet of 65,535 bytes, an Ethernet header and a VLAN tag. (Seven
-// buffers of 2 to 32 KiB, as before, cost a 64 KiB frame seven pool
-// round trips and netstack seven views to walk: a get over the TAP with
-// offload moved 2912-2968 MB/s with them and 3079-3103 with these two,
-// alternating in one session.)
+// packet of 65,535 bytes, an Ethernet header and a VLAN tag. More, smaller
+// buffers cost a 64 KiB frame a pool round trip and a view each
+// (docs/notes.md).
 var rxChunks = [...]int{2048, 65536}
 
 // For MTU-sized frames the receive path is two goroutines: the reader
