@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"math"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -17,22 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/trace"
 )
 
 // load reads a recording: the trace package's demos, or this package's.
 func load(t *testing.T, path string) []trace.Event {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
+	return testkit.ReadRecording(t, path)
 }
 
 var (

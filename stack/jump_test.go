@@ -1,10 +1,8 @@
 package stack_test
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"math/rand/v2"
 	"runtime"
 	"strings"
 	"testing"
@@ -90,42 +88,15 @@ func jumpPair(t *testing.T, cfg stack.PairConfig) (*stack.Pair, *trace.Recorder,
 func TestJumpOutage(t *testing.T) {
 	stacktest.CheckGoroutines(t)
 	const at, length = 10 * time.Millisecond, 30 * time.Second
-	p, rec, keep := jumpPair(t, stack.PairConfig{
+	realStart := time.Now()
+	_, evs, p := pathRunConfig(t, stack.PairConfig{
 		Wire:   stack.WireConfig{Path: stack.Path{Delay: time.Millisecond, Down: []stack.Outage{{At: at, For: length}}}},
 		Server: stack.HostConfig{MaxRTO: 120 * time.Second},
-	})
-	want := make([]byte, 1<<20)
-	rand.NewChaCha8([32]byte{2}).Read(want)
-	realStart := time.Now()
-	var got []byte
-	var readErr, sendErr error
-	p.Clock.Run(func() {
-		l := listen(t, p.Server, serverAddr)
-		c := dial(t, p.Client, serverAddr)
-		s := accept(t, l)
-		sent := make(chan error, 1)
-		go func() {
-			_, err := s.Send(context.Background(), want)
-			s.Close()
-			sent <- err
-		}()
-		c.SetReadDeadline(time.Now().Add(5 * time.Minute)) // of the network's time
-		got, readErr = io.ReadAll(c)
-		sendErr = <-sent
-		c.Close()
-	})
+	}, 1<<20)
 	took := time.Since(realStart)
-	if readErr != nil || sendErr != nil {
-		t.Fatalf("receiving: %v; sending: %v (%d of %d bytes)", readErr, sendErr, len(got), len(want))
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("received %d bytes that differ from the %d sent", len(got), len(want))
-	}
-	rec.Stop()
 	if p.Wire.Stats().Down == 0 {
 		t.Fatal("no frame met the outage")
 	}
-	evs := keep.Events
 	span := evs[len(evs)-1].Time.Sub(evs[0].Time)
 	t.Logf("%v of the network's time in %v of real time, %d jumps", span.Round(time.Millisecond), took.Round(time.Millisecond), stack.JumpsOf(p.Clock))
 	if span < length {

@@ -21,15 +21,20 @@ import (
 // whatever else the machine is busy with.
 func pathRun(t *testing.T, wire stack.WireConfig, n int) ([]byte, []trace.Event, *stack.Pair) {
 	t.Helper()
+	return pathRunConfig(t, stack.PairConfig{Wire: wire}, n)
+}
+
+// pathRunConfig is pathRun on a Pair made from cfg, its hosts' and wire's
+// events recorded (with TCB samples).
+func pathRunConfig(t *testing.T, cfg stack.PairConfig, n int) ([]byte, []trace.Event, *stack.Pair) {
+	t.Helper()
 	clock := stacktest.JumpClock(t)
 	keep := &trace.Keep{}
 	rec := trace.NewRecorderOn(clock, keep)
-	p := stacktest.Pair(t, stack.PairConfig{
-		Wire:   wire,
-		Clock:  clock,
-		Client: stack.HostConfig{Observer: rec.Record, Samples: true},
-		Server: stack.HostConfig{Observer: rec.Record, Samples: true},
-	})
+	cfg.Clock = clock
+	cfg.Client.Observer, cfg.Server.Observer, cfg.Wire.Observer = rec.Record, rec.Record, rec.Record
+	cfg.Client.Samples, cfg.Server.Samples = true, true
+	p := stacktest.Pair(t, cfg)
 	want := make([]byte, n)
 	rand.NewChaCha8([32]byte{1}).Read(want)
 	var got []byte

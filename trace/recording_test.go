@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/trace"
 )
 
@@ -53,15 +54,7 @@ func TestReadJSONGzip(t *testing.T) {
 // WriteGraph labels it: the label at X0 is 0, the one at X1 the span
 // T1-T0 (a round value past the last segment).
 func TestGraphLayout(t *testing.T) {
-	f, err := os.Open(filepath.Join("..", "lesson", "testdata", "bulk.jsonl.gz"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := testkit.ReadRecording(t, filepath.Join("..", "lesson", "testdata", "bulk.jsonl.gz"))
 	panels := trace.GraphLayout(evs)
 	if len(panels) != 1 {
 		t.Fatalf("%d panels for one data connection", len(panels))

@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -28,16 +27,7 @@ var recordings = []string{"demo-active", "demo-passive", "demo-os-active"}
 
 func load(t *testing.T, name string) []trace.Event {
 	t.Helper()
-	f, err := os.Open(filepath.Join("testdata", name+".jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
+	return testkit.ReadRecording(t, filepath.Join("testdata", name+".jsonl"))
 }
 
 func golden(t *testing.T, path string, got []byte) {

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/nsftp/nsftp/trace"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files and other files the tests compare against from what the code makes today")
@@ -117,4 +119,20 @@ func NeedNetns(tb testing.TB) {
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		tb.Skip("skipping: no /dev/net/tun (modprobe tun)")
 	}
+}
+
+// ReadRecording reads a run recorded as JSON lines (or the same in gzip),
+// failing the test if it cannot be read whole.
+func ReadRecording(tb testing.TB, path string) []trace.Event {
+	tb.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	evs, err := trace.ReadJSON(f)
+	if err != nil {
+		tb.Fatalf("%s: %v", path, err)
+	}
+	return evs
 }

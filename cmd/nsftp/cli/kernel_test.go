@@ -20,7 +20,6 @@ import (
 	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/kernel/kerneltest"
 	"github.com/nsftp/nsftp/stack/stacktest"
-	"github.com/nsftp/nsftp/trace"
 	"github.com/nsftp/nsftp/trace/tracetest"
 )
 
@@ -88,15 +87,7 @@ func TestDemoNetOS(t *testing.T) {
 			t.Errorf("demo --net os output lacks %q", w)
 		}
 	}
-	f, err := os.Open(rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := testkit.ReadRecording(t, rec)
 	tracetest.Causal(t, evs)
 	if root {
 		seen := tracetest.RFC793(t, evs)

@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nsftp/nsftp/internal/testkit"
 	"github.com/nsftp/nsftp/stack/stacktest"
 	"github.com/nsftp/nsftp/trace"
 	"github.com/nsftp/nsftp/trace/tracetest"
@@ -121,16 +122,7 @@ func (ns *labNS) dhcpFlags(extra ...string) []string {
 // readRecording reads a run nsftp recorded with --record.
 func readRecording(t *testing.T, path string) []trace.Event {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return evs
+	return testkit.ReadRecording(t, path)
 }
 
 // TestTAPDHCPGetByName is the whole story of reaching a server by name

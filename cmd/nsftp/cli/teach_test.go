@@ -68,15 +68,7 @@ func TestDemoRecordingShowsTheSame(t *testing.T) {
 			if want := traced + "\n"; shown != want {
 				t.Errorf("show renders the recording differently from the live run:\n%s", lineDiff(want, shown))
 			}
-			f, err := os.Open(rec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			evs, err := trace.ReadJSON(f)
-			if err != nil {
-				t.Fatal(err)
-			}
+			evs := testkit.ReadRecording(t, rec)
 			tracetest.Causal(t, evs)
 			seen := tracetest.RFC793(t, evs)
 			for _, s := range tracetest.Lifecycle {
@@ -573,15 +565,7 @@ func TestGraph(t *testing.T) {
 	// What the recording says: the data segments the server sent, which
 	// of them it marked as resending sequence space, and the server's
 	// window at each sample.
-	f, err := os.Open(recPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	evs, err := trace.ReadJSON(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := testkit.ReadRecording(t, recPath)
 	var fresh, rtx, below int
 	var top uint32
 	var steps []string
