@@ -1,6 +1,7 @@
 package trace
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -53,7 +54,7 @@ type graphConn struct {
 	sacks    []graphSACK
 	tcb      []graphTCB
 	maxSeq   uint32
-	bytes    int64
+	bytes    int64 // the sequence space its data segments cover: see covered
 	retrans  int
 	received map[uint32]bool
 }
@@ -168,7 +169,36 @@ func newGraph(events []Event, opt GraphOptions) *graph {
 			}
 		}
 	}
+	for _, c := range g.conns {
+		c.bytes = covered(c.data)
+	}
 	return g
+}
+
+// covered is how many bytes of sequence space the data segments span
+// together, each byte once: the data the sender moved. Summing the
+// segments that are not resends says the same only when every first
+// sending was seen; a kernel's capture (taken where the device sends,
+// after its qdisc) never sees a segment the qdisc dropped, only its
+// resend.
+func covered(segs []graphSeg) int64 {
+	spans := make([][2]uint32, len(segs))
+	for i, s := range segs {
+		spans[i] = [2]uint32{s.start, s.end}
+	}
+	slices.SortFunc(spans, func(a, b [2]uint32) int { return cmp.Compare(a[0], b[0]) })
+	var n int64
+	var reach uint32 // the end of the sequence space counted so far
+	for i, s := range spans {
+		if i == 0 || s[0] > reach {
+			n += int64(s[1] - s[0])
+			reach = s[1]
+		} else if s[1] > reach {
+			n += int64(s[1] - reach)
+			reach = s[1]
+		}
+	}
+	return n
 }
 
 // add takes one segment of the connection, seen from c.host.
@@ -195,8 +225,6 @@ func (c *graphConn) add(at time.Time, s *Segment) {
 		// what it sent (Segment.Retransmit).
 		if s.Retransmit {
 			c.retrans++
-		} else {
-			c.bytes += int64(s.Len)
 		}
 		if int32(end-c.maxSeq) > 0 {
 			c.maxSeq = end

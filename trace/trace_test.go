@@ -742,3 +742,46 @@ func TestGraphTellsApart(t *testing.T) {
 		}
 	}
 }
+
+// TestGraphCountsEachByteOnce: a graph's byte count is the sequence space
+// the sender's data covered, each byte once, though the recording missed
+// a segment's first sending (a kernel's capture is taken after its qdisc,
+// which dropped it) and holds only its resend, and holds a resend of a
+// segment it also saw sent.
+func TestGraphCountsEachByteOnce(t *testing.T) {
+	ap := netip.MustParseAddrPort
+	srv, cli := ap("198.51.100.2:20"), ap("198.51.100.1:40000")
+	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	var evs []trace.Event
+	seg := func(s trace.Segment) {
+		s.Proto, s.Label, s.Socket = "tcp", trace.Data, 5
+		evs = append(evs, trace.Event{Seq: uint64(len(evs) + 1), Time: t0.Add(time.Duration(len(evs)) * time.Millisecond),
+			Layer: trace.LayerKernel, Host: "server", Kind: trace.KindSegment, Segment: &s})
+	}
+	seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.SYN, Seq: 1000})
+	seg(trace.Segment{Dir: trace.In, Src: cli, Dst: srv, Flags: trace.SYN | trace.ACK, Seq: 5000, Ack: 1001})
+	const n, mss = 10, 1000
+	for i := range n {
+		s := uint32(1001 + i*mss)
+		if i != 3 { // the qdisc dropped it: never captured
+			seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: s, Ack: 5001, Len: mss})
+		}
+	}
+	for _, i := range []int{3, 5} {
+		seg(trace.Segment{Dir: trace.Out, Src: srv, Dst: cli, Flags: trace.ACK, Seq: uint32(1001 + i*mss), Ack: 5001, Len: mss, Retransmit: true})
+	}
+	seg(trace.Segment{Dir: trace.In, Src: cli, Dst: srv, Flags: trace.ACK, Seq: 5001, Ack: 1001 + n*mss, Window: 65535})
+	var b bytes.Buffer
+	if err := trace.WriteGraph(&b, evs, trace.GraphOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	checkSVG(t, b.Bytes())
+	want := fmt.Sprintf("%s in %s", trace.Bytes(n*mss), trace.Duration(evs[len(evs)-1].Time.Sub(evs[0].Time)))
+	if !strings.Contains(b.String(), want) {
+		m := regexp.MustCompile(`[^>]* in [^;]*; seen from`).FindString(b.String())
+		t.Errorf("the graph says %q, want %q", m, want)
+	}
+	if !strings.Contains(b.String(), "11 segments, 2 retransmitted") {
+		t.Errorf("the graph does not count 11 segments with 2 resends: %q", regexp.MustCompile(`\d+ segments[^;]*`).FindString(b.String()))
+	}
+}
