@@ -467,6 +467,7 @@ func (s *compareSide) measure(blind map[Seen]bool) []measure {
 		callStates = map[sockKey][]string{}
 		callLabels = map[sockKey]Conn{}
 		listens    = map[sockKey]bool{}
+		closed     = map[sockKey]bool{} // close() begun (a run never gives a socket's number again)
 
 		data = s.dataTransfer()
 	)
@@ -484,12 +485,18 @@ func (s *compareSide) measure(blind map[Seen]bool) []measure {
 			c := e.Call
 			k := sockKey{e.Host, c.Socket}
 			st := c.StateAfter
+			if e.Phase == Begin && c.Op == OpClose {
+				closed[k] = true
+			}
 			switch {
 			case e.Phase == Begin:
 				st = c.StateBefore
-			case c.Op == OpAccept, c.Op == OpClose:
+			case c.Op == OpAccept, c.Op == OpClose, closed[k]:
 				// accept's is the new connection's; after close(2) the
-				// kernel's socket is out of TCP_INFO's reach.
+				// kernel's socket is out of TCP_INFO's reach, for a call
+				// that close cut short too (a recv() waiting in another
+				// thread), whose state netstack would give as it happened
+				// to be at that moment.
 				st = ""
 			}
 			if c.Op == OpListen {

@@ -2,9 +2,11 @@ package trace_test
 
 import (
 	"bytes"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nsftp/nsftp/trace"
 )
@@ -80,5 +82,45 @@ func TestCompareGolden(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the comparison lacks %q", want)
 		}
+	}
+}
+
+// TestCompareCallStatesAfterClose: without privilege the kernel's side
+// shows no changes of state, and the states the calls saw stand in for
+// them. A recv() that another thread's close() cuts short ends on a
+// socket TCP_INFO can no longer reach; netstack's would end in whatever
+// state the connection had got to by then (FIN-WAIT-1 or, a moment later,
+// TIME-WAIT), so it is left out on both sides, as close's own end is.
+func TestCompareCallStatesAfterClose(t *testing.T) {
+	run := func(layer trace.Layer, after trace.TCPState, unseen bool) []trace.Event {
+		t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+		var evs []trace.Event
+		add := func(e trace.Event) {
+			e.Seq, e.Time, e.Layer, e.Host = uint64(len(evs)+1), t0.Add(time.Duration(len(evs))*time.Millisecond), layer, "server"
+			evs = append(evs, e)
+		}
+		info := &trace.HostInfo{Role: trace.Server, Addrs: []netip.Prefix{netip.MustParsePrefix("192.0.2.2/24")}}
+		if unseen {
+			info.Unseen = []trace.Unseen{{What: trace.SeenStates, Why: "tracefs is root's"}, {What: trace.SeenSegments, Why: "a packet socket needs CAP_NET_RAW"}}
+		}
+		add(trace.Event{Kind: trace.KindHost, HostInfo: info})
+		call := func(ph trace.Phase, op trace.Op, before, after trace.TCPState) {
+			add(trace.Event{Kind: trace.KindCall, Phase: ph, Call: &trace.Call{Socket: 4, Label: trace.Control, Op: op, StateBefore: before, StateAfter: after}})
+		}
+		call(trace.Begin, trace.OpRecv, trace.StateEstablished, "")
+		call(trace.Begin, trace.OpClose, trace.StateEstablished, "")
+		call(trace.End, trace.OpClose, trace.StateEstablished, trace.StateFinWait1)
+		call(trace.End, trace.OpRecv, trace.StateEstablished, after)
+		return evs
+	}
+	var b bytes.Buffer
+	err := trace.WriteCompare(&b, run(trace.LayerStack, trace.StateTimeWait, false), run(trace.LayerKernel, "", true),
+		trace.CompareOptions{Width: 160, Left: "netstack", Right: "Linux"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, diff, _ := strings.Cut(b.String(), "What differs")
+	if strings.Contains(diff, "TIME-WAIT") || !strings.Contains(diff, "The same on both: the states the calls on the server control connection saw") {
+		t.Errorf("the states a call cut short by close() saw are compared:\nWhat differs%s", diff)
 	}
 }
