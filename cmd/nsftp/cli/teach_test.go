@@ -634,13 +634,15 @@ func TestGraph(t *testing.T) {
 		// tshark tells a retransmission from a fast, a spurious or an
 		// out-of-order one; together they are the segments that start
 		// below the highest sequence number sent, as the stack's mark.
-		// Its rules have exceptions (a keep-alive, a window probe): so
-		// they may differ by a few.
-		out, err := exec.Command(tshark, "-r", pcapPath, "-Y", "tcp.srcport==20 && (tcp.analysis.retransmission || "+
+		// Its rules count a resent SYN or FIN too, which carry no data
+		// and are not counted here: on a loaded machine tshark once found
+		// 132 where the graph marked 129, and runs with 8% loss show the
+		// difference is the data connection's resent FIN.
+		out, err := exec.Command(tshark, "-r", pcapPath, "-Y", "tcp.srcport==20 && tcp.len > 0 && (tcp.analysis.retransmission || "+
 			"tcp.analysis.fast_retransmission || tcp.analysis.spurious_retransmission || tcp.analysis.out_of_order)").Output()
 		n := strings.Count(string(out), "\n")
-		if err != nil || n < marks.rtx-max(2, marks.rtx/50) || n > marks.rtx+max(2, marks.rtx/50) {
-			t.Errorf("tshark finds %d retransmissions from port 20, the graph %d (%v)", n, marks.rtx, err)
+		if err != nil || n != marks.rtx {
+			t.Errorf("tshark finds %d data segments retransmitted from port 20, the graph %d (%v)", n, marks.rtx, err)
 		}
 		t.Logf("tshark finds %d retransmissions", n)
 	}
