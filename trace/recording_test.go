@@ -3,6 +3,7 @@ package trace_test
 import (
 	"bytes"
 	"compress/gzip"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -47,6 +48,47 @@ func TestReadJSONGzip(t *testing.T) {
 	}
 	if _, err := trace.ReadJSON(strings.NewReader("\x1f\x8bnot gzip at all")); err == nil {
 		t.Error("bytes that start like gzip and are not read without an error")
+	}
+}
+
+// TestReadJSONLong reads a recording of several thousand events (ReadJSON
+// gathers them in chunks of a few thousand): every event, in order, and,
+// cut short in the middle of a line past the first chunks, every event
+// before the cut.
+func TestReadJSONLong(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join("testdata", "demo-active.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := trace.ReadJSON(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := bytes.Repeat(raw, 20000/len(one)+1)
+	evs, err := trace.ReadJSON(bytes.NewReader(long))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) < 20000 || len(evs)%len(one) != 0 {
+		t.Fatalf("read %d events of %d copies of %d", len(evs), len(long)/len(raw), len(one))
+	}
+	for i := range evs {
+		if !reflect.DeepEqual(evs[i], one[i%len(one)]) {
+			t.Fatalf("event %d is %+v, want %+v", i, evs[i], one[i%len(one)])
+		}
+	}
+	cutAt := len(long) * 2 / 3
+	for long[cutAt-1] == '\n' || long[cutAt-1] == '}' {
+		cutAt-- // in the middle of a line, not at its end
+	}
+	whole := bytes.Count(long[:cutAt], []byte("\n"))
+	part, err := trace.ReadJSON(bytes.NewReader(long[:cutAt]))
+	var cut *trace.CutError
+	if !errors.As(err, &cut) || !cut.MidLine || cut.Events != whole || len(part) != whole || cut.Line != whole+1 {
+		t.Fatalf("cut at byte %d: %d events, %v (%+v); want the %d lines before it", cutAt, len(part), err, cut, whole)
+	}
+	if !reflect.DeepEqual(part, evs[:whole]) {
+		t.Error("the events before the cut differ from the same events read whole")
 	}
 }
 
