@@ -168,14 +168,21 @@ func TestClockMonotonic(t *testing.T) {
 
 // TestClockJump: a jumping clock stands still while nothing waits for it
 // and jumps from timer to timer: three timers an hour apart fire at their
-// times exactly, in order, at once in real time.
+// times exactly, in order, at once in real time. The test sets them as
+// part of the network (Clock.Run), as a test's own goroutines must be:
+// set from outside it, the clock may jump between two of them if the
+// test's goroutine waits to be scheduled (on a loaded CI machine the 1h
+// timer fired, the clock jumped, and the "2h" one was set at 1h for 3h).
 func TestClockJump(t *testing.T) {
 	c := newTestClock(t, ClockConfig{Jump: true})
-	start := c.Now()
+	var start time.Time
 	got := make(chan time.Duration, 3)
-	for _, d := range []time.Duration{3 * time.Hour, time.Hour, 2 * time.Hour} {
-		c.AfterFunc(d, func() { got <- c.Since(start) })
-	}
+	c.Run(func() {
+		start = c.Now()
+		for _, d := range []time.Duration{3 * time.Hour, time.Hour, 2 * time.Hour} {
+			c.AfterFunc(d, func() { got <- c.Since(start) })
+		}
+	})
 	realStart := time.Now()
 	for _, want := range []time.Duration{time.Hour, 2 * time.Hour, 3 * time.Hour} {
 		select {
