@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1519,29 +1520,67 @@ func (r *oneByteReader) Read(p []byte) (int, error) {
 }
 
 // TestServerPassiveReplaced checks that a new PASV closes the listener of
-// the one before, so a client repeating PASV holds one port only.
+// the one before, so a client repeating PASV holds one port only. It
+// watches the server's own listeners: a dial to the old port would test
+// the machine instead, where another test's listener may be handed that
+// port the moment it is free (under load one was, and the dial connected).
 func TestServerPassiveReplaced(t *testing.T) {
-	ts := startTestServer(t, ServerConfig{})
+	n := &listenLog{}
+	ts := startTestServer(t, ServerConfig{Network: n})
 	c := dialRaw(t, ts.addr)
 	c.login()
-	first, err := ParsePASV(c.want("PASV", 227).Text())
+	for i, cmd := range []string{"PASV", "EPSV", "PASV"} {
+		code := map[string]int{"PASV": 227, "EPSV": 229}[cmd]
+		c.want(cmd, code)
+		lns := n.listeners()
+		if len(lns) != i+1 {
+			t.Fatalf("after %d passive commands, %d listeners opened", i+1, len(lns))
+		}
+		for j, l := range lns[:i] {
+			if !l.closed.Load() {
+				t.Fatalf("after %s, the listener of passive command %d (%s) is open", cmd, j+1, l.Addr())
+			}
+			if _, err := l.Listener.Accept(); !errors.Is(err, net.ErrClosed) {
+				t.Errorf("the replaced listener %s accepts: %v", l.Addr(), err)
+			}
+		}
+		if lns[i].closed.Load() {
+			t.Errorf("the listener %s the %s reply names is closed", lns[i].Addr(), cmd)
+		}
+	}
+}
+
+// listenLog is the OS's network, keeping every listener it opens.
+type listenLog struct {
+	OSNetwork
+	mu  sync.Mutex
+	lns []*loggedListener
+}
+
+func (n *listenLog) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	l, err := n.OSNetwork.Listen(ctx, network, address)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	// The old listener is closed before the new one opens, so the
-	// kernel may hand the new one the same port: ask again until it
-	// does not (each EPSV replaces the last), then try the old port.
-	for range 10 {
-		port, err := ParseEPSV(c.want("EPSV", 229).Text())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if port != first.Port() {
-			break
-		}
-	}
-	if conn, err := net.DialTimeout("tcp", first.String(), 5*time.Second); err == nil {
-		conn.Close()
-		t.Errorf("the replaced PASV port %d still accepts connections", first.Port())
-	}
+	ll := &loggedListener{Listener: l}
+	n.mu.Lock()
+	n.lns = append(n.lns, ll)
+	n.mu.Unlock()
+	return ll, nil
+}
+
+func (n *listenLog) listeners() []*loggedListener {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.lns)
+}
+
+type loggedListener struct {
+	net.Listener
+	closed atomic.Bool
+}
+
+func (l *loggedListener) Close() error {
+	l.closed.Store(true)
+	return l.Listener.Close()
 }
