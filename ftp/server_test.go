@@ -9,12 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -981,19 +983,30 @@ func (n *recordingNetwork) DialFrom(ctx context.Context, network, local, address
 }
 
 // serverPorts finds a port P whose neighbour P-1 is free too, on loopback,
-// for a server that connects from L-1.
+// for a server that connects from L-1. They are found below the kernel's
+// ephemeral range (net.ipv4.ip_local_port_range), where it never hands a
+// port to a program that asks for any: a free ephemeral port could be
+// given to another test between this check and the server's bind.
 func serverPorts(t *testing.T) (control, data int) {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	low := 32768
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil {
+				low = n
+			}
 		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p < 1026 {
+	}
+	if low < 4000 {
+		t.Skipf("the ephemeral port range starts at %d: no room below it for a pair of ports", low)
+	}
+	for range 50 {
+		p := 2000 + mrand.IntN(low-2000)
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
 			continue
 		}
+		l.Close()
 		if l2, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p-1)); err == nil {
 			l2.Close()
 			return p, p - 1

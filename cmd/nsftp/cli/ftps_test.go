@@ -2,9 +2,9 @@ package cli
 
 import (
 	"context"
-	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,20 +22,17 @@ func testCerts(t *testing.T, ips ...string) (caFile, certFile, keyFile string) {
 }
 
 // startServe runs `nsftp serve` in-process with args until the test ends,
-// on a free loopback port, and returns the port.
+// on a loopback port it chooses itself, and returns the port, read from
+// the line serve prints when it listens. (Choosing a free port first and
+// handing it to serve leaves a moment in which another test may be given
+// that port: the kernel hands a port out again as soon as it is free.)
 func startServe(t *testing.T, dir string, args ...string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	var out, errOut syncBuffer
 	go func() {
-		done <- Run(ctx, append([]string{"serve", dir, "--net", "os", "--listen", "127.0.0.1:" + strconv.Itoa(port), "-q"}, args...), strings.NewReader(""), &out, &errOut)
+		done <- Run(ctx, append([]string{"serve", dir, "--net", "os", "--listen", "127.0.0.1:0"}, args...), strings.NewReader(""), &out, &errOut)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -43,9 +40,10 @@ func startServe(t *testing.T, dir string, args ...string) int {
 			t.Errorf("serve: %v\n%s", err, errOut.String())
 		}
 	})
+	serving := regexp.MustCompile(`nsftp: serving .* on 127\.0\.0\.1:(\d+) `)
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			c.Close()
+		if m := serving.FindStringSubmatch(errOut.String()); m != nil {
+			port, _ := strconv.Atoi(m[1])
 			return port
 		}
 		if time.Now().After(deadline) {
