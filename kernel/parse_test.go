@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -61,6 +62,49 @@ func TestParseTracePipe(t *testing.T) {
 	}
 	if s := shownStack(listen.stack); !slices.Equal(s, []string{"__x64_sys_listen", "__sys_listen", "inet_listen", "__inet_listen_sk", "inet_csk_listen_start"}) {
 		t.Errorf("shown stack = %q: outermost first, without the tracing and syscall-entry frames", s)
+	}
+}
+
+// TestParseStackLate: a task preempted after writing its event writes the
+// stack later, on another CPU, after another task's event and stack on
+// the first: each event keeps its own stack (a stack was lost this way on
+// a loaded machine, and the README's connect() line lost its chain).
+func TestParseStackLate(t *testing.T) {
+	const ev = "inet_sock_set_state: family=AF_INET protocol=IPPROTO_TCP sport=%d dport=21 saddr=127.0.0.1 daddr=127.0.0.2 saddrv6=::ffff:127.0.0.1 daddrv6=::ffff:127.0.0.2 oldstate=%s newstate=%s"
+	lines := []string{
+		"           nsftp-100     [000] .....    10.000100: " + fmt.Sprintf(ev, 40000, "TCP_CLOSE", "TCP_SYN_SENT"),
+		"           other-200     [000] .....    10.000200: " + fmt.Sprintf(ev, 40001, "TCP_SYN_SENT", "TCP_ESTABLISHED"),
+		"           other-200     [000] .....    10.000250: <stack trace>",
+		" => trace_event_raw_event_inet_sock_set_state",
+		" => tcp_finish_connect",
+		" => __x64_sys_connect",
+		"           nsftp-100     [001] .....    10.009000: <stack trace>",
+		" => trace_event_raw_event_inet_sock_set_state",
+		" => tcp_v4_connect",
+		" => __x64_sys_connect",
+		"          <idle>-0       [001] ..s2.    10.009100: " + fmt.Sprintf(ev, 40002, "TCP_FIN_WAIT2", "TCP_CLOSE"),
+	}
+	var p parser
+	var got []*record
+	for _, l := range lines {
+		p.line(l, func(r *record) { got = append(got, r) })
+	}
+	p.expire(1<<62, func(r *record) { got = append(got, r) })
+	stacks := map[string][]string{}
+	for _, r := range got {
+		stacks[r.fields["sport"]] = r.stack
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d records, want 3", len(got))
+	}
+	if s := stacks["40000"]; !slices.Contains(s, "tcp_v4_connect") || slices.Contains(s, "tcp_finish_connect") {
+		t.Errorf("the preempted connect()'s stack: %q", s)
+	}
+	if s := stacks["40001"]; !slices.Contains(s, "tcp_finish_connect") || slices.Contains(s, "tcp_v4_connect") {
+		t.Errorf("the other task's stack: %q", s)
+	}
+	if s := stacks["40002"]; s != nil {
+		t.Errorf("the idle task's event, whose stack never came: %q", s)
 	}
 }
 

@@ -309,8 +309,15 @@ func (t *tracefs) teardown() error {
 
 // margin is how far behind its last read the reader promises to have
 // seen everything: an event is stamped a moment before it is in the
-// buffer, and trace_pipe merges the CPUs' buffers.
-const margin = 5 * time.Millisecond
+// buffer, and trace_pipe merges the CPUs' buffers. stackWait is how long
+// an event waits for its stack before it is handed on without one: the
+// stack comes after the event is committed, and the task writing it may
+// be preempted in between (see parser); the timeline holds back only as
+// long as an event waits, which is microseconds when its stack comes.
+const (
+	margin    = 5 * time.Millisecond
+	stackWait = 250 * time.Millisecond
+)
 
 // read reads trace_pipe until stopped, hands what it parses to the
 // timeline, and tells the timeline how far it has read.
@@ -338,7 +345,7 @@ func (t *tracefs) read() {
 				continue
 			}
 			if err == unix.EAGAIN || err == unix.EINTR || n == 0 {
-				t.parser.expire(before-int64(margin), t.record)
+				t.parser.expire(before-int64(stackWait), t.record)
 				t.advance(before - int64(margin))
 			}
 			break

@@ -22,10 +22,23 @@ type record struct {
 
 // parser reads trace_pipe's text, line by line. An event whose tracepoint
 // takes a stack trace waits for it: the trigger writes the stack as an
-// entry of its own right after the event, on the same CPU.
+// entry of its own after the event, by the same task. Not always at once,
+// nor on the same CPU: the trigger runs after the event is committed,
+// where a task in a system call may be preempted, and move, before it
+// writes the stack (on a loaded machine a connect()'s stack came more than
+// 5 ms after its event, and was lost).
 type parser struct {
-	pending map[int]*record // per CPU: an event waiting for its stack
+	pending map[int]*record // per task (see taskKey): an event waiting for its stack
 	inStack *record         // the event whose stack's lines are being read
+}
+
+// taskKey names the task that wrote an entry: its pid, or, for the idle
+// tasks (pid 0 on every CPU, which never move), its CPU.
+func taskKey(pid, cpu int) int {
+	if pid != 0 {
+		return pid
+	}
+	return -1 - cpu
 }
 
 // header matches "task-pid [cpu] flags seconds.fraction: event: fields";
@@ -49,7 +62,7 @@ func (p *parser) line(s string, emit func(*record)) {
 	if r := p.inStack; r != nil {
 		// The stack is complete.
 		p.inStack = nil
-		delete(p.pending, r.cpu)
+		delete(p.pending, taskKey(r.pid, r.cpu))
 		emit(r)
 	}
 	if m := lostLine.FindStringSubmatch(s); m != nil {
@@ -64,15 +77,17 @@ func (p *parser) line(s string, emit func(*record)) {
 	pid, _ := strconv.Atoi(m[2])
 	cpu, _ := strconv.Atoi(m[3])
 	r := &record{task: m[1], pid: pid, cpu: cpu, mono: nanos(m[4], m[5]), event: m[6]}
+	key := taskKey(pid, cpu)
 	if r.event == "<stack trace>" {
-		if w := p.pending[cpu]; w != nil {
+		if w := p.pending[key]; w != nil {
 			p.inStack = w
 		}
 		return
 	}
-	if w := p.pending[cpu]; w != nil {
-		// Its stack never came (the trigger failed): it is complete.
-		delete(p.pending, cpu)
+	if w := p.pending[key]; w != nil {
+		// The task went on without writing its stack (the trigger
+		// failed): the event is complete.
+		delete(p.pending, key)
 		emit(w)
 	}
 	r.fields = fields(m[7])
@@ -84,19 +99,19 @@ func (p *parser) line(s string, emit func(*record)) {
 	if p.pending == nil {
 		p.pending = map[int]*record{}
 	}
-	p.pending[cpu] = r
+	p.pending[key] = r
 }
 
 // expire hands on the events still waiting that happened before mono:
 // called when trace_pipe has nothing more to read, so a stack being read
 // is complete, and a stack not begun is not coming.
 func (p *parser) expire(mono int64, emit func(*record)) {
-	for cpu, r := range p.pending {
+	for key, r := range p.pending {
 		if r.mono < mono {
 			if r == p.inStack {
 				p.inStack = nil
 			}
-			delete(p.pending, cpu)
+			delete(p.pending, key)
 			emit(r)
 		}
 	}
