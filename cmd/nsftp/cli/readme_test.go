@@ -88,13 +88,20 @@ func TestREADMEExcerptsAreTrue(t *testing.T) {
 		for _, l := range strings.Split(out, "\n") {
 			shapes = append(shapes, sameShape(l))
 		}
+		missing := false
 		for _, l := range excerpt(t, marker) {
 			if strings.TrimSpace(l) == "..." {
 				continue
 			}
 			if !slices.Contains(shapes, sameShape(l)) {
 				t.Errorf("the README quotes a line no run of nsftp %s shows now:\n  %s\n  (as %q)", strings.Join(args, " "), l, sameShape(l))
+				missing = true
 			}
+		}
+		if missing {
+			// What the run showed instead: this failed once under load,
+			// and the run's output is the way to its cause.
+			t.Logf("the run's output:\n%s\n%s", out, errOut)
 		}
 	}
 	t.Run("demo", func(t *testing.T) {
