@@ -960,11 +960,42 @@ func TestServerConfinement(t *testing.T) {
 	}
 }
 
-// recordingNetwork is the OS network, recording what it is asked to dial.
+// recordingNetwork is the OS network, recording what it is asked to dial
+// and keeping every listener it opens.
 type recordingNetwork struct {
 	OSNetwork
 	mu    sync.Mutex
 	dials []string
+	lns   []*loggedListener
+}
+
+func (n *recordingNetwork) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	l, err := n.OSNetwork.Listen(ctx, network, address)
+	if err != nil {
+		return nil, err
+	}
+	ll := &loggedListener{Listener: l}
+	n.mu.Lock()
+	n.lns = append(n.lns, ll)
+	n.mu.Unlock()
+	return ll, nil
+}
+
+func (n *recordingNetwork) listeners() []*loggedListener {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.lns)
+}
+
+// loggedListener knows whether it was closed.
+type loggedListener struct {
+	net.Listener
+	closed atomic.Bool
+}
+
+func (l *loggedListener) Close() error {
+	l.closed.Store(true)
+	return l.Listener.Close()
 }
 
 func (n *recordingNetwork) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
@@ -1538,7 +1569,7 @@ func (r *oneByteReader) Read(p []byte) (int, error) {
 // the machine instead, where another test's listener may be handed that
 // port the moment it is free (under load one was, and the dial connected).
 func TestServerPassiveReplaced(t *testing.T) {
-	n := &listenLog{}
+	n := &recordingNetwork{}
 	ts := startTestServer(t, ServerConfig{Network: n})
 	c := dialRaw(t, ts.addr)
 	c.login()
@@ -1561,39 +1592,4 @@ func TestServerPassiveReplaced(t *testing.T) {
 			t.Errorf("the listener %s the %s reply names is closed", lns[i].Addr(), cmd)
 		}
 	}
-}
-
-// listenLog is the OS's network, keeping every listener it opens.
-type listenLog struct {
-	OSNetwork
-	mu  sync.Mutex
-	lns []*loggedListener
-}
-
-func (n *listenLog) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	l, err := n.OSNetwork.Listen(ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	ll := &loggedListener{Listener: l}
-	n.mu.Lock()
-	n.lns = append(n.lns, ll)
-	n.mu.Unlock()
-	return ll, nil
-}
-
-func (n *listenLog) listeners() []*loggedListener {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return slices.Clone(n.lns)
-}
-
-type loggedListener struct {
-	net.Listener
-	closed atomic.Bool
-}
-
-func (l *loggedListener) Close() error {
-	l.closed.Store(true)
-	return l.Listener.Close()
 }
