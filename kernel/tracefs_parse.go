@@ -25,8 +25,9 @@ type record struct {
 // entry of its own after the event, by the same task. Not always at once,
 // nor on the same CPU: the trigger runs after the event is committed,
 // where a task in a system call may be preempted, and move, before it
-// writes the stack (on a loaded machine a connect()'s stack came more than
-// 5 ms after its event, and was lost).
+// writes the stack (paired by CPU and given 5 ms, such a stack would be
+// lost; a connect()'s chain went missing once on a loaded machine, though
+// that this was the cause is not shown).
 type parser struct {
 	pending map[int]*record // per task (see taskKey): an event waiting for its stack
 	inStack *record         // the event whose stack's lines are being read
